@@ -1,0 +1,65 @@
+# phased: the two set-up commands are `make run` and `make test`.
+GO       ?= go
+BIN      := bin/phased
+PKGS     := ./...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test test-short lint bench bench-mpm soak clean proto proto-check
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/phased
+
+## run: the server on its embedded default config (worker MPM on 127.0.0.1:8080)
+run: build
+	./$(BIN)
+
+## test: the whole suite with the race detector, end-to-end suites included (as root, installs what the suite needs from Debian when it is missing, once: chromium for the status page's browser test, about 20 s; postgresql-client's psql for the startup-scripts example's migration)
+test:
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; command -v psql >/dev/null || missing="$$missing postgresql-client"; \
+	  [ -z "$$missing" ] || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+	  echo "make test: could not install$$missing; the tests that need them will skip"
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+## test-short: unit tests only (skips process-level suites)
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## bench: Go benchmarks of the request path, startup, then phased (each MPM) against a bare Go server, nginx and Apache httpd side by side (root; about 15 min); writes BENCHMARKS.md
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./bench/startup -n 10 -bin $(BIN)
+	bench/compare/run.sh
+
+## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation (root; about 16 min); tables in bench/reliability/RESULTS.md
+soak: build
+	@command -v ab >/dev/null && command -v wrk >/dev/null && command -v nginx >/dev/null && [ -x /usr/sbin/apache2 ] || \
+	  { apt-get update -qq && apt-get install -y -qq apache2 apache2-utils nginx wrk; }
+	$(GO) run ./bench/reliability
+
+## bench-mpm: req/s, p99 and RSS of each MPM vs one Go process and Apache prefork (root; about 7 min)
+bench-mpm: build
+	bench/mpm/run.sh
+
+## proto: regenerate the plugin protocol's Go code (protoc from Debian's protobuf-compiler)
+proto:
+	@command -v protoc >/dev/null || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+	./sdk/internal/proto/gen.sh
+
+## proto-check: fail when the committed generated code differs from what `make proto` makes
+proto-check: proto
+	git diff --exit-code -- proto sdk/internal/proto
+	test -z "$$(git status --porcelain -- proto sdk/internal/proto)"
+
+clean:
+	rm -rf bin

@@ -1,0 +1,170 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # PORT, P50, P99, ERRS ... are the callers'
+# bench/compare/lib.sh: helpers shared by load-benchmark scripts, taken from
+# bench/mpm/run.sh (process bookkeeping by PID, free ports, CPU accounting
+# on a shared machine, wrk output). Source it from bash after `set -euo
+# pipefail`. The caller sets PORT_BASE, QUIET_MAX, QUIET_TIMEOUT and
+# PATIENCE_END (a $SECONDS value after which wait_quiet no longer waits).
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+# gone PID: true when PID no longer runs (absent, zombie or dead: a zombie
+# succeeds with kill -0, so read the state from /proc/PID/stat).
+gone() {
+	local st
+	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 0
+	[ "$st" = Z ] || [ "$st" = X ]
+}
+
+# wait_gone SECONDS PID...: true when every PID is gone within SECONDS.
+wait_gone() {
+	local deadline=$((SECONDS + $1)) p alive
+	shift
+	while :; do
+		alive=0
+		for p in "$@"; do
+			gone "$p" || alive=1
+		done
+		[ $alive = 0 ] && return 0
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.1
+	done
+}
+
+# kill_left PID...: SIGKILL each PID, by PID, that is still running.
+kill_left() {
+	local p
+	for p in "$@"; do
+		if ! gone "$p"; then
+			log "warning: pid $p still running; SIGKILL"
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+	done
+}
+
+# children_of PID: the PIDs of PID's children (all threads').
+children_of() {
+	cat /proc/"$1"/task/*/children 2>/dev/null || true
+}
+
+port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# pick_port: sets PORT to a free port from NEXT_PORT (PORT_BASE at first),
+# cycling through PORT_BASE .. PORT_BASE+199.
+pick_port() {
+	local p=${NEXT_PORT:-$PORT_BASE}
+	while ! port_free "$p"; do
+		p=$((p + 1))
+		[ $p -lt $((PORT_BASE + 1000)) ] || die "no free port from $PORT_BASE"
+	done
+	NEXT_PORT=$((p + 1))
+	[ $NEXT_PORT -lt $((PORT_BASE + 200)) ] || NEXT_PORT=$PORT_BASE
+	PORT=$p
+}
+
+# now_us: wall-clock microseconds (bash 5's EPOCHREALTIME, no fork).
+now_us() {
+	local t=${EPOCHREALTIME/[.,]/}
+	echo "$t"
+}
+
+# http_code PORT PATH: the status code of one GET, without forking (bash's
+# /dev/tcp; "000" when the connection fails or nothing comes within 1 s).
+http_code() {
+	local line="" code=000
+	if { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then
+		printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3 2>/dev/null || true
+		if IFS= read -r -t 1 line <&3 2>/dev/null; then
+			line=${line%$'\r'}
+			[[ $line =~ ^HTTP/[0-9.]+\ ([0-9]{3}) ]] && code=${BASH_REMATCH[1]}
+		fi
+		exec 3<&- 3>&-
+	fi
+	echo "$code"
+}
+
+# to_ms VALUE: wrk latency (850.00us, 1.20ms, 2.01s, 1.00m) in ms.
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		if (v == "") { print "-"; exit }
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+		printf "%.2f", n }'
+}
+
+# parse_wrk FILE: sets RPS, P50, P99 (ms), ERRS (socket errors + non-2xx/3xx)
+# from the output of wrk --latency.
+parse_wrk() {
+	local f=$1
+	RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
+	P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
+	P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
+	ERRS=$(awk '/Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10}
+		/Non-2xx or 3xx responses:/ {n += $NF}
+		END {print n + 0}' "$f")
+	[ -n "$RPS" ] || die "cannot parse wrk output $f: $(cat "$f")"
+}
+
+# median: the median of the numbers on stdin ("-" when none).
+median() {
+	sort -g | awk '{a[NR] = $1} END {
+		if (NR == 0) { print "-"; exit }
+		if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# --- CPU accounting, for a shared machine ---------------------------------------
+# cpu_now: "BUSY TASKS TOTAL" jiffies over all CPUs, from /proc/stat: busy
+# counts interrupts too; tasks is user + nice + system, the time /proc/PID/stat
+# charges to processes (softirq work for loopback traffic is charged to no one).
+cpu_now() {
+	awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit}' /proc/stat
+}
+
+# our_cpu PID...: the CPU time of this shell and those processes, with their
+# reaped children's (wrk, curl; children that exited), in jiffies.
+our_cpu() {
+	local p n=0 v
+	for p in "$$" "$@"; do
+		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
+		n=$((n + ${v:-0}))
+	done
+	echo "$n"
+}
+
+# foreign_pct C0 C1 O0 O1: the share (%) of all CPUs that others used between
+# two cpu_now samples ("BUSY TASKS TOTAL") given our_cpu before and after.
+foreign_pct() {
+	local -a a b
+	read -r -a a <<<"$1"
+	read -r -a b <<<"$2"
+	awk -v busy=$((b[1] - a[1])) -v t=$((b[2] - a[2])) -v o=$(($4 - $3)) \
+		'BEGIN {f = (t > 0 ? (busy - o) * 100 / t : 0); if (f < 0) f = 0; printf "%.0f", f}'
+}
+
+# wait_quiet: wait up to QUIET_TIMEOUT s until the machine is busy less than
+# QUIET_MAX % over one second (call it when nothing of ours runs).
+wait_quiet() {
+	local start=$SECONDS a b busy logged=0
+	[ $SECONDS -lt "$PATIENCE_END" ] || return 0
+	while :; do
+		read -r -a a < <(cpu_now)
+		sleep 1
+		read -r -a b < <(cpu_now)
+		busy=$(((b[0] - a[0]) * 100 / (b[2] - a[2] + 1)))
+		[ "$busy" -lt "$QUIET_MAX" ] && return 0
+		if [ $((SECONDS - start)) -ge "$QUIET_TIMEOUT" ]; then
+			log "warning: the machine is still ${busy}% busy after ${QUIET_TIMEOUT}s; measuring anyway"
+			return 0
+		fi
+		if [ $logged = 0 ]; then
+			log "the machine is ${busy}% busy with other work; waiting (up to ${QUIET_TIMEOUT}s) for it to calm down"
+			logged=1
+		fi
+	done
+}

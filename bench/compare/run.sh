@@ -1,0 +1,781 @@
+#!/usr/bin/env bash
+# bench/compare/run.sh: phased (each MPM) against a bare Go server, nginx and
+# Apache httpd (each MPM), on 127.0.0.1, serving the same two files (issue #9).
+#
+#   sudo bench/compare/run.sh                    # 3 interleaved rounds (~12 min); writes BENCHMARKS.md
+#   ROUNDS=1 DURATION=3 bench/compare/run.sh     # a quick look (~3 min)
+#   ONLY="phased-event nginx bare-go" RESULTS=- bench/compare/run.sh
+#
+# Every target serves a temp document root holding hello.txt (6 bytes,
+# "hello\n") and 4k.bin (4096 bytes), on its own port from PORT_BASE. Targets:
+#
+#   phased-prefork   bin/phased, mpm prefork: start 4, min/max spare 2/8, server_limit = max_request_workers = 64
+#   phased-worker    bin/phased, mpm worker: start 2, 25 threads/child, min/max spare threads 25/75, max_request_workers 150
+#   phased-event     bin/phased, mpm event: as worker
+#   bare-go          bench/mpm/bare -handler memory: one Go process, the files' bytes from memory
+#   bare-fileserver  bench/mpm/bare -handler fileserver: one Go process, net/http's http.FileServer
+#   nginx            nginx, worker_processes 2, access_log off, sendfile, open_file_cache, keepalive_requests 1000000
+#   apache-event     Apache httpd 2.4 mpm_event, settings as phased-worker
+#   apache-worker    Apache httpd 2.4 mpm_worker, settings as phased-worker
+#   apache-prefork   Apache httpd 2.4 mpm_prefork, settings as phased-prefork
+#
+# (bench/mpm/README.md explains the MPM settings and why the prefork servers
+# are warmed up until they have CONNS children.) For each target, each round:
+#
+#   1. start to first 200: the server is launched in the foreground (as this
+#      shell's child) and GET /hello.txt is polled every 5 ms (bash /dev/tcp,
+#      no fork) until a 200; the time from launch to that 200.
+#   2. warm-up: prefork targets get 1 s loads until they have CONNS children
+#      (RAMP_TIMEOUT at most; column "ramp s"); then, per file, WARMUP s of
+#      wrk on that file followed by the measurement
+#        wrk -t1 -cCONNS -dDURATIONs --latency http://127.0.0.1:PORT/FILE
+#      (the order of the two files alternates by round).
+#   3. RSS (VmRSS) and PSS of every serving process right after the loads.
+#   4. graceful restart: from the command to the new generation serving.
+#      phased: `phased -f CONF -k graceful` (returns once the new generation
+#      is ready) and then a 200; nginx: `nginx -s reload` until every worker
+#      PID is new and a request gets 200; Apache: `apache2 -f CONF -k graceful`
+#      until every child PID is new and a request gets 200. Also reported:
+#      the time until every old serving process has exited ("old gone").
+#   5. stop (SIGTERM to the process this shell started).
+#
+# The round of all targets runs ROUNDS times, the order rotated by one each
+# round; the tables give medians. Ratios are of median req/s to bare-go's and
+# nginx's for the same file.
+#
+# Environment: ROUNDS (3), DURATION (8, seconds), WARMUP (2, seconds), CONNS
+# (50), RAMP_TIMEOUT (40, seconds), PORT_BASE (18500), ONLY (a space-separated
+# subset of the targets), RESULTS (BENCHMARKS.md at the repository root; "-"
+# for none), KEEP_TMP (0: the temp dir is kept only when the run fails),
+# QUIET_MAX (15) and QUIET_TIMEOUT (120): before each target starts, wait up to
+# QUIET_TIMEOUT s for the machine to be busy less than QUIET_MAX % of all
+# CPUs; FOREIGN_MAX (10) and RETRIES (1): a target whose measurement saw
+# other processes use more than FOREIGN_MAX % of the CPUs ("foreign CPU") is
+# measured again, up to RETRIES times; PATIENCE (15, minutes): after that the
+# run neither waits for quiet nor measures again.
+#
+# Needs root: it installs wrk, apache2-utils, nginx and apache2 from Debian
+# when they are missing, and starts nginx and Apache as root (their workers
+# switch to www-data). It never touches the system's nginx or Apache
+# instances: each runs with its own config file in a temp dir.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=bench/compare/lib.sh
+. "$REPO/bench/compare/lib.sh"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-50}
+RAMP_TIMEOUT=${RAMP_TIMEOUT:-40}
+PORT_BASE=${PORT_BASE:-18500}
+RESULTS=${RESULTS:-$REPO/BENCHMARKS.md}
+KEEP_TMP=${KEEP_TMP:-0}
+QUIET_MAX=${QUIET_MAX:-15}
+QUIET_TIMEOUT=${QUIET_TIMEOUT:-120}
+FOREIGN_MAX=${FOREIGN_MAX:-10}
+RETRIES=${RETRIES:-1}
+PATIENCE=${PATIENCE:-15}
+ONLY=${ONLY:-}
+PHASED=$REPO/bin/phased
+APACHE=/usr/sbin/apache2
+APACHE_MODULES=/usr/lib/apache2/modules
+NGINX=/usr/sbin/nginx
+FILES=(hello.txt 4k.bin)
+COMMAND="$0${*:+ $*}"
+for v in ROUNDS DURATION WARMUP CONNS RAMP_TIMEOUT PORT_BASE KEEP_TMP QUIET_MAX QUIET_TIMEOUT FOREIGN_MAX RETRIES PATIENCE; do
+	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
+		echo "run.sh: $v must be a whole number, not '${!v}'" >&2
+		exit 2
+	fi
+done
+if [ "$ROUNDS" -lt 1 ] || [ "$DURATION" -lt 1 ]; then
+	die "ROUNDS and DURATION must be at least 1"
+fi
+env_desc=""
+for v in ROUNDS DURATION WARMUP CONNS RAMP_TIMEOUT; do
+	env_desc+="$v=${!v} "
+done
+[ -z "$ONLY" ] || env_desc+="ONLY='$ONLY' "
+
+ALL_TARGETS=(phased-prefork phased-worker phased-event bare-go bare-fileserver nginx apache-event apache-worker apache-prefork)
+if [ -n "$ONLY" ]; then
+	read -r -a TARGETS <<<"$ONLY"
+	for t in "${TARGETS[@]}"; do
+		[[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || die "ONLY: unknown target $t (${ALL_TARGETS[*]})"
+	done
+else
+	TARGETS=("${ALL_TARGETS[@]}")
+fi
+
+# --- what this script started, for the trap --------------------------------
+TMP=""
+CUR_PID=""      # the server process this shell started (in the foreground)
+CUR_CHILDREN="" # the last known children of the current server
+WRK_PID=""
+
+stop_current() {
+	local pid=$CUR_PID kids=$CUR_CHILDREN
+	CUR_PID="" CUR_CHILDREN=""
+	[ -n "$pid" ] || return 0
+	kids="$kids $(children_of "$pid")"
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_gone 15 "$pid"; then
+		kill_left "$pid"
+	fi
+	wait "$pid" 2>/dev/null || true
+	# The children must follow their master; a straggler is a finding.
+	# shellcheck disable=SC2086
+	if [ -n "${kids// /}" ] && ! wait_gone 10 $kids; then
+		# shellcheck disable=SC2086
+		kill_left $kids
+	fi
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [ -n "$WRK_PID" ]; then
+		kill -TERM "$WRK_PID" 2>/dev/null || true
+		wait "$WRK_PID" 2>/dev/null || true
+	fi
+	stop_current
+	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+		if [ "$KEEP_TMP" = 1 ] || { [ $rc != 0 ] && [ $rc != 130 ] && [ $rc != 143 ]; }; then
+			log "kept $TMP"
+		else
+			rm -rf "$TMP"
+		fi
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- 1. tools ----------------------------------------------------------------
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
+[ -x "$APACHE" ] || need+=(apache2)
+[ -x "$NGINX" ] || need+=(nginx)
+if [ ${#need[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get install -y ${need[*]}) or run as root"
+	log "installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v go >/dev/null 2>&1 || die "go is not on PATH"
+command -v curl >/dev/null 2>&1 || die "curl is not on PATH"
+[ "$(id -u)" = 0 ] || die "nginx and Apache are started as root here (their workers switch to www-data): run as root"
+
+# --- 2. binaries -----------------------------------------------------------------
+if [ ! -x "$PHASED" ]; then
+	log "building bin/phased"
+	make -C "$REPO" build >/dev/null
+fi
+TMP=$(mktemp -d /tmp/phased-bench-compare.XXXXXX)
+chmod 755 "$TMP" # nginx's and Apache's workers (www-data) read the document root
+PHASED_DESC="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$REPO" && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' (with uncommitted changes)'), bin/phased built $(date -u -r "$PHASED" '+%Y-%m-%d %H:%M UTC')"
+# A copy, so that a rebuild of bin/phased during the run changes nothing.
+cp "$PHASED" "$TMP/phased"
+PHASED=$TMP/phased
+log "building bench/mpm/bare"
+(cd "$REPO" && go build -o "$TMP/bare" ./bench/mpm/bare)
+
+# --- 3. document root -------------------------------------------------------------
+WWW=$TMP/www
+mkdir -p "$WWW" "$TMP/configs"
+printf 'hello\n' >"$WWW/hello.txt"
+# 4096 bytes: "0123456789abcdef" 256 times.
+for _ in $(seq 256); do printf '0123456789abcdef'; done >"$WWW/4k.bin"
+[ "$(stat -c %s "$WWW/4k.bin")" = 4096 ] || die "4k.bin is not 4096 bytes"
+chmod 755 "$WWW"
+chmod 644 "$WWW/hello.txt" "$WWW/4k.bin"
+
+# --- 4. configs ------------------------------------------------------------------
+# save_conf NAME FILE: keeps the first generated config of each kind for RESULTS.
+save_conf() {
+	[ -f "$TMP/configs/$1" ] || sed "s#$TMP#\$TMP#g" "$2" >"$TMP/configs/$1"
+}
+
+phased_conf() { # MPM PORT DIR
+	local mpm=$1 port=$2 dir=$3
+	mkdir -p "$dir"
+	{
+		cat <<EOF
+server_root: $dir
+listen: ["127.0.0.1:$port"]
+pid_file: $dir/phased.pid
+document_root: $WWW
+error_log: {path: $dir/error.log, level: warn, format: json}
+access_log: {path: ""}
+EOF
+		case $mpm in
+		prefork)
+			cat <<EOF
+mpm:
+  name: prefork
+  start_servers: 4
+  min_spare_servers: 2
+  max_spare_servers: 8
+  server_limit: 64
+  max_request_workers: 64
+EOF
+			;;
+		worker | event)
+			cat <<EOF
+mpm:
+  name: $mpm
+  start_servers: 2
+  threads_per_child: 25
+  min_spare_threads: 25
+  max_spare_threads: 75
+  max_request_workers: 150
+EOF
+			;;
+		esac
+	} >"$dir/phased.yaml"
+	"$PHASED" -f "$dir/phased.yaml" -t >/dev/null 2>"$dir/check.log" ||
+		die "phased -t rejects $dir/phased.yaml: $(cat "$dir/check.log")"
+	save_conf "phased-$mpm.yaml" "$dir/phased.yaml"
+}
+
+nginx_conf() { # PORT DIR
+	local port=$1 dir=$2
+	mkdir -p "$dir/tmp"
+	cat >"$dir/nginx.conf" <<EOF
+user www-data;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    keepalive_timeout 5s;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $WWW;
+    }
+}
+EOF
+	"$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -t >/dev/null 2>"$dir/check.log" ||
+		die "nginx -t rejects $dir/nginx.conf: $(cat "$dir/check.log")"
+	save_conf nginx.conf "$dir/nginx.conf"
+}
+
+apache_conf() { # MPM PORT DIR
+	local mpm=$1 port=$2 dir=$3
+	mkdir -p "$dir"
+	{
+		cat <<EOF
+ServerRoot $dir
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+LoadModule mpm_${mpm}_module $APACHE_MODULES/mod_mpm_$mpm.so
+LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
+LoadModule mime_module $APACHE_MODULES/mod_mime.so
+# mod_unixd and mod_log_config are compiled in; no CustomLog: no access log
+User www-data
+Group www-data
+PidFile $dir/httpd.pid
+DefaultRuntimeDir $dir
+Mutex file:$dir default
+ErrorLog $dir/error.log
+LogLevel warn
+TypesConfig /etc/mime.types
+DocumentRoot $WWW
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory $WWW>
+    Require all granted
+</Directory>
+HostnameLookups Off
+EnableSendfile On
+KeepAlive On
+KeepAliveTimeout 5
+MaxKeepAliveRequests 0
+Timeout 60
+MaxConnectionsPerChild 0
+EOF
+		case $mpm in
+		prefork)
+			cat <<EOF
+StartServers 4
+MinSpareServers 2
+MaxSpareServers 8
+ServerLimit 64
+MaxRequestWorkers 64
+EOF
+			;;
+		worker | event)
+			cat <<EOF
+StartServers 2
+ThreadsPerChild 25
+MinSpareThreads 25
+MaxSpareThreads 75
+MaxRequestWorkers 150
+EOF
+			;;
+		esac
+	} >"$dir/httpd.conf"
+	"$APACHE" -f "$dir/httpd.conf" -t >/dev/null 2>"$dir/check.log" ||
+		die "apache2 -t rejects $dir/httpd.conf: $(cat "$dir/check.log")"
+	save_conf "apache-$mpm.conf" "$dir/httpd.conf"
+}
+
+# --- 5. targets ---------------------------------------------------------------------
+# start_target TARGET DIR: writes the config, launches TARGET in the
+# foreground on a free port and waits for its first 200; sets PORT, MASTER,
+# CONF, START_MS.
+start_target() {
+	local t=$1 dir=$2 t0 code deadline
+	local -a cmd
+	pick_port
+	case $t in
+	phased-*)
+		phased_conf "${t#phased-}" "$PORT" "$dir"
+		CONF=$dir/phased.yaml
+		cmd=("$PHASED" -f "$CONF")
+		;;
+	bare-go | bare-fileserver)
+		mkdir -p "$dir"
+		CONF=""
+		local handler=memory
+		[ "$t" = bare-fileserver ] && handler=fileserver
+		cmd=("$TMP/bare" -addr "127.0.0.1:$PORT" -root "$WWW" -handler "$handler")
+		;;
+	nginx)
+		nginx_conf "$PORT" "$dir"
+		CONF=$dir/nginx.conf
+		cmd=("$NGINX" -p "$dir/" -c "$CONF" -e "$dir/error.log" -g "daemon off;")
+		;;
+	apache-*)
+		apache_conf "${t#apache-}" "$PORT" "$dir"
+		CONF=$dir/httpd.conf
+		cmd=("$APACHE" -f "$CONF" -DFOREGROUND)
+		;;
+	*) die "unknown target $t" ;;
+	esac
+	# In its own session: Apache signals its whole process group when it
+	# stops (prefork's killpg), which would otherwise include this script.
+	# setsid execs (no fork: a background job of a script leads no group),
+	# so $! is the server's PID.
+	t0=$(now_us)
+	setsid "${cmd[@]}" >>"$dir/stderr.log" 2>&1 &
+	CUR_PID=$!
+	MASTER=$CUR_PID
+	deadline=$((SECONDS + 20))
+	while :; do
+		code=$(http_code "$PORT" /hello.txt)
+		[ "$code" = 200 ] && break
+		if gone "$CUR_PID"; then
+			die "$t (pid $CUR_PID) exited before serving: $(tail -5 "$dir/stderr.log" "$dir/error.log" 2>/dev/null)"
+		fi
+		[ $SECONDS -lt $deadline ] || die "$t: no 200 on port $PORT within 20 s (last code $code)"
+		sleep 0.005
+	done
+	START_MS=$((($(now_us) - t0) / 1000))
+	check_files "$t"
+}
+
+# check_files TARGET: both files come back whole, with a 200.
+check_files() {
+	local f size
+	for f in "${FILES[@]}"; do
+		size=$(curl -fsS -o /dev/null -w '%{size_download}' --max-time 5 "http://127.0.0.1:$PORT/$f") ||
+			die "$1: GET /$f failed"
+		[ "$size" = "$(stat -c %s "$WWW/$f")" ] || die "$1: GET /$f returned $size bytes"
+	done
+}
+
+# serving_pids TARGET: the processes that serve requests. phased's master
+# also runs its MPM as a plugin process (phased --internal-plugin mpm NAME),
+# nginx may run cache helpers; neither serves.
+serving_pids() {
+	local p cmdline
+	case $1 in
+	bare-*) echo "$MASTER" ;;
+	*)
+		for p in $(children_of "$MASTER"); do
+			cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
+			case $1 in
+			phased-*) if [[ $cmdline != *--internal-plugin* ]]; then echo "$p"; fi ;;
+			nginx) if [[ $cmdline == *"worker process"* ]]; then echo "$p"; fi ;;
+			*) echo "$p" ;;
+			esac
+		done
+		;;
+	esac
+}
+
+# helper_pids TARGET: the master's children that do not serve.
+helper_pids() {
+	local p s
+	s=" $(serving_pids "$1" | tr '\n' ' ') "
+	for p in $(children_of "$MASTER"); do
+		if [[ $s != *" $p "* ]]; then echo "$p"; fi
+	done
+}
+
+nprocs() {
+	local -a p
+	mapfile -t p < <(serving_pids "$1")
+	echo "${#p[@]}"
+}
+
+# run_wrk SECONDS OUT FILE: wrk in the background, so that the trap can stop it.
+run_wrk() {
+	wrk -t1 "-c$CONNS" "-d$1s" --latency "http://127.0.0.1:$PORT/$3" >"$2" 2>&1 &
+	WRK_PID=$!
+	wait "$WRK_PID" || die "wrk failed: $(cat "$2")"
+	WRK_PID=""
+}
+
+# ramp TARGET DIR: prefork targets get 1 s loads until they have CONNS
+# children (a keep-alive connection holds a prefork child); sets RAMP.
+ramp() {
+	local t=$1 dir=$2 start=$SECONDS n
+	RAMP="-"
+	case $t in
+	*-prefork)
+		n=$(nprocs "$t")
+		while [ "$n" -lt "$CONNS" ]; do
+			if [ $((SECONDS - start)) -ge "$RAMP_TIMEOUT" ]; then
+				log "warning: $t has $n children after ${RAMP_TIMEOUT}s of load, fewer than $CONNS connections"
+				break
+			fi
+			run_wrk 1 "$dir/ramp.txt" hello.txt
+			n=$(nprocs "$t")
+		done
+		RAMP=$((SECONDS - start))
+		;;
+	esac
+}
+
+# rss TARGET: sets RSS_MED and PSS_MED (median VmRSS and Pss per serving
+# process, KiB), RSS_TOTAL (KiB, serving processes plus master and helpers),
+# NPROC.
+rss() {
+	local t=$1 p v all=() pss=() total=0
+	for p in $(serving_pids "$t"); do
+		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+		[ -n "$v" ] || continue
+		all+=("$v")
+		total=$((total + v))
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+		[ -z "$v" ] || pss+=("$v")
+	done
+	NPROC=${#all[@]}
+	RSS_MED=$(printf '%s\n' "${all[@]}" | median)
+	PSS_MED=$(printf '%s\n' "${pss[@]}" | median)
+	if [[ $t != bare-* ]]; then
+		for p in "$MASTER" $(helper_pids "$t"); do
+			v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+			total=$((total + ${v:-0}))
+		done
+	fi
+	RSS_TOTAL=$total
+}
+
+# restart TARGET DIR: a graceful restart; sets RESTART_MS (command to the new
+# generation serving) and OLDGONE_MS (command to the last old serving process
+# gone), "-" for the bare servers.
+restart() {
+	local t=$1 dir=$2 t0 deadline p old new fresh code
+	RESTART_MS="-" OLDGONE_MS="-"
+	case $t in bare-*) return 0 ;; esac
+	mapfile -t old < <(serving_pids "$t")
+	t0=$(now_us)
+	case $t in
+	phased-*)
+		"$PHASED" -f "$CONF" -k graceful >>"$dir/restart.log" 2>&1 ||
+			die "$t: phased -k graceful failed: $(cat "$dir/restart.log")"
+		;;
+	nginx)
+		"$NGINX" -p "$dir/" -c "$CONF" -e "$dir/error.log" -s reload >>"$dir/restart.log" 2>&1 ||
+			die "$t: nginx -s reload failed: $(cat "$dir/restart.log")"
+		;;
+	apache-*)
+		"$APACHE" -f "$CONF" -k graceful >>"$dir/restart.log" 2>&1 ||
+			die "$t: apache2 -k graceful failed: $(cat "$dir/restart.log")"
+		;;
+	esac
+	deadline=$((SECONDS + 30))
+	while :; do
+		fresh=1
+		if [[ $t != phased-* ]]; then
+			# every serving process is new (and there is one)
+			mapfile -t new < <(serving_pids "$t")
+			[ ${#new[@]} -gt 0 ] || fresh=0
+			for p in "${new[@]}"; do
+				if [[ " ${old[*]} " == *" $p "* ]]; then fresh=0; fi
+			done
+		fi
+		if [ $fresh = 1 ]; then
+			code=$(http_code "$PORT" /hello.txt)
+			[ "$code" = 200 ] && break
+		fi
+		[ $SECONDS -lt $deadline ] || die "$t: no new generation serving within 30 s of the graceful restart"
+		sleep 0.005
+	done
+	RESTART_MS=$((($(now_us) - t0) / 1000))
+	if wait_gone 30 "${old[@]}"; then
+		OLDGONE_MS=$((($(now_us) - t0) / 1000))
+	else
+		OLDGONE_MS=">30000"
+		log "warning: $t: old serving processes still running 30 s after the graceful restart"
+	fi
+	check_files "$t"
+}
+
+# --- 6. rounds ---------------------------------------------------------------------
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+PATIENCE_END=$((SECONDS + PATIENCE * 60))
+RAW=$TMP/raw.tsv   # round target file rps p50 p99 errors foreign
+PROCS=$TMP/procs.tsv # round target start_ms restart_ms oldgone_ms nproc rss_med pss_med rss_total ramp
+: >"$RAW"
+: >"$PROCS"
+nt=${#TARGETS[@]}
+log "targets: ${TARGETS[*]}; $ROUNDS rounds of wrk -t1 -c$CONNS -d${DURATION}s per file (${FILES[*]})"
+for ((r = 0; r < ROUNDS; r++)); do
+	for ((k = 0; k < nt; k++)); do
+		t=${TARGETS[$(((k + r) % nt))]}
+		if [ $((r % 2)) = 0 ]; then files=("${FILES[@]}"); else files=("${FILES[1]}" "${FILES[0]}"); fi
+		for ((attempt = 1; ; attempt++)); do
+			dir=$TMP/r$((r + 1))-$t-a$attempt
+			rows=""
+			fmax=0
+			wait_quiet
+			start_target "$t" "$dir"
+			ramp "$t" "$dir"
+			for f in "${files[@]}"; do
+				run_wrk "$WARMUP" "$dir/warm-${f%%.*}.txt" "$f"
+				# shellcheck disable=SC2046
+				set -- $(printf '%s\n' "$MASTER" $(children_of "$MASTER") | sort -u)
+				c0=$(cpu_now)
+				o0=$(our_cpu "$@")
+				run_wrk "$DURATION" "$dir/wrk-${f%%.*}.txt" "$f"
+				# Children started during the load are ours too: all their time is.
+				# shellcheck disable=SC2046
+				set -- $(printf '%s\n' "$@" $(children_of "$MASTER") | sort -u)
+				o1=$(our_cpu "$@")
+				c1=$(cpu_now)
+				FOREIGN=$(foreign_pct "$c0" "$c1" "$o0" "$o1")
+				[ "$FOREIGN" -le "$fmax" ] || fmax=$FOREIGN
+				parse_wrk "$dir/wrk-${f%%.*}.txt"
+				log "round $((r + 1)) $t $f: $RPS req/s, p50 $P50 ms, p99 $P99 ms, errors $ERRS, foreign CPU $FOREIGN%"
+				rows+=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' $((r + 1)) "$t" "$f" "$RPS" "$P50" "$P99" "$ERRS" "$FOREIGN")$'\n'
+			done
+			rss "$t"
+			restart "$t" "$dir"
+			CUR_CHILDREN=$(children_of "$MASTER")
+			log "round $((r + 1)) $t: start to 200 $START_MS ms, graceful restart $RESTART_MS ms (old gone $OLDGONE_MS ms), ramp $RAMP s, $NPROC procs, RSS/proc $RSS_MED KiB"
+			stop_current
+			if [ "$fmax" -le "$FOREIGN_MAX" ] || [ "$attempt" -gt "$RETRIES" ] || [ $SECONDS -ge $PATIENCE_END ]; then
+				break
+			fi
+			log "round $((r + 1)) $t: other processes used $fmax% of the CPUs (> FOREIGN_MAX $FOREIGN_MAX%): measuring again"
+		done
+		printf '%s' "$rows" >>"$RAW"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $((r + 1)) "$t" "$START_MS" "$RESTART_MS" "$OLDGONE_MS" \
+			"$NPROC" "$RSS_MED" "$PSS_MED" "$RSS_TOTAL" "$RAMP" >>"$PROCS"
+		# Warnings and errors the server logged (phased logs JSON lines).
+		if [ -f "$dir/error.log" ]; then
+			grep -E '"level":"(WARN|ERROR)"|:(warn|error|crit|alert|emerg)\]|\[(warn|error|crit|alert|emerg)\]' "$dir/error.log" |
+				sed "s/^/round $((r + 1)) $t: /" >>"$TMP/warnings.txt" || true
+		fi
+		if [ -s "$dir/stderr.log" ]; then
+			sed "s/^/round $((r + 1)) $t (stderr): /" "$dir/stderr.log" >>"$TMP/warnings.txt"
+		fi
+	done
+done
+
+# --- 7. tables -------------------------------------------------------------------------
+rcol() { # TARGET FILE COLUMN: the median of a column of RAW over the rounds
+	awk -F'\t' -v t="$1" -v f="$2" -v c="$3" '$2 == t && $3 == f && $c != "-" {print $c}' "$RAW" | median
+}
+pcol() { # TARGET COLUMN: the median of a column of PROCS over the rounds
+	awk -F'\t' -v t="$1" -v c="$2" '$2 == t && $c != "-" && $c !~ />/ {print $c}' "$PROCS" | median
+}
+size_of() { stat -c %s "$WWW/$1"; }
+TABLE=$TMP/table.md
+{
+	echo "| target | file | req/s | p50 ms | p99 ms | x bare-go | x nginx | errors | foreign CPU % |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+	for f in "${FILES[@]}"; do
+		bare=$(rcol bare-go "$f" 4)
+		ngx=$(rcol nginx "$f" 4)
+		for t in "${TARGETS[@]}"; do
+			errs=$(awk -F'\t' -v t="$t" -v f="$f" '$2 == t && $3 == f {n += $7} END {print n + 0}' "$RAW")
+			fmax=$(awk -F'\t' -v t="$t" -v f="$f" '$2 == t && $3 == f && $8 > m {m = $8} END {print m + 0}' "$RAW")
+			awk -v t="$t" -v f="$f ($(size_of "$f") B)" -v rps="$(rcol "$t" "$f" 4)" -v p50="$(rcol "$t" "$f" 5)" \
+				-v p99="$(rcol "$t" "$f" 6)" -v bare="$bare" -v ngx="$ngx" -v errs="$errs" -v fmax="$fmax" 'BEGIN {
+				printf "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %s | %s |\n", t, f, rps, p50, p99,
+					(bare > 0 ? sprintf("%.2f", rps / bare) : "-"), (ngx > 0 ? sprintf("%.2f", rps / ngx) : "-"), errs, fmax }'
+		done
+	done
+} >"$TABLE"
+PTABLE=$TMP/ptable.md
+{
+	echo "| target | serving procs | RSS per child KiB | PSS per child KiB | total RSS MiB | start to first 200 ms | graceful restart ms | old gone ms | prefork ramp s |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for t in "${TARGETS[@]}"; do
+		awk -v t="$t" -v np="$(pcol "$t" 6)" -v rssm="$(pcol "$t" 7)" -v pssm="$(pcol "$t" 8)" -v tot="$(pcol "$t" 9)" \
+			-v st="$(pcol "$t" 3)" -v rs="$(pcol "$t" 4)" -v og="$(pcol "$t" 5)" -v ramp="$(pcol "$t" 10)" 'BEGIN {
+			printf "| %s | %s | %.0f | %.0f | %.1f | %s | %s | %s | %s |\n", t, np, rssm, pssm, tot / 1024, st, rs, og, ramp }'
+	done
+} >"$PTABLE"
+
+echo
+echo "Throughput (medians of $ROUNDS round(s); x = ratio of req/s to bare-go's / nginx's for the same file):"
+echo
+cat "$TABLE"
+echo
+echo "Processes (medians; RSS right after the loads, restart = command to the new generation serving):"
+echo
+cat "$PTABLE"
+if [ -s "$TMP/warnings.txt" ]; then
+	echo
+	echo "Server warnings and errors ($(wc -l <"$TMP/warnings.txt") lines; first 20):"
+	head -20 "$TMP/warnings.txt"
+fi
+
+if [ "$RESULTS" != "-" ]; then
+	cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+	mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+	{
+		echo "# Benchmarks: phased against a bare Go server, nginx and Apache httpd"
+		echo
+		echo "Generated by \`bench/compare/run.sh\` (\`make bench\`); do not edit by hand."
+		echo "bench/compare/README.md describes the method."
+		echo
+		echo "## Machine and versions"
+		echo
+		echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+		echo "- CPU: ${cpu_model:-unknown}; nproc: $(nproc); memory: $mem_total"
+		echo "- kernel: $(uname -sr); $(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown OS}")"
+		echo "- load average before the run: $LOADAVG (the machine may be shared; see column foreign CPU %)"
+		echo "- $(go version)"
+		echo "- $(wrk -v 2>&1 | head -1 | sed 's/ Copyright.*//')"
+		echo "- $("$NGINX" -v 2>&1 | head -1)"
+		echo "- $("$APACHE" -v | head -1)"
+		echo "- phased: commit $PHASED_DESC (copied at the start of the run)"
+		echo
+		echo "## Command"
+		echo
+		echo '```sh'
+		echo "$env_desc$COMMAND    # from $(pwd)"
+		echo '```'
+		echo
+		echo "For each target and file: \`wrk -t1 -c$CONNS -d${WARMUP}s --latency URL\` (warm-up), then"
+		echo
+		echo '```sh'
+		echo "wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:PORT/hello.txt   # 6 bytes: hello and a newline"
+		echo "wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:PORT/4k.bin      # 4096 bytes"
+		echo '```'
+		echo
+		echo "$ROUNDS round(s), the order of the targets rotated by one each round (the two files"
+		echo "alternate their order); every figure is the median over the rounds. The prefork"
+		echo "targets first get 1 s loads until they have $CONNS children (one per keep-alive connection)."
+		echo
+		echo "## Throughput"
+		echo
+		echo "x bare-go, x nginx: ratio of median req/s to bare-go's (one Go process, the file's"
+		echo "bytes from memory) and to nginx's, for the same file. errors: wrk's socket errors plus"
+		echo "non-2xx/3xx responses, summed. foreign CPU: share of all CPUs used by other processes"
+		echo "during the measurement (max over the rounds); above ~10% the machine was loaded."
+		echo
+		cat "$TABLE"
+		echo
+		echo "## Processes, start and graceful restart"
+		echo
+		cat "$PTABLE"
+		echo
+		echo "- serving procs, RSS/PSS per child: VmRSS (/proc/PID/status) and Pss"
+		echo "  (/proc/PID/smaps_rollup) of every serving process right after the loads, median:"
+		echo "  phased's children (not its MPM plugin process), nginx's worker processes,"
+		echo "  Apache's children, the bare server's one process. total RSS adds the master's"
+		echo "  (and phased's MPM plugin process's)."
+		echo "- start to first 200: from launching the server in the foreground to the first"
+		echo "  200 for GET /hello.txt, polled every 5 ms over a fresh connection."
+		echo "- graceful restart: from the restart command to the new generation serving."
+		echo "  phased: \`phased -f CONF -k graceful\` (it returns once the new generation is"
+		echo "  ready) and then a 200; nginx: \`nginx -p DIR/ -c CONF -s reload\`, then polled"
+		echo "  every 5 ms until every worker PID is new and a GET gets a 200; Apache:"
+		echo "  \`apache2 -f CONF -k graceful\`, then polled until every child PID is new and a"
+		echo "  GET gets a 200. The restart follows the loads (prefork servers have about $CONNS"
+		echo "  idle children then). old gone: from the command until every old serving process"
+		echo "  has exited."
+		echo
+		echo "## Servers and configs"
+		echo
+		echo "Each target runs in the foreground as the script's child, with its own config in"
+		echo "a temp dir (\$TMP), on its own port from $PORT_BASE on 127.0.0.1, serving \$TMP/www:"
+		echo
+		echo '```sh'
+		echo "bin/phased -f \$TMP/DIR/phased.yaml                                  # phased-*"
+		echo "bench/mpm/bare -addr 127.0.0.1:PORT -root \$TMP/www -handler memory      # bare-go"
+		echo "bench/mpm/bare -addr 127.0.0.1:PORT -root \$TMP/www -handler fileserver  # bare-fileserver"
+		echo "nginx -p \$TMP/DIR/ -c \$TMP/DIR/nginx.conf -e \$TMP/DIR/error.log -g 'daemon off;'"
+		echo "apache2 -f \$TMP/DIR/httpd.conf -DFOREGROUND                          # apache-*"
+		echo '```'
+		echo
+		echo "Both bare servers use phased's default timeouts (bench/mpm/bare/main.go). The"
+		echo "generated configs of this run (port and paths of its first round):"
+		for c in "$TMP"/configs/*; do
+			[ -f "$c" ] || continue
+			echo
+			echo "<details><summary>$(basename "$c")</summary>"
+			echo
+			echo '```'
+			cat "$c"
+			echo '```'
+			echo
+			echo "</details>"
+		done
+		echo
+		echo "## Every round"
+		echo
+		echo "| round | target | file | req/s | p50 ms | p99 ms | errors | foreign CPU % |"
+		echo "|---:|---|---|---:|---:|---:|---:|---:|"
+		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$RAW"
+		echo
+		echo "| round | target | start to 200 ms | graceful restart ms | old gone ms | serving procs | RSS/proc KiB | PSS/proc KiB | total RSS KiB | ramp s |"
+		echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$PROCS"
+		echo
+		echo "## Reference figures (issue #9)"
+		echo
+		echo "Measured earlier on the same 2-core machine with \`wrk -t1 -c50\` (medians of three"
+		echo "interleaved runs): bare in-memory Go handler 68,557 req/s; Go http.FileServer 36,889"
+		echo "(6 bytes) and 27,236 (4 KiB); nginx 1.22 with two workers 64,912 and 64,866; Apache 2.4"
+		echo "event/worker/prefork 20,136/23,640/28,354 (6 bytes)."
+		if [ -s "$TMP/warnings.txt" ]; then
+			echo
+			echo "## Server warnings and errors"
+			echo
+			echo '```'
+			head -50 "$TMP/warnings.txt"
+			echo '```'
+		fi
+	} >"$RESULTS"
+	log "wrote $RESULTS"
+fi

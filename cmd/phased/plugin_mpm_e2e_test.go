@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/e2e"
+)
+
+// The MPM plugin of these tests, cmd/phased/testdata/faultmpm, keeps two
+// worker children; its Maintain hangs while MPM_HANG exists in server_root,
+// and it exits at start while MPM_CRASH_AT_START does. The first Maintain
+// each process answers logs "faultmpm maintains" with its pid.
+
+// startFaultMPM starts a master on faultmpm and returns it with the pid of
+// the plugin process that maintains it.
+func startFaultMPM(t *testing.T) (*server, string, int) {
+	t.Helper()
+	bin := e2e.Build(t, "./cmd/phased/testdata/faultmpm")
+	s := startMPM(t, "mpm: {name: "+bin+"}\n")
+	return s, bin, waitMaintainer(t, s, 1)
+}
+
+// waitMaintainer waits for the nth "faultmpm maintains" record and returns
+// the plugin pid it names.
+func waitMaintainer(t *testing.T, s *server, n int) int {
+	t.Helper()
+	s.Log.Wait(t, `"msg":"faultmpm maintains"`, n, 10*time.Second)
+	var pid int
+	fmt.Sscan(s.Log.Records("faultmpm maintains")[n-1]["plugin_pid"].(string), &pid)
+	return pid
+}
+
+// poll fetches /hello.txt every 50 ms until stop is closed, and sends how
+// many requests failed (anything but a 200) and the first failure.
+func poll(s *server, stop <-chan struct{}) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		fails, n, first := 0, 0, ""
+		for {
+			select {
+			case <-stop:
+				out <- fmt.Sprintf("%d of %d requests failed %s", fails, n, first)
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			n++
+			if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+				if fails++; first == "" {
+					first = fmt.Sprintf("(first: %d %v)", code, err)
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// clientSawNoFailure stops the poller and fails t if a request failed.
+func clientSawNoFailure(t *testing.T, stop chan struct{}, res <-chan string) {
+	t.Helper()
+	close(stop)
+	if r := <-res; !strings.HasPrefix(r, "0 of") {
+		t.Fatalf("client: %s", r)
+	}
+}
+
+// TestMPMMaintainNeverAnswers: an MPM plugin whose Maintain never answers,
+// whether only the call hangs or the whole process is wedged (stopped),
+// hits the master's own bound each tick. The master logs each failure
+// naming the plugin, the children serve on, and after three failures in a
+// row it kills the plugin and relaunches it; the new process maintains.
+func TestMPMMaintainNeverAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		wedge func(t *testing.T, s *server, pid int)
+		heal  func(t *testing.T, s *server)
+	}{
+		{"call hangs", func(t *testing.T, s *server, _ int) { e2e.WriteFile(t, s.Dir, "MPM_HANG", "") },
+			func(t *testing.T, s *server) { os.Remove(filepath.Join(s.Dir, "MPM_HANG")) }},
+		{"process stopped", func(t *testing.T, _ *server, pid int) { syscall.Kill(pid, syscall.SIGSTOP) },
+			func(*testing.T, *server) {}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, bin, first := startFaultMPM(t)
+			kids := sortedInts(e2e.Workers(s.PID()))
+			stop := make(chan struct{})
+			res := poll(s, stop)
+			tt.wedge(t, s, first)
+			s.Log.Wait(t, `"msg":"MPM maintenance failed; children keep serving"`, 1, 10*time.Second)
+			// The master's event loop never waits for the plugin: while each
+			// tick's call hangs for its 1 s bound, control commands are
+			// answered at once: most of them well within 200 ms, where a loop
+			// blocked in the call would hold each for half a second on
+			// average.
+			fast := 0
+			var took []time.Duration
+			for range 7 {
+				began := time.Now()
+				s.status(t)
+				d := time.Since(began)
+				took = append(took, d.Round(time.Millisecond))
+				if d < 200*time.Millisecond {
+					fast++
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if fast < 4 {
+				t.Fatalf("phased status took %v while the MPM hung: the event loop waits for the plugin", took)
+			}
+			s.Log.Wait(t, `"msg":"MPM maintenance failed; children keep serving"`, 3, 10*time.Second)
+			tt.heal(t, s) // the relaunched process may answer
+			for i, r := range s.Log.Records("MPM maintenance failed; children keep serving")[:3] {
+				if r["plugin"] != "mpm "+bin || fmt.Sprint(r["pid"]) != fmt.Sprint(first) ||
+					!strings.Contains(fmt.Sprint(r["err"]), "did not answer within 1s") || fmt.Sprint(r["failures"]) != fmt.Sprint(i+1) {
+					t.Fatalf("failure record %d does not name the plugin, its pid and the bound: %v", i+1, r)
+				}
+			}
+			s.Log.Wait(t, "MPM plugin relaunched", 1, 10*time.Second)
+			killed := s.Log.Records("MPM plugin keeps failing; killing and relaunching it, children keep serving")
+			if len(killed) != 1 || killed[0]["level"] != "NOTICE" || killed[0]["plugin"] != "mpm "+bin || fmt.Sprint(killed[0]["pid"]) != fmt.Sprint(first) {
+				t.Fatalf("kill notice: %v\nlog:\n%s", killed, s.Log)
+			}
+			if n := len(s.Log.Records("MPM plugin exited; children keep serving, relaunching it")); n != 0 {
+				t.Errorf("a plugin the master killed is also reported as exited by itself (%d)", n)
+			}
+			e2e.WaitGone(t, []int{first}, 3*time.Second)
+			if next := waitMaintainer(t, s, 2); next == first || !e2e.Alive(next) {
+				t.Fatalf("maintained by pid %d after the relaunch, want a new live process (was %d)", next, first)
+			}
+			clientSawNoFailure(t, stop, res)
+			if now := sortedInts(e2e.Workers(s.PID())); !slices.Equal(now, kids) {
+				t.Fatalf("children changed from %v to %v", kids, now)
+			}
+		})
+	}
+}
+
+// TestMPMRelaunchBacksOff: an MPM plugin that dies, and then crashes at
+// start each time it is relaunched, is retried with exponential back-off
+// (each wait twice the last), said in the log, while the children keep
+// serving; once it starts again it maintains.
+func TestMPMRelaunchBacksOff(t *testing.T) {
+	s, bin, first := startFaultMPM(t)
+	stop := make(chan struct{})
+	res := poll(s, stop)
+	e2e.WriteFile(t, s.Dir, "MPM_CRASH_AT_START", "")
+	syscall.Kill(first, syscall.SIGKILL)
+	const msg = "MPM plugin relaunch failed; backing off"
+	s.Log.Wait(t, `"msg":"`+msg+`"`, 3, 15*time.Second)
+	os.Remove(filepath.Join(s.Dir, "MPM_CRASH_AT_START"))
+	recs := s.Log.Records(msg)[:3]
+	var at []time.Time
+	for i, r := range recs {
+		want := (500 * time.Millisecond << i).String()
+		if r["retry_in"] != want || r["plugin"] != "mpm "+bin || !strings.Contains(fmt.Sprint(r["err"]), "failed at start") {
+			t.Fatalf("back-off record %d: want retry_in %s, the plugin and why: %v", i+1, want, r)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, r["time"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		at = append(at, ts)
+	}
+	for i := 1; i < len(at); i++ {
+		if waited, want := at[i].Sub(at[i-1]), 500*time.Millisecond<<(i-1); waited < want-50*time.Millisecond {
+			t.Fatalf("attempt %d came %s after the one before, which said to wait %s", i+1, waited, want)
+		}
+	}
+	if !strings.Contains(s.Log.String(), "crashing at start, as MPM_CRASH_AT_START asks") {
+		t.Fatal("the plugin's own last words are not in the error log")
+	}
+	if n := len(s.Log.Records("MPM plugin exited; children keep serving, relaunching it")); n != 1 {
+		t.Fatalf("%d exit notices, want one however many relaunches fail", n)
+	}
+	s.Log.Wait(t, "MPM plugin relaunched", 1, 10*time.Second)
+	if next := waitMaintainer(t, s, 2); next == first {
+		t.Fatalf("maintained by the killed pid %d", first)
+	}
+	clientSawNoFailure(t, stop, res)
+}

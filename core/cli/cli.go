@@ -1,0 +1,494 @@
+// Package cli is phased's command line: it parses flags, loads the
+// configuration and hands over to the master, to a running master through its
+// control socket, or to child mode.
+//
+//	phased [-f FILE] [-c key=value]...            start in the foreground
+//	phased [-f FILE] -t                           check the configuration: "Syntax OK"
+//	phased [-f FILE] -S                           print the effective configuration
+//	phased [-f FILE] -k start|stop|graceful|restart|graceful-stop
+//	phased [-f FILE] status [--json]
+//	phased version
+//
+// Exit codes: 0 success; 1 a configuration, start or command failure (the
+// message names the file, key or address at fault); 2 a usage error.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/phasedhq/phased/core/config"
+	"github.com/phasedhq/phased/core/control"
+	"github.com/phasedhq/phased/core/listen"
+	"github.com/phasedhq/phased/core/logging"
+	"github.com/phasedhq/phased/core/master"
+	"github.com/phasedhq/phased/core/metrics"
+	"github.com/phasedhq/phased/core/static"
+	"github.com/phasedhq/phased/phases"
+	"github.com/phasedhq/phased/sdk/child"
+	"github.com/phasedhq/phased/sdk/mpm"
+)
+
+// Version is phased's version, set at link time with
+// -ldflags "-X github.com/phasedhq/phased/core/cli.Version=v1.2.3".
+var Version = ""
+
+// envReadyFD names the descriptor on which a master started by `-k start`
+// reports that it serves ("ok") or why it could not start.
+const envReadyFD = "PHASED_INTERNAL_READY_FD"
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+type options struct {
+	file      string
+	overrides listFlag
+	test      bool
+	show      bool
+	verb      string
+	json      bool
+}
+
+const usage = `usage: phased [-f FILE] [-c key=value]... [-t | -S | -k VERB]
+       phased [-f FILE] status [--json]
+       phased version
+
+  -f FILE        configuration file (default: the embedded configuration)
+  -c key=value   override one configuration key (dotted: mpm.start_servers=4); repeatable
+  -t             check the configuration and exit ("Syntax OK")
+  -S             print the effective configuration
+  -k VERB        start | stop | graceful | restart | graceful-stop | recycle | upgrade
+
+Signals: TERM/INT stop, HUP/USR1 graceful restart, WINCH graceful stop,
+USR2 binary upgrade.
+`
+
+// Main runs phased with args (without the program name) and returns the exit
+// code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == master.ChildArg {
+		return runChild(stderr)
+	}
+	if len(args) > 0 && args[0] == master.PluginArg {
+		return runPlugin(args[1:], stderr)
+	}
+	var o options
+	fs := flag.NewFlagSet("phased", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.file, "f", "", "")
+	fs.Var(&o.overrides, "c", "")
+	fs.BoolVar(&o.test, "t", false, "")
+	fs.BoolVar(&o.show, "S", false, "")
+	fs.StringVar(&o.verb, "k", "", "")
+	fs.BoolVar(&o.json, "json", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "phased: %v\n%s", err, usage)
+		return 2
+	}
+	rest := fs.Args()
+	if len(rest) > 0 {
+		// Flags may follow a subcommand: phased status --json -f x.yaml.
+		if err := fs.Parse(rest[1:]); err != nil {
+			fmt.Fprintf(stderr, "phased: %v\n%s", err, usage)
+			return 2
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "phased: unexpected argument %q\n%s", fs.Arg(0), usage)
+			return 2
+		}
+		rest = rest[:1]
+	}
+	switch {
+	case len(rest) == 1 && rest[0] == "version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case len(rest) == 1 && rest[0] == "status":
+		return runStatus(o, stdout, stderr)
+	case len(rest) > 0:
+		fmt.Fprintf(stderr, "phased: unknown command %q\n%s", rest[0], usage)
+		return 2
+	}
+	if o.test && o.show || (o.test || o.show) && o.verb != "" {
+		fmt.Fprintf(stderr, "phased: -t, -S and -k do not go together\n%s", usage)
+		return 2
+	}
+	cfg, err := load(o)
+	if err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	}
+	switch {
+	case o.test:
+		if err := dryRun(cfg, stderr); err != nil {
+			fmt.Fprintf(stderr, "phased: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "Syntax OK")
+		return 0
+	case o.show:
+		b, err := cfg.YAML()
+		if err == nil {
+			var plan *phases.Plan
+			if plan, err = master.NewPlan(cfg); err == nil {
+				b = append(b, "\n# hook order, phase by phase (phased -S)\n"...)
+				for _, line := range strings.SplitAfter(strings.TrimSuffix(plan.Describe(), "\n"), "\n") {
+					b = append(b, "# "+line...)
+				}
+				b = append(b, '\n')
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "phased: %v\n", err)
+			return 1
+		}
+		stdout.Write(b)
+		return 0
+	}
+	switch o.verb {
+	case "":
+		return runMaster(o, args, cfg, stderr)
+	case "start":
+		return runStart(args, cfg, stdout, stderr)
+	case "stop", "graceful", "restart", "graceful-stop", "recycle", "upgrade":
+		return runVerb(o.verb, cfg, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "phased: unknown -k verb %q (start, stop, graceful, restart, graceful-stop, recycle, upgrade)\n", o.verb)
+		return 2
+	}
+}
+
+func load(o options) (*config.Config, error) {
+	return config.Load(config.LoadOptions{File: o.file, Env: os.Environ(), Overrides: o.overrides})
+}
+
+func versionString() string {
+	v := Version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("phased %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func runMaster(o options, args []string, cfg *config.Config, stderr io.Writer) int {
+	opts := master.Options{
+		Config: cfg,
+		Reload: func() (*config.Config, error) { return load(o) },
+		Args:   args,
+	}
+	if activated, err := socketActivation(); err != nil {
+		fmt.Fprintf(stderr, "phased: socket activation: %v\n", err)
+		return 1
+	} else if activated != nil {
+		opts.Activated = activated
+	}
+	if addrs := os.Getenv(master.EnvUpgrade); addrs != "" {
+		os.Unsetenv(master.EnvUpgrade)
+		if err := adoptUpgrade(&opts, strings.Split(addrs, ",")); err != nil {
+			fmt.Fprintf(stderr, "phased: %v\n", err)
+			return 1
+		}
+	}
+	if f, ok := stderr.(*os.File); ok {
+		opts.Stderr = f
+	}
+	if fd, err := strconv.Atoi(os.Getenv(envReadyFD)); err == nil && fd > 2 {
+		ready := os.NewFile(uintptr(fd), "ready")
+		os.Unsetenv(envReadyFD)
+		opts.Ready = func(err error) {
+			if err != nil {
+				fmt.Fprintf(ready, "error: %v\n", err)
+			} else {
+				fmt.Fprintln(ready, "ok")
+			}
+			ready.Close()
+		}
+	}
+	if err := master.Run(opts); err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runStart starts a master in the background, detached from the terminal,
+// and waits until it serves or fails.
+func runStart(args []string, cfg *config.Config, stdout, stderr io.Writer) int {
+	if resp, err := control.Call(cfg.ControlSocket, control.Request{Cmd: "ping"}, 5*time.Second); err == nil && resp.OK {
+		fmt.Fprintf(stderr, "phased: %s\n", resp.Message)
+		return 1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	}
+	var keep []string
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "-k" || args[i] == "--k":
+			i++
+		case strings.HasPrefix(args[i], "-k=") || strings.HasPrefix(args[i], "--k="):
+		default:
+			keep = append(keep, args[i])
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command(exe, keep...)
+	cmd.Env = append(os.Environ(), envReadyFD+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	// A daemon keeps none of its caller's descriptors: `$(phased -k start)`
+	// must return. Start errors come back through the ready pipe.
+	if p := cfg.ErrorLog.Path; p == "stderr" || p == "stdout" {
+		fmt.Fprintf(stderr, "phased: warning: error_log.path is %s; a background master's log is discarded (set error_log.path to a file)\n", p)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "phased: starting the master: %v\n", err)
+		return 1
+	}
+	w.Close()
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	switch {
+	case line == "ok":
+		fmt.Fprintf(stdout, "phased (pid %d) started\n", pid)
+		return 0
+	case strings.HasPrefix(line, "error: "):
+		fmt.Fprintf(stderr, "phased: %s\n", strings.TrimPrefix(line, "error: "))
+	default:
+		fmt.Fprintln(stderr, "phased: the master exited before it was ready")
+	}
+	return 1
+}
+
+func runVerb(verb string, cfg *config.Config, stdout, stderr io.Writer) int {
+	// The master answers when the operation is done: a stop or a restart
+	// can take a whole drain. Beyond that, something is wrong.
+	resp, err := control.Call(cfg.ControlSocket, control.Request{Cmd: verb}, cfg.GracefulShutdownTimeout+30*time.Second)
+	if err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintf(stderr, "phased: %s: %s\n", verb, resp.Error)
+		return 1
+	}
+	if resp.Message != "" {
+		fmt.Fprintf(stdout, "phased: %s: %s\n", verb, resp.Message)
+	}
+	return 0
+}
+
+func runStatus(o options, stdout, stderr io.Writer) int {
+	cfg, err := load(o)
+	if err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	}
+	resp, err := control.Call(cfg.ControlSocket, control.Request{Cmd: "status"}, 10*time.Second)
+	if err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintf(stderr, "phased: status: %s\n", resp.Error)
+		return 1
+	}
+	if o.json {
+		stdout.Write(resp.Data)
+		fmt.Fprintln(stdout)
+		return 0
+	}
+	var s master.Status
+	if err := json.Unmarshal(resp.Data, &s); err != nil {
+		fmt.Fprintf(stderr, "phased: status: %v\n", err)
+		return 1
+	}
+	master.WriteStatus(stdout, s)
+	return 0
+}
+
+// runChild is phased's built-in child: static files from document_root.
+func runChild(stderr io.Writer) int {
+	rt, err := child.Current()
+	if err != nil {
+		fmt.Fprintf(stderr, "phased child: %v\n", err)
+		return 1
+	}
+	b, err := os.ReadFile(os.Getenv(child.EnvConfig))
+	if err != nil {
+		rt.Log.Error("reading the master's configuration", "err", err)
+		return 1
+	}
+	cfg, err := config.FromJSON(b)
+	if err != nil {
+		rt.Log.Error("reading the master's configuration", "err", err)
+		return 1
+	}
+	var h http.Handler = static.New(static.Options{Root: cfg.DocumentRoot, DirectoryListing: cfg.DirectoryListing})
+	rt.Fast, _ = h.(child.FastResponder) // small files from memory, without net/http
+	if path := os.Getenv(child.EnvMetrics); path != "" && rt.Board() != nil {
+		rt.Fast = fastExcept{rt.Fast, path}
+		prom := metrics.Handler(metrics.Source{Board: rt.Board(), Counters: rt.Counters(), Generation: rt.Generation,
+			MPM: os.Getenv(child.EnvMPM), Listeners: rt.Listeners()})
+		files := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != path {
+				files.ServeHTTP(w, r)
+				return
+			}
+			if !rt.StatusAllowed(r.RemoteAddr) {
+				http.Error(w, "403 Forbidden: metrics are not open to your address", http.StatusForbidden)
+				return
+			}
+			prom.ServeHTTP(w, r)
+		})
+	}
+	if err := rt.Serve(h); err != nil {
+		if errors.Is(err, child.ErrChildInit) {
+			return child.ExitChildInit
+		}
+		rt.Log.Error("serving", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// dryRun is `phased -t`: see master.DryRun.
+func dryRun(cfg *config.Config, stderr io.Writer) error {
+	level, err := logging.ParseLevel(cfg.ErrorLog.Level)
+	if err != nil {
+		return err
+	}
+	return master.DryRun(context.Background(), cfg, logging.New(stderr, level, cfg.ErrorLog.Format))
+}
+
+// runPlugin is phased in plugin mode: `--internal-plugin mpm worker` serves a
+// built-in MPM to its master over go-plugin. It never returns while serving.
+func runPlugin(args []string, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "mpm" || master.BuiltinMPM(args[1]) == nil {
+		fmt.Fprintf(stderr, "phased: plugin mode: want \"mpm prefork|worker|event\", got %q\n", args)
+		return 2
+	}
+	mpm.Serve(master.BuiltinMPM(args[1]))
+	return 0
+}
+
+// adoptUpgrade sets opts up for a master started by a binary upgrade: the
+// listening sockets at descriptors 3, 4, ..., then the pipe to report on,
+// then the one the old master's go-ahead comes on.
+func adoptUpgrade(opts *master.Options, addrs []string) error {
+	for i, a := range addrs {
+		l, err := listen.Adopt(a, os.NewFile(uintptr(3+i), "listener:"+a))
+		if err != nil {
+			return err
+		}
+		opts.Inherited = append(opts.Inherited, l)
+	}
+	if os.Getenv(master.EnvUpgradeActivated) == "1" {
+		os.Unsetenv(master.EnvUpgradeActivated)
+		opts.Activated = opts.Inherited
+	}
+	report := os.NewFile(uintptr(3+len(addrs)), "upgrade-report")
+	goAhead := os.NewFile(uintptr(4+len(addrs)), "upgrade-go")
+	if js := os.Getenv(master.EnvUpgradeState); js != "" {
+		os.Unsetenv(master.EnvUpgradeState)
+		var p master.Predecessor
+		if err := json.Unmarshal([]byte(js), &p); err != nil {
+			return fmt.Errorf("binary upgrade: the old master's state: %w", err)
+		}
+		syscall.CloseOnExec(5 + len(addrs)) // passed on to children by hand only
+		p.Counters = os.NewFile(uintptr(5+len(addrs)), "upgrade-counters")
+		opts.Predecessor = &p
+	}
+	opts.Ready = func(err error) {
+		if err != nil {
+			fmt.Fprintf(report, "error: %v\n", err)
+			report.Close()
+		}
+	}
+	opts.Handover = func() error {
+		if _, err := fmt.Fprintln(report, "ready"); err != nil {
+			return fmt.Errorf("telling the old master: %w", err)
+		}
+		report.Close()
+		goAhead.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(goAhead).ReadString('\n')
+		goAhead.Close()
+		if strings.TrimSpace(line) != "go" {
+			return fmt.Errorf("the old master did not hand over: %q %v", line, err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// socketActivation adopts the listening sockets systemd passed (LISTEN_PID
+// naming this process, LISTEN_FDS sockets from descriptor 3), or returns nil.
+// The variables are removed so that nothing phased starts sees them.
+func socketActivation() ([]*listen.Listener, error) {
+	pid, n := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_FDNAMES")
+	if pid != strconv.Itoa(os.Getpid()) || n == "" {
+		return nil, nil
+	}
+	count, err := strconv.Atoi(n)
+	if err != nil || count < 1 {
+		return nil, fmt.Errorf("LISTEN_FDS=%q", n)
+	}
+	var out []*listen.Listener
+	for i := range count {
+		f := os.NewFile(uintptr(3+i), "systemd-socket")
+		l, err := listen.Adopt("", f)
+		if err != nil {
+			return nil, err
+		}
+		l.Addr = l.Bound.String()
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// fastExcept is a FastResponder that leaves one path to the http.Handler.
+type fastExcept struct {
+	child.FastResponder
+	path string
+}
+
+func (f fastExcept) ServeFast(p string) ([]byte, []byte, bool) {
+	if p == f.path || f.FastResponder == nil {
+		return nil, nil, false
+	}
+	return f.FastResponder.ServeFast(p)
+}

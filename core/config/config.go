@@ -1,0 +1,309 @@
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Config is phased's effective configuration: every layer merged, every
+// relative path made absolute against ServerRoot, every value validated.
+// The koanf tags are the keys users write; the json and yaml tags carry the
+// same names, but use YAML, JSON and FromJSON to serialize a Config, since
+// they write durations as "30s" and the mpm section flat.
+type Config struct {
+	// ServerRoot is the base of every relative path. Relative in the config
+	// file, it is taken from the file's folder; relative in the environment
+	// or a -c override, from the working directory. Unset, it is the config
+	// file's folder, or the working directory for the embedded default.
+	// Always absolute after Load.
+	ServerRoot string `koanf:"server_root" json:"server_root" yaml:"server_root"`
+
+	// Listen lists the addresses the master listens on, one socket each, as
+	// "host:port": host is an IPv4 address, an IPv6 address in brackets, a
+	// name such as localhost, or empty for every interface; port is 0 to
+	// 65535. At least one, no duplicates (port 0 may repeat). Default
+	// ["127.0.0.1:8080"].
+	Listen []string `koanf:"listen" json:"listen" yaml:"listen"`
+
+	// ListenBacklog is the listen(2) backlog, 1 to 65535. Default 511.
+	ListenBacklog int `koanf:"listen_backlog" json:"listen_backlog" yaml:"listen_backlog"`
+
+	// PidFile is where the master writes its pid. Default "phased.pid".
+	PidFile string `koanf:"pid_file" json:"pid_file" yaml:"pid_file"`
+
+	// ControlSocket is the unix socket the -k verbs and status talk to. Set
+	// to "" in the config, Load derives it from PidFile with the extension
+	// replaced by ".sock", so after Load it is never "".
+	ControlSocket string `koanf:"control_socket" json:"control_socket" yaml:"control_socket"`
+
+	// DocumentRoot is the built-in static handler's root. Default "public".
+	DocumentRoot string `koanf:"document_root" json:"document_root" yaml:"document_root"`
+
+	// DirectoryListing reports whether the static handler lists
+	// directories without an index file. Default false.
+	DirectoryListing bool `koanf:"directory_listing" json:"directory_listing" yaml:"directory_listing"`
+
+	// User is the user children run as when the master is root; "" keeps
+	// the master's user. Default "".
+	User string `koanf:"user" json:"user" yaml:"user"`
+
+	// Group is the group children run as when the master is root; "" keeps
+	// the master's group. Default "".
+	Group string `koanf:"group" json:"group" yaml:"group"`
+
+	// DoubleStart reports whether phased rehearses a restart at start by
+	// running the config pass twice. Default true.
+	DoubleStart bool `koanf:"double_start" json:"double_start" yaml:"double_start"`
+
+	// GracefulShutdownTimeout bounds how long an old generation may drain
+	// before it is told to stop now (SIGINT), then killed (SIGKILL). Greater than 0. Default 30s.
+	GracefulShutdownTimeout time.Duration `koanf:"graceful_shutdown_timeout" json:"graceful_shutdown_timeout" yaml:"graceful_shutdown_timeout"`
+
+	// Timeouts are the children's HTTP server timeouts.
+	Timeouts Timeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
+
+	// ErrorLog is the master's and children's log.
+	ErrorLog ErrorLog `koanf:"error_log" json:"error_log" yaml:"error_log"`
+
+	// AccessLog is the request log.
+	AccessLog AccessLog `koanf:"access_log" json:"access_log" yaml:"access_log"`
+
+	// Status is the server-status page the children answer.
+	Status Status `koanf:"status" json:"status" yaml:"status"`
+
+	// MPM names the process model and carries its settings.
+	MPM MPM `koanf:"mpm" json:"mpm" yaml:"mpm"`
+
+	// App says what the children run.
+	App App `koanf:"app" json:"app" yaml:"app"`
+
+	// Hooks are the startup scripts and hook plugins, in config order.
+	// Default none.
+	Hooks []Hook `koanf:"hooks" json:"hooks" yaml:"hooks"`
+
+	// File is the absolute path of the config file Load read, or "" for the
+	// embedded default and for FromJSON. It is not a configuration key.
+	File string `koanf:"-" json:"-" yaml:"-"`
+}
+
+// Timeouts are the HTTP server timeouts of a child; each is greater than 0.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's header. Default 10s.
+	ReadHeader time.Duration `koanf:"read_header" json:"read_header" yaml:"read_header"`
+
+	// Read bounds reading a whole request. Default 60s.
+	Read time.Duration `koanf:"read" json:"read" yaml:"read"`
+
+	// Write bounds writing a response. Default 60s.
+	Write time.Duration `koanf:"write" json:"write" yaml:"write"`
+
+	// Idle is how long a keep-alive connection may wait for its next
+	// request (Apache's KeepAliveTimeout). Default 5s.
+	Idle time.Duration `koanf:"idle" json:"idle" yaml:"idle"`
+}
+
+// ErrorLog configures the error log.
+type ErrorLog struct {
+	// Path is "stderr", "stdout" or a file. Default "stderr".
+	Path string `koanf:"path" json:"path" yaml:"path"`
+
+	// Level is debug, info, notice, warn or error. Default info.
+	Level string `koanf:"level" json:"level" yaml:"level"`
+
+	// Format is auto (coloured text on a terminal, JSON otherwise), text
+	// or json. Default auto.
+	Format string `koanf:"format" json:"format" yaml:"format"`
+}
+
+// AccessLog configures the request log.
+type AccessLog struct {
+	// Path is "" (no access log), "stderr", "stdout" or a file. Default "".
+	Path string `koanf:"path" json:"path" yaml:"path"`
+
+	// Format is common, combined or json. Default combined.
+	Format string `koanf:"format" json:"format" yaml:"format"`
+}
+
+// Status configures the server-status page (Apache's mod_status).
+type Status struct {
+	// Path is where children answer it; "" turns it off. Default
+	// "/server-status".
+	Path string `koanf:"path" json:"path" yaml:"path"`
+
+	// Allow lists the client networks (CIDRs) that may read it; others get
+	// 403. Default loopback only: ["127.0.0.0/8", "::1/128"].
+	Allow []string `koanf:"allow" json:"allow" yaml:"allow"`
+
+	// Metrics is where children answer Prometheus metrics, to the same
+	// networks; "" turns it off. Default "/metrics".
+	Metrics string `koanf:"metrics" json:"metrics" yaml:"metrics"`
+
+	// SlowRequest counts a request as slow (PHP-FPM's slow requests) when it
+	// takes longer; 0 turns the count off. Default 5s.
+	SlowRequest time.Duration `koanf:"slow_request" json:"slow_request" yaml:"slow_request"`
+}
+
+// MPM names the process model and carries its settings. Users write it flat,
+// name beside the settings:
+//
+//	mpm:
+//	  name: worker
+//	  start_servers: 2
+//
+// and YAML, JSON and FromJSON keep that shape.
+type MPM struct {
+	// Name is prefork, worker, event, or the path of a third-party MPM
+	// plugin (any name containing "/", made absolute against ServerRoot).
+	// Default worker.
+	Name string `koanf:"name" json:"name" yaml:"name"`
+
+	// Settings holds every other key of the mpm section, verbatim, for the
+	// MPM to validate: config does not know them. Values are what YAML
+	// gives (int, float64, bool, string, lists, maps); values from the
+	// environment or -c are read as YAML scalars, so "4" arrives as int 4.
+	// The embedded default's settings (start_servers: 2) apply only while
+	// Name stays the default's. Never nil after Load.
+	Settings map[string]any `koanf:",remain" json:"-" yaml:",inline"`
+}
+
+// App says what the children run.
+type App struct {
+	// Command is the child's argv; empty runs phased's own child mode.
+	// Command[0] is made absolute against ServerRoot when it contains "/".
+	// Default empty.
+	Command []string `koanf:"command" json:"command" yaml:"command"`
+
+	// Env is added to the children's environment. Default empty.
+	Env map[string]string `koanf:"env" json:"env" yaml:"env"`
+}
+
+// Hook is a startup script (Exec) or hook plugin (Plugin) run at a phase.
+// config checks the fields one by one; the phases package checks how hooks
+// relate (order, before, after).
+type Hook struct {
+	// Name identifies the hook in logs, errors and before/after lists.
+	// Required and unique.
+	Name string `koanf:"name" json:"name" yaml:"name"`
+
+	// Phase is configure, open-logs, post-config, child-init, child-exit or
+	// shutdown. Required.
+	Phase string `koanf:"phase" json:"phase" yaml:"phase"`
+
+	// Exec is the argv of a script; Exec[0] is made absolute against
+	// ServerRoot when it contains "/". Exactly one of Exec and Plugin.
+	Exec []string `koanf:"exec" json:"exec" yaml:"exec"`
+
+	// Plugin is the path of a go-plugin hook plugin, made absolute against
+	// ServerRoot. Exactly one of Exec and Plugin.
+	Plugin string `koanf:"plugin" json:"plugin" yaml:"plugin"`
+
+	// Order is really-first, first, middle, last, really-last or an integer
+	// (written as a number or a string), kept as written for the phases
+	// package to interpret. Default "middle".
+	Order string `koanf:"order" json:"order" yaml:"order"`
+
+	// Before names hooks of the same phase this one runs before.
+	Before []string `koanf:"before" json:"before" yaml:"before"`
+
+	// After names hooks of the same phase this one runs after.
+	After []string `koanf:"after" json:"after" yaml:"after"`
+
+	// Timeout bounds one run of the hook; 0 or unset means 30s.
+	Timeout time.Duration `koanf:"timeout" json:"timeout" yaml:"timeout"`
+}
+
+// LoadOptions says where configuration comes from. Layers apply in this
+// order, each over the one before: the embedded default, File, Env,
+// Overrides.
+type LoadOptions struct {
+	// File is the YAML config file (phased -f). "" uses the embedded default
+	// alone.
+	File string
+
+	// Env is the environment as os.Environ returns it. Only PHASED_*
+	// entries are read, and of those the names phased sets for hooks and
+	// children are ignored (see the package documentation). nil reads no
+	// environment; pass os.Environ() to read the process's.
+	Env []string
+
+	// Overrides are "key=value" pairs from -c flags, dotted keys
+	// ("mpm.start_servers=4"), applied in order so the last one of a key
+	// wins. nil means none.
+	Overrides []string
+}
+
+// Load reads the configuration from the embedded default, opts.File, the
+// PHASED_* environment in opts.Env and the -c overrides in opts.Overrides,
+// each layer over the one before, and returns it validated with every
+// relative path made absolute.
+//
+// A file that cannot be read is returned as the *fs.PathError from opening
+// it. Every other problem is an *Error naming the source and the key at
+// fault; Load reports all it finds, joined with errors.Join.
+func Load(opts LoadOptions) (*Config, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("finding the working directory: %w", err)
+	}
+	return load(opts, cwd)
+}
+
+// Default returns the embedded default configuration (the worker MPM on
+// 127.0.0.1:8080) with paths resolved against the working directory, or
+// against "/" if the working directory cannot be found. It panics only if
+// the embedded default itself is broken, which the package's tests rule out.
+func Default() *Config {
+	cwd, err := os.Getwd()
+	if err != nil {
+		cwd = string(filepath.Separator)
+	}
+	c, err := load(LoadOptions{}, cwd)
+	if err != nil {
+		panic("config: embedded default.yaml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// load is Load with the working directory given.
+func load(opts LoadOptions, cwd string) (*Config, error) {
+	var errs []error
+	def, err := yamlLayer(kindDefault, "default", defaultYAML)
+	if err != nil {
+		return nil, err
+	}
+	layers := []*layer{def}
+	file := ""
+	if opts.File != "" {
+		file = opts.File
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(cwd, file)
+		}
+		file = filepath.Clean(file)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		l, err := yamlLayer(kindFile, file, b)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+	}
+	if opts.Env != nil {
+		l, lerrs := envLayer(opts.Env)
+		errs = append(errs, lerrs...)
+		layers = append(layers, l)
+	}
+	if opts.Overrides != nil {
+		l, lerrs := overrideLayer(opts.Overrides)
+		errs = append(errs, lerrs...)
+		layers = append(layers, l)
+	}
+	return build(layers, cwd, file, errs)
+}

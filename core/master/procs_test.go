@@ -1,0 +1,26 @@
+package master
+
+import (
+	"testing"
+
+	"github.com/phasedhq/phased/sdk/mpm"
+)
+
+func TestChildProcs(t *testing.T) {
+	for _, tt := range []struct {
+		model mpm.Model
+		start int
+		want  int
+	}{
+		{mpm.Prefork, 4, 1},
+		{mpm.Prefork, 0, 1},
+		{mpm.Worker, 2, 0}, // threaded: the Go default
+		{mpm.Event, 3, 0},
+		{mpm.Event, 0, 0},
+	} {
+		l := &mpm.ConfigureResponse{Model: tt.model, StartServers: tt.start}
+		if got := childProcs(l); got != tt.want {
+			t.Errorf("%s, start_servers %d: GOMAXPROCS %d, want %d", tt.model, tt.start, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,1 @@
+CREATE TABLE pages (id serial PRIMARY KEY, path text UNIQUE NOT NULL, body text NOT NULL);

@@ -1,0 +1,459 @@
+// Package e2e is the harness of phased's end-to-end tests: it builds the real
+// binary, starts masters on 127.0.0.1, drives them with signals, the control
+// socket and HTTP clients, and makes sure every process it started is gone
+// when a test ends.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds ./cmd/phased once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "phased-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		// Children may run as another user (user: nobody): they must be
+		// able to reach the binary.
+		os.Chmod(dir, 0o755)
+		binPath = filepath.Join(dir, "phased")
+		root := moduleRoot()
+		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/phased")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func moduleRoot() string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "."
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a loopback address with a port nobody listens on now.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Log is a process's stderr, kept line by line and safe for concurrent use.
+type Log struct {
+	mu    sync.Mutex
+	lines []string
+	cond  *sync.Cond
+}
+
+func newLog() *Log {
+	l := &Log{}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *Log) add(line string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+	l.cond.Broadcast()
+}
+
+// String returns everything logged so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// Count returns how many lines contain s.
+func (l *Log) Count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// Records returns the JSON log lines whose msg is msg, decoded.
+func (l *Log) Records(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range l.lines {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// Wait blocks until a line contains s at least n times, or fails t.
+func (l *Log) Wait(t testing.TB, s string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for l.Count(s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %d log lines with %q; log:\n%s", within, n, s, l.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Proc is a phased process started by a test.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Log  *Log
+	Dir  string
+	done chan struct{}
+	err  error
+}
+
+// Start runs the phased binary with args in dir and returns at once. Its
+// stderr is collected in Log; Cleanup ends it and everything it started.
+func Start(t testing.TB, dir string, env []string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), env...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	p := &Proc{Cmd: cmd, Log: newLog(), Dir: dir, done: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.Log.add(sc.Text())
+		}
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.kill(t) })
+	return p
+}
+
+// cleanEnv is the test's environment without PHASED_ variables, so a
+// developer's shell cannot change what a test sees.
+func cleanEnv() []string {
+	// The binary is built with -race, whose runtime sleeps a second at exit
+	// unless told not to.
+	env := []string{"GORACE=atexit_sleep_ms=0"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PHASED_") && !strings.HasPrefix(kv, "GORACE=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// PID returns the process id.
+func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(p.PID(), sig); err != nil {
+		t.Fatalf("kill -%v %d: %v", sig, p.PID(), err)
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitExit waits for the process to end and returns its exit code.
+func (p *Proc) WaitExit(t testing.TB, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.Cmd.ProcessState.ExitCode()
+	case <-time.After(within):
+		t.Fatalf("pid %d still running after %s; log:\n%s", p.PID(), within, p.Log.String())
+		return -1
+	}
+}
+
+func (p *Proc) kill(t testing.TB) {
+	kids := Descendants(p.PID())
+	if !p.Exited() {
+		syscall.Kill(p.PID(), syscall.SIGKILL)
+		<-p.done
+	}
+	for _, pid := range kids {
+		if Alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// Children returns the pids of pid's direct children.
+func Children(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// Descendants returns every process below pid.
+func Descendants(pid int) []int {
+	var out []int
+	for _, c := range Children(pid) {
+		out = append(out, c)
+		out = append(out, Descendants(c)...)
+	}
+	return out
+}
+
+// Alive reports whether pid is a live process. A zombie is not alive:
+// kill -0 succeeds on zombies, so this reads /proc/PID/stat.
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return false
+	}
+	state := s[i+2]
+	return state != 'Z' && state != 'X'
+}
+
+// WaitGone waits until none of pids is alive.
+func WaitGone(t testing.TB, pids []int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var alive []int
+		for _, p := range pids {
+			if Alive(p) {
+				alive = append(alive, p)
+			}
+		}
+		if len(alive) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes still alive after %s: %v", within, alive)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Run runs the phased binary to completion and returns its exit code,
+// stdout and stderr.
+func Run(t testing.TB, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running phased %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, out.String(), errb.String()
+}
+
+// WriteFile writes content to dir/name and returns the path.
+func WriteFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Get fetches url with a fresh connection and returns status and body.
+func Get(url string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// WaitServing polls url until it answers 200.
+func WaitServing(t testing.TB, url string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, _, err := Get(url)
+		if err == nil && code == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not serving after %s: %d %v", url, within, code, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitLog is Log.Wait that gives up as soon as the process has exited.
+func (p *Proc) WaitLog(t testing.TB, s string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for p.Log.Count(s) < n {
+		if p.Exited() {
+			time.Sleep(50 * time.Millisecond) // let the last lines arrive
+			if p.Log.Count(s) >= n {
+				return
+			}
+			t.Fatalf("pid %d exited (%v) before logging %q; log:\n%s", p.PID(), p.err, s, p.Log.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %d log lines with %q; log:\n%s", within, n, s, p.Log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// OpenDir returns a new folder that every user can search, for tests whose
+// children run as another user (t.TempDir's folders are private to root).
+func OpenDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "phased-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// Workers returns the pids of pid's serving children (phased's built-in
+// child mode, --internal-child), not its plugin processes.
+func Workers(pid int) []int {
+	var out []int
+	for _, c := range Children(pid) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
+		if strings.Contains(string(b), "\x00--internal-child") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Plugins returns the pids of pid's plugin processes.
+func Plugins(pid int) []int {
+	var out []int
+	for _, c := range Children(pid) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
+		if strings.Contains(string(b), "--internal-plugin") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Build compiles the package pkg (a path from the module root, such as
+// "./examples/mpm-ondemand") into a folder every user can read, once per test
+// process, and returns the binary's path.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	Binary(t) // skips with -short, and makes the shared folder
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
+	}
+	out := filepath.Join(filepath.Dir(binPath), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = moduleRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	built[pkg] = out
+	return out
+}
+
+var (
+	builtMu sync.Mutex
+	built   = map[string]string{}
+)

@@ -1,0 +1,274 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/phasedhq/phased/plugins/mpm/worker"
+	"github.com/phasedhq/phased/sdk/mpm"
+	sdkplugin "github.com/phasedhq/phased/sdk/plugin"
+)
+
+// The test binary plays every plugin, good and misbehaving, chosen by this
+// variable (go-plugin's own helper-process pattern).
+const scenarioEnv = "PHASED_HOST_TEST_SCENARIO"
+
+func TestMain(m *testing.M) {
+	if s := os.Getenv(scenarioEnv); s != "" {
+		os.Exit(playPlugin(s))
+	}
+	os.Exit(m.Run())
+}
+
+// badMPM is the worker MPM with a Maintain that misbehaves on demand.
+type badMPM struct {
+	mpm.MPM
+	maintain func()
+}
+
+func (b badMPM) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.MaintainResponse, error) {
+	b.maintain()
+	return b.MPM.Maintain(ctx, req)
+}
+
+func playPlugin(scenario string) int {
+	switch scenario {
+	case "ok":
+		mpm.Logger().Warn("plugin says hello", "answer", 42)
+		mpm.Serve(worker.New())
+	case "protocol-3":
+		// A plugin from a future SDK that speaks only protocol 3.
+		goplugin.Serve(&goplugin.ServeConfig{
+			HandshakeConfig:  sdkplugin.Handshake,
+			VersionedPlugins: map[int]goplugin.PluginSet{3: {"mpm": &mpm.Plugin{Impl: worker.New()}}},
+			GRPCServer:       goplugin.DefaultGRPCServer,
+		})
+	case "protocol-1":
+		mpm.Serve(worker.New(), mpm.WithProtocols(1))
+	case "bad-cookie":
+		goplugin.Serve(&goplugin.ServeConfig{
+			HandshakeConfig: goplugin.HandshakeConfig{ProtocolVersion: 1, MagicCookieKey: "SOMEONE_ELSES_PLUGIN", MagicCookieValue: "x"},
+			Plugins:         goplugin.PluginSet{"mpm": &mpm.Plugin{Impl: worker.New()}},
+			GRPCServer:      goplugin.DefaultGRPCServer,
+		})
+	case "hang-at-handshake":
+		time.Sleep(time.Minute)
+	case "crash-mid-rpc":
+		mpm.Serve(badMPM{MPM: worker.New(), maintain: func() { os.Exit(3) }})
+	case "maintain-hangs":
+		mpm.Serve(badMPM{MPM: worker.New(), maintain: func() { time.Sleep(time.Minute) }})
+	case "stdout-garbage":
+		fmt.Println("hello from a plugin that prints to stdout")
+		mpm.Serve(worker.New())
+	}
+	return 0
+}
+
+// syncBuffer collects log output from go-plugin's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func launch(t *testing.T, scenario string, timeout time.Duration) (*Plugin, *syncBuffer, error) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("plugin processes: skipped with -short")
+	}
+	var logs syncBuffer
+	env := append(minimalEnv(), scenarioEnv+"="+scenario, "GORACE=atexit_sleep_ms=0")
+	p, err := Launch(Options{
+		Name: "test " + scenario, Kind: sdkplugin.KindMPM, Argv: []string{os.Args[0]}, Env: env,
+		Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Level: slog.LevelInfo,
+		SocketDir: t.TempDir(), StartTimeout: timeout,
+	})
+	if p != nil {
+		t.Cleanup(p.Kill)
+	}
+	return p, &logs, err
+}
+
+func TestLaunchAndRelayLogs(t *testing.T) {
+	p, logs, err := launch(t, "ok", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Protocol() != 2 {
+		t.Fatalf("negotiated protocol %d, want 2", p.Protocol())
+	}
+	m, err := p.MPM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := m.Configure(context.Background(), &mpm.ConfigureRequest{Settings: map[string]any{"threads_per_child": 5}})
+	if err != nil || resp.ThreadsPerChild != 5 || resp.Model != mpm.Worker {
+		t.Fatalf("Configure = %+v, %v", resp, err)
+	}
+	if _, err := m.Configure(context.Background(), &mpm.ConfigureRequest{Settings: map[string]any{"bogus": 1}}); err == nil {
+		t.Fatal("bogus key accepted")
+	} else if se := (*mpm.SettingError)(nil); !errors.As(err, &se) || se.Key != "bogus" {
+		t.Fatalf("Configure error %v is not a SettingError for bogus", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), `"msg":"plugin says hello"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin's record not relayed:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{`"level":"WARN"`, `"plugin":"test ok"`, `"answer":42`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("relayed record lacks %s:\n%s", want, logs)
+		}
+	}
+	pid := p.PID()
+	p.Kill()
+	if !p.Exited() || pid == 0 {
+		t.Fatalf("after Kill: exited %v pid %d", p.Exited(), pid)
+	}
+}
+
+func TestMisbehavingPlugins(t *testing.T) {
+	for _, tt := range []struct {
+		scenario string
+		timeout  time.Duration
+		want     []string
+	}{
+		{"protocol-3", 0, []string{"test protocol-3", "incompatible protocol version", "Plugin version: 3", "[1 2]"}},
+		{"bad-cookie", 0, []string{"test bad-cookie", "not a phased plugin"}},
+		{"hang-at-handshake", 500 * time.Millisecond, []string{"test hang-at-handshake", "did not complete the handshake in time"}},
+		{"stdout-garbage", 0, []string{"test stdout-garbage"}},
+	} {
+		t.Run(tt.scenario, func(t *testing.T) {
+			start := time.Now()
+			_, _, err := launch(t, tt.scenario, tt.timeout)
+			if err == nil {
+				t.Fatal("launched")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+}
+
+func TestOlderPluginWorks(t *testing.T) {
+	p, _, err := launch(t, "protocol-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Protocol() != 1 {
+		t.Fatalf("negotiated %d, want 1", p.Protocol())
+	}
+	m, _ := p.MPM()
+	if _, err := m.Configure(context.Background(), &mpm.ConfigureRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCrashMidRPC(t *testing.T) {
+	p, _, err := launch(t, "crash-mid-rpc", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := p.MPM()
+	_, err = m.Maintain(context.Background(), &mpm.MaintainRequest{Generation: 1})
+	if err == nil {
+		t.Fatal("Maintain on a crashing plugin succeeded")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !p.Exited() {
+		if time.Now().After(deadline) {
+			t.Fatal("crashed plugin not seen as exited")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMaintainTimeout(t *testing.T) {
+	p, _, err := launch(t, "maintain-hangs", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := p.MPM()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = m.Maintain(ctx, &mpm.MaintainRequest{Generation: 1})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Maintain = %v, want a deadline error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the timeout took %s", d)
+	}
+	// Only the call hangs, not the process: it stops gracefully at once.
+	start = time.Now()
+	p.Kill()
+	if d := time.Since(start); d >= stopBound || !p.Exited() {
+		t.Errorf("Kill took %s (exited %v): the graceful stop did not work", d, p.Exited())
+	}
+}
+
+// TestKillWedgedPlugin: a plugin that cannot answer at all (here a stopped
+// process) is killed within a bound; go-plugin's own Kill would wait for
+// its answer forever, and the master's event loop with it.
+func TestKillWedgedPlugin(t *testing.T) {
+	p, logs, err := launch(t, "ok", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := p.PID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		p.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(pid, syscall.SIGKILL) // let the test end
+		<-done
+		t.Fatal("Kill of a stopped plugin did not return")
+	}
+	if d := time.Since(start); d < stopBound || d > stopBound+2*time.Second {
+		t.Errorf("Kill took %s, want about %s", d, stopBound)
+	}
+	if !p.Exited() {
+		t.Error("Exited is false after Kill")
+	}
+	if !strings.Contains(logs.String(), "plugin did not stop in time; killing it") || !strings.Contains(logs.String(), fmt.Sprintf(`"pid":%d`, pid)) {
+		t.Errorf("the forced kill is not logged with the pid:\n%s", logs)
+	}
+}

@@ -1,0 +1,353 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/phasedhq/phased/sdk/mpm"
+)
+
+// Reasons carried by the actions Maintain returns.
+const (
+	ReasonStartServers     = "start_servers"      // a generation's first children
+	ReasonMinSpare         = "min_spare"          // too few idle slots
+	ReasonMaxSpare         = "max_spare"          // too many idle slots
+	ReasonKeepStartServers = "keep_start_servers" // fewer children than start_servers
+	ReasonMemory           = "memory"             // over max_memory_per_child, and its replacement
+)
+
+// Messages Maintain logs, worded as Apache's with phased's setting names.
+const (
+	MsgReachedMax   = "server reached max_request_workers setting, consider raising the max_request_workers setting"
+	MsgNearMax      = "server is within min_spare_threads of max_request_workers, consider raising the max_request_workers setting"
+	MsgScoreboard   = "scoreboard is full, not at max_request_workers; increase server_limit"
+	MsgBusyThreaded = "server seems busy, (you may need to increase start_servers, threads_per_child or min/max_spare_threads), spawning %d children, there are around %d idle threads, and %d total children"
+	MsgBusyPrefork  = "server seems busy, (you may need to increase start_servers, or min/max_spare_servers), spawning %d children, there are %d idle, and %d total children"
+)
+
+// retained is the state Apache keeps across maintenance cycles (and across
+// restarts) in its retained data.
+type retained struct {
+	// idleSpawnRate is how many children the next spawning tick may start:
+	// 1, doubled after each tick that spawned, up to MaxSpawnRate, back to
+	// 1 after a tick that did not need to spawn.
+	idleSpawnRate int
+	// holdOff counts spawning ticks of a new generation that keep the rate
+	// instead of doubling it.
+	holdOff int
+	// maxClientsReported counts the ticks that found the server at
+	// max_request_workers (Apache logs once; phased logs every time).
+	maxClientsReported int
+	// generation is the last generation seen; seen reports whether any was.
+	generation int
+	seen       bool
+}
+
+// Core is an MPM policy: a configuration and the state retained between
+// maintenance ticks. It is safe for concurrent use.
+type Core struct {
+	mu  sync.Mutex
+	cfg *Config
+	st  retained
+}
+
+// NewCore returns a policy configured by cfg.
+func NewCore(cfg *Config) *Core {
+	return &Core{cfg: cfg, st: retained{idleSpawnRate: 1}}
+}
+
+// SetConfig replaces the configuration (a new configuration pass), keeping
+// the retained state, as Apache does across a graceful restart.
+func (c *Core) SetConfig(cfg *Config) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg = cfg
+}
+
+// Config returns the current configuration.
+func (c *Core) Config() *Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg
+}
+
+// SpawnRate returns the number of children the next spawning tick may
+// start, and the spawning ticks still held off.
+func (c *Core) SpawnRate() (rate, holdOff int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.idleSpawnRate, c.st.holdOff
+}
+
+// tick is the bookkeeping of one Maintain call.
+type tick struct {
+	cfg  *Config
+	resp *mpm.MaintainResponse
+	// active are the children that are not retiring, less any retired in
+	// this tick.
+	active []mpm.Child
+	// occupied counts slots in use: every child, retiring ones included,
+	// plus those spawned in this tick.
+	occupied int
+	// pending counts children spawned in this tick (not in active).
+	pending int
+}
+
+func (t *tick) free() int { return max(0, t.cfg.ServerLimit-t.occupied) }
+
+func (t *tick) log(level mpm.Level, msg string, kv ...string) {
+	l := mpm.Log{Level: level, Message: msg}
+	if len(kv) > 0 {
+		l.Attrs = map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			l.Attrs[kv[i]] = kv[i+1]
+		}
+	}
+	t.resp.Logs = append(t.resp.Logs, l)
+}
+
+func (t *tick) spawn(n int, reason string) {
+	if n <= 0 {
+		return
+	}
+	t.resp.Actions = append(t.resp.Actions, mpm.Action{Kind: mpm.Spawn, Count: n, Reason: reason})
+	t.occupied += n
+	t.pending += n
+}
+
+func (t *tick) retire(slot int, reason string) {
+	t.resp.Actions = append(t.resp.Actions, mpm.Action{Kind: mpm.Retire, Slot: slot, Reason: reason})
+	for i, ch := range t.active {
+		if ch.Slot == slot {
+			t.active = append(t.active[:i:i], t.active[i+1:]...)
+			break
+		}
+	}
+}
+
+// idle counts idle threads (processes for prefork) of the active children
+// and of the children spawned in this tick. A starting child counts as all
+// idle, as in Apache: it was started at least a tick ago, and forking more
+// because it is slow to start would only swamp the machine.
+func (t *tick) idle() int {
+	tpc := t.cfg.ThreadsPerChild
+	prefork := t.cfg.Model == mpm.Prefork
+	n := t.pending * tpc
+	for _, ch := range t.active {
+		switch {
+		case ch.State == mpm.ChildStarting:
+			n += tpc
+		case prefork:
+			if ch.IdleSlots > 0 {
+				n++
+			}
+		default:
+			n += min(max(ch.IdleSlots, 0), tpc)
+		}
+	}
+	return n
+}
+
+// children counts the children that are not retiring, spawned ones included.
+func (t *tick) children() int { return len(t.active) + t.pending }
+
+// Maintain runs one maintenance tick over req, as Apache's
+// perform_idle_server_maintenance, and returns the actions to take.
+func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.MaintainResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		req = &mpm.MaintainRequest{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := &c.st
+	t := &tick{cfg: c.cfg, resp: &mpm.MaintainResponse{}, occupied: len(req.Children)}
+	for _, ch := range req.Children {
+		if ch.State != mpm.ChildRetiring {
+			t.active = append(t.active, ch)
+		}
+	}
+
+	// A new generation: Apache holds off exponential spawning for ten
+	// spawning ticks after a graceful restart (not at first start).
+	if !st.seen || req.Generation != st.generation {
+		if st.seen || req.Generation > 1 {
+			st.holdOff = HoldOffTicks
+		}
+		st.seen, st.generation = true, req.Generation
+	}
+
+	// The first tick of a generation starts what the master has not
+	// started of start_servers, and nothing else (Apache's
+	// startup_children, then "continue").
+	if req.TicksSinceRestart == 0 && len(t.active) < t.cfg.StartServers {
+		t.spawn(min(t.cfg.StartServers-len(t.active), t.free()), ReasonStartServers)
+		if t.pending > 0 {
+			return t.resp, nil
+		}
+	}
+
+	c.retireForMemory(t)
+	c.spares(t)
+
+	// HWSKeepStartServers: never fewer children than start_servers.
+	if t.cfg.KeepStartServers {
+		if short := min(t.cfg.StartServers-t.children(), t.free()); short > 0 {
+			if n := len(t.resp.Actions); n > 0 && t.resp.Actions[n-1].Kind == mpm.Spawn && t.resp.Actions[n-1].Reason == ReasonMinSpare {
+				t.resp.Actions[n-1].Count += short
+				t.occupied += short
+				t.pending += short
+			} else {
+				t.spawn(short, ReasonKeepStartServers)
+			}
+		}
+	}
+	return t.resp, nil
+}
+
+// retireForMemory retires the child furthest over max_memory_per_child, at
+// most one a tick, and spawns its replacement first.
+func (c *Core) retireForMemory(t *tick) {
+	limit := t.cfg.MaxMemoryPerChild
+	if limit <= 0 {
+		return
+	}
+	victim := -1
+	for i, ch := range t.active {
+		if ch.MemoryBytes > limit && (victim < 0 || ch.MemoryBytes > t.active[victim].MemoryBytes) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		return
+	}
+	ch := t.active[victim]
+	attrs := []string{"slot", strconv.Itoa(ch.Slot), "pid", strconv.Itoa(ch.PID),
+		"memory", strconv.FormatInt(ch.MemoryBytes, 10), "limit", strconv.FormatInt(limit, 10)}
+	if t.free() > 0 {
+		t.spawn(1, ReasonMemory)
+		t.retire(ch.Slot, ReasonMemory)
+		t.log(mpm.LevelInfo, "child exceeds max_memory_per_child, retiring it", attrs...)
+		return
+	}
+	// No slot for a replacement: retire it only if another child is ready
+	// to take its connections.
+	for _, other := range t.active {
+		if other.Slot != ch.Slot && other.State == mpm.ChildReady {
+			t.retire(ch.Slot, ReasonMemory)
+			t.log(mpm.LevelInfo, "child exceeds max_memory_per_child, retiring it without a replacement: no free slot", attrs...)
+			return
+		}
+	}
+	t.log(mpm.LevelWarn, "child exceeds max_memory_per_child but is the only child and no slot is free for its replacement; keeping it", attrs...)
+}
+
+// spares keeps the idle slots between the minimum and the maximum: retire
+// one child above, spawn at the current rate below.
+func (c *Core) spares(t *tick) {
+	st := &c.st
+	cfg := t.cfg
+	idle := t.idle()
+	switch {
+	case idle > cfg.MaxSpare:
+		st.idleSpawnRate = 1
+		if cfg.KeepStartServers && t.children() <= cfg.StartServers {
+			return
+		}
+		if cfg.Model == mpm.Event && t.occupied > len(t.active)+t.pending && cfg.ServerLimit-t.occupied <= cfg.ActiveLimit {
+			// Event: children are already draining and the scoreboard
+			// has no room for a graceful restart; wait for them to exit.
+			return
+		}
+		if slot, ok := pickRetire(t); ok {
+			t.retire(slot, ReasonMaxSpare)
+		}
+	case idle < cfg.MinSpare:
+		c.spawnSpares(t, idle)
+	default:
+		st.idleSpawnRate = 1
+	}
+}
+
+func (c *Core) spawnSpares(t *tick, idle int) {
+	st := &c.st
+	cfg := t.cfg
+	total := t.children()
+	attrs := []string{"idle", strconv.Itoa(idle), "children", strconv.Itoa(total)}
+	atMax := t.free() == 0
+	if cfg.Model == mpm.Event {
+		// Event compares the active threads with max_request_workers
+		// before it looks at the scoreboard.
+		atMax = total*cfg.ThreadsPerChild >= cfg.MaxRequestWorkers
+	}
+	if atMax {
+		st.maxClientsReported++
+		t.resp.ReachedMax = true
+		switch {
+		case cfg.Model == mpm.Prefork || idle == 0:
+			t.log(mpm.LevelWarn, MsgReachedMax, attrs...)
+		default:
+			t.log(mpm.LevelWarn, MsgNearMax, attrs...)
+		}
+		st.idleSpawnRate = 1
+		return
+	}
+	if t.free() == 0 {
+		// Event only: draining children fill the scoreboard.
+		t.log(mpm.LevelWarn, MsgScoreboard, attrs...)
+		st.idleSpawnRate = 1
+		return
+	}
+	// Never more active children than the active limit (event's
+	// active_daemons_limit; below it here, as atMax caught the limit).
+	n := min(t.free(), st.idleSpawnRate, cfg.ActiveLimit-total)
+	if n >= 8 {
+		msg := MsgBusyThreaded
+		if cfg.Model == mpm.Prefork {
+			msg = MsgBusyPrefork
+		}
+		t.log(mpm.LevelInfo, fmt.Sprintf(msg, n, idle, total), append(attrs, "spawning", strconv.Itoa(n))...)
+	}
+	t.spawn(n, ReasonMinSpare)
+	// Next time spawn twice as many if this was not enough, but not just
+	// after a graceful restart.
+	if st.holdOff > 0 {
+		st.holdOff--
+	} else if st.idleSpawnRate < MaxSpawnRate {
+		st.idleSpawnRate *= 2
+	}
+}
+
+// pickRetire chooses the child to retire above the maximum of spares. Apache
+// lets whichever child reads the pipe of death go; phased picks one that
+// loses nothing: the highest slot among ready children with no busy slot,
+// else the highest starting child, else the ready child with the fewest busy
+// slots (highest slot on ties). For prefork only an idle child qualifies.
+func pickRetire(t *tick) (int, bool) {
+	best, bestRank, bestBusy := -1, -1, 0
+	for _, ch := range t.active {
+		var rank int
+		busy := max(ch.BusySlots, 0)
+		switch {
+		case ch.State == mpm.ChildReady && (busy == 0 || t.cfg.Model == mpm.Prefork && ch.IdleSlots > 0):
+			rank = 3
+		case ch.State == mpm.ChildStarting:
+			rank = 2
+		case ch.State == mpm.ChildReady && t.cfg.Model != mpm.Prefork:
+			rank = 1
+		default:
+			continue
+		}
+		better := rank > bestRank ||
+			rank == bestRank && rank == 1 && busy < bestBusy ||
+			rank == bestRank && (rank != 1 || busy == bestBusy) && ch.Slot > best
+		if better {
+			best, bestRank, bestBusy = ch.Slot, rank, busy
+		}
+	}
+	return best, best >= 0
+}

@@ -1,0 +1,137 @@
+package child
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/sdk/scoreboard"
+)
+
+// BenchmarkServe is the request path of a child, over loopback with 16
+// keep-alive clients sending raw requests, next to a bare net/http server
+// with the same handler: the difference is what a child adds per request
+// (connection tracking, scoreboard, counters, slots). The handler writes a
+// 6-byte body from memory, as phased's static handler does for a cached
+// file (core/static has the handler's own benchmarks). Figures in req/s;
+// profile with
+//
+//	go test -run '^$' -bench Serve -cpuprofile cpu.out ./sdk/child
+func BenchmarkServe(b *testing.B) {
+	body := []byte("hello\n")
+	ctype, length := []string{"text/plain; charset=utf-8"}, []string{"6"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = ctype
+		w.Header()["Content-Length"] = length
+		w.Write(body)
+	})
+	b.Run("bare", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := &http.Server{Handler: h}
+		go srv.Serve(ln)
+		defer srv.Close()
+		load(b, ln.Addr().String())
+	})
+	for _, m := range []Model{ModelWorker, ModelEvent} {
+		b.Run(string(m), func(b *testing.B) {
+			rt, addr, events, _ := modelRuntime(b, m, 32)
+			c, err := scoreboard.CreateCounters()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			rt.counters = c
+			go io.Copy(io.Discard, eventReader(events))
+			sigs := make(chan os.Signal, 1)
+			done := make(chan error, 1)
+			go func() { done <- rt.serve(h, sigs) }()
+			load(b, addr)
+			sigs <- syscall.SIGINT
+			<-done
+		})
+	}
+}
+
+// eventReader turns the events scanner back into a reader, so that the
+// benchmark can drain it.
+func eventReader(sc *bufio.Scanner) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		for sc.Scan() {
+		}
+		pw.Close()
+	}()
+	return pr
+}
+
+// load sends b.N requests for /hello.txt to addr over 16 keep-alive
+// connections and reports req/s.
+func load(b *testing.B, addr string) {
+	const conns = 16
+	req := []byte("GET /hello.txt HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
+	// Every response is as long as the first: same headers, and a Date of
+	// fixed width.
+	size := func() int {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(req)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("first response: %v %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		var buf bytes.Buffer
+		c.Write(req)
+		io.Copy(&buf, c)
+		return buf.Len()
+	}()
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for range conns {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, size)
+			for left.Add(-1) >= 0 {
+				if _, err := c.Write(req); err != nil {
+					failed.Add(1)
+					return
+				}
+				if _, err := io.ReadFull(c, buf); err != nil || !bytes.HasSuffix(buf, []byte("hello\n")) {
+					failed.Add(1)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d connections failed", n)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}

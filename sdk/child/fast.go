@@ -1,0 +1,661 @@
+package child
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/phasedhq/phased/sdk/accesslog"
+	"github.com/phasedhq/phased/sdk/scoreboard"
+)
+
+// FastResponder is what a handler offers to answer the plainest requests
+// without net/http: a GET or HEAD of a path, with no body, no Range and no
+// condition. phased's static handler implements it for the small files it
+// holds in memory.
+//
+// ServeFast is called with the request's path (only characters that need
+// no percent-decoding; the query, if any, is not part of it). It returns
+// the header block of a 200 response, each line ending in CRLF, without
+// Date and Connection (the child adds those), and the body; or ok false,
+// and the request goes to the http.Handler as any other. Both slices must
+// stay unchanged for as long as anybody may hold them: the child writes
+// them out after ServeFast returns. path is valid only during the call.
+type FastResponder interface {
+	ServeFast(path string) (header, body []byte, ok bool)
+}
+
+// The fast path. When Runtime.Fast is set and there is no access log, the
+// child accepts connections itself instead of handing them to http.Server,
+// and reads their requests with a strict parser that understands only the
+// plainest requests: GET or HEAD, an origin-form target made of characters
+// that need no decoding, HTTP/1.1 with one Host or HTTP/1.0, and headers
+// that are well-formed and ask for nothing a static 200 would ignore (no
+// Content-Length, Transfer-Encoding, Expect, Upgrade, Range or If-*). Such
+// a request whose path the FastResponder answers is answered from the
+// bytes it returns; responses to pipelined requests go out in one write.
+//
+// Anything else, from the first request that does not qualify on, is the
+// business of net/http: the connection, with the bytes already read, is
+// handed over to the child's http.Server through an in-memory listener and
+// stays there. So an odd or hostile request meets net/http's parser, never
+// a reduced one, and everything the fast path leaves out (status page,
+// metrics, error pages, ranges, conditionals, large files) works as before.
+//
+// Connection states, the scoreboard, counters, slots and the drain work as
+// for http.Server: the connection is tracked New, Active and Idle; a
+// draining child answers with "Connection: close" and closes; idle
+// connections are closed after the quiet period; the timeouts are the
+// server's (read_header for a request's header, idle between requests,
+// write for each response); the access log gets the same line as from
+// net/http.
+
+const (
+	fastBufSize   = 8 << 10  // a request header longer than this goes to net/http
+	fastOutFlush  = 64 << 10 // pipelined responses are written out past this
+	fastMaxTarget = 2048     // a longer request target goes to net/http
+)
+
+// fastBufs recycles the read and write buffers of fast connections.
+var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, fastBufSize); return &b }}
+
+// fastDate is the Date header line, made once a second.
+type fastDate struct {
+	line atomic.Pointer[[]byte]
+	sec  atomic.Int64
+}
+
+var dateLine fastDate
+
+func (d *fastDate) get(now time.Time) []byte {
+	sec := now.Unix()
+	if p := d.line.Load(); p != nil && d.sec.Load() == sec {
+		return *p
+	}
+	b := append([]byte("Date: "), now.UTC().AppendFormat(nil, http.TimeFormat)...)
+	b = append(b, '\r', '\n')
+	d.line.Store(&b)
+	d.sec.Store(sec)
+	return b
+}
+
+// fastRequest is a parsed request the fast path may answer.
+type fastRequest struct {
+	head   bool
+	target []byte // path and query, as sent
+	path   []byte // target up to "?"
+	proto  string
+	close  bool // answer with Connection: close and close
+	keep10 bool // HTTP/1.0 with Connection: keep-alive
+
+	// For the access log: the Referer and User-Agent values, if sent.
+	referer, agent       []byte
+	hasReferer, hasAgent bool
+}
+
+// parse results besides a complete request.
+const (
+	parseMore    = 0  // the header is not complete yet
+	parseHandoff = -1 // net/http must read this request
+)
+
+// parseFast parses the request at the start of b. It returns the request
+// and its length in bytes, or parseMore, or parseHandoff.
+func parseFast(b []byte, req *fastRequest) int {
+	end := bytes.Index(b, crlfcrlf)
+	if end < 0 {
+		if len(b) >= fastBufSize || bytes.Contains(b, lflf) {
+			return parseHandoff // too long, or lines ending in a bare LF
+		}
+		return parseMore
+	}
+	hdr := b[:end+2] // every line with its CRLF
+	*req = fastRequest{}
+
+	// Request line.
+	nl := bytes.IndexByte(hdr, '\n')
+	line := hdr[:nl+1]
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		line = line[4:]
+	case bytes.HasPrefix(line, []byte("HEAD ")):
+		req.head = true
+		line = line[5:]
+	default:
+		return parseHandoff
+	}
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || sp > fastMaxTarget {
+		return parseHandoff
+	}
+	req.target = line[:sp]
+	if req.target[0] != '/' {
+		return parseHandoff
+	}
+	req.path = req.target
+	for i, c := range req.target {
+		if targetChar[c] {
+			continue
+		}
+		if c == '?' && len(req.path) == len(req.target) {
+			req.path = req.target[:i] // the query is not the responder's
+			continue
+		}
+		return parseHandoff // "%", "#", a second "?", a space...
+	}
+	switch string(line[sp+1:]) {
+	case "HTTP/1.1\r\n":
+		req.proto = "HTTP/1.1"
+	case "HTTP/1.0\r\n":
+		req.proto = "HTTP/1.0"
+	default:
+		return parseHandoff
+	}
+
+	// Header lines.
+	hosts := 0
+	for rest := hdr[nl+1:]; len(rest) > 0; {
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 1 || rest[nl-1] != '\r' {
+			return parseHandoff // a bare LF
+		}
+		line := rest[:nl-1]
+		rest = rest[nl+1:]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return parseHandoff // no name, a folded line, or no colon
+		}
+		name := line[:colon]
+		for _, c := range name {
+			if !tokenChar[c] {
+				return parseHandoff
+			}
+		}
+		value := bytes.Trim(line[colon+1:], " \t")
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return parseHandoff
+			}
+		}
+		switch {
+		case asciiEqualFold(name, "host"):
+			hosts++
+			for _, c := range value {
+				if !hostChar[c] {
+					return parseHandoff
+				}
+			}
+		case asciiEqualFold(name, "connection"):
+			for _, tok := range bytes.Split(value, []byte(",")) {
+				tok = bytes.Trim(tok, " \t")
+				switch {
+				case asciiEqualFold(tok, "close"):
+					req.close = true
+				case asciiEqualFold(tok, "keep-alive"):
+					req.keep10 = true
+				}
+			}
+		case asciiEqualFold(name, "referer"):
+			if req.hasReferer {
+				return parseHandoff // the log would join the values
+			}
+			req.referer, req.hasReferer = value, true
+		case asciiEqualFold(name, "user-agent"):
+			if req.hasAgent {
+				return parseHandoff
+			}
+			req.agent, req.hasAgent = value, true
+		case asciiEqualFold(name, "content-length"), asciiEqualFold(name, "transfer-encoding"),
+			asciiEqualFold(name, "expect"), asciiEqualFold(name, "upgrade"),
+			asciiEqualFold(name, "range"), hasPrefixFold(name, "if-"),
+			asciiEqualFold(name, "authorization"): // the log would name the user
+			return parseHandoff
+		}
+	}
+	if hosts > 1 || hosts == 0 && req.proto == "HTTP/1.1" {
+		return parseHandoff // net/http answers 400
+	}
+	if req.proto == "HTTP/1.0" && !req.keep10 {
+		req.close = true
+	}
+	return end + 4
+}
+
+var (
+	crlfcrlf = []byte("\r\n\r\n")
+	lflf     = []byte("\n\n")
+)
+
+// Character classes of the strict parser.
+var targetChar, tokenChar, hostChar [256]bool
+
+func init() {
+	for c := 'a'; c <= 'z'; c++ {
+		targetChar[c], tokenChar[c], hostChar[c] = true, true, true
+		targetChar[c-32], tokenChar[c-32], hostChar[c-32] = true, true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		targetChar[c], tokenChar[c], hostChar[c] = true, true, true
+	}
+	// RFC 3986 unreserved, sub-delims, ":" "@" "/"; not "%", "?" or "#".
+	for _, c := range "-._~!$&'()*+,;=:@/" {
+		targetChar[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		tokenChar[c] = true
+	}
+	for _, c := range "-._:[]" {
+		hostChar[c] = true
+	}
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if b[i]|0x20 != s[i]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
+}
+
+// bstr views b as a string for the length of a call that does not keep it.
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// handoff is the in-memory listener through which the fast path gives
+// connections to net/http.
+type handoff struct {
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	addr   net.Addr
+	closed atomic.Bool
+}
+
+func newHandoff(addr net.Addr) *handoff {
+	return &handoff{conns: make(chan net.Conn), done: make(chan struct{}), addr: addr}
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.once.Do(func() { h.closed.Store(true); close(h.done) })
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return h.addr }
+
+// give hands c to net/http; if the server is gone, it closes c.
+func (h *handoff) give(c net.Conn) {
+	select {
+	case h.conns <- c:
+	case <-h.done:
+		c.Close()
+	}
+}
+
+// replayConn is a connection handed to net/http with the bytes the fast
+// path had read from it and not used.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// slot returns the slotConn under c, if any.
+func connSlot(c net.Conn) *slotConn {
+	switch c := c.(type) {
+	case *slotConn:
+		return c
+	case *replayConn:
+		sc, _ := c.Conn.(*slotConn)
+		return sc
+	}
+	return nil
+}
+
+// acceptFast accepts on ln and serves each connection on the fast path
+// until ln is closed.
+func (s *server) acceptFast(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.isDraining() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of descriptors and the like: as http.Server, back off.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		// Tracked before the goroutine starts, as http.Server does: a
+		// drain that counts connections must not miss one just accepted.
+		s.track(c, http.StateNew)
+		go s.serveFast(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// serveFast serves connection c on the fast path while its requests
+// qualify, then hands it to net/http.
+func (s *server) serveFast(c net.Conn) {
+	// The write buffer is held only while there are responses to write:
+	// an idle keep-alive connection holds its read buffer alone.
+	inp := fastBufs.Get().(*[]byte)
+	in := (*inp)[:0]
+	var outp *[]byte
+	var out []byte
+	getOut := func() {
+		if outp == nil {
+			outp = fastBufs.Get().(*[]byte)
+			out = (*outp)[:0]
+		}
+	}
+	putOut := func() {
+		if outp != nil {
+			*outp = out[:0]
+			fastBufs.Put(outp)
+			outp, out = nil, nil
+		}
+	}
+	handed := false
+	defer func() {
+		if v := recover(); v != nil {
+			// As net/http does for a handler: log, and close this
+			// connection only.
+			s.log.Error("panic serving a request; connection closed", "remote", c.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
+		}
+		if !handed {
+			// Closed, then untracked, as net/http does: a drain that
+			// waits for the connections to go does not return while
+			// Close still updates the scoreboard.
+			c.Close()
+			s.track(c, http.StateClosed)
+		}
+		*inp = in[:0]
+		fastBufs.Put(inp)
+		putOut()
+	}()
+	to := s.timeouts
+	// The fast path reads and writes with raw system calls (rawio.go).
+	var (
+		rd io.Reader = c
+		wr io.Writer = c
+	)
+	if r := newRawIO(c); r != nil {
+		rd, wr = r, r
+	}
+	remote := ""
+	if s.alog != nil {
+		remote = c.RemoteAddr().String()
+	}
+	var (
+		req      fastRequest
+		first    = true
+		now      = time.Now() // the clock, read once per read and once per request
+		reqStart time.Time    // when the pending request's first bytes came; zero if none
+		dl       deadlines
+	)
+	for {
+		// Answer every complete request in the buffer.
+		for len(in) > 0 {
+			n := parseFast(in, &req)
+			if n == parseMore {
+				if reqStart.IsZero() {
+					reqStart = now
+				}
+				break
+			}
+			ok := n != parseHandoff && (s.status == "" || bstr(req.path) != s.status)
+			if ok {
+				getOut()
+				s.track(c, http.StateActive)
+				out, now, ok = s.answerFast(c, out, &req, remote, now)
+			}
+			if !ok {
+				// net/http answers this request and the rest of the
+				// connection, from the bytes read so far.
+				if s.flush(c, wr, out, &dl, now) {
+					// Active, so a drain does not close it as idle, and
+					// tracked until net/http has it, so a drain that
+					// counts connections does not miss it.
+					s.track(c, http.StateActive)
+					handed = true
+					s.handoff.give(&replayConn{Conn: c, pending: bytes.Clone(in)})
+					s.conns.Delete(c)
+				}
+				return
+			}
+			in = in[:copy(in, in[n:])]
+			first = false
+			reqStart = time.Time{}
+			if req.close {
+				s.flush(c, wr, out, &dl, now)
+				return
+			}
+			if len(out) >= fastOutFlush {
+				if !s.flush(c, wr, out, &dl, now) {
+					return
+				}
+				out = out[:0]
+			}
+		}
+		if len(out) > 0 {
+			if !s.flush(c, wr, out, &dl, now) {
+				return
+			}
+			s.idle(c, now)
+		}
+		putOut()
+		// Read more: a new request waits up to idle (read_header for the
+		// first), a started one up to read_header from its first byte.
+		var err error
+		switch {
+		case !reqStart.IsZero():
+			err = dl.read(c, reqStart.Add(to.ReadHeader), 0)
+		case first:
+			err = dl.read(c, now.Add(to.ReadHeader), 0)
+		default:
+			err = dl.read(c, now.Add(to.Idle), to.Idle/8)
+		}
+		if err != nil {
+			return
+		}
+		if cap(in)-len(in) < 512 {
+			in = append(in, make([]byte, 0, cap(in))...)[:len(in)]
+		}
+		m, err := rd.Read(in[len(in):cap(in)])
+		in = in[:len(in)+m]
+		if err != nil {
+			return
+		}
+		now = time.Now()
+	}
+}
+
+// deadlines are a connection's read and write deadlines as last set. A
+// deadline later than the one set by at most slack is not set again: on
+// keep-alive connections that spares two timer updates a request, for an
+// idle or write bound shorter by at most an eighth (and at most a second).
+type deadlines struct {
+	readBy, writeBy time.Time
+}
+
+const maxDeadlineSlack = time.Second
+
+func (d *deadlines) read(c net.Conn, by time.Time, slack time.Duration) error {
+	return rearm(&d.readBy, by, slack, c.SetReadDeadline)
+}
+
+func (d *deadlines) write(c net.Conn, by time.Time, slack time.Duration) error {
+	return rearm(&d.writeBy, by, slack, c.SetWriteDeadline)
+}
+
+func rearm(cur *time.Time, by time.Time, slack time.Duration, set func(time.Time) error) error {
+	if by.After(*cur) && by.Sub(*cur) <= min(slack, maxDeadlineSlack) {
+		return nil
+	}
+	*cur = by
+	return set(by)
+}
+
+// idle marks c idle since now, as track does for http.StateIdle.
+func (s *server) idle(c net.Conn, now time.Time) {
+	if sc := connSlot(c); sc != nil {
+		if w := sc.worker(); w != nil {
+			w.SetState(scoreboard.KeepAlive)
+		}
+	}
+	if v, ok := s.conns.Load(c); ok {
+		ci := v.(*connInfo)
+		ci.since.Store(now.UnixNano())
+		ci.state.Store(int32(http.StateIdle))
+	}
+}
+
+// flush writes out to w (c, or c's socket), bounded by the write timeout;
+// it reports success.
+func (s *server) flush(c net.Conn, w io.Writer, out []byte, dl *deadlines, now time.Time) bool {
+	if len(out) == 0 {
+		return true
+	}
+	if t := s.timeouts.Write; t > 0 {
+		if dl.write(c, now.Add(t), t/8) != nil {
+			return false
+		}
+	}
+	_, err := w.Write(out)
+	return err == nil
+}
+
+var (
+	status200     = []byte("HTTP/1.1 200 OK\r\n")
+	connClose     = []byte("Connection: close\r\n")
+	connKeepAlive = []byte("Connection: keep-alive\r\n")
+)
+
+// answerFast appends the response to req to out, keeping the scoreboard
+// and counters as scored does for net/http; it reports false, with out
+// unchanged, when the responder declines.
+// start is when the request was read; answerFast returns the clock at the
+// end of the request.
+func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, remote string, start time.Time) ([]byte, time.Time, bool) {
+	slot := -1
+	sc := connSlot(c)
+	if sc != nil {
+		slot = sc.slot
+	}
+	declined := false
+	if s.cap != nil && s.model == ModelEvent {
+		slot = s.requestSlot(sc)
+		defer func() {
+			if declined && sc != nil {
+				// net/http takes the request over: its slot stays
+				// promised, or the child would accept another connection
+				// meanwhile and keep it waiting for a slot inside.
+				s.cap.giveReserved(slot)
+				sc.reserved.Store(true)
+				return
+			}
+			s.cap.give(slot)
+		}()
+	}
+	var ws *scoreboard.WorkerSlot
+	method := "GET"
+	if req.head {
+		method = "HEAD"
+	}
+	if s.board != nil && slot >= 0 {
+		ws = s.board.Worker(s.proc, slot)
+		ws.StartRequest(start, method, bstr(req.target), req.proto)
+	}
+	header, body, ok := s.fast.ServeFast(bstr(req.path))
+	if !ok {
+		declined = true
+		if ws != nil {
+			ws.SetState(scoreboard.Reading) // net/http takes the request over
+		}
+		return out, start, false
+	}
+	out = append(out, status200...)
+	out = append(out, header...)
+	out = append(out, dateLine.get(start)...)
+	// Whether to close is decided once, here: a response that did not say
+	// "Connection: close" must not be followed by a close, or a client
+	// that sends its next request at once loses it.
+	if !req.close && s.isDraining() {
+		req.close = true
+	}
+	switch {
+	case req.close:
+		out = append(out, connClose...)
+	case req.keep10 && req.proto == "HTTP/1.0":
+		out = append(out, connKeepAlive...)
+	}
+	out = append(out, '\r', '\n')
+	n := int64(0)
+	if !req.head {
+		out = append(out, body...)
+		n = int64(len(body))
+	}
+	end := time.Now()
+	if ws != nil {
+		s.endRequestAt(ws, start, end, n)
+	}
+	if s.alog != nil {
+		lr := accesslog.Request{RemoteAddr: remote, Received: start, Method: method, URI: bstr(req.target),
+			Proto: req.proto, Status: http.StatusOK, Bytes: n}
+		var ref, ua [1]string
+		if req.hasReferer {
+			ref[0] = bstr(req.referer)
+			lr.Referer = ref[:]
+		}
+		if req.hasAgent {
+			ua[0] = bstr(req.agent)
+			lr.UserAgent = ua[:]
+		}
+		if s.alogJSON {
+			lr.Duration = end.Sub(start)
+		}
+		s.alog.Log(&lr)
+	}
+	return out, end, true
+}

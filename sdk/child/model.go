@@ -1,0 +1,406 @@
+package child
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phasedhq/phased/sdk/scoreboard"
+)
+
+// Model is how the child shares its slots among connections.
+type Model string
+
+// The child models, as sdk/mpm names them.
+const (
+	// ModelPrefork serves one connection at a time.
+	ModelPrefork Model = "prefork"
+	// ModelWorker gives each connection a slot for its whole life and
+	// accepts only while a slot is free, so waiting connections queue in the
+	// kernel's backlog, where another child can take them.
+	ModelWorker Model = "worker"
+	// ModelEvent gives a slot to each request; idle keep-alive connections
+	// hold none. It accepts while a slot is free and the connection count is
+	// under threads x (1 + asyncFactor).
+	ModelEvent Model = "event"
+)
+
+// asyncFactor is how many idle keep-alive connections an event child keeps
+// per slot beyond one each (Apache's AsyncRequestWorkerFactor).
+const asyncFactor = 2
+
+// capacity is a child's slots: which are free, how many connections it holds,
+// and whether it still accepts.
+type capacity struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	free     []int // free slot numbers, a stack
+	conns    int   // open connections
+	maxConns int   // event only; 0 = no limit beyond the slots
+	// reserved counts free slots promised to the first request of a
+	// connection the event model accepted: it accepts only when a slot is
+	// free for that request, so new connections do not pile up inside a
+	// busy child while a sibling idles (the kernel's backlog is the queue,
+	// as in the worker model). A keep-alive connection's next request may
+	// still take any free slot: it never waits on a promise, which a client
+	// that connects and sends nothing would otherwise hold.
+	reserved int
+	accepted uint64
+	limit    uint64 // stop accepting after this many connections; 0 = never
+	// pastLimit keeps the child accepting once limit is reached: a child
+	// with a master asks it to retire and accepts until its replacement is
+	// ready (the master's DrainSignal).
+	pastLimit bool
+	closed    bool
+	limitHit  chan struct{} // closed when limit is reached
+	// full: an accept waits because the event model holds maxConns
+	// connections; onFull, when set, hears (under mu) when it starts and
+	// stops waiting for that reason.
+	full   bool
+	onFull func(full bool)
+}
+
+func newCapacity(slots, maxConns int, limit uint64) *capacity {
+	c := &capacity{maxConns: maxConns, limit: limit, limitHit: make(chan struct{})}
+	c.cond = sync.NewCond(&c.mu)
+	for i := slots - 1; i >= 0; i-- {
+		c.free = append(c.free, i)
+	}
+	return c
+}
+
+// take waits for a free slot and takes it. For an accept it gives up (false)
+// once the child stops accepting; a request of an open connection always
+// gets its slot.
+func (c *capacity) take(forAccept bool) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.free) == 0 && !(forAccept && c.closed) {
+		c.cond.Wait()
+	}
+	if forAccept && c.closed {
+		return 0, false
+	}
+	s := c.free[len(c.free)-1]
+	c.free = c.free[:len(c.free)-1]
+	return s, true
+}
+
+func (c *capacity) give(s int) {
+	c.mu.Lock()
+	c.free = append(c.free, s)
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// admit waits until the event model may accept one more connection: a slot
+// free for its first request, which it reserves, and room under maxConns.
+func (c *capacity) admit() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for (len(c.free) <= c.reserved || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
+		if c.maxConns > 0 && c.conns >= c.maxConns && !c.full {
+			c.setFull(true) // every admission is a connection: none pending
+		}
+		c.cond.Wait()
+	}
+	if c.full {
+		c.setFull(false)
+	}
+	if c.closed {
+		return false
+	}
+	c.conns++
+	c.reserved++
+	return true
+}
+
+// setFull records (under mu) whether the event model waits for a
+// connection to close before it may accept.
+func (c *capacity) setFull(f bool) {
+	c.full = f
+	if c.onFull != nil {
+		c.onFull(f)
+	}
+}
+
+// takeReserved takes the slot admit reserved for a connection's first
+// request.
+func (c *capacity) takeReserved() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reserved--
+	for len(c.free) == 0 { // a keep-alive request took it meanwhile
+		c.cond.Wait()
+	}
+	s := c.free[len(c.free)-1]
+	c.free = c.free[:len(c.free)-1]
+	return s
+}
+
+// giveReserved gives slot back and promises it again, to the same
+// connection's request (handed from the fast path to net/http).
+func (c *capacity) giveReserved(s int) {
+	c.mu.Lock()
+	c.free = append(c.free, s)
+	c.reserved++
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// unreserve gives back the reservation of a connection that closed before
+// its first request.
+func (c *capacity) unreserve() {
+	c.mu.Lock()
+	c.reserved--
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+func (c *capacity) leave() {
+	c.mu.Lock()
+	c.conns--
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// count records an accepted connection and reports whether it was the last
+// one the child may accept.
+func (c *capacity) count() (last bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.accepted++
+	if c.limit > 0 && c.accepted == c.limit {
+		close(c.limitHit)
+		return true
+	}
+	return false
+}
+
+// exhausted reports whether the connection limit was reached.
+func (c *capacity) exhausted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.limit > 0 && c.accepted >= c.limit && !c.pastLimit
+}
+
+func (c *capacity) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// gate is a listener that accepts only when the model has room.
+type gate struct {
+	net.Listener
+	model    Model
+	cap      *capacity
+	board    *scoreboard.Board
+	counters *scoreboard.Counters
+	proc     int
+}
+
+func (g *gate) Accept() (net.Conn, error) {
+	if g.cap.exhausted() {
+		return nil, g.block()
+	}
+	slot := -1
+	if g.model == ModelEvent {
+		if !g.cap.admit() {
+			return nil, net.ErrClosed
+		}
+		slot = -2 // admitted with a reservation
+	} else {
+		s, ok := g.cap.take(true)
+		if !ok {
+			return nil, net.ErrClosed
+		}
+		slot = s
+	}
+	c, err := g.Listener.Accept()
+	if err != nil {
+		if slot >= 0 {
+			g.cap.give(slot)
+		} else {
+			g.cap.unreserve()
+			g.cap.leave()
+		}
+		return nil, err
+	}
+	if g.cap.count() { // the last connection max_connections_per_child allows
+		g.counters.Add(scoreboard.MaxConnectionsReached, 1)
+	}
+	g.counters.Add(scoreboard.Accepted, 1)
+	sc := &slotConn{Conn: c, g: g, slot: max(slot, -1)}
+	sc.reserved.Store(slot == -2)
+	if w := sc.worker(); w != nil {
+		w.StartConn()
+		w.SetState(scoreboard.Reading)
+	}
+	return sc, nil
+}
+
+// block waits for Close once the child may accept no more connections, so
+// http.Server does not spin on an error.
+func (g *gate) block() error {
+	g.cap.mu.Lock()
+	for !g.cap.closed {
+		g.cap.cond.Wait()
+	}
+	g.cap.mu.Unlock()
+	return net.ErrClosed
+}
+
+func (g *gate) Close() error {
+	g.cap.close()
+	return g.Listener.Close()
+}
+
+// slotConn is an accepted connection and, in the worker and prefork models,
+// the slot it holds.
+type slotConn struct {
+	net.Conn
+	g      *gate
+	slot   int // -1 in the event model
+	closed atomic.Bool
+	// reserved: an event connection whose first request has a slot
+	// reserved (capacity.admit) and not taken yet.
+	reserved atomic.Bool
+}
+
+func (c *slotConn) worker() *scoreboard.WorkerSlot {
+	if c.g.board == nil || c.slot < 0 {
+		return nil
+	}
+	return c.g.board.Worker(c.g.proc, c.slot)
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		if c.slot >= 0 {
+			if w := c.worker(); w != nil {
+				w.SetState(scoreboard.Idle)
+			}
+			c.g.cap.give(c.slot)
+		} else {
+			if c.reserved.CompareAndSwap(true, false) {
+				c.g.cap.unreserve()
+			}
+			c.g.cap.leave()
+		}
+	}
+	return err
+}
+
+type ctxKey struct{}
+
+// scored wraps h: it marks the slot's state and counters around every
+// request, takes a request slot in the event model, and answers with
+// "Connection: close" once the child drains.
+func (s *server) scored(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.isDraining() {
+			w.Header().Set("Connection", "close")
+		}
+		sc, _ := r.Context().Value(ctxKey{}).(*slotConn)
+		slot := -1
+		if sc != nil {
+			slot = sc.slot
+		}
+		if s.cap != nil && s.model == ModelEvent {
+			slot = s.requestSlot(sc)
+			defer s.cap.give(slot)
+		}
+		if s.board == nil || slot < 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ws := s.board.Worker(s.proc, slot)
+		start := time.Now()
+		ws.StartRequest(start, r.Method, r.RequestURI, r.Proto)
+		cw := &countingWriter{ResponseWriter: w}
+		defer func() { s.endRequest(ws, start, cw.n) }()
+		h.ServeHTTP(cw, r)
+	})
+}
+
+// requestSlot takes a slot for a request in the event model: the one
+// reserved for the connection's first request, or any unreserved one.
+func (s *server) requestSlot(sc *slotConn) int {
+	if sc != nil && sc.reserved.CompareAndSwap(true, false) {
+		return s.cap.takeReserved()
+	}
+	slot, _ := s.cap.take(false)
+	return slot
+}
+
+// endRequest closes the scoreboard's record of a request that started at
+// start and sent n body bytes, and counts it.
+func (s *server) endRequest(ws *scoreboard.WorkerSlot, start time.Time, n int64) {
+	s.endRequestAt(ws, start, time.Now(), n)
+}
+
+// endRequestAt is endRequest with the clock read.
+func (s *server) endRequestAt(ws *scoreboard.WorkerSlot, start, end time.Time, n int64) {
+	ws.EndRequest(end, n)
+	d := end.Sub(start)
+	s.counters.Observe(d)
+	if s.slow > 0 && d > s.slow {
+		s.counters.Add(scoreboard.SlowRequests, 1)
+	}
+	if s.model == ModelEvent {
+		ws.SetState(scoreboard.Idle)
+	}
+}
+
+// connContext puts the accepted connection into each request's context.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if sc := connSlot(c); sc != nil {
+		return context.WithValue(ctx, ctxKey{}, sc)
+	}
+	return ctx
+}
+
+// countingWriter counts body bytes and keeps the optional interfaces of the
+// writer it wraps (sendfile through ReadFrom, Flush, Hijack).
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
+	w.n += n
+	return n, err
+}
+
+func (w *countingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

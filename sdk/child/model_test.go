@@ -1,0 +1,236 @@
+package child
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/sdk/scoreboard"
+)
+
+func modelRuntime(t testing.TB, model Model, threads int) (*Runtime, string, *bufio.Scanner, *scoreboard.Board) {
+	t.Helper()
+	rt, addr, events := testRuntime(t)
+	b, err := scoreboard.Create("test", 2, max(threads, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The board is never unmapped: as in a real child, whose board goes with
+	// the process, a connection goroutine that net/http or the fast path
+	// has not finished when serve returns (a hard stop does not wait for
+	// them) may still write its slot, which an unmapped board would turn
+	// into a segfault of the test binary.
+	_ = b
+	rt.Model, rt.Threads, rt.board, rt.Slot, rt.Generation = model, threads, b, 1, 7
+	return rt, addr, events, b
+}
+
+// readable reports whether a response arrives on c within d.
+func answered(c net.Conn, br *bufio.Reader, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
+	resp, err := http.ReadResponse(br, nil)
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return true
+}
+
+func send(t *testing.T, c net.Conn) {
+	t.Helper()
+	if _, err := fmt.Fprintf(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// TestWorkerModelHoldsASlotPerConnection: with two slots, a third keep-alive
+// connection waits in the backlog until one of the first two closes.
+func TestWorkerModelHoldsASlotPerConnection(t *testing.T) {
+	rt, addr, events, b := modelRuntime(t, ModelWorker, 2)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
+	sigs, done := serveAsync(t, rt, events, ok)
+	p := b.Proc(1).Snapshot()
+	if p.PID != os.Getpid() || p.Generation != 7 || b.Snapshot().Letters() != "..__" {
+		t.Fatalf("after ready: proc %+v letters %q", p, b.Snapshot().Letters())
+	}
+	c1, r1 := dial(t, addr)
+	c2, r2 := dial(t, addr)
+	send(t, c1)
+	send(t, c2)
+	if !answered(c1, r1, time.Second) || !answered(c2, r2, time.Second) {
+		t.Fatal("first two connections not served")
+	}
+	c3, r3 := dial(t, addr)
+	send(t, c3)
+	if answered(c3, r3, 300*time.Millisecond) {
+		t.Fatal("third connection served while both slots are held")
+	}
+	if got := b.Snapshot().Letters(); got != "..KK" {
+		t.Fatalf("letters with two idle keep-alive connections: %q", got)
+	}
+	c1.Close()
+	if !answered(c3, r3, time.Second) {
+		t.Fatal("third connection not served after a slot freed")
+	}
+	w := b.Worker(1, 0).Snapshot()
+	w2 := b.Worker(1, 1).Snapshot()
+	if w.Requests+w2.Requests != 3 || w.Bytes+w2.Bytes != 15 {
+		t.Fatalf("counters: %+v %+v", w, w2)
+	}
+	sigs <- syscall.SIGTERM
+	<-done
+	if !b.Proc(1).Quiescing() || b.Proc(1).State() != scoreboard.Graceful {
+		t.Fatal("drain not marked on the scoreboard")
+	}
+}
+
+// TestEventModelParksIdleConnections: one request slot serves several
+// keep-alive connections in turn, because an idle connection holds none.
+func TestEventModelParksIdleConnections(t *testing.T) {
+	rt, addr, events, b := modelRuntime(t, ModelEvent, 1)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
+	sigs, done := serveAsync(t, rt, events, ok)
+	var conns []net.Conn
+	var readers []*bufio.Reader
+	for range 3 {
+		c, r := dial(t, addr)
+		conns, readers = append(conns, c), append(readers, r)
+	}
+	for round := range 2 {
+		for i, c := range conns {
+			send(t, c)
+			if !answered(c, readers[i], time.Second) {
+				t.Fatalf("round %d: connection %d not served", round, i)
+			}
+		}
+	}
+	if got := b.Worker(1, 0).Snapshot().Requests; got != 6 {
+		t.Fatalf("slot served %d requests, want 6", got)
+	}
+	if got := b.Snapshot().Letters(); got != "._" {
+		t.Fatalf("letters %q", got)
+	}
+	sigs <- syscall.SIGTERM
+	<-done
+}
+
+// TestEventModelAcceptsOnlyWithASlot: an event child accepts a connection
+// only when a slot is free for its first request. Here child A's one slot
+// is promised to a connection that has not sent its request yet, so a
+// second connection stays in the backlog for child B, instead of waiting
+// inside A behind A's slow request while B idles.
+func TestEventModelAcceptsOnlyWithASlot(t *testing.T) {
+	rtA, addr, eventsA, _ := modelRuntime(t, ModelEvent, 1)
+	block := make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			<-block
+		}
+		io.WriteString(w, "a")
+	})
+	sigsA, doneA := serveAsync(t, rtA, eventsA, slow)
+	c1, r1 := dial(t, addr)
+	time.Sleep(50 * time.Millisecond) // A accepts c1, its slot promised
+	c2, r2 := dial(t, addr)
+	time.Sleep(50 * time.Millisecond) // without the promise, A would accept c2 too
+
+	rtB, _, eventsB, _ := modelRuntime(t, ModelEvent, 1)
+	rtB.listeners, rtB.addrs = rtA.listeners, rtA.addrs // B shares A's socket
+	sigsB, doneB := serveAsync(t, rtB, eventsB, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "b") }))
+
+	fmt.Fprintf(c1, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n") // A's slot is busy now
+	send(t, c2)
+	c2.SetReadDeadline(time.Now().Add(2 * time.Second))
+	resp, err := http.ReadResponse(r2, nil)
+	if err != nil {
+		t.Fatalf("second connection waited inside the busy child: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "b" {
+		t.Fatalf("answered by %q, want the idle child b", body)
+	}
+	close(block) // A's request ends before the scoreboards go
+	if !answered(c1, r1, time.Second) {
+		t.Fatal("the slow request was not answered")
+	}
+	for _, x := range []struct {
+		sigs chan<- os.Signal
+		done <-chan error
+	}{{sigsA, doneA}, {sigsB, doneB}} {
+		x.sigs <- syscall.SIGINT
+		<-x.done
+	}
+}
+
+// TestMaxConnectionsRetiresTheChild: after its last allowed connection the
+// child tells the master it retires and drains.
+func TestMaxConnectionsRetiresTheChild(t *testing.T) {
+	rt, addr, events, _ := modelRuntime(t, ModelPrefork, 1)
+	rt.MaxConnections = 3
+	_, done := serveAsync(t, rt, events, http.NotFoundHandler())
+	for i := range 3 {
+		c, r := dial(t, addr)
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !answered(c, r, time.Second) {
+			t.Fatalf("connection %d not served", i)
+		}
+	}
+	expect(t, events, EventRetiring)
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("child did not finish after its last connection")
+	}
+	if _, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		t.Fatal("still accepting after max_connections_per_child")
+	}
+}
+
+// TestMaxConnectionsWithAMasterAsksFirst: under a master, a child at
+// max_connections_per_child asks to retire and goes on accepting until the
+// master's DrainSignal (its replacement is ready), then drains.
+func TestMaxConnectionsWithAMasterAsksFirst(t *testing.T) {
+	rt, addr, events, _ := modelRuntime(t, ModelPrefork, 1)
+	rt.MaxConnections = 3
+	rt.MasterPID = os.Getppid() // the "master" is alive
+	sigs, done := serveAsync(t, rt, events, http.NotFoundHandler())
+	for i := range 4 {
+		c, r := dial(t, addr)
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !answered(c, r, time.Second) {
+			t.Fatalf("connection %d not served", i)
+		}
+		if i == 2 {
+			expect(t, events, EventRetireRequest)
+		}
+	}
+	sigs <- DrainSignal
+	expect(t, events, EventRetiring)
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("child did not finish after the master's word")
+	}
+	if _, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		t.Fatal("still accepting after the drain")
+	}
+}

@@ -1,0 +1,389 @@
+package acceptmutex
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollTimeout is how long, in milliseconds, the lock holder waits in poll
+// before it checks whether the Listener was closed. It bounds how long Close
+// takes to make a blocked Accept return.
+const pollTimeout = 100
+
+// Listener is a net.Listener on an inherited listening socket that accepts
+// only while it holds an exclusive flock on a lock file shared by every
+// process serving the same socket. Listen returns it.
+//
+// Accept may be called from several goroutines; they take turns. Close may
+// be called from any goroutine.
+type Listener struct {
+	fd   int      // our duplicate of the socket; kept out of Go's netpoller
+	lock *os.File // this process's own open file description of the lock file
+	addr net.Addr
+	net  string // "tcp" or "unix", for errors
+
+	turn chan struct{} // one Accept at a time: flock is per open file description
+	done chan struct{} // closed by Close
+
+	mu     sync.Mutex // guards closed, users and fdOpen
+	closed bool
+	users  int // Accept calls still using fd
+	fdOpen bool
+
+	accepted, failed, wakeups atomic.Uint64
+
+	// hook, when set (by tests, before the first Accept), is called with
+	// true just after the lock is taken and with false just before it is
+	// let go.
+	hook func(locked bool)
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// Stats counts what a Listener's Accept loop has done since Listen.
+type Stats struct {
+	// Accepted is the number of connections accepted.
+	Accepted uint64
+	// Failed is the number of accepts that found no connection (EAGAIN)
+	// after poll reported the socket readable: a wake-up for a connection
+	// another process took. Under the lock it stays 0 unless some process
+	// accepts on the socket without the lock.
+	Failed uint64
+	// Wakeups is the number of times poll reported the socket readable.
+	Wakeups uint64
+}
+
+// Listen wraps the inherited listening socket f so that only the process
+// (or Listener) holding an exclusive lock on lockPath accepts. Every process
+// sharing the socket must call Listen itself with the same lockPath: flock
+// belongs to an open file description, so a lock file descriptor inherited
+// from the master would be shared by all children and exclude nobody.
+// Listen creates the lock file (mode 0600) if it does not exist.
+//
+// Listen duplicates the socket and does not take f: the caller should close
+// f once Listen returns. If f was wrapped by os.NewFile while the socket was
+// in non-blocking mode, Go's netpoller watches f and would wake the process
+// for every connection for as long as f stays open.
+//
+// Listen puts the socket's open file description in non-blocking mode, as
+// Go's own net listeners do; that flag is shared by every process holding
+// the socket. A master that hands children a file from TCPListener.File
+// through exec.Cmd.ExtraFiles turns it back to blocking at every exec
+// (os.File.Fd does that to files from net's File methods); it should pass a
+// duplicate wrapped by os.NewFile instead.
+func Listen(f *os.File, lockPath string) (*Listener, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("acceptmutex: listening socket: %w", err)
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(s uintptr) {
+		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, fmt.Errorf("acceptmutex: listening socket: %w", err)
+	}
+	if dupErr != nil {
+		return nil, fmt.Errorf("acceptmutex: duplicating listening socket: %w", os.NewSyscallError("fcntl", dupErr))
+	}
+	l, err := newListener(fd, lockPath)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return l, nil
+}
+
+func newListener(fd int, lockPath string) (*Listener, error) {
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil {
+		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("getsockopt", err))
+	} else if v == 0 {
+		return nil, errors.New("acceptmutex: socket is not listening")
+	}
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("getsockopt", err))
+	} else if v != unix.SOCK_STREAM {
+		return nil, errors.New("acceptmutex: socket is not a stream socket")
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("getsockname", err))
+	}
+	addr, network, err := sockaddrToAddr(sa)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("fcntl", err))
+	}
+	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("acceptmutex: opening lock file: %w", err)
+	}
+	return &Listener{
+		fd:     fd,
+		lock:   lock,
+		addr:   addr,
+		net:    network,
+		turn:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		fdOpen: true,
+	}, nil
+}
+
+func sockaddrToAddr(sa unix.Sockaddr) (net.Addr, string, error) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}, "tcp", nil
+	case *unix.SockaddrInet6:
+		var zone string
+		if sa.ZoneId != 0 {
+			zone = strconv.FormatUint(uint64(sa.ZoneId), 10)
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+		}
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port, Zone: zone}, "tcp", nil
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}, "unix", nil
+	default:
+		return nil, "", fmt.Errorf("acceptmutex: unsupported socket address %T", sa)
+	}
+}
+
+// Accept waits for the lock, then for a connection, and returns it. It
+// holds the lock only while it waits for a connection and lets it go as soon
+// as it has accepted, so a process busy serving never holds it. After Close
+// it returns an error that matches net.ErrClosed (errors.Is).
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case l.turn <- struct{}{}:
+	case <-l.done:
+		return nil, l.opError(net.ErrClosed)
+	}
+	defer func() { <-l.turn }()
+	if !l.use() {
+		return nil, l.opError(net.ErrClosed)
+	}
+	defer l.release()
+	for {
+		if l.isClosed() {
+			return nil, l.opError(net.ErrClosed)
+		}
+		if err := l.lockFile(); err != nil {
+			return nil, err
+		}
+		// Keep the lock while no connection comes: letting it go at each
+		// poll timeout would wake a waiter only for it to lose the lock to
+		// us again, and a waiter that loses re-queues behind us and wakes
+		// every waiter queued behind it (Linux's flock). Close is noticed
+		// at the next timeout.
+		nfd, err := l.pollAccept()
+		for err == nil && nfd < 0 && !l.isClosed() {
+			nfd, err = l.pollAccept()
+		}
+		l.unlockFile()
+		if err != nil {
+			return nil, err
+		}
+		if nfd >= 0 {
+			return l.newConn(nfd)
+		}
+	}
+}
+
+// pollAccept waits up to pollTimeout for the socket to become readable and
+// accepts. It returns -1 and no error when the caller should try again.
+func (l *Listener) pollAccept() (int, error) {
+	fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, pollTimeout)
+	if err == unix.EINTR || (err == nil && n == 0) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, l.opError(os.NewSyscallError("poll", err))
+	}
+	if fds[0].Revents&unix.POLLNVAL != 0 {
+		return -1, l.opError(os.NewSyscallError("poll", unix.EBADF))
+	}
+	l.wakeups.Add(1)
+	if l.isClosed() {
+		return -1, nil
+	}
+	// The new socket is left blocking: os.NewFile then does not register it
+	// with the netpoller only for net.FileConn to register a duplicate; the
+	// duplicate is made non-blocking by net.FileConn.
+	nfd, _, err := unix.Accept4(l.fd, unix.SOCK_CLOEXEC)
+	switch err {
+	case nil:
+		l.accepted.Add(1)
+		return nfd, nil
+	case unix.EAGAIN:
+		l.failed.Add(1)
+		return -1, nil
+	case unix.EINTR, unix.ECONNABORTED:
+		return -1, nil
+	default:
+		return -1, l.opError(os.NewSyscallError("accept4", err))
+	}
+}
+
+func (l *Listener) newConn(nfd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(nfd), "acceptmutex-conn")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, l.opError(err)
+	}
+	return c, nil
+}
+
+// lockFile takes the lock. It returns an error matching net.ErrClosed if
+// the Listener is closed while it waits.
+func (l *Listener) lockFile() error {
+	err := l.flock(unix.LOCK_EX | unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK {
+		// Somebody else holds it: wait in a goroutine, so that Close can
+		// make Accept return without the lock. If the wait is abandoned,
+		// the goroutine gets the lock after Close has closed the lock
+		// file; its descriptor is really closed when flock returns, which
+		// lets the lock go.
+		ch := make(chan error, 1)
+		go func() { ch <- l.flock(unix.LOCK_EX) }()
+		select {
+		case err = <-ch:
+		case <-l.done:
+			return l.opError(net.ErrClosed)
+		}
+	}
+	if err != nil {
+		if l.isClosed() {
+			return l.opError(net.ErrClosed)
+		}
+		return l.opError(fmt.Errorf("locking %s: %w", l.lock.Name(), err))
+	}
+	if l.hook != nil {
+		l.hook(true)
+	}
+	return nil
+}
+
+func (l *Listener) unlockFile() {
+	if l.hook != nil {
+		l.hook(false)
+	}
+	// After Close the lock file is closed, which let the lock go already.
+	_ = l.flock(unix.LOCK_UN)
+}
+
+// flock runs flock(2) on the lock file, retrying on EINTR. The file's
+// descriptor stays open (and its number unused by anything else) until
+// flock returns, even if Close closes the file meanwhile.
+func (l *Listener) flock(how int) error {
+	rc, err := l.lock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			ferr = unix.Flock(int(fd), how)
+			if ferr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if ferr != nil && ferr != unix.EWOULDBLOCK {
+		return os.NewSyscallError("flock", ferr)
+	}
+	return ferr
+}
+
+// use registers an Accept as a user of the socket descriptor; it reports
+// whether the Listener is still open.
+func (l *Listener) use() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.users++
+	return true
+}
+
+// release undoes use, closing the socket descriptor if Close is waiting
+// for the last user.
+func (l *Listener) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.users--
+	l.closeFDLocked()
+}
+
+func (l *Listener) closeFDLocked() {
+	if l.closed && l.users == 0 && l.fdOpen {
+		l.fdOpen = false
+		unix.Close(l.fd)
+	}
+}
+
+func (l *Listener) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the Listener: a blocked Accept returns an error matching
+// net.ErrClosed within about 100 ms (at once if it is waiting for the lock),
+// and the lock is let go at once. Close does not wait for Accept to return;
+// the socket descriptor is closed when the last Accept has. A goroutine that
+// was waiting for the lock stays blocked in flock until the lock comes free,
+// then lets it go at once. The listening socket itself stays open in every
+// other process holding it. Closing a closed Listener returns an error
+// matching net.ErrClosed.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return l.opError(net.ErrClosed)
+	}
+	l.closed = true
+	close(l.done)
+	l.closeFDLocked()
+	l.mu.Unlock()
+	// Closing our only descriptor of the lock file's open file description
+	// lets the lock go, unless flock is running on it right now (then when
+	// flock returns).
+	if err := l.lock.Close(); err != nil {
+		return l.opError(err)
+	}
+	return nil
+}
+
+// Addr returns the listening socket's address.
+func (l *Listener) Addr() net.Addr { return l.addr }
+
+// Stats returns the Listener's counters.
+func (l *Listener) Stats() Stats {
+	return Stats{
+		Accepted: l.accepted.Load(),
+		Failed:   l.failed.Load(),
+		Wakeups:  l.wakeups.Load(),
+	}
+}
+
+func (l *Listener) opError(err error) error {
+	return &net.OpError{Op: "accept", Net: l.net, Addr: l.addr, Err: err}
+}

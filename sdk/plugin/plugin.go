@@ -1,0 +1,78 @@
+// Package plugin is what a phased host needs to start plugins: the
+// handshake every phased plugin shares and the plugin sets of each protocol
+// version. Plugin authors do not need it; they call sdk/mpm's or sdk/hook's
+// Serve.
+//
+// Its name clashes with hashicorp/go-plugin's, so import it under another:
+//
+//	import (
+//		goplugin "github.com/hashicorp/go-plugin"
+//		sdkplugin "github.com/phasedhq/phased/sdk/plugin"
+//	)
+//
+//	client := goplugin.NewClient(&goplugin.ClientConfig{
+//		HandshakeConfig:  sdkplugin.Handshake,
+//		VersionedPlugins: sdkplugin.HostPluginSets(),
+//		Cmd:              exec.Command(path),
+//		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+//	})
+//	rpc, err := client.Client()        // starts the plugin, negotiates a version
+//	raw, err := rpc.Dispense(sdkplugin.KindMPM)
+//	m := raw.(mpm.MPM)                 // or raw.(hook.Client) for KindHook
+//
+// # Protocol versions
+//
+// Version 1 is the MPM service and the hook service without child events;
+// version 2 adds child events. A host offers both and go-plugin picks the
+// newest the plugin also serves (client.NegotiatedVersion says which). A
+// plugin that serves neither fails to start with go-plugin's error naming
+// the plugin's version and the host's.
+package plugin
+
+import (
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/phasedhq/phased/sdk/hook"
+	"github.com/phasedhq/phased/sdk/internal/pluginrpc"
+	"github.com/phasedhq/phased/sdk/mpm"
+)
+
+// Handshake is the handshake every phased plugin and host share: the magic
+// cookie PHASED_PLUGIN and go-plugin's legacy protocol version 1. Treat it
+// as a constant; the plugin side reads its own copy.
+var Handshake goplugin.HandshakeConfig = pluginrpc.Handshake()
+
+// The plugin kinds, the names a host dispenses.
+const (
+	// KindMPM dispenses an mpm.MPM.
+	KindMPM = "mpm"
+	// KindHook dispenses a hook.Client.
+	KindHook = "hook"
+)
+
+// The plugin protocol versions.
+const (
+	// ProtocolV1 is the MPM service and the hook service without child
+	// events.
+	ProtocolV1 = 1
+	// ProtocolV2 adds the hook service's child events.
+	ProtocolV2 = 2
+)
+
+// Versions returns the plugin protocol versions this SDK speaks, oldest
+// first: 1 and 2.
+func Versions() []int { return pluginrpc.Versions() }
+
+// HostPluginSets returns a host's go-plugin VersionedPlugins: for each
+// protocol version, the plugins of kind "mpm" and "hook". Each call returns
+// new sets, so a host may add its own kinds to them.
+func HostPluginSets() map[int]goplugin.PluginSet {
+	sets := make(map[int]goplugin.PluginSet)
+	for _, v := range pluginrpc.Versions() {
+		sets[v] = goplugin.PluginSet{
+			KindMPM:  &mpm.Plugin{},
+			KindHook: &hook.Plugin{Protocol: v},
+		}
+	}
+	return sets
+}
