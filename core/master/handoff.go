@@ -30,8 +30,9 @@ const handoffBound = readyBound
 
 // retireOnRequest answers a child's retire request (an operator's SIGUSR1 or
 // SIGTERM to it, or its max_connections_per_child reached): start its
-// replacement, then let it drain.
-func (m *Master) retireOnRequest(k *kid) {
+// replacement, then let it drain. count counts the recycle under its cause
+// (not when the child's generation is going anyway).
+func (m *Master) retireOnRequest(k *kid, count func()) {
 	if k.retiring {
 		return
 	}
@@ -41,7 +42,7 @@ func (m *Master) retireOnRequest(k *kid) {
 		return
 	}
 	k.retiring = true
-	m.counters.CountSelfRetire()
+	count()
 	successor := 0
 	if !now.Before(k.gen.nextSpawn) { // a crash back-off holds new children back
 		successor = m.spawnOne(k.gen)

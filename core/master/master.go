@@ -952,7 +952,9 @@ func (m *Master) childSaid(pid int, msg string) {
 	case child.EventReady:
 		k.ready = true
 	case child.EventRetireRequest:
-		m.retireOnRequest(k)
+		m.retireOnRequest(k, m.counters.CountSelfRetire)
+	case child.EventRetireMaxConnections:
+		m.retireOnRequest(k, func() { m.counters.Add(scoreboard.RecycledMaxConnections, 1) })
 	case child.EventClosed:
 		k.closed = true
 		m.cutIfClosed(k.gen, time.Now())

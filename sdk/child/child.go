@@ -98,7 +98,12 @@ const (
 	// on accepting until the master has a replacement ready and then sends
 	// DrainSignal: an operator's SIGUSR1 or SIGTERM to one child.
 	EventRetireRequest = "retire-request"
-	EventRetiring      = "retiring"
+	// EventRetireMaxConnections is the same request from a child that
+	// reached max_connections_per_child, so that the master counts the
+	// recycle under its cause. (A master also takes a plain
+	// EventRetireRequest after the limit, as children of older SDKs send.)
+	EventRetireMaxConnections = "retire-request max-connections"
+	EventRetiring             = "retiring"
 	// EventClosed follows EventRetiring once the child has stopped
 	// accepting: the master waits for it from every child of a generation
 	// before telling them to cut their connections (a hard restart or stop).
@@ -353,10 +358,10 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 	r.event(EventReady)
 	r.Log.Debug("child serving", "listen", strings.Join(r.addrs, ","), "model", string(r.Model), "threads", r.Threads)
 	var asked <-chan time.Time // set once this child asked the master to retire it
-	askToRetire := func(why string, attrs ...any) {
+	askToRetire := func(event, why string, attrs ...any) {
 		if asked == nil {
 			r.Log.Info(why+"; serving until the replacement is ready", attrs...)
-			r.event(EventRetireRequest)
+			r.event(event)
 			asked = time.After(retireRequestBound)
 		}
 	}
@@ -366,7 +371,7 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		case <-limit:
 			limit = nil
 			if withMaster {
-				askToRetire("child reached max_connections_per_child; asking to retire", "connections", r.MaxConnections)
+				askToRetire(EventRetireMaxConnections, "child reached max_connections_per_child; asking to retire", "connections", r.MaxConnections)
 				continue
 			}
 			r.Log.Info("child reached max_connections_per_child; retiring", "connections", r.MaxConnections)
@@ -400,7 +405,7 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 				} else if sig != DrainSignal && withMaster {
 					// An operator's signal (seed 000's SIGUSR1 to one
 					// process, without its 500).
-					askToRetire("child asked to retire", "signal", sig.String())
+					askToRetire(EventRetireRequest, "child asked to retire", "signal", sig.String())
 					continue
 				}
 				r.Log.Debug("child retiring gracefully", "signal", sig.String())

@@ -169,17 +169,19 @@ func (c *capacity) leave() {
 	c.cond.Broadcast()
 }
 
-// count records an accepted connection and reports whether it was the last
-// one the child may accept.
-func (c *capacity) count() (last bool) {
+// count records an accepted connection. At the last one the child may
+// accept, it calls reached before it closes limitHit, so what reached
+// records is there for whoever limitHit wakes: the child asks the master to
+// retire it on limitHit, and the master counts the retire as
+// max_connections_per_child only if reached's counter is already bumped.
+func (c *capacity) count(reached func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.accepted++
 	if c.limit > 0 && c.accepted == c.limit {
+		reached()
 		close(c.limitHit)
-		return true
 	}
-	return false
 }
 
 // exhausted reports whether the connection limit was reached.
@@ -233,9 +235,7 @@ func (g *gate) Accept() (net.Conn, error) {
 		}
 		return nil, err
 	}
-	if g.cap.count() { // the last connection max_connections_per_child allows
-		g.counters.Add(scoreboard.MaxConnectionsReached, 1)
-	}
+	g.cap.count(func() { g.counters.Add(scoreboard.MaxConnectionsReached, 1) })
 	g.counters.Add(scoreboard.Accepted, 1)
 	sc := &slotConn{Conn: c, g: g, slot: max(slot, -1)}
 	sc.reserved.Store(slot == -2)

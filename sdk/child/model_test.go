@@ -206,11 +206,19 @@ func TestMaxConnectionsRetiresTheChild(t *testing.T) {
 }
 
 // TestMaxConnectionsWithAMasterAsksFirst: under a master, a child at
-// max_connections_per_child asks to retire and goes on accepting until the
-// master's DrainSignal (its replacement is ready), then drains.
+// max_connections_per_child asks to retire, naming the cause, and goes on
+// accepting until the master's DrainSignal (its replacement is ready), then
+// drains. Its MaxConnectionsReached bump is in the shared counters before
+// the request reaches the master, which infers the cause from it for plain
+// requests (a race that once counted such a recycle as a signal's).
 func TestMaxConnectionsWithAMasterAsksFirst(t *testing.T) {
 	rt, addr, events, _ := modelRuntime(t, ModelPrefork, 1)
 	rt.MaxConnections = 3
+	counters, err := scoreboard.CreateCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.counters = counters      // never closed: see modelRuntime
 	rt.MasterPID = os.Getppid() // the "master" is alive
 	sigs, done := serveAsync(t, rt, events, http.NotFoundHandler())
 	for i := range 4 {
@@ -220,7 +228,10 @@ func TestMaxConnectionsWithAMasterAsksFirst(t *testing.T) {
 			t.Fatalf("connection %d not served", i)
 		}
 		if i == 2 {
-			expect(t, events, EventRetireRequest)
+			expect(t, events, EventRetireMaxConnections)
+			if n := counters.Get(scoreboard.MaxConnectionsReached); n != 1 {
+				t.Fatalf("MaxConnectionsReached = %d when the request was sent, want 1", n)
+			}
 		}
 	}
 	sigs <- DrainSignal

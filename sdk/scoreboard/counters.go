@@ -37,7 +37,10 @@ const (
 	RecycledCommand                       // children retired by a rolling restart (phased -k recycle)
 	// MaxConnectionsReached is bumped by the children themselves, each once,
 	// when it accepts the connection that reaches max_connections_per_child;
-	// the master turns it into RecycledMaxConnections (CountSelfRetire).
+	// children of this SDK also say so in their retire request, which the
+	// master counts as RecycledMaxConnections; for a plain request (an
+	// older child, or one that drains without asking) the master infers
+	// the cause from this counter (CountSelfRetire).
 	MaxConnectionsReached
 	// ConnectionsCut counts connections a child closed with a request in
 	// flight or not yet read: at the end of a drain bounded by
@@ -189,7 +192,8 @@ func (c *Counters) Generations() []GenerationChildren {
 // more children reported reaching max_connections_per_child
 // (MaxConnectionsReached) than were counted so, else as RecycledSelf. A
 // child bumps MaxConnectionsReached before it asks, so each recycle lands
-// in one bucket and both only grow. Only the master calls it.
+// in one bucket and both only grow. Only the master calls it, for requests
+// that do not name their cause.
 func (c *Counters) CountSelfRetire() {
 	if c == nil {
 		return
