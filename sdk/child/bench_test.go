@@ -21,8 +21,11 @@ import (
 // with the same handler: the difference is what a child adds per request
 // (connection tracking, scoreboard, counters, slots). The handler writes a
 // 6-byte body from memory, as phased's static handler does for a cached
-// file (core/static has the handler's own benchmarks). Figures in req/s;
-// profile with
+// file (core/static has the handler's own benchmarks). The -fast variants
+// answer through the fast path (fast.go), as the static handler does for
+// the files it holds in memory; the plain ones go through net/http, as
+// every other handler. The -plainio variants take the fast path with the
+// connection's own Read and Write instead of raw system calls (rawio.go). Figures in req/s; profile with
 //
 //	go test -run '^$' -bench Serve -cpuprofile cpu.out ./sdk/child
 func BenchmarkServe(b *testing.B) {
@@ -43,9 +46,34 @@ func BenchmarkServe(b *testing.B) {
 		defer srv.Close()
 		load(b, ln.Addr().String())
 	})
-	for _, m := range []Model{ModelWorker, ModelEvent} {
-		b.Run(string(m), func(b *testing.B) {
-			rt, addr, events, _ := modelRuntime(b, m, 32)
+	fast := fastBytes{
+		header: []byte("Content-Type: text/plain; charset=utf-8\r\nContent-Length: 6\r\n"),
+		body:   body,
+	}
+	for _, v := range []struct {
+		m             Model
+		fast, plainIO bool
+	}{
+		{ModelWorker, false, false}, {ModelEvent, false, false},
+		{ModelWorker, true, true}, {ModelEvent, true, true},
+		{ModelWorker, true, false}, {ModelEvent, true, false},
+	} {
+		name := string(v.m)
+		if v.fast {
+			name += "-fast"
+		}
+		if v.plainIO {
+			name += "-plainio"
+		}
+		b.Run(name, func(b *testing.B) {
+			if v.plainIO {
+				rawIOEnabled = false
+				defer func() { rawIOEnabled = true }()
+			}
+			rt, addr, events, _ := modelRuntime(b, v.m, 32)
+			if v.fast {
+				rt.Fast = fast
+			}
 			c, err := scoreboard.CreateCounters()
 			if err != nil {
 				b.Fatal(err)
@@ -73,6 +101,13 @@ func eventReader(sc *bufio.Scanner) io.Reader {
 		pw.Close()
 	}()
 	return pr
+}
+
+// fastBytes answers /hello.txt on the fast path.
+type fastBytes struct{ header, body []byte }
+
+func (f fastBytes) ServeFast(p string) ([]byte, []byte, bool) {
+	return f.header, f.body, p == "/hello.txt"
 }
 
 // load sends b.N requests for /hello.txt to addr over 16 keep-alive

@@ -420,8 +420,10 @@ func (s *server) serveFast(c net.Conn) {
 		rd io.Reader = c
 		wr io.Writer = c
 	)
-	if r := newRawIO(c); r != nil {
-		rd, wr = r, r
+	if rawIOEnabled {
+		if r := newRawIO(c); r != nil {
+			rd, wr = r, r
+		}
 	}
 	remote := ""
 	if s.alog != nil {

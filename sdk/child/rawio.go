@@ -35,6 +35,10 @@ type rawIO struct {
 	readFn, writeFn func(fd uintptr) bool
 }
 
+// rawIOEnabled is true but in BenchmarkServe's -plainio variants, which
+// measure what rawIO buys.
+var rawIOEnabled = true
+
 // newRawIO returns a rawIO for c's socket, or nil when c has none. c may
 // be a slotConn, which adds nothing to Read and Write; not a replayConn,
 // whose Read returns bytes the socket no longer has.
