@@ -109,7 +109,7 @@ func TestAppChildInitExecHook(t *testing.T) {
 	// Hold the hooks back, retire one child: its replacement starts, runs
 	// its hook, and must not serve while the hook runs.
 	gate := e2e.WriteFile(t, s.Dir, "gate", "")
-	syscall.Kill(kids[0], syscall.SIGUSR1)
+	e2e.Kill(t, kids[0], syscall.SIGUSR1)
 	var held []int
 	deadline := time.Now().Add(10 * time.Second)
 	for len(held) == 0 {

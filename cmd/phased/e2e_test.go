@@ -234,7 +234,7 @@ func TestKilledChildIsReplaced(t *testing.T) {
 	if len(kids) != 2 {
 		t.Fatalf("%d children, want 2", len(kids))
 	}
-	syscall.Kill(kids[0], syscall.SIGKILL)
+	e2e.Kill(t, kids[0], syscall.SIGKILL)
 	s.Log.Wait(t, "child exited unexpectedly", 1, 5*time.Second)
 	recs := s.Log.Records("child exited unexpectedly; replacing it")
 	if len(recs) != 1 || recs[0]["level"] != "NOTICE" || !strings.Contains(fmt.Sprint(recs[0]["status"]), "killed") ||
@@ -442,8 +442,8 @@ func TestStartDaemonStatusStop(t *testing.T) {
 	fmt.Sscanf(out, "phased (pid %d) started", &pid)
 	t.Cleanup(func() {
 		for _, k := range append(e2e.Descendants(pid), pid) {
-			if e2e.Alive(k) {
-				syscall.Kill(k, syscall.SIGKILL)
+			if k > 0 && e2e.Alive(k) {
+				e2e.Kill(t, k, syscall.SIGKILL)
 			}
 		}
 	})

@@ -95,7 +95,7 @@ func TestSignalOneChild(t *testing.T) {
 					t.Fatalf("children %v, want one", kids)
 				}
 				r := underLoad(t, s, ka, func() {
-					syscall.Kill(kids[0], sig)
+					e2e.Kill(t, kids[0], sig)
 					s.Log.Wait(t, "replacement ready; the retiring child drains", 1, 10*time.Second)
 					e2e.WaitGone(t, kids[:1], 10*time.Second)
 				})
@@ -170,7 +170,7 @@ func TestBinaryUpgrade(t *testing.T) {
 			t.Cleanup(func() {
 				for _, p := range append(e2e.Descendants(newPID), newPID) {
 					if p > 0 && e2e.Alive(p) {
-						syscall.Kill(p, syscall.SIGKILL)
+						e2e.Kill(t, p, syscall.SIGKILL)
 					}
 				}
 			})
@@ -297,8 +297,8 @@ func TestDrainIsBoundedAndCounted(t *testing.T) {
 			stuck = k
 		}
 	}
-	syscall.Kill(stuck, syscall.SIGSTOP)
-	t.Cleanup(func() { syscall.Kill(stuck, syscall.SIGKILL) })
+	e2e.Kill(t, stuck, syscall.SIGSTOP)
+	t.Cleanup(func() { e2e.Kill(t, stuck, syscall.SIGKILL) })
 
 	began := time.Now()
 	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {

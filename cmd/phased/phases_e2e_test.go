@@ -114,7 +114,7 @@ func TestPhaseSequence(t *testing.T) {
 
 	// A recycled child runs child-init (and child-exit) but no master hook.
 	kids := e2e.Workers(p.PID())
-	syscall.Kill(kids[0], syscall.SIGUSR1)
+	e2e.Kill(t, kids[0], syscall.SIGUSR1)
 	tr = waitTrace(t, dir, 10)
 	eq(t, "recycled child", sorted(tr[8:10]), []string{"child-exit 2 1 0 0", "child-init 2 1 0 2"})
 
@@ -223,7 +223,7 @@ func TestFailingChildInitBacksOff(t *testing.T) {
 	s := start(t, "hooks:\n  - {name: open-pool, phase: child-init, exec: [./failing.sh]}\n", writeFailing(t))
 	e2e.WriteFile(t, s.Dir, "fail", "")
 	kids := e2e.Workers(s.PID())
-	syscall.Kill(kids[0], syscall.SIGKILL)
+	e2e.Kill(t, kids[0], syscall.SIGKILL)
 	s.Log.Wait(t, "backing off", 2, 15*time.Second)
 	fails := s.Log.Count("child-init failed")
 	if fails < 3 || fails > 12 {

@@ -180,7 +180,7 @@ func TestHookPluginSeesChildExit(t *testing.T) {
 	for _, k := range kids {
 		waitEvent(t, s.Dir, nil, fmt.Sprintf("spawned pid=%d ", k), "generation=1")
 	}
-	if err := syscall.Kill(kids[0], syscall.SIGKILL); err != nil {
+	if err := e2e.Kill(t, kids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	line := waitEvent(t, s.Dir, nil, fmt.Sprintf("exited pid=%d ", kids[0]))
@@ -291,7 +291,7 @@ func TestKilledMasterLeavesNoPlugin(t *testing.T) {
 		t.Cleanup(func() { // orphans, if the test fails, are no longer below the master
 			for _, pid := range below {
 				if e2e.Alive(pid) {
-					syscall.Kill(pid, syscall.SIGKILL)
+					e2e.Kill(t, pid, syscall.SIGKILL)
 				}
 			}
 		})

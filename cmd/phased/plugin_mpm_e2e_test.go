@@ -83,7 +83,7 @@ func TestMPMMaintainNeverAnswers(t *testing.T) {
 	}{
 		{"call hangs", func(t *testing.T, s *server, _ int) { e2e.WriteFile(t, s.Dir, "MPM_HANG", "") },
 			func(t *testing.T, s *server) { os.Remove(filepath.Join(s.Dir, "MPM_HANG")) }},
-		{"process stopped", func(t *testing.T, _ *server, pid int) { syscall.Kill(pid, syscall.SIGSTOP) },
+		{"process stopped", func(t *testing.T, _ *server, pid int) { e2e.Kill(t, pid, syscall.SIGSTOP) },
 			func(*testing.T, *server) {}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestMPMRelaunchBacksOff(t *testing.T) {
 	stop := make(chan struct{})
 	res := poll(s, stop)
 	e2e.WriteFile(t, s.Dir, "MPM_CRASH_AT_START", "")
-	syscall.Kill(first, syscall.SIGKILL)
+	e2e.Kill(t, first, syscall.SIGKILL)
 	const msg = "MPM plugin relaunch failed; backing off"
 	s.Log.Wait(t, `"msg":"`+msg+`"`, 3, 15*time.Second)
 	os.Remove(filepath.Join(s.Dir, "MPM_CRASH_AT_START"))

@@ -297,7 +297,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	kids := e2e.Workers(s.PID())
-	syscall.Kill(kids[0], syscall.SIGKILL)
+	e2e.Kill(t, kids[0], syscall.SIGKILL)
 	s.Log.Wait(t, "child exited unexpectedly", 1, 5*time.Second)
 	waitMetrics(t, s, 5*time.Second,
 		`phased_children_events_total{event="exited_unexpectedly"} 1`,
@@ -308,7 +308,7 @@ func TestMetrics(t *testing.T) {
 
 	// A SIGUSR1 by hand to one child (seed 000's experiment): it retires
 	// for a signal, after its replacement is ready.
-	syscall.Kill(kids[1], syscall.SIGUSR1)
+	e2e.Kill(t, kids[1], syscall.SIGUSR1)
 	waitMetrics(t, s, 10*time.Second,
 		`phased_children_recycled_total{cause="signal"} 1`,
 		`phased_children_recycled_total{cause="max_connections"} 0`,

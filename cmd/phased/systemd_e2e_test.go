@@ -103,7 +103,7 @@ func TestSystemdNotify(t *testing.T) {
 	t.Cleanup(func() {
 		for _, q := range append(e2e.Descendants(newPID), newPID) {
 			if q > 0 && e2e.Alive(q) {
-				syscall.Kill(q, syscall.SIGKILL)
+				e2e.Kill(t, q, syscall.SIGKILL)
 			}
 		}
 	})
@@ -152,7 +152,7 @@ func TestSocketActivation(t *testing.T) {
 	f.Close()
 	t.Cleanup(func() {
 		for _, p := range append(e2e.Descendants(cmd.Process.Pid), cmd.Process.Pid) {
-			syscall.Kill(p, syscall.SIGKILL)
+			e2e.Kill(t, p, syscall.SIGKILL)
 		}
 		cmd.Wait()
 	})

@@ -216,6 +216,19 @@ func (p *Proc) Signal(t testing.TB, sig syscall.Signal) {
 	}
 }
 
+// Kill sends sig to one process the test started (a child, a plugin, a
+// hook) by its pid. A pid below 2 would signal a process group or init,
+// never what a test means: it is reported as an error and nothing is sent.
+// Safe from any goroutine and from cleanups.
+func Kill(t testing.TB, pid int, sig syscall.Signal) error {
+	t.Helper()
+	if pid < 2 {
+		t.Errorf("refusing kill -%v %d: not one process", sig, pid)
+		return syscall.EINVAL
+	}
+	return syscall.Kill(pid, sig)
+}
+
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {
 	select {
