@@ -251,15 +251,44 @@ func (p *Proc) WaitExit(t testing.TB, within time.Duration) int {
 	}
 }
 
+// kill ends the master and everything below it. The master is stopped
+// first so it can start nothing new (a replacement child, a hook script)
+// between the snapshot of its descendants and their end; they get SIGKILL,
+// so no child-exit hook runs after the test, and kill waits until they are
+// gone: a hook still writing into the test's folder would make its removal
+// fail.
 func (p *Proc) kill(t testing.TB) {
-	kids := Descendants(p.PID())
-	if !p.Exited() {
-		syscall.Kill(p.PID(), syscall.SIGKILL)
-		<-p.done
+	if p.Exited() {
+		return
+	}
+	// Stop the tree top down until no new process appears: a child
+	// between the snapshot and its stop may have started a hook.
+	syscall.Kill(p.PID(), syscall.SIGSTOP)
+	stopped := map[int]bool{}
+	var kids []int
+	for range 50 {
+		fresh := 0
+		for _, pid := range Descendants(p.PID()) {
+			if !stopped[pid] {
+				stopped[pid] = true
+				kids = append(kids, pid)
+				syscall.Kill(pid, syscall.SIGSTOP)
+				fresh++
+			}
+		}
+		if fresh == 0 {
+			break
+		}
 	}
 	for _, pid := range kids {
-		if Alive(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	syscall.Kill(p.PID(), syscall.SIGKILL)
+	<-p.done
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range kids {
+		for Alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
