@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,7 +212,7 @@ func (p *Proc) PID() int { return p.Cmd.Process.Pid }
 // Signal sends sig to the process.
 func (p *Proc) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	if err := syscall.Kill(p.PID(), sig); err != nil {
+	if err := Kill(t, p.PID(), sig); err != nil {
 		t.Fatalf("kill -%v %d: %v", sig, p.PID(), err)
 	}
 }
@@ -264,13 +265,11 @@ func (p *Proc) kill(t testing.TB) {
 	// Stop the tree top down until no new process appears: a child
 	// between the snapshot and its stop may have started a hook.
 	syscall.Kill(p.PID(), syscall.SIGSTOP)
-	stopped := map[int]bool{}
 	var kids []int
 	for range 50 {
 		fresh := 0
 		for _, pid := range Descendants(p.PID()) {
-			if !stopped[pid] {
-				stopped[pid] = true
+			if !slices.Contains(kids, pid) {
 				kids = append(kids, pid)
 				syscall.Kill(pid, syscall.SIGSTOP)
 				fresh++
@@ -285,12 +284,7 @@ func (p *Proc) kill(t testing.TB) {
 	}
 	syscall.Kill(p.PID(), syscall.SIGKILL)
 	<-p.done
-	deadline := time.Now().Add(10 * time.Second)
-	for _, pid := range kids {
-		for Alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	WaitGone(t, kids, 10*time.Second)
 }
 
 // Children returns the pids of pid's direct children.
