@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/core/config"
-	"github.com/phasedhq/phased/sdk/exechook"
+	"github.com/phasedhq/phased/internal/exechook"
 )
 
 // Phase is a lifecycle phase.

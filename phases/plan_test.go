@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/core/config"
-	"github.com/phasedhq/phased/sdk/exechook"
+	"github.com/phasedhq/phased/internal/exechook"
 )
 
 func cfgWith(hooks ...config.Hook) *config.Config {

@@ -14,9 +14,9 @@
 //	epoll      the netpoller's epoll registration (no EPOLLEXCLUSIVE) by
 //	           hand, so that the EAGAINs after a wake-up can be counted
 //	exclusive  the same with EPOLLEXCLUSIVE, for reference
-//	mutex      sdk/internal/acceptmutex (flock, poll, accept4)
+//	mutex      internal/acceptmutex (flock, poll, accept4)
 //
-// The children are sdk/internal/acceptmutex/internal/herdchild, built here
+// The children are internal/acceptmutex/internal/herdchild, built here
 // with `go build`: an sdk/internal package cannot be imported from bench/,
 // so the program that links it lives under sdk/. -child names a binary
 // already built instead.
@@ -51,7 +51,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const childPkg = "github.com/phasedhq/phased/sdk/internal/acceptmutex/internal/herdchild"
+const childPkg = "github.com/phasedhq/phased/internal/acceptmutex/internal/herdchild"
 
 type options struct {
 	children int

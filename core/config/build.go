@@ -184,7 +184,7 @@ func (c *Config) command(argv []string) []string {
 var (
 	logLevels        = []string{"debug", "info", "notice", "warn", "error"}
 	errorLogFormats  = []string{"auto", "text", "json"}
-	accessLogFormats = []string{"common", "combined", "json", "common_duration", "combined_duration"} // sdk/accesslog's names
+	accessLogFormats = []string{"common", "combined", "json", "common_duration", "combined_duration"} // internal/accesslog's names
 	builtinMPMs      = []string{"prefork", "worker", "event"}
 	hookPhases       = []string{"configure", "open-logs", "post-config", "child-init", "child-exit", "shutdown"}
 )

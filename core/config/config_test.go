@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/accesslog"
+	"github.com/phasedhq/phased/internal/accesslog"
 )
 
 // writeConfig writes a config file named phased.yaml into a fresh temporary
@@ -32,7 +32,7 @@ func TestAccessLogFormatsAreTheSDKs(t *testing.T) {
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Fatalf("access_log.format takes %q; sdk/accesslog knows %q", got, want)
+		t.Fatalf("access_log.format takes %q; internal/accesslog knows %q", got, want)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
 	"github.com/phasedhq/phased/sdk/hook"
-	sdkplugin "github.com/phasedhq/phased/sdk/plugin"
 )
 
 // childEventBound is how long a hook plugin may take over a child
@@ -42,7 +41,7 @@ type hookPlugins struct {
 func (l *launcher) launchHooks(ctx context.Context, plan *phases.Plan) (*hookPlugins, error) {
 	hp := &hookPlugins{procs: map[string]*hookProc{}}
 	for _, s := range plan.Plugins() {
-		p, err := host.Launch(l.options("hook "+s.Name, sdkplugin.KindHook, []string{s.Plugin}))
+		p, err := host.Launch(l.options("hook "+s.Name, host.KindHook, []string{s.Plugin}))
 		if err != nil {
 			hp.kill()
 			return nil, fmt.Errorf("hook %q: %w", s.Name, err)

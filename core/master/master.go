@@ -26,12 +26,12 @@ import (
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/pidfile"
 	"github.com/phasedhq/phased/core/privdrop"
+	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
 	"github.com/phasedhq/phased/sdk/child"
 	"github.com/phasedhq/phased/sdk/hook"
 	"github.com/phasedhq/phased/sdk/mpm"
-	"github.com/phasedhq/phased/sdk/scoreboard"
 )
 
 // ChildArg is the argument that starts the phased binary in child mode.

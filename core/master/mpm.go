@@ -18,13 +18,12 @@ import (
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/privdrop"
+	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/plugins/host"
 	mpmevent "github.com/phasedhq/phased/plugins/mpm/event"
 	"github.com/phasedhq/phased/plugins/mpm/prefork"
 	"github.com/phasedhq/phased/plugins/mpm/worker"
 	"github.com/phasedhq/phased/sdk/mpm"
-	sdkplugin "github.com/phasedhq/phased/sdk/plugin"
-	"github.com/phasedhq/phased/sdk/scoreboard"
 )
 
 // maintainBound is how long one Maintain call may take.
@@ -82,7 +81,7 @@ func (l *launcher) launchMPM(cfg *config.Config) (*host.Plugin, mpm.MPM, error) 
 	} else if BuiltinMPM(name) == nil {
 		return nil, nil, fmt.Errorf("mpm.name: unknown MPM %q (prefork, worker, event, or the path of a plugin)", name)
 	}
-	p, err := host.Launch(l.options("mpm "+name, sdkplugin.KindMPM, argv))
+	p, err := host.Launch(l.options("mpm "+name, host.KindMPM, argv))
 	if err != nil {
 		return nil, nil, fmt.Errorf("mpm.name: %w", err)
 	}

@@ -15,10 +15,10 @@ import (
 	"github.com/phasedhq/phased/core/listen"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/privdrop"
+	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
 	"github.com/phasedhq/phased/sdk/mpm"
-	"github.com/phasedhq/phased/sdk/scoreboard"
 )
 
 // pass is one configuration pass: configure, open-logs, post-config, and

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/core/control"
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // recycling is a rolling restart of the current generation (`phased -k

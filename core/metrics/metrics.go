@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // Source is what a child knows.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // TestCausesAndGenerations: every recycle and exit cause is its own series,

@@ -5,7 +5,7 @@
 // down. Launch starts one with the parent-death signal set (a killed master
 // leaves no plugin behind), as the children's user when the master drops
 // privileges, in a clean environment, with its unix socket in a folder the
-// master owns; it negotiates a protocol version (sdk/plugin: 1 and 2) and
+// master owns; it negotiates a protocol version (1 and 2, see Versions) and
 // relays the plugin's log records into the error log at their own level,
 // tagged with the plugin's name. Every error names the plugin.
 package host
@@ -24,7 +24,6 @@ import (
 
 	"github.com/phasedhq/phased/sdk/hook"
 	"github.com/phasedhq/phased/sdk/mpm"
-	sdkplugin "github.com/phasedhq/phased/sdk/plugin"
 )
 
 // DefaultStartTimeout bounds a plugin's handshake.
@@ -41,7 +40,7 @@ type Options struct {
 	// Name identifies the plugin in logs and errors ("mpm worker", the
 	// hook's name).
 	Name string
-	// Kind is sdkplugin.KindMPM or sdkplugin.KindHook.
+	// Kind is KindMPM or KindHook.
 	Kind string
 	// Argv is the command; Argv[0] is the plugin's path.
 	Argv []string
@@ -96,8 +95,8 @@ func Launch(o Options) (*Plugin, error) {
 		timeout = DefaultStartTimeout
 	}
 	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  sdkplugin.Handshake,
-		VersionedPlugins: sdkplugin.HostPluginSets(),
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: PluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		Logger:           newSlogAdapter(o.Log.With("plugin", o.Name), o.Level),
@@ -127,7 +126,7 @@ func explain(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
-		return fmt.Errorf("incompatible protocol version: %s (phased speaks %v)", msg, sdkplugin.Versions())
+		return fmt.Errorf("incompatible protocol version: %s (phased speaks %v)", msg, Versions())
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("did not complete the handshake in time (%w)", err)
 	case strings.Contains(msg, "exited before we could connect"), strings.Contains(msg, "Unrecognized remote plugin message"):

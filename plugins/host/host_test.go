@@ -17,7 +17,6 @@ import (
 
 	"github.com/phasedhq/phased/plugins/mpm/worker"
 	"github.com/phasedhq/phased/sdk/mpm"
-	sdkplugin "github.com/phasedhq/phased/sdk/plugin"
 )
 
 // The test binary plays every plugin, good and misbehaving, chosen by this
@@ -27,6 +26,10 @@ const scenarioEnv = "PHASED_HOST_TEST_SCENARIO"
 func TestMain(m *testing.M) {
 	if s := os.Getenv(scenarioEnv); s != "" {
 		os.Exit(playPlugin(s))
+	}
+	if mode := os.Getenv(pluginModeEnv); mode != "" {
+		servePlugin(mode)
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -50,7 +53,7 @@ func playPlugin(scenario string) int {
 	case "protocol-3":
 		// A plugin from a future SDK that speaks only protocol 3.
 		goplugin.Serve(&goplugin.ServeConfig{
-			HandshakeConfig:  sdkplugin.Handshake,
+			HandshakeConfig:  Handshake,
 			VersionedPlugins: map[int]goplugin.PluginSet{3: {"mpm": &mpm.Plugin{Impl: worker.New()}}},
 			GRPCServer:       goplugin.DefaultGRPCServer,
 		})
@@ -101,7 +104,7 @@ func launch(t *testing.T, scenario string, timeout time.Duration) (*Plugin, *syn
 	var logs syncBuffer
 	env := append(minimalEnv(), scenarioEnv+"="+scenario, "GORACE=atexit_sleep_ms=0")
 	p, err := Launch(Options{
-		Name: "test " + scenario, Kind: sdkplugin.KindMPM, Argv: []string{os.Args[0]}, Env: env,
+		Name: "test " + scenario, Kind: KindMPM, Argv: []string{os.Args[0]}, Env: env,
 		Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Level: slog.LevelInfo,
 		SocketDir: t.TempDir(), StartTimeout: timeout,
 	})

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // BenchmarkServe is the request path of a child, over loopback with 16

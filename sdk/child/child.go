@@ -18,10 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/accesslog"
-	"github.com/phasedhq/phased/sdk/exechook"
-	"github.com/phasedhq/phased/sdk/internal/acceptmutex"
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/acceptmutex"
+	"github.com/phasedhq/phased/internal/accesslog"
+	"github.com/phasedhq/phased/internal/exechook"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // The environment a master gives its children.

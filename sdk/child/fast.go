@@ -12,8 +12,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/phasedhq/phased/sdk/accesslog"
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/accesslog"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // FastResponder is what a handler offers to answer the plainest requests

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/accesslog"
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/accesslog"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // testFast answers /a and /dir/ from memory and declines everything else.

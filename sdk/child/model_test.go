@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 func modelRuntime(t testing.TB, model Model, threads int) (*Runtime, string, *bufio.Scanner, *scoreboard.Board) {

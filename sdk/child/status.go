@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // Status page environment, set by the master.

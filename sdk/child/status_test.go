@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/scoreboard"
+	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // TestAprG checks the port of APR's %g against what libapr 1.7 itself

@@ -37,7 +37,7 @@
 //
 // # The host side
 //
-// The master dispenses a Client through Plugin (sdk/plugin's
-// HostPluginSets builds the plugin sets), and sdk/sdktest gives plugin
+// The master dispenses a Client through Plugin (plugins/host's
+// PluginSets builds the plugin sets), and sdk/sdktest gives plugin
 // authors the same Client in-process, for tests.
 package hook

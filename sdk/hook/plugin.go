@@ -8,13 +8,13 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/phasedhq/phased/sdk/internal/pluginrpc"
+	"github.com/phasedhq/phased/internal/pluginrpc"
 	pb "github.com/phasedhq/phased/sdk/internal/proto/phased/plugin/v1"
 )
 
 // Plugin is the go-plugin plugin of kind "hook". A plugin process serves it
 // through Serve; a host puts one per protocol version in its plugin sets
-// (sdk/plugin's HostPluginSets does) and dispenses a Client. It speaks gRPC
+// (phased's plugin host, plugins/host.PluginSets, does) and dispenses a Client. It speaks gRPC
 // only.
 type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin

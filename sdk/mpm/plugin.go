@@ -7,12 +7,12 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/phasedhq/phased/sdk/internal/pluginrpc"
+	"github.com/phasedhq/phased/internal/pluginrpc"
 	pb "github.com/phasedhq/phased/sdk/internal/proto/phased/plugin/v1"
 )
 
 // Plugin is the go-plugin plugin of kind "mpm". A plugin process serves it
-// through Serve; a host puts it in its plugin sets (sdk/plugin's
+// through Serve; a host puts it in its plugin sets (plugins/host's
 // HostPluginSets does) and dispenses an MPM that calls the plugin over gRPC.
 // It speaks gRPC only.
 type Plugin struct {

@@ -5,7 +5,7 @@ import (
 
 	plugin "github.com/hashicorp/go-plugin"
 
-	"github.com/phasedhq/phased/sdk/internal/pluginrpc"
+	"github.com/phasedhq/phased/internal/pluginrpc"
 )
 
 // Serve serves impl as an MPM plugin over go-plugin's gRPC transport. It is

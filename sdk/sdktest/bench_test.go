@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkMaintainInProcess is one Maintain round trip through the gRPC
-// path, in-process, with a 16-child snapshot (sdk/plugin's
+// path, in-process, with a 16-child snapshot (plugins/host's
 // BenchmarkMaintainProcess is the same to a plugin process).
 func BenchmarkMaintainInProcess(b *testing.B) {
 	m := sdktest.MPM(b, &echoMPM{maintain: &mpm.MaintainResponse{Actions: []mpm.Action{{Kind: mpm.Spawn, Count: 1}}}})

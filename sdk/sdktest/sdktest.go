@@ -25,8 +25,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/phasedhq/phased/internal/pluginrpc"
 	"github.com/phasedhq/phased/sdk/hook"
-	"github.com/phasedhq/phased/sdk/internal/pluginrpc"
 	"github.com/phasedhq/phased/sdk/mpm"
 )
 

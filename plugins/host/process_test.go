@@ -1,9 +1,8 @@
 //go:build linux
 
-package plugin_test
+package host
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,21 +21,12 @@ import (
 
 	"github.com/phasedhq/phased/sdk/hook"
 	"github.com/phasedhq/phased/sdk/mpm"
-	sdkplugin "github.com/phasedhq/phased/sdk/plugin"
 )
 
 // The test binary plays every plugin: re-executed with pluginModeEnv set, it
 // serves the plugin of that name instead of running tests (go-plugin's own
 // helperProcess pattern).
 const pluginModeEnv = "PHASED_SDK_TEST_PLUGIN"
-
-func TestMain(m *testing.M) {
-	if mode := os.Getenv(pluginModeEnv); mode != "" {
-		servePlugin(mode)
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
 
 // servePlugin serves one test plugin; it returns when the host is done.
 func servePlugin(mode string) {
@@ -50,8 +39,8 @@ func servePlugin(mode string) {
 		hook.Serve(testHook{}, hook.WithProtocols(1))
 	case "v3": // a plugin from a future SDK that speaks only protocol 3
 		goplugin.Serve(&goplugin.ServeConfig{
-			HandshakeConfig:  sdkplugin.Handshake,
-			VersionedPlugins: map[int]goplugin.PluginSet{3: {sdkplugin.KindMPM: &mpm.Plugin{Impl: testMPM{}}}},
+			HandshakeConfig:  Handshake,
+			VersionedPlugins: map[int]goplugin.PluginSet{3: {KindMPM: &mpm.Plugin{Impl: testMPM{}}}},
 			GRPCServer:       goplugin.DefaultGRPCServer,
 		})
 	default:
@@ -97,25 +86,6 @@ func (testHook) Configure(_ context.Context, req *hook.PhaseRequest) (*hook.Conf
 func (testHook) ChildSpawned(context.Context, *hook.ChildEventRequest) error { return nil }
 func (testHook) ChildExited(context.Context, *hook.ChildEventRequest) error  { return nil }
 
-// syncBuffer is the host logger's output: go-plugin writes to it from its
-// own goroutines, which may outlive the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newClient returns a host's client for the test binary playing mode; it is
 // killed by t.Cleanup, and its log is printed if the test fails.
 func newClient(tb testing.TB, mode string) (*goplugin.Client, *syncBuffer) {
@@ -126,8 +96,8 @@ func newClient(tb testing.TB, mode string) (*goplugin.Client, *syncBuffer) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logs := &syncBuffer{}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig:  sdkplugin.Handshake,
-		VersionedPlugins: sdkplugin.HostPluginSets(),
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: PluginSets(),
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env has the host's, and ours must win
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
@@ -171,13 +141,13 @@ func TestProcessMPM(t *testing.T) {
 	skipShort(t)
 	start := time.Now()
 	client, logs := newClient(t, "mpm")
-	m := dispense[mpm.MPM](t, client, sdkplugin.KindMPM)
+	m := dispense[mpm.MPM](t, client, KindMPM)
 	resp, err := m.Maintain(t.Context(), &mpm.MaintainRequest{Generation: 1})
 	if err != nil {
 		t.Fatalf("Maintain: %v", err)
 	}
 	t.Logf("plugin launch to first RPC: %v", time.Since(start))
-	if v := client.NegotiatedVersion(); v != sdkplugin.ProtocolV2 {
+	if v := client.NegotiatedVersion(); v != ProtocolV2 {
 		t.Errorf("negotiated protocol %d, want 2", v)
 	}
 	if len(resp.Actions) != 1 || resp.Actions[0] != (mpm.Action{Kind: mpm.Spawn, Count: 1}) {
@@ -219,7 +189,7 @@ func matchingLine(s string, re *regexp.Regexp) string {
 func TestProcessMPMCrash(t *testing.T) {
 	skipShort(t)
 	client, _ := newClient(t, "mpm")
-	m := dispense[mpm.MPM](t, client, sdkplugin.KindMPM)
+	m := dispense[mpm.MPM](t, client, KindMPM)
 	_, err := m.Maintain(t.Context(), &mpm.MaintainRequest{Generation: crashGeneration})
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("Maintain on a crashing plugin: error %v (code %v), want Unavailable", err, status.Code(err))
@@ -238,7 +208,7 @@ func TestProcessHookVersions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
 			client, _ := newClient(t, tt.mode)
-			h := dispense[hook.Client](t, client, sdkplugin.KindHook)
+			h := dispense[hook.Client](t, client, KindHook)
 			if v := client.NegotiatedVersion(); v != tt.wantProtocol {
 				t.Errorf("negotiated protocol %d, want %d", v, tt.wantProtocol)
 			}
@@ -287,7 +257,7 @@ func TestProcessIncompatibleVersion(t *testing.T) {
 func BenchmarkLaunchToFirstRPC(b *testing.B) {
 	for b.Loop() {
 		client, _ := newClient(b, "mpm")
-		m := dispense[mpm.MPM](b, client, sdkplugin.KindMPM)
+		m := dispense[mpm.MPM](b, client, KindMPM)
 		if _, err := m.Maintain(context.Background(), &mpm.MaintainRequest{}); err != nil {
 			b.Fatal(err)
 		}
@@ -301,7 +271,7 @@ func BenchmarkLaunchToFirstRPC(b *testing.B) {
 // with a 16-child snapshot: the once-a-second tick's cost.
 func BenchmarkMaintainProcess(b *testing.B) {
 	client, _ := newClient(b, "mpm")
-	m := dispense[mpm.MPM](b, client, sdkplugin.KindMPM)
+	m := dispense[mpm.MPM](b, client, KindMPM)
 	req := &mpm.MaintainRequest{Now: time.Now(), Generation: 1, Listeners: []mpm.Listener{{Addr: "127.0.0.1:8080"}}}
 	for i := range 16 {
 		req.Children = append(req.Children, mpm.Child{Slot: i, PID: 1000 + i, State: mpm.ChildReady, IdleSlots: 20, BusySlots: 5, Started: time.Now()})

@@ -40,7 +40,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/phasedhq/phased/sdk/internal/acceptmutex"
+	"github.com/phasedhq/phased/internal/acceptmutex"
 )
 
 // socketFD is the inherited listening socket.

@@ -1,5 +1,5 @@
-// Package pluginrpc is the glue the public plugin packages (sdk/mpm,
-// sdk/hook, sdk/plugin) share: the handshake, the protocol versions, the
+// Package pluginrpc is the glue the plugin packages (sdk/mpm, sdk/hook and
+// phased's plugin host, plugins/host) share: the handshake, the protocol versions, the
 // plugin process's logger, and the mapping of gRPC failures to Go errors.
 package pluginrpc
 

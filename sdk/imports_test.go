@@ -1,4 +1,4 @@
-package plugin_test
+package sdk_test
 
 import (
 	"bytes"
@@ -62,17 +62,65 @@ func TestSDKImports(t *testing.T) {
 	}
 }
 
-// TestSDKImportsAreAllowed holds sdk/ to STYLE.md's rule: the public surface
+// TestSDKImportsAreAllowed holds sdk/ to its rule: the public surface
 // imports only the standard library, golang.org/x/sys, go-plugin and its
-// logger, gRPC, protobuf and sdk/ itself; and the packages every child links
-// on its hot path (the scoreboard, the access log, the accept mutex) only the
-// standard library and golang.org/x/sys.
+// logger, gRPC, protobuf, Prometheus's client (the status module every child
+// mounts), sdk/ itself and phased's shared internal/ packages; and the
+// internal packages every child links on its hot path (the scoreboard, the
+// access log, the accept mutex) only the standard library and
+// golang.org/x/sys.
 func TestSDKImportsAreAllowed(t *testing.T) {
 	const module = "github.com/phasedhq/phased/"
-	allowed := []string{module + "sdk", "golang.org/x/sys", "github.com/hashicorp/go-plugin", "github.com/hashicorp/go-hclog",
-		"google.golang.org/grpc", "google.golang.org/protobuf"}
-	strict := map[string]bool{module + "sdk/scoreboard": true, module + "sdk/accesslog": true, module + "sdk/internal/acceptmutex": true}
-	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", module+"sdk/...")
+	allowed := []string{module + "sdk", module + "internal", "golang.org/x/sys", "github.com/hashicorp/go-plugin", "github.com/hashicorp/go-hclog",
+		"google.golang.org/grpc", "google.golang.org/protobuf", "github.com/prometheus/client_golang"}
+	strict := map[string]bool{module + "internal/scoreboard": true, module + "internal/accesslog": true, module + "internal/acceptmutex": true}
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports,Module", module+"sdk/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	n := 0
+	for dec := json.NewDecoder(bytes.NewReader(out)); ; {
+		var p struct {
+			ImportPath string
+			Imports    []string
+			Module     *struct{ Path string }
+		}
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("decoding go list output: %v", err)
+		}
+		if p.Module == nil || p.Module.Path != strings.TrimSuffix(module, "/") {
+			continue // the standard library and other modules
+		}
+		n++
+		for _, imp := range p.Imports {
+			std := !strings.Contains(strings.Split(imp, "/")[0], ".")
+			ok := std
+			for _, a := range allowed {
+				if strict[p.ImportPath] && a != "golang.org/x/sys" {
+					continue
+				}
+				ok = ok || imp == a || strings.HasPrefix(imp, a+"/")
+			}
+			if !ok {
+				t.Errorf("%s imports %s, which the SDK may not", p.ImportPath, imp)
+			}
+		}
+	}
+	if n < 8 {
+		t.Fatalf("go list listed only %d of phased's packages under sdk/", n)
+	}
+}
+
+// TestExamplesImportOnlySDK proves that the examples, which authors copy,
+// use nothing of phased but sdk/.
+func TestExamplesImportOnlySDK(t *testing.T) {
+	const module = "github.com/phasedhq/phased/"
+	cmd := exec.Command("go", "list", "-test", "-json=ImportPath,Imports", module+"examples/...")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -91,20 +139,12 @@ func TestSDKImportsAreAllowed(t *testing.T) {
 			t.Fatalf("decoding go list output: %v", err)
 		}
 		for _, imp := range p.Imports {
-			std := !strings.Contains(strings.Split(imp, "/")[0], ".")
-			ok := std
-			for _, a := range allowed {
-				if strict[p.ImportPath] && a != "golang.org/x/sys" {
-					continue
-				}
-				ok = ok || imp == a || strings.HasPrefix(imp, a+"/")
-			}
-			if !ok {
-				t.Errorf("%s imports %s, which the SDK may not", p.ImportPath, imp)
+			if strings.HasPrefix(imp, module) && !strings.HasPrefix(imp, module+"sdk/") && !strings.HasPrefix(imp, module+"examples/") {
+				t.Errorf("%s imports %s: examples may import only sdk/", p.ImportPath, imp)
 			}
 		}
 	}
-	if n < 8 {
-		t.Fatalf("go list listed only %d sdk packages", n)
+	if n < 3 {
+		t.Fatalf("go list listed only %d example packages", n)
 	}
 }
