@@ -6,68 +6,52 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/internal/exechook"
+	"github.com/phasedhq/phased/internal/phase"
 )
 
-// Phase is a lifecycle phase.
-type Phase string
+// Phase is a lifecycle phase (internal/phase holds phased's one
+// vocabulary of phases; sdk/hook and the child runtime share it).
+type Phase = phase.Phase
 
 // The phases, in the order a master and its children meet them.
 const (
-	Configure  Phase = "configure"
-	OpenLogs   Phase = "open-logs"
-	PostConfig Phase = "post-config"
-	ChildInit  Phase = "child-init"
-	ChildExit  Phase = "child-exit"
-	Shutdown   Phase = "shutdown"
+	Configure  = phase.Configure
+	OpenLogs   = phase.OpenLogs
+	PostConfig = phase.PostConfig
+	ChildInit  = phase.ChildInit
+	ChildExit  = phase.ChildExit
+	Shutdown   = phase.Shutdown
 )
 
 // All lists every phase in lifecycle order.
-var All = []Phase{Configure, OpenLogs, PostConfig, ChildInit, ChildExit, Shutdown}
+var All = phase.All()
 
-// InChild reports whether the phase runs in children rather than the master.
-func (p Phase) InChild() bool { return p == ChildInit || p == ChildExit }
+// Info is what every hook knows of the moment it runs in; Info.Env is
+// what an exec hook gets as PHASED_* variables.
+type Info = phase.Info
 
-// Info is what every hook knows of the moment it runs in.
-type Info struct {
-	// Phase is the phase running.
-	Phase Phase
-	// Pass is the configuration pass: 1 and 2 at start (the double start),
-	// then one more for every restart. 0 in children and at shutdown.
-	Pass int
-	// Generation is the generation of children the pass prepares (1 at
-	// start, also during pass 1).
-	Generation int
-	// DryRun reports whether nothing will serve after the phase (`phased -t`).
-	DryRun bool
-	// Slot is the child's slot in child phases; -1 in the master.
-	Slot int
-	// ConfigPath is the effective configuration as JSON, for exec hooks.
-	ConfigPath string
-}
-
-// Env returns the PHASED_* variables an exec hook gets for i.
-func (i Info) Env() []string {
-	dry := "0"
-	if i.DryRun {
-		dry = "1"
-	}
-	env := []string{
-		"PHASED_PHASE=" + string(i.Phase),
-		"PHASED_PASS=" + strconv.Itoa(i.Pass),
-		"PHASED_GENERATION=" + strconv.Itoa(i.Generation),
-		"PHASED_DRY_RUN=" + dry,
-		"PHASED_CONFIG=" + i.ConfigPath,
-	}
-	if i.Slot >= 0 {
-		env = append(env, "PHASED_SLOT="+strconv.Itoa(i.Slot))
-	}
-	return env
+// Hook is one entry of the `hooks:` configuration, as the configuration
+// layer validated it (core/config's Hook, without the engine depending on
+// the configuration package).
+type Hook struct {
+	// Name identifies the hook in logs, errors and before/after lists.
+	Name string
+	// Phase is the phase's name, as written.
+	Phase string
+	// Exec is the argv of an exec hook.
+	Exec []string
+	// Plugin is the path of a hook plugin.
+	Plugin string
+	// Order is the position as written (see ParseOrder).
+	Order string
+	// Before and After name hooks of the same phase.
+	Before, After []string
+	// Timeout bounds one run; 0 means none.
+	Timeout time.Duration
 }
 
 // HookContext is what a Go hook receives.
@@ -75,9 +59,6 @@ type HookContext struct {
 	Info
 	// Log is the error log, tagged with the hook's name and phase.
 	Log *slog.Logger
-	// Config is the effective configuration: the hook's own deep copy, so
-	// nothing a hook does to it reaches the master or another hook.
-	Config *config.Config
 }
 
 // Func is a hook written in Go (built into phased or, through the plugins
@@ -145,9 +126,10 @@ func (p *Plan) Plugins() []Step {
 }
 
 // NewPlan resolves the configuration's hooks, plus extra Go hooks, into a
-// Plan. Errors name the hooks at fault (hooks[i].order, unknown names in
-// before/after, cycles); they are joined so a user sees all of them at once.
-func NewPlan(cfg *config.Config, extra ...Step) (*Plan, error) {
+// Plan; exec hooks run in dir. Errors name the hooks at fault
+// (hooks[i].order, unknown names in before/after, cycles); they are joined
+// so a user sees all of them at once.
+func NewPlan(dir string, hooks []Hook, extra ...Step) (*Plan, error) {
 	var errs []error
 	byPhase := map[Phase][]Step{}
 	ordered := map[Phase][]Ordered{}
@@ -155,10 +137,10 @@ func NewPlan(cfg *config.Config, extra ...Step) (*Plan, error) {
 		byPhase[s.Phase] = append(byPhase[s.Phase], s)
 		ordered[s.Phase] = append(ordered[s.Phase], Ordered{Name: s.Name, Order: s.Order, Before: before, After: after})
 	}
-	for i, h := range cfg.Hooks {
-		ph := Phase(h.Phase)
-		if !valid(ph) {
-			errs = append(errs, fmt.Errorf("hooks[%d] (%q): unknown phase %q", i, h.Name, h.Phase))
+	for i, h := range hooks {
+		ph, err := phase.Parse(h.Phase)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("hooks[%d] (%q): %w", i, h.Name, err))
 			continue
 		}
 		pos, err := ParseOrder(h.Order)
@@ -176,7 +158,7 @@ func NewPlan(cfg *config.Config, extra ...Step) (*Plan, error) {
 		s.Index = -1
 		add(s, nil, nil)
 	}
-	p := &Plan{steps: map[Phase][]Step{}, dir: cfg.ServerRoot}
+	p := &Plan{steps: map[Phase][]Step{}, dir: dir}
 	for _, ph := range All {
 		idx, err := Sort(string(ph), ordered[ph])
 		if err != nil {
@@ -191,15 +173,6 @@ func NewPlan(cfg *config.Config, extra ...Step) (*Plan, error) {
 		return nil, fmt.Errorf("hooks: %w", errors.Join(errs...))
 	}
 	return p, nil
-}
-
-func valid(p Phase) bool {
-	for _, q := range All {
-		if p == q {
-			return true
-		}
-	}
-	return false
 }
 
 // Steps returns the hooks of phase ph in the order they run.
@@ -228,16 +201,16 @@ func (p *Plan) Describe() string {
 
 // Run runs the hooks of info.Phase in order, stopping at the first failure.
 // The error names the hook and the phase. log receives each hook's output.
-func (p *Plan) Run(ctx context.Context, info Info, log *slog.Logger, cfg *config.Config) error {
+func (p *Plan) Run(ctx context.Context, info Info, log *slog.Logger) error {
 	for _, s := range p.steps[info.Phase] {
-		if err := p.run(ctx, s, info, log, cfg); err != nil {
+		if err := p.run(ctx, s, info, log); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *Plan) run(ctx context.Context, s Step, info Info, log *slog.Logger, cfg *config.Config) error {
+func (p *Plan) run(ctx context.Context, s Step, info Info, log *slog.Logger) error {
 	hlog := log.With("hook", s.Name, "phase", string(info.Phase))
 	start := time.Now()
 	hlog.Debug("hook starting", "kind", s.kind(), "pass", info.Pass, "generation", info.Generation)
@@ -248,8 +221,7 @@ func (p *Plan) run(ctx context.Context, s Step, info Info, log *slog.Logger, cfg
 			defer cancel()
 		}
 		errc := make(chan error, 1)
-		view := cfg.Clone()
-		go func() { errc <- s.Func(ctx, &HookContext{Info: info, Log: hlog, Config: view}) }()
+		go func() { errc <- s.Func(ctx, &HookContext{Info: info, Log: hlog}) }()
 		select {
 		case err := <-errc:
 			if err != nil {

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/phasedhq/phased/core/config"
 )
 
 // TestPluginStepsOrderedWithExecHooks: plugin hooks take their place among
@@ -24,14 +22,14 @@ func TestPluginStepsOrderedWithExecHooks(t *testing.T) {
 		return []string{"/bin/sh", "-c", fmt.Sprintf("echo exec %s >> %s", name, trace)}
 	}
 	c := cfgWith(
-		config.Hook{Name: "late", Phase: "post-config", Exec: mark("late"), Order: "last", Before: []string{"warmup"}},
-		config.Hook{Name: "warmup", Phase: "post-config", Plugin: "./bin/hook-warmup", Order: "middle"},
-		config.Hook{Name: "early", Phase: "post-config", Exec: mark("early"), Order: "first"},
-		config.Hook{Name: "follower", Phase: "post-config", Exec: mark("follower"), Order: "really-first", After: []string{"warmup"}},
-		config.Hook{Name: "check", Phase: "configure", Plugin: "./bin/check", Order: "middle"},
-		config.Hook{Name: "bye", Phase: "shutdown", Plugin: "./bin/hook-warmup", Order: "middle"},
+		Hook{Name: "late", Phase: "post-config", Exec: mark("late"), Order: "last", Before: []string{"warmup"}},
+		Hook{Name: "warmup", Phase: "post-config", Plugin: "./bin/hook-warmup", Order: "middle"},
+		Hook{Name: "early", Phase: "post-config", Exec: mark("early"), Order: "first"},
+		Hook{Name: "follower", Phase: "post-config", Exec: mark("follower"), Order: "really-first", After: []string{"warmup"}},
+		Hook{Name: "check", Phase: "configure", Plugin: "./bin/check", Order: "middle"},
+		Hook{Name: "bye", Phase: "shutdown", Plugin: "./bin/hook-warmup", Order: "middle"},
 	)
-	p, err := NewPlan(c)
+	p, err := NewPlan(".", c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +56,7 @@ func TestPluginStepsOrderedWithExecHooks(t *testing.T) {
 		_, err = fmt.Fprintf(f, "plugin %s\n", s.Name)
 		return err
 	})
-	if err := p.Run(context.Background(), Info{Phase: PostConfig, Pass: 2, Generation: 1, Slot: -1}, slog.New(slog.DiscardHandler), c); err != nil {
+	if err := p.Run(context.Background(), Info{Phase: PostConfig, Pass: 2, Generation: 1, Slot: -1}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(trace)
@@ -91,14 +89,14 @@ func TestPluginStepFailures(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ran := false
-			p, err := NewPlan(cfgWith(config.Hook{Name: "plug", Phase: "post-config", Plugin: "./bin/x", Order: "first", Timeout: tt.timeout}),
+			p, err := NewPlan(".", cfgWith(Hook{Name: "plug", Phase: "post-config", Plugin: "./bin/x", Order: "first", Timeout: tt.timeout}),
 				Step{Name: "after", Phase: PostConfig, Order: Last, Func: func(context.Context, *HookContext) error { ran = true; return nil }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			p.SetPluginRunner(tt.runner)
 			start := time.Now()
-			err = p.Run(context.Background(), Info{Phase: PostConfig, Slot: -1}, slog.New(slog.DiscardHandler), config.Default())
+			err = p.Run(context.Background(), Info{Phase: PostConfig, Slot: -1}, slog.New(slog.DiscardHandler))
 			if err == nil || err.Error() != tt.want || (tt.is != nil && !errors.Is(err, tt.is)) || ran {
 				t.Fatalf("Run = %v (later hook ran: %v), want %q", err, ran, tt.want)
 			}
@@ -112,7 +110,7 @@ func TestPluginStepFailures(t *testing.T) {
 // TestPluginHookInChildPhaseIsAnError: plugin hooks run in the master, so a
 // plugin: entry at child-init or child-exit is a config error naming it.
 func TestPluginHookInChildPhaseIsAnError(t *testing.T) {
-	_, err := NewPlan(cfgWith(config.Hook{Name: "pool", Phase: "child-init", Plugin: "./bin/x", Order: "middle"}))
+	_, err := NewPlan(".", cfgWith(Hook{Name: "pool", Phase: "child-init", Plugin: "./bin/x", Order: "middle"}))
 	if err == nil || !strings.Contains(err.Error(), `hooks[0] ("pool"): a plugin hook runs in the master; child-init runs in children`) {
 		t.Fatalf("NewPlan = %v", err)
 	}

@@ -10,15 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/internal/exechook"
 )
 
-func cfgWith(hooks ...config.Hook) *config.Config {
-	c := config.Default()
-	c.Hooks = hooks
-	return c
-}
+func cfgWith(hooks ...Hook) []Hook { return hooks }
 
 func stepNames(steps []Step) []string {
 	var out []string
@@ -30,12 +25,12 @@ func stepNames(steps []Step) []string {
 
 func TestNewPlanOrdersEachPhase(t *testing.T) {
 	c := cfgWith(
-		config.Hook{Name: "warm", Phase: "post-config", Exec: []string{"/bin/true"}, Order: "middle", After: []string{"migrate"}},
-		config.Hook{Name: "migrate", Phase: "post-config", Exec: []string{"/bin/true"}, Order: "last"},
-		config.Hook{Name: "check", Phase: "configure", Exec: []string{"/bin/true"}, Order: "5"},
-		config.Hook{Name: "pool", Phase: "child-init", Exec: []string{"/bin/true"}, Order: "middle"},
+		Hook{Name: "warm", Phase: "post-config", Exec: []string{"/bin/true"}, Order: "middle", After: []string{"migrate"}},
+		Hook{Name: "migrate", Phase: "post-config", Exec: []string{"/bin/true"}, Order: "last"},
+		Hook{Name: "check", Phase: "configure", Exec: []string{"/bin/true"}, Order: "5"},
+		Hook{Name: "pool", Phase: "child-init", Exec: []string{"/bin/true"}, Order: "middle"},
 	)
-	p, err := NewPlan(c, Step{Name: "builtin", Phase: Configure, Order: ReallyFirst, Func: func(context.Context, *HookContext) error { return nil }})
+	p, err := NewPlan(".", c, Step{Name: "builtin", Phase: Configure, Order: ReallyFirst, Func: func(context.Context, *HookContext) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,12 +48,12 @@ func TestNewPlanOrdersEachPhase(t *testing.T) {
 
 func TestNewPlanErrorsNameTheHooks(t *testing.T) {
 	c := cfgWith(
-		config.Hook{Name: "a", Phase: "post-config", Exec: []string{"x"}, Order: "soon"},
-		config.Hook{Name: "b", Phase: "post-config", Exec: []string{"x"}, Order: "middle", After: []string{"c"}},
-		config.Hook{Name: "c", Phase: "post-config", Exec: []string{"x"}, Order: "middle", After: []string{"b"}},
-		config.Hook{Name: "d", Phase: "shutdown", Exec: []string{"x"}, Order: "middle", Before: []string{"b"}},
+		Hook{Name: "a", Phase: "post-config", Exec: []string{"x"}, Order: "soon"},
+		Hook{Name: "b", Phase: "post-config", Exec: []string{"x"}, Order: "middle", After: []string{"c"}},
+		Hook{Name: "c", Phase: "post-config", Exec: []string{"x"}, Order: "middle", After: []string{"b"}},
+		Hook{Name: "d", Phase: "shutdown", Exec: []string{"x"}, Order: "middle", Before: []string{"b"}},
 	)
-	_, err := NewPlan(c)
+	_, err := NewPlan(".", c)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -77,18 +72,18 @@ func TestRunGoHooksInOrderWithInfo(t *testing.T) {
 	var got []string
 	mk := func(name string, order int) Step {
 		return Step{Name: name, Phase: PostConfig, Order: order, Func: func(_ context.Context, hc *HookContext) error {
-			if hc.Pass != 2 || hc.Generation != 1 || hc.Phase != PostConfig || !hc.DryRun || hc.Config == nil {
+			if hc.Pass != 2 || hc.Generation != 1 || hc.Phase != PostConfig || !hc.DryRun {
 				t.Errorf("%s saw %+v", name, hc.Info)
 			}
 			got = append(got, name)
 			return nil
 		}}
 	}
-	p, err := NewPlan(cfgWith(), mk("late", Last), mk("early", First))
+	p, err := NewPlan(".", cfgWith(), mk("late", Last), mk("early", First))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Run(context.Background(), Info{Phase: PostConfig, Pass: 2, Generation: 1, DryRun: true, Slot: -1}, slog.Default(), config.Default()); err != nil {
+	if err := p.Run(context.Background(), Info{Phase: PostConfig, Pass: 2, Generation: 1, DryRun: true, Slot: -1}, slog.Default()); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, []string{"early", "late"}) {
@@ -96,36 +91,9 @@ func TestRunGoHooksInOrderWithInfo(t *testing.T) {
 	}
 }
 
-// TestGoHooksSeeTheirOwnConfig: a Go hook's config is a copy: what one
-// hook changes, neither the master nor the next hook sees.
-func TestGoHooksSeeTheirOwnConfig(t *testing.T) {
-	cfg := config.Default()
-	want := cfg.Listen[0]
-	vandal := Step{Name: "vandal", Phase: Configure, Order: First, Func: func(_ context.Context, hc *HookContext) error {
-		hc.Config.Listen[0] = "0.0.0.0:1"
-		hc.Config.MPM.Name = "changed"
-		return nil
-	}}
-	var seen string
-	next := Step{Name: "next", Phase: Configure, Order: Last, Func: func(_ context.Context, hc *HookContext) error {
-		seen = hc.Config.Listen[0]
-		return nil
-	}}
-	p, err := NewPlan(cfg, vandal, next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background(), Info{Phase: Configure, Pass: 1, Generation: 1, Slot: -1}, slog.Default(), cfg); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Listen[0] != want || cfg.MPM.Name != "worker" || seen != want {
-		t.Fatalf("a hook's change leaked: master sees %s/%s, the next hook %s", cfg.Listen[0], cfg.MPM.Name, seen)
-	}
-}
-
 func TestRunStopsAtFailureAndTimeout(t *testing.T) {
 	ran := false
-	p, err := NewPlan(cfgWith(),
+	p, err := NewPlan(".", cfgWith(),
 		Step{Name: "slow", Phase: Shutdown, Order: First, Timeout: 50 * time.Millisecond, Func: func(ctx context.Context, _ *HookContext) error {
 			<-ctx.Done()
 			time.Sleep(10 * time.Millisecond)
@@ -136,21 +104,21 @@ func TestRunStopsAtFailureAndTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = p.Run(context.Background(), Info{Phase: Shutdown, Slot: -1}, slog.Default(), config.Default())
+	err = p.Run(context.Background(), Info{Phase: Shutdown, Slot: -1}, slog.Default())
 	if err == nil || err.Error() != `hook "slow" (shutdown): timed out after 50ms` || ran {
 		t.Fatalf("Run = %v, later hook ran: %v", err, ran)
 	}
 }
 
 func TestRunExecHookGetsEnvironment(t *testing.T) {
-	c := cfgWith(config.Hook{Name: "env", Phase: "open-logs", Order: "middle", Exec: []string{"/bin/sh", "-c", `echo "$PHASED_PHASE/$PHASED_PASS/$PHASED_GENERATION/$PHASED_DRY_RUN/$PHASED_CONFIG/${PHASED_SLOT:-none}"; exit 7`}})
-	p, err := NewPlan(c)
+	c := cfgWith(Hook{Name: "env", Phase: "open-logs", Order: "middle", Exec: []string{"/bin/sh", "-c", `echo "$PHASED_PHASE/$PHASED_PASS/$PHASED_GENERATION/$PHASED_DRY_RUN/$PHASED_CONFIG/${PHASED_SLOT:-none}"; exit 7`}})
+	p, err := NewPlan(".", c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	err = p.Run(context.Background(), Info{Phase: OpenLogs, Pass: 3, Generation: 2, Slot: -1, ConfigPath: "/x.json"}, log, c)
+	err = p.Run(context.Background(), Info{Phase: OpenLogs, Pass: 3, Generation: 2, Slot: -1, ConfigPath: "/x.json"}, log)
 	var ee *exechook.Error
 	if !errors.As(err, &ee) || ee.ExitCode != 7 || ee.Hook != "env" {
 		t.Fatalf("Run = %v", err)

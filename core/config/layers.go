@@ -11,21 +11,12 @@ import (
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/phasedhq/phased/internal/phase"
 )
 
 // envPrefix starts every environment variable Load reads.
 const envPrefix = "PHASED_"
-
-// reservedEnv are the names phased sets for hooks and children; they are not
-// configuration. Keep doc.go in step.
-var reservedEnv = [...]string{
-	"PHASED_PHASE",
-	"PHASED_PASS",
-	"PHASED_GENERATION",
-	"PHASED_DRY_RUN",
-	"PHASED_CONFIG",
-	"PHASED_SLOT",
-}
 
 // reservedEnvPrefixes start names kept for phased's own use and its tests.
 var reservedEnvPrefixes = [...]string{
@@ -39,10 +30,8 @@ var reservedEnvPrefixes = [...]string{
 // keeps for itself (PHASED_TEST_*, PHASED_CHILD_*, PHASED_INTERNAL_*). Load
 // ignores such names instead of reading them as configuration.
 func IsReservedEnv(name string) bool {
-	for _, r := range reservedEnv {
-		if name == r {
-			return true
-		}
+	if phase.HookVar(name) {
+		return true
 	}
 	for _, p := range reservedEnvPrefixes {
 		if strings.HasPrefix(name, p) {

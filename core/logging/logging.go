@@ -12,6 +12,8 @@ import (
 
 	"github.com/lmittmann/tint"
 	"golang.org/x/term"
+
+	"github.com/phasedhq/phased/internal/loglevel"
 )
 
 // timeFormat is the time layout of the text format.
@@ -181,10 +183,10 @@ func newLogger(w io.Writer, level slog.Level, f format, tty bool) *slog.Logger {
 	} else {
 		h = slog.NewJSONHandler(w, &slog.HandlerOptions{
 			Level:       inner,
-			ReplaceAttr: jsonReplaceAttr,
+			ReplaceAttr: loglevel.ReplaceAttr,
 		})
 	}
-	return slog.New(noticeHandler{inner: h, level: level})
+	return slog.New(loglevel.Handler(h, level))
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

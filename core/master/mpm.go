@@ -18,6 +18,7 @@ import (
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/privdrop"
+	"github.com/phasedhq/phased/internal/loglevel"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/plugins/host"
 	mpmevent "github.com/phasedhq/phased/plugins/mpm/event"
@@ -349,16 +350,10 @@ func memory(pid int) int64 {
 	return 0
 }
 
+// mpmLevel is the slog level of an MPM's log entry; an unknown one is info.
 func mpmLevel(l mpm.Level) slog.Level {
-	switch l {
-	case mpm.LevelDebug:
-		return slog.LevelDebug
-	case mpm.LevelNotice:
-		return logging.LevelNotice
-	case mpm.LevelWarn:
-		return slog.LevelWarn
-	case mpm.LevelError:
-		return slog.LevelError
+	if lv, err := loglevel.Parse(string(l)); err == nil {
+		return lv
 	}
 	return slog.LevelInfo
 }

@@ -58,7 +58,7 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 	// The pass logs to the boot log (stderr) until phased:logs has opened
 	// the error log, then there.
 	plog := newLogSwitch(log.Handler())
-	if p.plan, err = phases.NewPlan(cfg, m.builtinSteps(p, plog)...); err != nil {
+	if p.plan, err = newPlan(cfg, m.builtinSteps(p, plog)...); err != nil {
 		return p, err
 	}
 	if p.who, err = m.checkUser(cfg); err != nil {
@@ -87,11 +87,11 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 	}
 	info := phases.Info{Phase: phases.Configure, Pass: num, Generation: gen, Slot: -1, ConfigPath: p.cfgPath}
 	log.Info("configuration pass", "pass", num, "generation", gen)
-	if err = p.plan.Run(ctx, info, log, cfg); err != nil {
+	if err = p.plan.Run(ctx, info, log); err != nil {
 		return p, err
 	}
 	info.Phase = phases.OpenLogs
-	if err = p.plan.Run(ctx, info, slog.New(plog), cfg); err != nil {
+	if err = p.plan.Run(ctx, info, slog.New(plog)); err != nil {
 		return p, err
 	}
 	if p.plugin, p.policy, p.limits, err = p.launch.configureMPM(ctx, cfg); err != nil {
@@ -105,7 +105,7 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 	}
 	p.board.SetGeneration(gen)
 	info.Phase = phases.PostConfig
-	if err = p.plan.Run(ctx, info, p.errlog.Logger(), cfg); err != nil {
+	if err = p.plan.Run(ctx, info, p.errlog.Logger()); err != nil {
 		return p, err
 	}
 	return p, nil
@@ -130,21 +130,21 @@ const (
 // builtinSteps returns the master's open-logs steps for pass p (nil to
 // describe them only); plog is switched to the error log once it is open.
 func (m *Master) builtinSteps(p *pass, plog *logSwitch) []phases.Step {
-	listenStep := func(_ context.Context, hc *phases.HookContext) error {
-		addrs := hc.Config.Listen
+	listenStep := func(context.Context, *phases.HookContext) error {
+		addrs := p.cfg.Listen
 		if m.opts.Activated != nil {
 			addrs = m.lns.Addrs() // socket activation: systemd's sockets, always
 		}
 		var err error
-		p.removed, err = m.lns.Update(addrs, hc.Config.ListenBacklog)
+		p.removed, err = m.lns.Update(addrs, p.cfg.ListenBacklog)
 		return err
 	}
-	logsStep := func(_ context.Context, hc *phases.HookContext) error {
+	logsStep := func(context.Context, *phases.HookContext) error {
 		var err error
-		if p.errlog, err = m.openErrorLog(hc.Config); err != nil {
+		if p.errlog, err = m.openErrorLog(p.cfg); err != nil {
 			return err
 		}
-		if p.access, err = openAccessLog(hc.Config); err != nil {
+		if p.access, err = openAccessLog(p.cfg); err != nil {
 			return err
 		}
 		plog.set(p.errlog.Logger().Handler())
@@ -165,7 +165,17 @@ func (m *Master) builtinSteps(p *pass, plog *logSwitch) []phases.Step {
 // NewPlan resolves cfg's hooks together with the master's built-in steps
 // (which it only describes), for `phased -S` and `phased -t`.
 func NewPlan(cfg *config.Config) (*phases.Plan, error) {
-	return phases.NewPlan(cfg, (*Master)(nil).builtinSteps(nil, nil)...)
+	return newPlan(cfg, (*Master)(nil).builtinSteps(nil, nil)...)
+}
+
+// newPlan resolves cfg's hooks, plus the master's steps, into a plan.
+func newPlan(cfg *config.Config, steps ...phases.Step) (*phases.Plan, error) {
+	hooks := make([]phases.Hook, len(cfg.Hooks))
+	for i, h := range cfg.Hooks {
+		hooks[i] = phases.Hook{Name: h.Name, Phase: h.Phase, Exec: h.Exec, Plugin: h.Plugin, Order: h.Order,
+			Before: h.Before, After: h.After, Timeout: h.Timeout}
+	}
+	return phases.NewPlan(cfg.ServerRoot, hooks, steps...)
 }
 
 // undo closes what a failed pass opened and puts the listeners back.
@@ -248,7 +258,7 @@ func (m *Master) runShutdown() {
 		os.WriteFile(path, b, 0o600)
 	}
 	info := phases.Info{Phase: phases.Shutdown, Pass: m.passNum, Generation: m.current.num, Slot: -1, ConfigPath: path}
-	if err := m.plan.Run(context.Background(), info, m.log, m.cfg); err != nil {
+	if err := m.plan.Run(context.Background(), info, m.log); err != nil {
 		m.log.Error("shutdown phase failed", "err", err)
 	}
 }
@@ -293,7 +303,7 @@ func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer hooks.kill()
 	info := phases.Info{Phase: phases.Configure, Pass: 1, Generation: 1, DryRun: true, Slot: -1, ConfigPath: path}
-	return plan.Run(ctx, info, log, cfg)
+	return plan.Run(ctx, info, log)
 }
 
 // checkUser resolves user/group and, when children will run as someone

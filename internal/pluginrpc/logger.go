@@ -58,9 +58,10 @@ type slogHandler struct {
 
 var _ slog.Handler = (*slogHandler)(nil)
 
-// toHclog maps a slog level to hclog's. Notice (info+2) is info: hclog has
-// no level between info and warn.
-func toHclog(l slog.Level) hclog.Level {
+// ToHclog maps a slog level to hclog's, the levels that cross the plugin
+// boundary. Notice (info+2) is info: hclog has no level between info and
+// warn.
+func ToHclog(l slog.Level) hclog.Level {
 	switch {
 	case l < slog.LevelDebug:
 		return hclog.Trace
@@ -74,8 +75,21 @@ func toHclog(l slog.Level) hclog.Level {
 	return hclog.Error
 }
 
+// FromHclog maps an hclog level back to slog's: trace is debug.
+func FromHclog(l hclog.Level) slog.Level {
+	switch l {
+	case hclog.Trace, hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Warn:
+		return slog.LevelWarn
+	case hclog.Error:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
 func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return toHclog(l) >= h.log.GetLevel()
+	return ToHclog(l) >= h.log.GetLevel()
 }
 
 func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
@@ -85,7 +99,7 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 		args = appendAttr(args, h.prefix, a)
 		return true
 	})
-	h.log.Log(toHclog(r.Level), r.Message, args...)
+	h.log.Log(ToHclog(r.Level), r.Message, args...)
 	return nil
 }
 

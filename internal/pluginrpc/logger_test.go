@@ -68,8 +68,8 @@ func TestToHclog(t *testing.T) {
 		slog.LevelError:     hclog.Error,
 		slog.LevelError + 4: hclog.Error,
 	} {
-		if got := toHclog(l); got != want {
-			t.Errorf("toHclog(%v) = %v, want %v", l, got, want)
+		if got := ToHclog(l); got != want {
+			t.Errorf("ToHclog(%v) = %v, want %v", l, got, want)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/phasedhq/phased/internal/pluginrpc"
 )
 
 // slogAdapter is an hclog.Logger that writes to an *slog.Logger. go-plugin
@@ -23,31 +25,7 @@ type slogAdapter struct {
 var _ hclog.Logger = (*slogAdapter)(nil)
 
 func newSlogAdapter(l *slog.Logger, level slog.Level) *slogAdapter {
-	return &slogAdapter{log: l, level: fromSlog(level)}
-}
-
-func fromSlog(l slog.Level) hclog.Level {
-	switch {
-	case l <= slog.LevelDebug:
-		return hclog.Debug
-	case l <= slog.LevelInfo:
-		return hclog.Info
-	case l <= slog.LevelWarn:
-		return hclog.Warn
-	}
-	return hclog.Error
-}
-
-func toSlog(l hclog.Level) slog.Level {
-	switch l {
-	case hclog.Trace, hclog.Debug:
-		return slog.LevelDebug
-	case hclog.Warn:
-		return slog.LevelWarn
-	case hclog.Error:
-		return slog.LevelError
-	}
-	return slog.LevelInfo
+	return &slogAdapter{log: l, level: pluginrpc.ToHclog(level)}
 }
 
 func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
@@ -70,7 +48,7 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if a.name != "" {
 		all = append(all, "logger", a.name)
 	}
-	a.log.Log(context.Background(), toSlog(level), msg, all...)
+	a.log.Log(context.Background(), pluginrpc.FromHclog(level), msg, all...)
 }
 
 func (a *slogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
@@ -125,7 +103,7 @@ func (a *slogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Log
 func (a *slogAdapter) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
 	level := slog.LevelInfo
 	if opts != nil && opts.ForceLevel != hclog.NoLevel {
-		level = toSlog(opts.ForceLevel)
+		level = pluginrpc.FromHclog(opts.ForceLevel)
 	}
 	return slog.NewLogLogger(a.log.Handler(), level).Writer()
 }

@@ -22,6 +22,7 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/phasedhq/phased/internal/pluginrpc"
 	"github.com/phasedhq/phased/sdk/hook"
 	"github.com/phasedhq/phased/sdk/mpm"
 )
@@ -85,7 +86,7 @@ func Launch(o Options) (*Plugin, error) {
 	if env == nil {
 		env = minimalEnv()
 	}
-	env = append(env, "PHASED_PLUGIN_LOG_LEVEL="+levelName(o.Level))
+	env = append(env, pluginrpc.LogLevelEnv+"="+pluginrpc.ToHclog(o.Level).String())
 	cmd := exec.Command(o.Argv[0], o.Argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = o.Dir
@@ -143,18 +144,6 @@ func minimalEnv() []string {
 		}
 	}
 	return env
-}
-
-func levelName(l slog.Level) string {
-	switch {
-	case l <= slog.LevelDebug:
-		return "debug"
-	case l <= slog.LevelInfo:
-		return "info"
-	case l <= slog.LevelWarn:
-		return "warn"
-	}
-	return "error"
 }
 
 // Name returns the plugin's name.

@@ -5,24 +5,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/phasedhq/phased/internal/phase"
 )
 
-// Phase is a master-side lifecycle phase that a hook plugin can implement.
-type Phase string
+// Phase is a lifecycle phase; a hook plugin implements the master-side ones
+// below. It is the same vocabulary phased's phase engine and children use.
+type Phase = phase.Phase
 
 // The phases a hook plugin can implement, in the order a pass runs them
 // (shutdown runs once, on stop).
 const (
-	PhaseConfigure  Phase = "configure"
-	PhaseOpenLogs   Phase = "open-logs"
-	PhasePostConfig Phase = "post-config"
-	PhaseShutdown   Phase = "shutdown"
+	PhaseConfigure  = phase.Configure
+	PhaseOpenLogs   = phase.OpenLogs
+	PhasePostConfig = phase.PostConfig
+	PhaseShutdown   = phase.Shutdown
 )
 
 // Phases returns the phases a hook plugin can implement, in pass order.
-func Phases() []Phase {
-	return []Phase{PhaseConfigure, PhaseOpenLogs, PhasePostConfig, PhaseShutdown}
-}
+func Phases() []Phase { return phase.Master() }
 
 // Hook is a hook plugin. Describe tells the master which phases to run it
 // at; the phases themselves are the optional interfaces Configurer,
