@@ -15,7 +15,7 @@
 #   phased-event    as worker
 #   bare-go         bench/mpm/bare: one process, http.FileServer
 #   bare-static     bench/mpm/bare -handler static: one process, phased's own
-#                   static handler (core/static), so that phased-worker/event
+#                   static handler (core/child/static), so that phased-worker/event
 #                   against it is the cost of the MPM alone
 #   apache-prefork  Apache httpd's prefork: StartServers 4, Min/MaxSpareServers 2/8,
 #                   ServerLimit/MaxRequestWorkers 64, KeepAlive On, MaxKeepAliveRequests 0
@@ -681,7 +681,7 @@ if [ "$RESULTS" != "-" ]; then
 		echo "MaxRequestWorkers 64, KeepAlive On, KeepAliveTimeout 5, MaxKeepAliveRequests 0,"
 		echo "modules mpm_prefork, authz_core, mime (unixd, log_config built in), no access log."
 		echo "bare-go: bench/mpm/bare, http.FileServer in one process; bare-static: bench/mpm/bare"
-		echo "-handler static, phased's core/static handler in one process (the handler"
+		echo "-handler static, phased's core/child/static handler in one process (the handler"
 		echo "phased's children serve with), both with phased's default timeouts."
 		echo
 		echo "## Every round"

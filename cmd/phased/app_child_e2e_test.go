@@ -269,3 +269,34 @@ func TestAppChildrenFillScoreboardAndAccessLog(t *testing.T) {
 		}
 	}
 }
+
+// TestAppChildAnswersStatusAndMetrics: a Go app made with child.Serve
+// answers the status page and the Prometheus metrics itself (the status
+// module every child mounts), counting the app's own requests, while its
+// other paths stay the app's.
+func TestAppChildAnswersStatusAndMetrics(t *testing.T) {
+	s := start(t, helloApp(t))
+	const n = 7
+	for range n {
+		hello(t, s)
+	}
+	code, auto, err := e2e.Get(s.url("/server-status?auto"))
+	m := regexp.MustCompile(`(?m)^Total Accesses: (\d+)$`).FindStringSubmatch(auto)
+	if code != 200 || m == nil || !strings.Contains(auto, "\nScoreboard: ") {
+		t.Fatalf("GET /server-status?auto from an app child = %d %v:\n%s", code, err, auto)
+	}
+	if got, _ := strconv.Atoi(m[1]); got < n {
+		t.Errorf("?auto counts %d accesses, want at least the app's %d", got, n)
+	}
+	code, prom, err := e2e.Get(s.url("/metrics"))
+	m = regexp.MustCompile(`(?m)^phased_generation_requests_total (\d+)$`).FindStringSubmatch(prom)
+	if code != 200 || m == nil || !strings.Contains(prom, `phased_workers{class="idle"}`) {
+		t.Fatalf("GET /metrics from an app child = %d %v:\n%s", code, err, prom)
+	}
+	if got, _ := strconv.Atoi(m[1]); got < n {
+		t.Errorf("/metrics counts %d requests, want at least the app's %d", got, n)
+	}
+	if code, body, _ := e2e.Get(s.url("/nothing-here")); code != 404 {
+		t.Errorf("GET /nothing-here = %d %q: the app's own paths must stay the app's", code, body)
+	}
+}

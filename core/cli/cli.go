@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -31,15 +30,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/phasedhq/phased/core/child"
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/control"
 	"github.com/phasedhq/phased/core/listen"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/master"
-	"github.com/phasedhq/phased/core/metrics"
-	"github.com/phasedhq/phased/core/static"
 	"github.com/phasedhq/phased/phases"
-	"github.com/phasedhq/phased/sdk/child"
 	"github.com/phasedhq/phased/sdk/mpm"
 )
 
@@ -82,8 +79,8 @@ USR2 binary upgrade.
 // Main runs phased with args (without the program name) and returns the exit
 // code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == master.ChildArg {
-		return runChild(stderr)
+	if len(args) > 0 && args[0] == child.Arg {
+		return child.Main(stderr)
 	}
 	if len(args) > 0 && args[0] == master.PluginArg {
 		return runPlugin(args[1:], stderr)
@@ -337,52 +334,6 @@ func runStatus(o options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// runChild is phased's built-in child: static files from document_root.
-func runChild(stderr io.Writer) int {
-	rt, err := child.Current()
-	if err != nil {
-		fmt.Fprintf(stderr, "phased child: %v\n", err)
-		return 1
-	}
-	b, err := os.ReadFile(os.Getenv(child.EnvConfig))
-	if err != nil {
-		rt.Log.Error("reading the master's configuration", "err", err)
-		return 1
-	}
-	cfg, err := config.FromJSON(b)
-	if err != nil {
-		rt.Log.Error("reading the master's configuration", "err", err)
-		return 1
-	}
-	var h http.Handler = static.New(static.Options{Root: cfg.DocumentRoot, DirectoryListing: cfg.DirectoryListing})
-	rt.Fast, _ = h.(child.FastResponder) // small files from memory, without net/http
-	if path := os.Getenv(child.EnvMetrics); path != "" && rt.Board() != nil {
-		rt.Fast = fastExcept{rt.Fast, path}
-		prom := metrics.Handler(metrics.Source{Board: rt.Board(), Counters: rt.Counters(), Generation: rt.Generation,
-			MPM: os.Getenv(child.EnvMPM), Listeners: rt.Listeners()})
-		files := h
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != path {
-				files.ServeHTTP(w, r)
-				return
-			}
-			if !rt.StatusAllowed(r.RemoteAddr) {
-				http.Error(w, "403 Forbidden: metrics are not open to your address", http.StatusForbidden)
-				return
-			}
-			prom.ServeHTTP(w, r)
-		})
-	}
-	if err := rt.Serve(h); err != nil {
-		if errors.Is(err, child.ErrChildInit) {
-			return child.ExitChildInit
-		}
-		rt.Log.Error("serving", "err", err)
-		return 1
-	}
-	return 0
-}
-
 // dryRun is `phased -t`: see master.DryRun.
 func dryRun(cfg *config.Config, stderr io.Writer) error {
 	level, err := logging.ParseLevel(cfg.ErrorLog.Level)
@@ -478,17 +429,4 @@ func socketActivation() ([]*listen.Listener, error) {
 		out = append(out, l)
 	}
 	return out, nil
-}
-
-// fastExcept is a FastResponder that leaves one path to the http.Handler.
-type fastExcept struct {
-	child.FastResponder
-	path string
-}
-
-func (f fastExcept) ServeFast(p string) ([]byte, []byte, bool) {
-	if p == f.path || f.FastResponder == nil {
-		return nil, nil, false
-	}
-	return f.FastResponder.ServeFast(p)
 }

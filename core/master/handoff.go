@@ -4,7 +4,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/phasedhq/phased/sdk/child"
+	"github.com/phasedhq/phased/internal/contract"
 )
 
 // handoffBound is how long a retiring child goes on accepting while its
@@ -17,7 +17,7 @@ const handoffBound = readyBound
 // (a rolling restart, an MPM's memory retire), or the child asked (an
 // operator's SIGUSR1 or SIGTERM to it, max_connections_per_child): its
 // replacement is started, and only once the replacement reports ready is the
-// old child sent child.DrainSignal. Until then it goes on accepting, so
+// old child sent contract.DrainSignal. Until then it goes on accepting, so
 // retiring one child never leaves nobody to take the next connection, even
 // when it is the only child.
 //
@@ -110,5 +110,5 @@ func (m *Master) stepHandoff(k *kid, now time.Time) {
 		}
 	}
 	k.successor, k.handedOff = 0, true
-	syscall.Kill(k.pid, child.DrainSignal)
+	syscall.Kill(k.pid, contract.DrainSignal)
 }

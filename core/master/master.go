@@ -1,7 +1,6 @@
 package master
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,16 +25,13 @@ import (
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/pidfile"
 	"github.com/phasedhq/phased/core/privdrop"
+	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
-	"github.com/phasedhq/phased/sdk/child"
 	"github.com/phasedhq/phased/sdk/hook"
 	"github.com/phasedhq/phased/sdk/mpm"
 )
-
-// ChildArg is the argument that starts the phased binary in child mode.
-const ChildArg = "--internal-child"
 
 // Timings of the supervisor.
 const (
@@ -686,9 +682,9 @@ func (m *Master) checkPending() error {
 	return nil
 }
 
-// drain retires every child of g: gracefully (child.DrainSignal, bounded by
+// drain retires every child of g: gracefully (contract.DrainSignal, bounded by
 // graceful_shutdown_timeout) or at once. At once takes two steps: every child
-// first stops accepting (child.DrainSignal, as a graceful drain starts) and says so, and
+// first stops accepting (contract.DrainSignal, as a graceful drain starts) and says so, and
 // only when all have, or closeBound has passed, are they told to cut
 // (SIGINT). Cutting child by child would let a client whose request was cut
 // reconnect to a sibling that still accepts and lose a request there too:
@@ -704,7 +700,7 @@ func (m *Master) drain(g *generation, graceful bool) {
 		if k.gen == g {
 			k.retiring, k.successor, k.handedOff = true, 0, true
 			if !k.closed {
-				syscall.Kill(k.pid, child.DrainSignal)
+				syscall.Kill(k.pid, contract.DrainSignal)
 			}
 		}
 	}
@@ -827,138 +823,23 @@ func (m *Master) crashed(g *generation, why string) {
 	m.log.Warn("children keep dying early; backing off", "generation", g.num, "crashes", g.crashes, "retry_in", d.String())
 }
 
-func (m *Master) spawn(g *generation, slot int) (int, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	defer w.Close()
-	files := append(m.lns.Files(), w)
-	eventsFD := 3 + len(files) - 1
-	env := m.childEnv(g, slot, eventsFD)
-	files = append(files, g.board.File())
-	env = append(env, child.EnvScoreboardFD+"="+strconv.Itoa(3+len(files)-1))
-	files = append(files, m.counters.File())
-	env = append(env, child.EnvCountersFD+"="+strconv.Itoa(3+len(files)-1))
-	if m.access != nil {
-		files = append(files, m.access)
-		env = append(env,
-			child.EnvAccessLogFD+"="+strconv.Itoa(3+len(files)-1),
-			child.EnvAccessLogFormat+"="+g.cfg.AccessLog.Format)
-	}
-	path, args := m.exe, []string{ChildArg}
-	if cmd := g.cfg.App.Command; len(cmd) > 0 {
-		path, args = cmd[0], cmd[1:]
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Args[0] = "phased: child" // what ps shows, as Apache's children show their title
-	if len(g.cfg.App.Command) > 0 {
-		cmd.Args[0] = g.cfg.App.Command[0]
-	}
-	cmd.Env = env
-	cmd.Dir = g.cfg.ServerRoot
-	cmd.ExtraFiles = files
-	out := m.errlog.File()
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: g.who.Credential()}
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		return 0, err
-	}
-	k := &kid{pid: cmd.Process.Pid, gen: g, slot: slot, cmd: cmd, started: time.Now()}
-	m.kids[k.pid] = k
-	m.counters.Add(scoreboard.Spawned, 1)
-	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: k.pid, Slot: slot, Generation: g.num}, m.log)
-	m.log.Debug("child started", "pid", k.pid, "generation", g.num, "slot", slot)
-	go func() {
-		defer r.Close()
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			m.events <- event{kind: evMsg, pid: k.pid, msg: sc.Text()}
-		}
-	}()
-	go func() {
-		cmd.Wait()
-		m.events <- event{kind: evExit, pid: k.pid, state: cmd.ProcessState}
-	}()
-	return k.pid, nil
-}
-
-// reservedEnv are variables a child must not inherit from the master's own
-// environment: configuration overrides meant for the master, and runtime
-// names the master sets itself.
-func reservedEnv(kv string) bool {
-	return strings.HasPrefix(kv, "PHASED_") || strings.HasPrefix(kv, "NOTIFY_SOCKET=") ||
-		strings.HasPrefix(kv, "WATCHDOG_") || strings.HasPrefix(kv, "LISTEN_")
-}
-
-func (m *Master) childEnv(g *generation, slot, eventsFD int) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !reservedEnv(kv) {
-			env = append(env, kv)
-		}
-	}
-	keys := make([]string, 0, len(g.cfg.App.Env))
-	for k := range g.cfg.App.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+g.cfg.App.Env[k])
-	}
-	if _, set := g.cfg.App.Env["GOMAXPROCS"]; !set && os.Getenv("GOMAXPROCS") == "" {
-		if n := childProcs(g.limits); n > 0 {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(n))
-		}
-	}
-	format := "json"
-	if m.errlog.Text() {
-		format = "text"
-	}
-	t := child.Timeouts{ReadHeader: g.cfg.Timeouts.ReadHeader, Read: g.cfg.Timeouts.Read, Write: g.cfg.Timeouts.Write, Idle: g.cfg.Timeouts.Idle}
-	return append(env,
-		child.EnvListeners+"="+strings.Join(m.lns.Addrs(), ","),
-		child.EnvEventsFD+"="+strconv.Itoa(eventsFD),
-		child.EnvLogFormat+"="+format,
-		child.EnvLogLevel+"="+g.cfg.ErrorLog.Level,
-		child.EnvMasterPID+"="+strconv.Itoa(os.Getpid()),
-		child.EnvDrainTimeout+"="+g.cfg.GracefulShutdownTimeout.String(),
-		child.EnvTimeouts+"="+t.String(),
-		child.EnvGeneration+"="+strconv.Itoa(g.num),
-		child.EnvSlot+"="+strconv.Itoa(slot),
-		child.EnvConfig+"="+g.cfgPath,
-		child.EnvPass+"="+strconv.Itoa(g.pass),
-		child.EnvHooks+"="+childHooks(g),
-		child.EnvModel+"="+string(g.limits.Model),
-		child.EnvThreads+"="+strconv.Itoa(g.limits.ThreadsPerChild),
-		child.EnvMaxConnections+"="+strconv.Itoa(connectionLimit(g.limits)),
-		child.EnvAcceptMutex+"="+g.mutex,
-		child.EnvStatus+"="+statusSpec(g.cfg),
-		child.EnvMetrics+"="+g.cfg.Status.Metrics,
-		child.EnvSlowRequest+"="+g.cfg.Status.SlowRequest.String(),
-		child.EnvMPM+"="+g.cfg.MPM.Name,
-		child.EnvMasterStart+"="+strconv.FormatInt(m.started.Unix(), 10),
-		child.EnvGenerationStart+"="+strconv.FormatInt(g.started.Unix(), 10),
-	)
-}
-
 func (m *Master) childSaid(pid int, msg string) {
 	k, ok := m.kids[pid]
 	if !ok {
 		return
 	}
-	switch msg {
-	case child.EventReady:
+	ev, _ := contract.ParseEvent(msg)
+	switch ev {
+	case contract.EventReady:
 		k.ready = true
-	case child.EventRetireRequest:
+	case contract.EventRetireRequest:
 		m.retireOnRequest(k, m.counters.CountSelfRetire)
-	case child.EventRetireMaxConnections:
+	case contract.EventRetireMaxConnections:
 		m.retireOnRequest(k, func() { m.counters.Add(scoreboard.RecycledMaxConnections, 1) })
-	case child.EventClosed:
+	case contract.EventClosed:
 		k.closed = true
 		m.cutIfClosed(k.gen, time.Now())
-	case child.EventRetiring:
+	case contract.EventRetiring:
 		k.handedOff = true // it drains already, whoever asked
 		if !k.retiring {
 			k.retiring = true
@@ -992,7 +873,7 @@ func (m *Master) childExited(pid int, st *os.ProcessState) {
 		m.counters.Add(scoreboard.ExitedNormally, 1)
 		m.log.Info("child exited", attrs...)
 	} else {
-		m.counters.Add(scoreboard.ExitCounter(st, child.ExitChildInit), 1)
+		m.counters.Add(scoreboard.ExitCounter(st, contract.ExitChildInit), 1)
 		// Abnormal exits are logged at notice whatever the level (seed 001).
 		m.log.Log(context.Background(), logging.LevelNotice, "child exited unexpectedly; replacing it", attrs...)
 		k.gen.respawn++
@@ -1056,7 +937,7 @@ func describe(st *os.ProcessState) string {
 		}
 		return s
 	}
-	if st.ExitCode() == child.ExitChildInit {
+	if st.ExitCode() == contract.ExitChildInit {
 		return "exit status 3 (child-init failed)"
 	}
 	return "exit status " + strconv.Itoa(st.ExitCode())
@@ -1158,24 +1039,6 @@ func WriteStatus(w io.Writer, s Status) {
 	}
 }
 
-// childHooks is the JSON list of the generation's child-init and child-exit
-// exec hooks, in the order they run.
-func childHooks(g *generation) string {
-	var hooks []child.ExecHook
-	for _, ph := range []phases.Phase{phases.ChildInit, phases.ChildExit} {
-		for _, s := range g.plan.Steps(ph) {
-			if len(s.Exec) > 0 {
-				hooks = append(hooks, child.ExecHook{Name: s.Name, Phase: string(ph), Argv: s.Exec, Dir: g.cfg.ServerRoot, Timeout: s.Timeout})
-			}
-		}
-	}
-	if len(hooks) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(hooks)
-	return string(b)
-}
-
 // acceptLocks creates the lock files of g's accept mutex, one per listener,
 // owned by the children's user (each child opens them itself: flock is per
 // open file description). It returns their path prefix, or "" (no mutex,
@@ -1197,14 +1060,6 @@ func (m *Master) acceptLocks(g *generation) string {
 		}
 	}
 	return prefix
-}
-
-// statusSpec is the status page's path and allowed networks for children.
-func statusSpec(cfg *config.Config) string {
-	if cfg.Status.Path == "" {
-		return ""
-	}
-	return cfg.Status.Path + "|" + strings.Join(cfg.Status.Allow, ",")
 }
 
 // publishChildren tells /metrics how many children are starting, ready and

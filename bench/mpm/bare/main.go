@@ -5,7 +5,7 @@
 //	go run ./bench/mpm/bare -addr 127.0.0.1:18080 -root /tmp/www [-handler fileserver|static|memory]
 //
 // -handler fileserver (the default) serves with net/http's http.FileServer;
-// -handler static serves with phased's own static handler (core/static, as
+// -handler static serves with phased's own static handler (core/child/static, as
 // phased's children do), so that the difference to a phased MPM is the cost
 // of the MPM alone; -handler memory reads the regular files at the top of
 // -root once at start and answers GET /NAME with their bytes from memory (a
@@ -27,13 +27,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/phasedhq/phased/core/static"
+	"github.com/phasedhq/phased/core/child/static"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18080", "address to listen on")
 	root := flag.String("root", ".", "folder to serve")
-	kind := flag.String("handler", "fileserver", "fileserver (net/http's http.FileServer), static (phased's core/static) or memory (the files' bytes from memory)")
+	kind := flag.String("handler", "fileserver", "fileserver (net/http's http.FileServer), static (phased's core/child/static) or memory (the files' bytes from memory)")
 	flag.Parse()
 
 	var h http.Handler

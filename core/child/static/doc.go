@@ -67,7 +67,7 @@
 // the root is refused at that check. Files not hit since the last eviction
 // sweep are evicted first when a new one does not fit.
 //
-// The handler is also the child's [github.com/phasedhq/phased/sdk/child.FastResponder]:
+// The handler is also the child's [github.com/phasedhq/phased/internal/childrt.FastResponder]:
 // a phased child with no access log reads the plainest GET and HEAD
 // requests with its own strict parser and asks ServeFast for the cached
 // header block and body, so that a small file goes out without net/http at

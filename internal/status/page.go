@@ -1,7 +1,8 @@
-package child
+package status
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -16,47 +17,71 @@ import (
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
-// Status page environment, set by the master.
-const (
-	// EnvStatus is "PATH|CIDR,CIDR": where children answer the status page
-	// and who may read it. Unset or empty: no status page.
-	EnvStatus = "PHASED_CHILD_STATUS"
-	// EnvMPM is the MPM's name, for the status page.
-	EnvMPM = "PHASED_CHILD_MPM"
-	// EnvMasterStart is when the master started (unix seconds).
-	EnvMasterStart = "PHASED_CHILD_MASTER_START"
-	// EnvGenerationStart is when the child's generation began (unix
-	// seconds): Apache's RestartTime.
-	EnvGenerationStart = "PHASED_CHILD_GENERATION_START"
-	// EnvCountersFD is the descriptor of the master's counter block.
-	EnvCountersFD = "PHASED_CHILD_COUNTERS_FD"
-	// EnvMetrics is where the child answers Prometheus metrics ("" = off).
-	EnvMetrics = "PHASED_CHILD_METRICS"
-	// EnvSlowRequest is the duration above which a request counts as slow
-	// (a Go duration; 0 = off).
-	EnvSlowRequest = "PHASED_CHILD_SLOW_REQUEST"
-)
-
-// Board returns the generation's scoreboard, or nil outside phased.
-func (r *Runtime) Board() *scoreboard.Board { return r.board }
-
-// Counters returns the master's counter block, or nil.
-func (r *Runtime) Counters() *scoreboard.Counters { return r.counters }
-
-// Listeners returns the configured listen addresses, in fd order.
-func (r *Runtime) Listeners() []string { return r.addrs }
-
-// StatusAllowed reports whether a client at remote (host:port) may read the
-// status page and the metrics (status.allow).
-func (r *Runtime) StatusAllowed(remote string) bool {
-	return r.status != nil && r.status.allowed(remote)
-}
-
 // apacheTime is mod_status's time format.
 const apacheTime = "Monday, 02-Jan-2006 15:04:05 MST"
 
-type statusPage struct {
+// Scoreboard is what the status module reads of a generation's scoreboard
+// (internal/scoreboard's Board).
+type Scoreboard interface {
+	// Snapshot copies every slot.
+	Snapshot() scoreboard.Snapshot
+	// Procs is the number of process slots (server_limit).
+	Procs() int
+	// ThreadsPerProc is the number of worker slots per process.
+	ThreadsPerProc() int
+}
+
+// Counters is what the status module reads of the master's running totals
+// (internal/scoreboard's Counters).
+type Counters interface {
+	// Get returns one counter.
+	Get(scoreboard.Counter) uint64
+	// Queue returns listener i's accept-queue depth and limit, MaxQueue
+	// its deepest since the master started.
+	Queue(i int) (depth, limit int)
+	MaxQueue(i int) int
+	// Durations returns the request-duration histogram.
+	Durations() (cumulative []uint64, count uint64, sum time.Duration)
+	// Generations returns the children of each generation by life stage.
+	Generations() []scoreboard.GenerationChildren
+}
+
+// Options configures a Module.
+type Options struct {
+	// Path is where the status page answers (mod_status's page, ?auto,
+	// ?json); "" = no page.
+	Path string
+	// MetricsPath is where the Prometheus metrics answer; "" = none.
+	MetricsPath string
+	// Allow are the networks (CIDRs) that may read both.
+	Allow []string
+	// MPM is the MPM's name; Async reports whether children serve with
+	// the event model (?auto then carries mod_status's async block).
+	MPM   string
+	Async bool
+	// MasterPID is the master's pid (its CPU time counts); 0 = none.
+	MasterPID int
+	// Generation is the reading child's generation; MasterStart and
+	// GenerationStart are when the master and the generation started.
+	Generation      int
+	MasterStart     time.Time
+	GenerationStart time.Time
+	// Listeners are the listen addresses, in order: listener i's queue is
+	// Counters' queue i.
+	Listeners []string
+	// Board is the generation's scoreboard. Required.
+	Board Scoreboard
+	// Counters are the master's running totals. Required.
+	Counters Counters
+}
+
+// Module is the status module a child mounts: the status page and the
+// metrics, answered from shared memory, so that whichever child a request
+// reaches answers for the whole server.
+type Module struct {
 	path      string
+	metrics   string
+	prom      http.Handler
 	allow     []*net.IPNet
 	mpm       string
 	async     bool // the event model: ?auto carries mod_status's async block
@@ -64,41 +89,41 @@ type statusPage struct {
 	start     time.Time // the master's start
 	restart   time.Time // the generation's start
 	gen       int
-	board     *scoreboard.Board
-	counts    *scoreboard.Counters
+	board     Scoreboard
+	counts    Counters
 	addrs     []string
 	built     string
 }
 
-func newStatusPage(r *Runtime) (*statusPage, error) {
-	spec := os.Getenv(EnvStatus)
-	if spec == "" || r.board == nil {
+// New returns the module o describes, or nil when it answers nothing (no
+// path and no metrics path). A bad network in Allow is an error naming it.
+func New(o Options) (*Module, error) {
+	if o.Path == "" && o.MetricsPath == "" {
 		return nil, nil
 	}
-	path, cidrs, _ := strings.Cut(spec, "|")
-	p := &statusPage{path: path, mpm: os.Getenv(EnvMPM), async: r.Model == ModelEvent, masterPID: r.MasterPID,
-		gen: r.Generation, board: r.board, counts: r.counters, addrs: r.addrs, built: built()}
-	for _, c := range strings.Split(cidrs, ",") {
-		if c == "" {
-			continue
-		}
-		_, n, err := net.ParseCIDR(c)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", EnvStatus, err)
-		}
-		p.allow = append(p.allow, n)
+	if o.Board == nil || o.Counters == nil {
+		return nil, errors.New("status: no scoreboard or counters")
 	}
-	p.start = unixEnv(EnvMasterStart)
-	p.restart = unixEnv(EnvGenerationStart)
-	return p, nil
+	m := &Module{path: o.Path, metrics: o.MetricsPath, mpm: o.MPM, async: o.Async, masterPID: o.MasterPID,
+		gen: o.Generation, board: o.Board, counts: o.Counters, addrs: o.Listeners, built: built(),
+		start: o.MasterStart, restart: o.GenerationStart}
+	for _, a := range o.Allow {
+		_, n, err := net.ParseCIDR(a)
+		if err != nil {
+			return nil, fmt.Errorf("status.allow: %w", err)
+		}
+		m.allow = append(m.allow, n)
+	}
+	if m.metrics != "" {
+		m.prom = metricsHandler(m)
+	}
+	return m, nil
 }
 
-func unixEnv(name string) time.Time {
-	n, err := strconv.ParseInt(os.Getenv(name), 10, 64)
-	if err != nil {
-		return time.Now()
-	}
-	return time.Unix(n, 0)
+// Serves reports whether path is one the module answers: a child's fast
+// path must leave it to the handler Wrap returns.
+func (m *Module) Serves(path string) bool {
+	return m != nil && path != "" && (path == m.path || path == m.metrics)
 }
 
 // built is when the binary was built, as Apache's "Server Built": the VCS
@@ -121,36 +146,49 @@ func built() string {
 	return "unknown"
 }
 
-// wrap answers the status page at its path and passes every other request on.
-func (p *statusPage) wrap(next http.Handler) http.Handler {
+// Wrap answers the status page and the metrics at their paths, to the
+// allowed networks (403 to others), and passes every other request to next.
+func (m *Module) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != p.path {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if !p.allowed(r.RemoteAddr) {
-			http.Error(w, "403 Forbidden: the status page is not open to your address", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		st := p.collect(r)
-		switch {
-		case r.URL.Query().Has("auto"):
-			w.Header().Set("Content-Type", "text/plain; charset=ISO-8859-1")
-			st.writeAuto(w)
-		case r.URL.Query().Has("json"):
-			w.Header().Set("Content-Type", "application/json")
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			enc.Encode(st)
+		switch r.URL.Path {
+		case m.path:
+			if !m.allowed(r.RemoteAddr) {
+				http.Error(w, "403 Forbidden: the status page is not open to your address", http.StatusForbidden)
+				return
+			}
+			m.page(w, r)
+		case m.metrics:
+			if !m.allowed(r.RemoteAddr) {
+				http.Error(w, "403 Forbidden: metrics are not open to your address", http.StatusForbidden)
+				return
+			}
+			m.prom.ServeHTTP(w, r)
 		default:
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			st.writeHTML(w)
+			next.ServeHTTP(w, r)
 		}
 	})
 }
 
-func (p *statusPage) allowed(remote string) bool {
+// page answers the status page in the form the query asks for.
+func (m *Module) page(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	st := m.collect(r)
+	switch {
+	case r.URL.Query().Has("auto"):
+		w.Header().Set("Content-Type", "text/plain; charset=ISO-8859-1")
+		st.writeAuto(w)
+	case r.URL.Query().Has("json"):
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+	default:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		st.writeHTML(w)
+	}
+}
+
+func (p *Module) allowed(remote string) bool {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote
@@ -263,7 +301,7 @@ type WorkerStatus struct {
 	RequestLine string  `json:"request"`
 }
 
-func (p *statusPage) collect(r *http.Request) Status {
+func (p *Module) collect(r *http.Request) Status {
 	snap := p.board.Snapshot()
 	sum := snap.Summary()
 	now := time.Now()

@@ -1,4 +1,4 @@
-package child
+package childrt
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 // with the same handler: the difference is what a child adds per request
 // (connection tracking, scoreboard, counters, slots). The handler writes a
 // 6-byte body from memory, as phased's static handler does for a cached
-// file (core/static has the handler's own benchmarks). The -fast variants
+// file (core/child/static has the handler's own benchmarks). The -fast variants
 // answer through the fast path (fast.go), as the static handler does for
 // the files it holds in memory; the plain ones go through net/http, as
 // every other handler. The -plainio variants take the fast path with the

@@ -1,9 +1,10 @@
-package child
+package childrt
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -12,65 +13,39 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/phasedhq/phased/internal/loglevel"
+	"github.com/phasedhq/phased/internal/phase"
 )
 
-// Option configures Serve.
-type Option func(*appConfig)
-
-type appConfig struct {
-	addr  string
-	inits []func(context.Context, *Runtime) error
-	exits []func(context.Context) error
+// App is a Go app served as a phased child: the engine behind sdk/child's
+// Serve, with the app's own init and exit hooks around serving.
+type App struct {
+	// Addr is where the app listens outside phased (development mode).
+	// Zero value: 127.0.0.1:$PORT when PORT is set (PORT may also be a
+	// host:port), else 127.0.0.1:8080. Under phased it is ignored.
+	Addr string
+	// Inits run in every new child before it accepts, in order, after the
+	// config's exec child-init hooks; the first error stops them. ctx is
+	// cancelled when the child is told to stop before it served.
+	Inits []func(ctx context.Context, rt *Runtime) error
+	// Exits run once the child has drained, in reverse order, all of them,
+	// before the config's exec child-exit hooks; ctx is bounded by the
+	// drain timeout.
+	Exits []func(ctx context.Context) error
 }
 
-// OnInit registers f to run in every new child before it accepts: the place
-// to open per-child resources such as a database pool (Unicorn's
-// after_fork). Hooks run in registration order, after the config's exec
-// child-init hooks; the first error stops them, and Serve returns an error
-// wrapping ErrChildInit (the process should exit with ExitChildInit, as Main
-// does, so the master backs off). ctx is cancelled when the child is told to
-// stop before it served. A hook that fails cleans up after itself: OnExit
-// hooks run only after serving.
-func OnInit(f func(ctx context.Context, rt *Runtime) error) Option {
-	return func(c *appConfig) { c.inits = append(c.inits, f) }
-}
-
-// OnExit registers f to run once the child has drained, after its last
-// request and before the config's exec child-exit hooks: the place to close
-// per-child resources. Hooks run in reverse registration order, all of them
-// even if one fails; ctx is bounded by the drain timeout.
-func OnExit(f func(ctx context.Context) error) Option {
-	return func(c *appConfig) { c.exits = append(c.exits, f) }
-}
-
-// Addr is where Serve listens outside phased (development mode). Zero
-// value: 127.0.0.1:$PORT when PORT is set (PORT may also be a host:port),
-// else 127.0.0.1:8080. Under phased the master's listeners are used and Addr
-// is ignored.
-func Addr(addr string) Option {
-	return func(c *appConfig) { c.addr = addr }
-}
-
-// Serve is the one call a Go program makes to serve h as a phased child.
+// Serve serves h: under phased (Current succeeds) the config's exec
+// child-init hooks, the Inits, serving on the inherited listeners until the
+// master asks the child to go, the drain, the Exits, then the config's exec
+// child-exit hooks. Outside phased (ErrNotChild) it serves h on Addr for
+// development: Inits run once before it accepts, SIGINT or SIGTERM shut it
+// down gracefully (a second signal closes every connection at once), then
+// the Exits run.
 //
-// Under phased (Current succeeds) the order is: the config's exec
-// child-init hooks, the OnInit hooks, serving on the inherited listeners
-// until the master asks the child to go (see the package documentation),
-// the drain, the OnExit hooks, then the config's exec child-exit hooks.
-//
-// Outside phased (Current returns ErrNotChild) the same program serves h on
-// its own address (see Addr) for development: OnInit hooks run once before
-// it accepts, SIGINT or SIGTERM shut it down gracefully (a second signal
-// closes every connection at once), then the OnExit hooks run.
-//
-// Serve returns nil after a clean stop, and an error wrapping ErrChildInit
-// when a child-init hook failed: main should then exit with ExitChildInit.
-// Main does all of that.
-func Serve(h http.Handler, opts ...Option) error {
-	var c appConfig
-	for _, o := range opts {
-		o(&c)
-	}
+// It returns nil after a clean stop, and an error wrapping ErrChildInit when
+// a child-init hook failed or the master's contract could not be read.
+func (c *App) Serve(h http.Handler) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -84,40 +59,14 @@ func Serve(h http.Handler, opts ...Option) error {
 	return c.serveChild(rt, h, sigs)
 }
 
-// Main runs Serve and ends the process when it fails: with ExitChildInit
-// when a child-init hook failed, with 1 on any other error (logged on
-// stderr). It returns when Serve returned nil.
-func Main(h http.Handler, opts ...Option) {
-	err := Serve(h, opts...)
-	if err == nil {
-		return
-	}
-	fmt.Fprintf(os.Stderr, "%s: %v\n", progName(), err)
-	if errors.Is(err, ErrChildInit) {
-		os.Exit(ExitChildInit)
-	}
-	os.Exit(1)
-}
-
-func progName() string {
-	if len(os.Args) == 0 {
-		return "app"
-	}
-	name := os.Args[0]
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
-	}
-	return name
-}
-
 // serveChild serves h on a master's runtime, reading stop signals from sigs.
-func (c *appConfig) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal) error {
+func (c *App) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal) error {
 	fail := func(err error) error {
 		rt.closeListeners()
 		rt.Log.Error("child-init failed; this child exits", "err", err)
 		return fmt.Errorf("%w: %w", ErrChildInit, err)
 	}
-	if err := rt.runHooks("child-init"); err != nil {
+	if err := rt.runHooks(phase.ChildInit); err != nil {
 		return fail(err)
 	}
 	stopped, err := c.init(rt, sigs)
@@ -130,7 +79,7 @@ func (c *appConfig) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal)
 		if err == nil {
 			c.exit(rt)
 		}
-		if r := rt.runHooks("child-exit"); r != nil {
+		if r := rt.runHooks(phase.ChildExit); r != nil {
 			rt.Log.Error("child-exit failed", "err", r)
 		}
 		return nil
@@ -142,7 +91,7 @@ func (c *appConfig) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal)
 	err = rt.serve(h, sigs)
 	rt.hooks = hooks
 	c.exit(rt)
-	if r := rt.runHooks("child-exit"); r != nil {
+	if r := rt.runHooks(phase.ChildExit); r != nil {
 		rt.Log.Error("child-exit failed", "err", r)
 	}
 	return err
@@ -150,7 +99,7 @@ func (c *appConfig) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal)
 
 // init runs the OnInit hooks with a context cancelled by a stop signal. It
 // reports whether such a signal came; a signal that came stays consumed.
-func (c *appConfig) init(rt *Runtime, sigs chan os.Signal) (stopped bool, err error) {
+func (c *App) init(rt *Runtime, sigs chan os.Signal) (stopped bool, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
@@ -175,9 +124,9 @@ func (c *appConfig) init(rt *Runtime, sigs chan os.Signal) (stopped bool, err er
 			}
 		}
 	}()
-	for i, f := range c.inits {
+	for i, f := range c.Inits {
 		if err = f(ctx, rt); err != nil {
-			err = fmt.Errorf("OnInit hook %d of %d: %w", i+1, len(c.inits), err)
+			err = fmt.Errorf("OnInit hook %d of %d: %w", i+1, len(c.Inits), err)
 			break
 		}
 	}
@@ -189,24 +138,24 @@ func (c *appConfig) init(rt *Runtime, sigs chan os.Signal) (stopped bool, err er
 }
 
 // exit runs the OnExit hooks in reverse order, logging their errors.
-func (c *appConfig) exit(rt *Runtime) {
+func (c *App) exit(rt *Runtime) {
 	bound := rt.DrainTimeout
 	if bound <= 0 {
 		bound = 30 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	for i := len(c.exits) - 1; i >= 0; i-- {
-		if err := c.exits[i](ctx); err != nil {
-			rt.Log.Error("child-exit failed", "err", fmt.Errorf("OnExit hook %d of %d: %w", i+1, len(c.exits), err))
+	for i := len(c.Exits) - 1; i >= 0; i-- {
+		if err := c.Exits[i](ctx); err != nil {
+			rt.Log.Error("child-exit failed", "err", fmt.Errorf("OnExit hook %d of %d: %w", i+1, len(c.Exits), err))
 		}
 	}
 }
 
 // devAddr is the development address: c.addr, else PORT, else 8080.
-func (c *appConfig) devAddr() string {
-	if c.addr != "" {
-		return c.addr
+func (c *App) devAddr() string {
+	if c.Addr != "" {
+		return c.Addr
 	}
 	if p := os.Getenv("PORT"); p != "" {
 		if strings.Contains(p, ":") {
@@ -218,14 +167,18 @@ func (c *appConfig) devAddr() string {
 }
 
 // standalone serves h on its own address, outside phased.
-func (c *appConfig) standalone(h http.Handler, sigs chan os.Signal) error {
+func (c *App) standalone(h http.Handler, sigs chan os.Signal) error {
 	rt := &Runtime{
 		Generation:   1,
 		DrainTimeout: 30 * time.Second,
 		Timeouts:     Timeouts{ReadHeader: 10 * time.Second, Read: 60 * time.Second, Write: 60 * time.Second, Idle: 5 * time.Second},
 		Model:        ModelWorker,
 	}
-	rt.Log = newLogger(os.Stderr, "text", os.Getenv("LOG_LEVEL")).With("pid", os.Getpid())
+	level, err := loglevel.Parse(os.Getenv("LOG_LEVEL"))
+	if err != nil {
+		level = slog.LevelInfo
+	}
+	rt.Log = newLogger(os.Stderr, "text", level).With("pid", os.Getpid())
 	ln, err := net.Listen("tcp", c.devAddr())
 	if err != nil {
 		return err
@@ -235,7 +188,7 @@ func (c *appConfig) standalone(h http.Handler, sigs chan os.Signal) error {
 	return c.serveStandalone(rt, h, sigs)
 }
 
-func (c *appConfig) serveStandalone(rt *Runtime, h http.Handler, sigs chan os.Signal) error {
+func (c *App) serveStandalone(rt *Runtime, h http.Handler, sigs chan os.Signal) error {
 	ln := rt.listeners[0]
 	stopped, err := c.init(rt, sigs)
 	if err != nil && !stopped {

@@ -1,11 +1,11 @@
-// Package metrics renders phased's Prometheus metrics. Children answer
-// /metrics from two shared-memory segments: their generation's scoreboard
-// (workers by state, requests and bytes) and the master's counter block
-// (children by generation and life stage, spawned, recycled and exited by
-// cause, restarts, accept-queue depth per listener, request durations),
-// which lives as long as the master, so its counters never reset between
-// generations.
-package metrics
+package status
+
+// The Prometheus metrics: children answer them from two shared-memory
+// segments, their generation's scoreboard (workers by state, requests and
+// bytes) and the master's counter block (children by generation and life
+// stage, spawned, recycled and exited by cause, restarts, accept-queue
+// depth per listener, request durations), which lives as long as the
+// master, so its counters never reset between generations.
 
 import (
 	"net/http"
@@ -17,19 +17,10 @@ import (
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
-// Source is what a child knows.
-type Source struct {
-	Board      *scoreboard.Board
-	Counters   *scoreboard.Counters
-	Generation int
-	MPM        string
-	Listeners  []string // in order: listener i's queue is counter queue i
-}
-
-// Handler returns the /metrics handler for src.
-func Handler(src Source) http.Handler {
+// metricsHandler returns the /metrics handler for m.
+func metricsHandler(m *Module) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(&collector{src: src})
+	reg.MustRegister(&collector{m: m})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
@@ -59,7 +50,7 @@ var (
 	durDesc = prometheus.NewDesc("phased_request_duration_seconds", "How long requests took, from the children, since the master started.", nil, nil)
 )
 
-type collector struct{ src Source }
+type collector struct{ m *Module }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{workersDesc, slotsDesc, procsDesc, reqDesc, bytesDesc, countDesc, restartDesc, queueDesc, limitDesc,
@@ -69,8 +60,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	if b := c.src.Board; b != nil {
-		snap := b.Snapshot()
+	{
+		snap := c.m.board.Snapshot()
 		sum := snap.Summary()
 		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(sum.Busy), "busy")
 		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(sum.Idle), "idle")
@@ -78,11 +69,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for st := scoreboard.Dead; st < scoreboard.NumStates; st++ {
 			ch <- prometheus.MustNewConstMetric(slotsDesc, prometheus.GaugeValue, float64(sum.ByState[st]), st.String())
 		}
-		ch <- prometheus.MustNewConstMetric(procsDesc, prometheus.GaugeValue, float64(sum.Procs), strconv.Itoa(c.src.Generation), c.src.MPM)
+		ch <- prometheus.MustNewConstMetric(procsDesc, prometheus.GaugeValue, float64(sum.Procs), strconv.Itoa(c.m.gen), c.m.mpm)
 		ch <- prometheus.MustNewConstMetric(reqDesc, prometheus.CounterValue, float64(sum.Requests))
 		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(sum.Bytes))
 	}
-	if k := c.src.Counters; k != nil {
+	{
+		k := c.m.counts
 		get := func(cs ...scoreboard.Counter) float64 {
 			var n uint64
 			for _, c := range cs {
@@ -128,7 +120,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(restartDesc, prometheus.CounterValue, float64(k.Get(scoreboard.Restarts)), "ok")
 		ch <- prometheus.MustNewConstMetric(restartDesc, prometheus.CounterValue, float64(k.Get(scoreboard.RestartFailures)), "failed")
-		for i, l := range c.src.Listeners {
+		for i, l := range c.m.addrs {
 			depth, limit := k.Queue(i)
 			ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(depth), l)
 			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(limit), l)

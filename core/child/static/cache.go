@@ -260,7 +260,7 @@ func (h *handler) cachedEntry(p string, st *rootState) *entry {
 	return e
 }
 
-// ServeFast is the child's fast path (sdk/child.FastResponder): a GET or
+// ServeFast is the child's fast path (internal/childrt.FastResponder): a GET or
 // HEAD of URL path p that is, or can now be, answered from the cache gets
 // its 200's header block and body; anything else (a path checkPath
 // refuses, a directory without its slash, a large file, an error, the

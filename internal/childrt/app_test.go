@@ -1,8 +1,9 @@
-package child
+package childrt
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/internal/contract"
+	"github.com/phasedhq/phased/internal/phase"
 )
 
 func appendLine(t *testing.T, path, line string) {
@@ -33,29 +37,30 @@ func okHandler() http.Handler {
 func TestServeHookOrder(t *testing.T) {
 	rt, addr, events := testRuntime(t)
 	trace := filepath.Join(t.TempDir(), "trace")
-	rt.hooks = []ExecHook{
-		{Name: "exec-init", Phase: "child-init", Argv: []string{"sh", "-c", "echo exec-init >> " + trace}, Timeout: 5 * time.Second},
-		{Name: "exec-exit", Phase: "child-exit", Argv: []string{"sh", "-c", "echo exec-exit >> " + trace}, Timeout: 5 * time.Second},
+	rt.hooks = []contract.Hook{
+		{Name: "exec-init", Phase: phase.ChildInit, Argv: []string{"sh", "-c", "echo exec-init >> " + trace}, Timeout: 5 * time.Second},
+		{Name: "exec-exit", Phase: phase.ChildExit, Argv: []string{"sh", "-c", "echo exec-exit >> " + trace}, Timeout: 5 * time.Second},
 	}
-	var c appConfig
-	for _, o := range []Option{
-		OnInit(func(ctx context.Context, got *Runtime) error {
-			if got != rt {
-				t.Error("OnInit got another runtime")
-			}
-			appendLine(t, trace, "app-init-1")
-			return nil
-		}),
-		OnInit(func(context.Context, *Runtime) error { appendLine(t, trace, "app-init-2"); return nil }),
-		OnExit(func(context.Context) error { appendLine(t, trace, "app-exit-1"); return nil }),
-		OnExit(func(context.Context) error { appendLine(t, trace, "app-exit-2"); return errors.New("ignored") }),
-	} {
-		o(&c)
+	c := App{
+		Inits: []func(context.Context, *Runtime) error{
+			func(ctx context.Context, got *Runtime) error {
+				if got != rt {
+					t.Error("OnInit got another runtime")
+				}
+				appendLine(t, trace, "app-init-1")
+				return nil
+			},
+			func(context.Context, *Runtime) error { appendLine(t, trace, "app-init-2"); return nil },
+		},
+		Exits: []func(context.Context) error{
+			func(context.Context) error { appendLine(t, trace, "app-exit-1"); return nil },
+			func(context.Context) error { appendLine(t, trace, "app-exit-2"); return errors.New("ignored") },
+		},
 	}
 	sigs := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	go func() { done <- c.serveChild(rt, okHandler(), sigs) }()
-	expect(t, events, EventReady)
+	expect(t, events, contract.EventReady)
 	dialAndGet(t, addr).Close()
 	b, _ := os.ReadFile(trace)
 	if got := strings.Fields(string(b)); strings.Join(got, " ") != "exec-init app-init-1 app-init-2" {
@@ -81,10 +86,13 @@ func TestServeInitFailure(t *testing.T) {
 	rt, addr, _ := testRuntime(t)
 	boom := errors.New("database unreachable")
 	ran := ""
-	var c appConfig
-	OnInit(func(context.Context, *Runtime) error { ran += "1"; return boom })(&c)
-	OnInit(func(context.Context, *Runtime) error { ran += "2"; return nil })(&c)
-	OnExit(func(context.Context) error { ran += "x"; return nil })(&c)
+	c := App{
+		Inits: []func(context.Context, *Runtime) error{
+			func(context.Context, *Runtime) error { ran += "1"; return boom },
+			func(context.Context, *Runtime) error { ran += "2"; return nil },
+		},
+		Exits: []func(context.Context) error{func(context.Context) error { ran += "x"; return nil }},
+	}
 	err := c.serveChild(rt, okHandler(), make(chan os.Signal, 1))
 	if !errors.Is(err, ErrChildInit) || !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want ErrChildInit wrapping the cause", err)
@@ -103,12 +111,11 @@ func TestServeInitFailure(t *testing.T) {
 func TestServeStoppedDuringInit(t *testing.T) {
 	rt, _, _ := testRuntime(t)
 	sigs := make(chan os.Signal, 1)
-	var c appConfig
-	OnInit(func(ctx context.Context, _ *Runtime) error {
+	c := App{Inits: []func(context.Context, *Runtime) error{func(ctx context.Context, _ *Runtime) error {
 		sigs <- syscall.SIGTERM
 		<-ctx.Done()
 		return ctx.Err()
-	})(&c)
+	}}}
 	done := make(chan error, 1)
 	go func() { done <- c.serveChild(rt, okHandler(), sigs) }()
 	select {
@@ -124,17 +131,17 @@ func TestServeStoppedDuringInit(t *testing.T) {
 // TestServeStandalone: outside phased the app serves on its own listener,
 // runs OnInit once, and shuts down gracefully on SIGTERM, then runs OnExit.
 func TestServeStandalone(t *testing.T) {
-	t.Setenv(EnvListeners, "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &Runtime{DrainTimeout: 5 * time.Second, Log: newLogger(os.Stderr, "text", "error"),
+	rt := &Runtime{DrainTimeout: 5 * time.Second, Log: newLogger(os.Stderr, "text", slog.LevelError),
 		listeners: []net.Listener{ln}}
 	inits, exits := 0, 0
-	var c appConfig
-	OnInit(func(context.Context, *Runtime) error { inits++; return nil })(&c)
-	OnExit(func(context.Context) error { exits++; return nil })(&c)
+	c := App{
+		Inits: []func(context.Context, *Runtime) error{func(context.Context, *Runtime) error { inits++; return nil }},
+		Exits: []func(context.Context) error{func(context.Context) error { exits++; return nil }},
+	}
 	sigs := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	go func() { done <- c.serveStandalone(rt, okHandler(), sigs) }()
@@ -168,10 +175,7 @@ func TestDevAddr(t *testing.T) {
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			t.Setenv("PORT", tc.port)
-			var c appConfig
-			if tc.opt != "" {
-				Addr(tc.opt)(&c)
-			}
+			c := App{Addr: tc.opt}
 			if got := c.devAddr(); got != tc.want {
 				t.Fatalf("devAddr = %q, want %q", got, tc.want)
 			}

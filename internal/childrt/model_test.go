@@ -1,4 +1,4 @@
-package child
+package childrt
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
@@ -194,7 +195,7 @@ func TestMaxConnectionsRetiresTheChild(t *testing.T) {
 			t.Fatalf("connection %d not served", i)
 		}
 	}
-	expect(t, events, EventRetiring)
+	expect(t, events, contract.EventRetiring)
 	select {
 	case <-done:
 	case <-time.After(3 * time.Second):
@@ -228,14 +229,14 @@ func TestMaxConnectionsWithAMasterAsksFirst(t *testing.T) {
 			t.Fatalf("connection %d not served", i)
 		}
 		if i == 2 {
-			expect(t, events, EventRetireMaxConnections)
+			expect(t, events, contract.EventRetireMaxConnections)
 			if n := counters.Get(scoreboard.MaxConnectionsReached); n != 1 {
 				t.Fatalf("MaxConnectionsReached = %d when the request was sent, want 1", n)
 			}
 		}
 	}
 	sigs <- DrainSignal
-	expect(t, events, EventRetiring)
+	expect(t, events, contract.EventRetiring)
 	select {
 	case <-done:
 	case <-time.After(3 * time.Second):

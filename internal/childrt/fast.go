@@ -1,4 +1,4 @@
-package child
+package childrt
 
 import (
 	"bytes"
@@ -446,7 +446,7 @@ func (s *server) serveFast(c net.Conn) {
 				}
 				break
 			}
-			ok := n != parseHandoff && (s.status == "" || bstr(req.path) != s.status)
+			ok := n != parseHandoff && !s.status.Serves(bstr(req.path))
 			if ok {
 				getOut()
 				s.track(c, http.StateActive)

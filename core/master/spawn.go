@@ -1,0 +1,142 @@
+package master
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/phasedhq/phased/internal/contract"
+	"github.com/phasedhq/phased/internal/scoreboard"
+	"github.com/phasedhq/phased/phases"
+	"github.com/phasedhq/phased/sdk/hook"
+)
+
+// spawn starts a child of g in slot: phased itself in child mode, or the
+// app.command, with the child's contract (internal/contract) and the
+// descriptors it names.
+func (m *Master) spawn(g *generation, slot int) (int, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	c, files := m.childContract(g, slot)
+	c.Events = files.Add(contract.FileEvents, w)
+	enc, err := contract.Encode(c, files)
+	if err != nil {
+		r.Close()
+		return 0, err
+	}
+	defer enc.Close()
+	path, args := m.exe, []string{contract.ChildArg}
+	if cmd := g.cfg.App.Command; len(cmd) > 0 {
+		path, args = cmd[0], cmd[1:]
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Args[0] = "phased: child" // what ps shows, as Apache's children show their title
+	if len(g.cfg.App.Command) > 0 {
+		cmd.Args[0] = g.cfg.App.Command[0]
+	}
+	cmd.Env = append(m.childEnv(g), enc.Env)
+	cmd.Dir = g.cfg.ServerRoot
+	cmd.ExtraFiles = enc.ExtraFiles
+	out := m.errlog.File()
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: g.who.Credential()}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		return 0, err
+	}
+	k := &kid{pid: cmd.Process.Pid, gen: g, slot: slot, cmd: cmd, started: time.Now()}
+	m.kids[k.pid] = k
+	m.counters.Add(scoreboard.Spawned, 1)
+	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: k.pid, Slot: slot, Generation: g.num}, m.log)
+	m.log.Debug("child started", "pid", k.pid, "generation", g.num, "slot", slot)
+	go func() {
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			m.events <- event{kind: evMsg, pid: k.pid, msg: sc.Text()}
+		}
+	}()
+	go func() {
+		cmd.Wait()
+		m.events <- event{kind: evExit, pid: k.pid, state: cmd.ProcessState}
+	}()
+	return k.pid, nil
+}
+
+// childContract is what a child of g in slot is given, but for its events
+// pipe: the contract and the descriptors it names.
+func (m *Master) childContract(g *generation, slot int) (contract.Child, *contract.Files) {
+	files := &contract.Files{}
+	cfg := g.cfg
+	format := "json"
+	if m.errlog.Text() {
+		format = "text"
+	}
+	c := contract.Child{
+		Generation: g.num, Pass: g.pass, Slot: slot, MasterPID: os.Getpid(),
+		MasterStart: m.started, GenerationStart: g.started, ConfigPath: g.cfgPath,
+		MPM: cfg.MPM.Name, Model: string(g.limits.Model), Threads: g.limits.ThreadsPerChild,
+		MaxConnections: connectionLimit(g.limits), AcceptMutex: g.mutex,
+		Scoreboard: files.Add(contract.FileScoreboard, g.board.File()),
+		Counters:   files.Add(contract.FileCounters, m.counters.File()),
+		Log:        contract.Log{Format: format, Level: cfg.ErrorLog.Level},
+		Timeouts: contract.Timeouts{ReadHeader: cfg.Timeouts.ReadHeader, Read: cfg.Timeouts.Read, Write: cfg.Timeouts.Write,
+			Idle: cfg.Timeouts.Idle, Drain: cfg.GracefulShutdownTimeout},
+		Status: contract.Status{Path: cfg.Status.Path, Allow: slices.Clone(cfg.Status.Allow), Metrics: cfg.Status.Metrics,
+			SlowRequest: cfg.Status.SlowRequest},
+		Hooks: childHooks(g),
+	}
+	if len(cfg.App.Command) == 0 {
+		c.Static = &contract.Static{Root: cfg.DocumentRoot, Listing: cfg.DirectoryListing}
+	}
+	for i, l := range m.lns.List() {
+		c.Listeners = append(c.Listeners, contract.Listener{Addr: l.Addr, File: files.Add(contract.ListenerFile(i), l.File)})
+	}
+	if m.access != nil {
+		c.AccessLog = &contract.AccessLog{File: files.Add(contract.FileAccessLog, m.access), Format: cfg.AccessLog.Format}
+	}
+	return c, files
+}
+
+// childEnv is a child's environment: the master's own without what phased
+// keeps for itself (contract.Environ), app.env, and GOMAXPROCS for prefork
+// children (see childProcs). The contract's variable is added by spawn.
+func (m *Master) childEnv(g *generation) []string {
+	env := contract.Environ(os.Environ())
+	keys := make([]string, 0, len(g.cfg.App.Env))
+	for k := range g.cfg.App.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+g.cfg.App.Env[k])
+	}
+	if _, set := g.cfg.App.Env["GOMAXPROCS"]; !set && os.Getenv("GOMAXPROCS") == "" {
+		if n := childProcs(g.limits); n > 0 {
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(n))
+		}
+	}
+	return env
+}
+
+// childHooks are the generation's child-init and child-exit exec hooks, in
+// the order they run.
+func childHooks(g *generation) []contract.Hook {
+	var hooks []contract.Hook
+	for _, ph := range []phases.Phase{phases.ChildInit, phases.ChildExit} {
+		for _, s := range g.plan.Steps(ph) {
+			if len(s.Exec) > 0 {
+				hooks = append(hooks, contract.Hook{Name: s.Name, Phase: ph, Argv: s.Exec, Dir: g.cfg.ServerRoot, Timeout: s.Timeout})
+			}
+		}
+	}
+	return hooks
+}

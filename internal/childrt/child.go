@@ -1,0 +1,635 @@
+package childrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/phasedhq/phased/internal/acceptmutex"
+	"github.com/phasedhq/phased/internal/accesslog"
+	"github.com/phasedhq/phased/internal/contract"
+	"github.com/phasedhq/phased/internal/exechook"
+	"github.com/phasedhq/phased/internal/loglevel"
+	"github.com/phasedhq/phased/internal/phase"
+	"github.com/phasedhq/phased/internal/scoreboard"
+	"github.com/phasedhq/phased/internal/status"
+)
+
+// ErrChildInit is returned by Serve when a child-init hook failed: the
+// process should exit with contract.ExitChildInit, so that the master backs
+// off before replacing it.
+var ErrChildInit = errors.New("child-init failed")
+
+// DrainSignal is the signal with which the master tells a child to drain
+// now; see contract.DrainSignal.
+const DrainSignal = contract.DrainSignal
+
+// retireRequestBound is how long a child that asked to retire waits for the
+// master's DrainSignal before it drains on its own. The master answers
+// within its own hand-over bound (the replacement's start, child-init
+// included), which is shorter.
+const retireRequestBound = 30 * time.Second
+
+// quietPeriod is how long a keep-alive connection must stay idle during a
+// drain before the child closes it. A client that sends its next request
+// within it gets an answer with "Connection: close" instead of a reset.
+const quietPeriod = 500 * time.Millisecond
+
+// ErrNotChild is returned by Current when the process was not started by a
+// phased master.
+var ErrNotChild = contract.ErrNotChild
+
+// Timeouts bound slow clients.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// Runtime is a child's view of what its master gave it.
+type Runtime struct {
+	// Generation is the child's generation (1 at first start).
+	Generation int
+	// Pass is the configuration pass that made the generation.
+	Pass int
+	// Slot is the child's slot within its generation.
+	Slot int
+	// MasterPID is the master's pid.
+	MasterPID int
+	// Log is the child's error log (stderr, which the master points at its
+	// error log), tagged with pid, generation and slot.
+	Log *slog.Logger
+	// Timeouts are the server timeouts.
+	Timeouts Timeouts
+	// DrainTimeout bounds a graceful drain.
+	DrainTimeout time.Duration
+	// Model is the child model; ModelWorker when the master names none.
+	Model Model
+	// Threads is the number of slots; 0 means no limit (no scoreboard).
+	Threads int
+	// MaxConnections retires the child after that many connections; 0 =
+	// never.
+	MaxConnections uint64
+	// Fast, when set, answers the plainest requests without net/http (see
+	// FastResponder); the handler Serve is given answers all others.
+	Fast FastResponder
+	// Contract is what the master gave the child; nil in tests and outside
+	// phased.
+	Contract *contract.Child
+
+	listeners []net.Listener
+	addrs     []string
+	hooks     []contract.Hook
+	board     *scoreboard.Board
+	counters  *scoreboard.Counters
+	status    *status.Module
+	events    *os.File
+	access    *accesslog.Writer
+	format    accesslog.Format
+	slow      time.Duration
+}
+
+// Current reads the runtime from the contract the master gave the process
+// (contract.Read) and takes its descriptors. It returns ErrNotChild outside
+// phased; any other error names what is wrong, and the child should exit.
+func Current() (*Runtime, error) {
+	c, err := contract.Read()
+	if err != nil {
+		return nil, err
+	}
+	return fromContract(c)
+}
+
+// fromContract builds a runtime from c, taking the descriptors it names.
+func fromContract(c *contract.Child) (r *Runtime, err error) {
+	r = &Runtime{
+		Generation:     c.Generation,
+		Pass:           c.Pass,
+		Slot:           c.Slot,
+		MasterPID:      c.MasterPID,
+		DrainTimeout:   c.Timeouts.Drain,
+		Timeouts:       Timeouts{ReadHeader: c.Timeouts.ReadHeader, Read: c.Timeouts.Read, Write: c.Timeouts.Write, Idle: c.Timeouts.Idle},
+		Model:          Model(c.Model),
+		Threads:        c.Threads,
+		MaxConnections: uint64(c.MaxConnections),
+		Contract:       c,
+		hooks:          c.Hooks,
+		slow:           c.Status.SlowRequest,
+	}
+	if r.DrainTimeout <= 0 {
+		r.DrainTimeout = 30 * time.Second
+	}
+	if r.Model == ModelPrefork {
+		r.Threads = 1
+	}
+	level, _ := loglevel.Parse(c.Log.Level) // the contract checked it
+	r.Log = newLogger(os.Stderr, c.Log.Format, level).With("pid", os.Getpid(), "generation", r.Generation, "slot", r.Slot)
+	defer func() {
+		if err != nil {
+			r.closeListeners()
+		}
+	}()
+	if c.Scoreboard != "" {
+		f, err := c.File(c.Scoreboard)
+		if err != nil {
+			return nil, err
+		}
+		b, err := scoreboard.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("scoreboard: %w", err)
+		}
+		if r.Slot >= b.Procs() || r.Threads > b.ThreadsPerProc() {
+			return nil, fmt.Errorf("scoreboard: slot %d x %d threads does not fit a %d x %d scoreboard", r.Slot, r.Threads, b.Procs(), b.ThreadsPerProc())
+		}
+		r.board = b
+	}
+	if c.Counters != "" {
+		f, err := c.File(c.Counters)
+		if err != nil {
+			return nil, err
+		}
+		if r.counters, err = scoreboard.OpenCounters(f); err != nil {
+			return nil, fmt.Errorf("counters: %w", err)
+		}
+	}
+	for i, l := range c.Listeners {
+		f, err := c.File(l.File)
+		if err != nil {
+			return nil, err
+		}
+		var ln net.Listener
+		if c.AcceptMutex != "" {
+			ln, err = acceptmutex.Listen(f, c.AcceptMutex+"."+strconv.Itoa(i))
+		} else {
+			ln, err = net.FileListener(f)
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("inherited listener %s (%s): %w", l.Addr, l.File, err)
+		}
+		r.listeners = append(r.listeners, ln)
+		r.addrs = append(r.addrs, l.Addr)
+	}
+	if r.board != nil && r.counters != nil {
+		r.status, err = status.New(status.Options{Path: c.Status.Path, MetricsPath: c.Status.Metrics, Allow: c.Status.Allow,
+			MPM: c.MPM, Async: r.Model == ModelEvent, MasterPID: r.MasterPID, Generation: r.Generation,
+			MasterStart: c.MasterStart, GenerationStart: c.GenerationStart, Listeners: r.addrs, Board: r.board, Counters: r.counters})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if c.Events != "" {
+		if r.events, err = c.File(c.Events); err != nil {
+			return nil, err
+		}
+	}
+	if al := c.AccessLog; al != nil {
+		format, err := accesslog.ParseFormat(al.Format)
+		if err != nil {
+			return nil, fmt.Errorf("access log: %w", err)
+		}
+		f, err := c.File(al.File)
+		if err != nil {
+			return nil, err
+		}
+		r.format = format
+		r.access = accesslog.NewWriter(f, accesslog.WriterOptions{})
+	}
+	return r, nil
+}
+
+func (r *Runtime) closeListeners() {
+	for _, ln := range r.listeners {
+		ln.Close()
+	}
+}
+
+func (r *Runtime) event(name contract.Event) {
+	if r.events == nil {
+		return
+	}
+	if _, err := r.events.WriteString(string(name) + "\n"); err != nil {
+		r.Log.Debug("could not tell the master", "event", name, "err", err)
+	}
+}
+
+// Serve serves h on the inherited listeners until the child is told to stop,
+// then drains as the package documentation describes. It returns nil after a
+// clean drain.
+func (r *Runtime) Serve(h http.Handler) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	return r.serve(h, sigs)
+}
+
+func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
+	if err := r.runHooks(phase.ChildInit); err != nil {
+		r.closeListeners()
+		r.Log.Error("child-init failed; this child exits", "err", err)
+		return fmt.Errorf("%w: %w", ErrChildInit, err)
+	}
+	s := newServer(r, h)
+	// With a master, a child that wants to go (max_connections_per_child,
+	// an operator's SIGUSR1 or SIGTERM) asks it and goes on accepting until
+	// its replacement is ready: retiring never leaves fewer children
+	// accepting.
+	withMaster := r.events != nil && r.MasterPID != 0
+	var limit <-chan struct{}
+	if s.cap != nil {
+		limit = s.cap.limitHit
+		s.cap.pastLimit = withMaster // before any accept
+	}
+	errc := make(chan error, len(s.gates))
+	for _, ln := range s.gates {
+		if s.fast != nil {
+			go func() { errc <- s.acceptFast(ln) }()
+		} else {
+			go func() { errc <- s.srv.Serve(ln) }()
+		}
+	}
+	if s.fast != nil {
+		go s.srv.Serve(s.handoff)
+	}
+	s.setProc(scoreboard.Idle)
+	r.event(contract.EventReady)
+	r.Log.Debug("child serving", "listen", strings.Join(r.addrs, ","), "model", string(r.Model), "threads", r.Threads)
+	var asked <-chan time.Time // set once this child asked the master to retire it
+	askToRetire := func(event contract.Event, why string, attrs ...any) {
+		if asked == nil {
+			r.Log.Info(why+"; serving until the replacement is ready", attrs...)
+			r.event(event)
+			asked = time.After(retireRequestBound)
+		}
+	}
+
+	for {
+		select {
+		case <-limit:
+			limit = nil
+			if withMaster {
+				askToRetire(contract.EventRetireMaxConnections, "child reached max_connections_per_child; asking to retire", "connections", r.MaxConnections)
+				continue
+			}
+			r.Log.Info("child reached max_connections_per_child; retiring", "connections", r.MaxConnections)
+			return r.drain(s, r.DrainTimeout, sigs)
+		case <-asked:
+			r.Log.Warn("the master did not answer the retire request; draining now", "waited", retireRequestBound)
+			return r.drain(s, r.DrainTimeout, sigs)
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.Log.Error("accept failed; child retiring", "err", err)
+				return r.drain(s, r.DrainTimeout, sigs)
+			}
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				continue // the master's business, not a child's
+			case syscall.SIGINT:
+				r.event(contract.EventRetiring)
+				n := s.stopNow()
+				r.finish()
+				if n > 0 {
+					r.Log.Info("child stopped immediately", "connections_closed", n)
+				}
+				return nil
+			default:
+				bound := r.DrainTimeout
+				masterGone := r.MasterPID != 0 && os.Getppid() != r.MasterPID
+				if masterGone {
+					bound = min(bound, 2*time.Second)
+					r.Log.Warn("master is gone; draining briefly", "bound", bound)
+				} else if sig != DrainSignal && withMaster {
+					// An operator's signal (seed 000's SIGUSR1 to one
+					// process, without its 500).
+					askToRetire(contract.EventRetireRequest, "child asked to retire", "signal", sig.String())
+					continue
+				}
+				r.Log.Debug("child retiring gracefully", "signal", sig.String())
+				return r.drain(s, bound, sigs)
+			}
+		}
+	}
+}
+
+func (r *Runtime) finish() {
+	if err := r.runHooks(phase.ChildExit); err != nil {
+		r.Log.Error("child-exit failed", "err", err)
+	}
+	if r.access != nil {
+		r.access.Close()
+	}
+	if r.events != nil {
+		r.events.Close()
+	}
+}
+
+// drain stops accepting and lets connections finish, bounded by bound. A
+// SIGINT while draining cuts what is left at once.
+func (r *Runtime) drain(s *server, bound time.Duration, sigs <-chan os.Signal) error {
+	r.event(contract.EventRetiring)
+	s.draining.Store(true)
+	s.setProc(scoreboard.Graceful)
+	s.closeGates()
+	r.event(contract.EventClosed)
+	deadline := time.Now().Add(bound)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig != syscall.SIGINT {
+				continue
+			}
+			if n := s.stopNow(); n > 0 {
+				r.Log.Info("child stopped immediately", "connections_closed", n)
+			}
+			break wait
+		case <-tick.C:
+			if s.closeQuiet() == 0 {
+				break wait
+			}
+			if time.Now().After(deadline) {
+				n := s.count()
+				s.srv.Close()
+				s.counters.Add(scoreboard.ConnectionsCut, uint64(n))
+				r.Log.Warn("drain timed out; connections cut", "connections_cut", n, "bound", bound)
+				break wait
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	r.finish()
+	return nil
+}
+
+// connInfo is what the child knows of an open connection: its state and,
+// once idle, since when. Requests update it without a lock.
+type connInfo struct {
+	state atomic.Int32 // an http.ConnState
+	since atomic.Int64 // Unix nanoseconds of the last move to idle
+}
+
+func (ci *connInfo) get() http.ConnState { return http.ConnState(ci.state.Load()) }
+
+type server struct {
+	srv      *http.Server
+	conns    sync.Map // net.Conn -> *connInfo
+	draining atomic.Bool
+
+	model    Model
+	cap      *capacity // nil when the child has no slot limit
+	counters *scoreboard.Counters
+	slow     time.Duration
+	gates    []net.Listener
+	board    *scoreboard.Board
+	proc     int
+
+	// The fast path (fast.go): the responder, the listener through which
+	// it hands connections to srv, the status module (whose paths it leaves
+	// to srv), the timeouts.
+	fast     FastResponder
+	handoff  *handoff
+	status   *status.Module
+	timeouts Timeouts
+	alog     *accesslog.Logger // nil without an access log
+	alogJSON bool
+	log      *slog.Logger
+}
+
+func newServer(r *Runtime, h http.Handler) *server {
+	s := &server{log: r.Log, model: r.Model, board: r.board, proc: r.Slot, counters: r.counters}
+	s.slow = r.slow
+	if r.status != nil {
+		h = r.status.Wrap(h)
+		s.status = r.status
+	}
+	if r.Fast != nil && len(r.listeners) > 0 {
+		s.fast, s.timeouts = r.Fast, r.Timeouts
+		s.handoff = newHandoff(r.listeners[0].Addr())
+		if r.access != nil {
+			s.alog, s.alogJSON = accesslog.NewLogger(r.access, r.format), r.format == accesslog.FormatJSON
+		}
+	}
+	if r.access != nil {
+		h = accesslog.Middleware(h, r.access, r.format)
+	}
+	s.gates = r.listeners
+	if r.Threads > 0 {
+		maxConns := 0
+		if r.Model == ModelEvent {
+			maxConns = r.Threads * (1 + asyncFactor)
+		}
+		s.cap = newCapacity(r.Threads, maxConns, r.MaxConnections)
+		if r.board != nil && maxConns > 0 {
+			proc := r.board.Proc(r.Slot)
+			s.cap.onFull = proc.SetFull
+		}
+		s.gates = nil
+		for _, ln := range r.listeners {
+			s.gates = append(s.gates, &gate{Listener: ln, model: r.Model, cap: s.cap, board: r.board, counters: r.counters, proc: r.Slot})
+		}
+	}
+	if s.board != nil {
+		p := s.board.Proc(s.proc)
+		p.SetPID(os.Getpid())
+		p.SetGeneration(r.Generation)
+		p.SetQuiescing(false)
+		p.SetState(scoreboard.Starting)
+		for j := range r.Threads {
+			s.board.Worker(s.proc, j).SetState(scoreboard.Starting)
+		}
+	}
+	s.srv = &http.Server{
+		Handler:           s.scored(h),
+		ConnContext:       connContext,
+		ReadHeaderTimeout: r.Timeouts.ReadHeader,
+		ReadTimeout:       r.Timeouts.Read,
+		WriteTimeout:      r.Timeouts.Write,
+		IdleTimeout:       r.Timeouts.Idle,
+		ConnState:         s.track,
+		ErrorLog:          slog.NewLogLogger(r.Log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+func (s *server) track(c net.Conn, st http.ConnState) {
+	if sc := connSlot(c); sc != nil {
+		if w := sc.worker(); w != nil {
+			switch st {
+			case http.StateActive:
+				w.SetState(scoreboard.Reading)
+			case http.StateIdle:
+				w.SetState(scoreboard.KeepAlive)
+			}
+		}
+	}
+	switch st {
+	case http.StateNew:
+		ci := new(connInfo)
+		ci.state.Store(int32(st))
+		s.conns.Store(c, ci)
+	case http.StateClosed, http.StateHijacked:
+		s.conns.Delete(c)
+	default:
+		if v, ok := s.conns.Load(c); ok {
+			ci := v.(*connInfo)
+			if st == http.StateIdle {
+				ci.since.Store(time.Now().UnixNano())
+			}
+			ci.state.Store(int32(st))
+		}
+	}
+}
+
+func (s *server) isDraining() bool { return s.draining.Load() }
+
+// setProc marks the child's process slot, and its worker slots when it
+// becomes idle or graceful.
+func (s *server) setProc(st scoreboard.State) {
+	if s.board == nil {
+		return
+	}
+	p := s.board.Proc(s.proc)
+	p.SetState(st)
+	switch st {
+	case scoreboard.Idle:
+		for j := range s.board.ThreadsPerProc() {
+			if w := s.board.Worker(s.proc, j); w.State() == scoreboard.Starting {
+				w.SetState(scoreboard.Idle)
+			}
+		}
+	case scoreboard.Graceful:
+		p.SetQuiescing(true)
+	}
+}
+
+// closeGates stops accepting on every listener.
+func (s *server) closeGates() {
+	for _, g := range s.gates {
+		g.Close()
+	}
+}
+
+// acceptedBound is how long a child told to stop now still answers
+// connections it had accepted but not yet read a request from.
+const acceptedBound = time.Second
+
+// stopNow is SIGINT: stop accepting, cut the requests in flight and the idle
+// connections, but answer connections that were accepted and not read yet,
+// with "Connection: close", for up to acceptedBound. Those are clients that
+// reconnected after a cut and were accepted before this child saw the
+// signal: cutting them too would lose more than what was in flight. It
+// returns how many connections were cut.
+func (s *server) stopNow() int {
+	s.closeGates()
+	s.draining.Store(true)
+	cut, inFlight := 0, 0
+	s.conns.Range(func(k, v any) bool {
+		if st := v.(*connInfo).get(); st != http.StateNew {
+			if st == http.StateActive {
+				inFlight++
+			}
+			k.(net.Conn).Close()
+			s.conns.Delete(k)
+			cut++
+		}
+		return true
+	})
+	for deadline := time.Now().Add(acceptedBound); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		waiting := 0
+		s.conns.Range(func(_, v any) bool {
+			if st := v.(*connInfo).get(); st == http.StateNew || st == http.StateActive {
+				waiting++
+			}
+			return true
+		})
+		if waiting == 0 {
+			break
+		}
+	}
+	unread := s.count() // accepted, still not read after acceptedBound
+	cut += unread
+	s.counters.Add(scoreboard.ConnectionsCut, uint64(inFlight+unread))
+	s.srv.Close()
+	return cut
+}
+
+// closeQuiet closes keep-alive connections that stayed idle for the quiet
+// period and returns how many connections remain open.
+func (s *server) closeQuiet() int {
+	now := time.Now().UnixNano()
+	open := 0
+	s.conns.Range(func(k, v any) bool {
+		ci := v.(*connInfo)
+		if ci.get() == http.StateIdle && now-ci.since.Load() >= int64(quietPeriod) {
+			k.(net.Conn).Close()
+			s.conns.Delete(k)
+		} else {
+			open++
+		}
+		return true
+	})
+	return open
+}
+
+func (s *server) count() int {
+	n := 0
+	s.conns.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
+// newLogger is a child's error log: JSON or text on w, at level, with
+// notice passed whatever the level (loglevel's rule, as in the master).
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: min(level, loglevel.Notice), ReplaceAttr: loglevel.ReplaceAttr}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(loglevel.Handler(h, level))
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// runHooks runs the exec hooks of ph in order, stopping at the first
+// failure. They get the master's environment as the child got it, and
+// phase.Info's PHASED_* variables.
+func (r *Runtime) runHooks(ph phase.Phase) error {
+	var env []string
+	for _, h := range r.hooks {
+		if h.Phase != ph {
+			continue
+		}
+		if env == nil {
+			info := phase.Info{Phase: ph, Pass: r.Pass, Generation: r.Generation, Slot: r.Slot}
+			if r.Contract != nil {
+				info.ConfigPath = r.Contract.ConfigPath
+			}
+			env = append(contract.Environ(os.Environ()), info.Env()...)
+		}
+		err := exechook.Run(context.Background(), exechook.Spec{
+			Hook: h.Name, Phase: string(ph), Argv: h.Argv, Dir: h.Dir, Env: env, Timeout: h.Timeout, Log: r.Log,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,480 @@
+// Package contract is the master-child contract: one typed, versioned
+// description of everything a master gives a child, encoded by the master
+// (Encode) and decoded by the child (Read) here and nowhere else.
+//
+// The story: to start a child, the master fills a Child (its generation and
+// slot, the child model, timeouts, logs, status settings, exec hooks, and
+// the descriptors it inherits by name: each listener, the scoreboard, the
+// counters, the events pipe, the access log), and Encode writes it as JSON
+// into a sealed memory file. The child inherits that file and the named
+// descriptors, and exactly one environment variable, Env, names the
+// contract's descriptor. Read reads it, closes it, and checks it: a contract
+// of another Version, a malformed one or one that names a descriptor the
+// child did not get is an error naming what is wrong, never a zero value.
+// The memory file keeps secrets a later version will carry (TLS keys) out of
+// the environment, which every process a child starts would inherit.
+//
+// Any change to Child bumps Version: a child refuses a contract of a version
+// it does not know, naming both, and exits at once.
+//
+// The lines a child writes back on its events pipe (Event) and the signals
+// and exit status the two sides agree on are part of the contract too.
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/phasedhq/phased/internal/loglevel"
+	"github.com/phasedhq/phased/internal/phase"
+)
+
+// Version is the contract version this build writes and reads.
+const Version = 1
+
+// Env is the one environment variable a master gives a child: the number of
+// the descriptor that carries the child's contract.
+const Env = "PHASED_CHILD_CONTRACT"
+
+// ChildArg is the argument with which the master starts the phased binary
+// as its own child (static files), when app.command is empty.
+const ChildArg = "--internal-child"
+
+// ErrNotChild is returned by Read when the process was not started by a
+// phased master (Env is unset).
+var ErrNotChild = errors.New("not running under a phased master")
+
+// The child models.
+const (
+	ModelPrefork = "prefork"
+	ModelWorker  = "worker"
+	ModelEvent   = "event"
+)
+
+// Child is everything a master gives one child.
+type Child struct {
+	// Version is the contract's version; Read refuses any but Version.
+	Version int `json:"version"`
+	// Generation is the child's generation (1 at first start).
+	Generation int `json:"generation"`
+	// Pass is the configuration pass that made the generation.
+	Pass int `json:"pass"`
+	// Slot is the child's process slot in its generation (0-based).
+	Slot int `json:"slot"`
+	// MasterPID is the master's pid: a child whose parent is another
+	// process knows its master is gone.
+	MasterPID int `json:"master_pid"`
+	// MasterStart is when the master started; GenerationStart when the
+	// generation began (Apache's RestartTime).
+	MasterStart     time.Time `json:"master_start"`
+	GenerationStart time.Time `json:"generation_start"`
+	// ConfigPath is the effective configuration as JSON, for exec hooks
+	// (PHASED_CONFIG).
+	ConfigPath string `json:"config_path"`
+	// MPM is the MPM's name, for the status page.
+	MPM string `json:"mpm"`
+	// Model is how the child serves: prefork, worker or event.
+	Model string `json:"model"`
+	// Threads is the number of worker slots (threads_per_child; 1 for
+	// prefork).
+	Threads int `json:"threads"`
+	// MaxConnections retires the child after that many connections
+	// (max_connections_per_child, jitter applied); 0 = never.
+	MaxConnections int `json:"max_connections"`
+	// AcceptMutex, when set, is a path prefix: the child accepts on
+	// listener i only while it holds an flock on PREFIX.i.
+	AcceptMutex string `json:"accept_mutex,omitempty"`
+	// Listeners are the listening sockets, in the order of the listen key.
+	Listeners []Listener `json:"listeners"`
+	// Scoreboard, Counters and Events name the descriptors of the
+	// generation's scoreboard, the master's counter block and the pipe the
+	// child reports on; "" = none.
+	Scoreboard string `json:"scoreboard,omitempty"`
+	Counters   string `json:"counters,omitempty"`
+	Events     string `json:"events,omitempty"`
+	// AccessLog is the shared access log; nil = off.
+	AccessLog *AccessLog `json:"access_log,omitempty"`
+	// Log is the error log's format and level; the child writes it on
+	// stderr, which the master points at its error log.
+	Log Log `json:"log"`
+	// Timeouts bound slow clients and the drain.
+	Timeouts Timeouts `json:"timeouts"`
+	// Status is where the status page and the metrics are served.
+	Status Status `json:"status"`
+	// Hooks are the child-init and child-exit exec hooks, in run order.
+	Hooks []Hook `json:"hooks,omitempty"`
+	// Static is the built-in child's static files; nil for app children.
+	Static *Static `json:"static,omitempty"`
+	// Files maps descriptor names to their numbers in the child.
+	Files map[string]int `json:"files"`
+}
+
+// Listener is one listening socket.
+type Listener struct {
+	// Addr is the address as configured ("127.0.0.1:8080"), or the bound
+	// address of a socket systemd passed.
+	Addr string `json:"addr"`
+	// File names its descriptor.
+	File string `json:"file"`
+}
+
+// AccessLog is the shared access log.
+type AccessLog struct {
+	// File names its descriptor.
+	File string `json:"file"`
+	// Format is common, combined, json, common_duration or
+	// combined_duration.
+	Format string `json:"format"`
+}
+
+// Log is the error log's format and level.
+type Log struct {
+	// Format is json or text.
+	Format string `json:"format"`
+	// Level is debug, info, notice, warn or error.
+	Level string `json:"level"`
+}
+
+// Timeouts bound slow clients and a graceful drain.
+type Timeouts struct {
+	ReadHeader time.Duration `json:"read_header"`
+	Read       time.Duration `json:"read"`
+	Write      time.Duration `json:"write"`
+	Idle       time.Duration `json:"idle"`
+	// Drain bounds a graceful drain (graceful_shutdown_timeout).
+	Drain time.Duration `json:"drain"`
+}
+
+// Status is where a child answers the status page and the metrics.
+type Status struct {
+	// Path is the status page's path; "" = no status page.
+	Path string `json:"path,omitempty"`
+	// Allow are the networks (CIDRs) that may read the page and metrics.
+	Allow []string `json:"allow,omitempty"`
+	// Metrics is the Prometheus metrics' path; "" = off.
+	Metrics string `json:"metrics,omitempty"`
+	// SlowRequest is the duration above which a request counts as slow;
+	// 0 = off.
+	SlowRequest time.Duration `json:"slow_request,omitempty"`
+}
+
+// Hook is a child-init or child-exit exec hook.
+type Hook struct {
+	Name    string        `json:"name"`
+	Phase   phase.Phase   `json:"phase"`
+	Argv    []string      `json:"argv"`
+	Dir     string        `json:"dir,omitempty"`
+	Timeout time.Duration `json:"timeout"`
+}
+
+// Static is the built-in child's static file handler.
+type Static struct {
+	// Root is the document root.
+	Root string `json:"root"`
+	// Listing reports whether folders without an index are listed.
+	Listing bool `json:"listing"`
+}
+
+// The descriptor names a master gives.
+const (
+	FileScoreboard = "scoreboard"
+	FileCounters   = "counters"
+	FileEvents     = "events"
+	FileAccessLog  = "access_log"
+)
+
+// ListenerFile is the descriptor name of listener i.
+func ListenerFile(i int) string { return "listener/" + strconv.Itoa(i) }
+
+// Files collects the descriptors a child will inherit, each under a name.
+// The zero value is empty and ready to use.
+type Files struct {
+	list  []*os.File
+	names map[string]int
+	err   error // the first bad Add, reported by Encode
+}
+
+// Add adds f under name and returns name. A nil file or a name added twice
+// makes Encode fail.
+func (fs *Files) Add(name string, f *os.File) string {
+	if fs.names == nil {
+		fs.names = map[string]int{}
+	}
+	_, dup := fs.names[name]
+	switch {
+	case fs.err != nil:
+	case f == nil:
+		fs.err = fmt.Errorf("descriptor %q: no file", name)
+	case dup:
+		fs.err = fmt.Errorf("descriptor %q added twice", name)
+	default:
+		fs.names[name] = 3 + len(fs.list) // exec.Cmd.ExtraFiles start at 3
+		fs.list = append(fs.list, f)
+	}
+	return name
+}
+
+// Encoded is a contract ready for a child's exec.
+type Encoded struct {
+	// ExtraFiles are the descriptors the child inherits, for
+	// exec.Cmd.ExtraFiles: the named ones, then the contract itself.
+	ExtraFiles []*os.File
+	// Env is the Env entry ("PHASED_CHILD_CONTRACT=N") for the child's
+	// environment.
+	Env string
+
+	memfd *os.File
+}
+
+// Close closes the master's copy of the contract; call it once the child
+// has started (or failed to).
+func (e *Encoded) Close() error { return e.memfd.Close() }
+
+// Encode writes c, with Version and the names of files, into a sealed
+// memory file and returns what the child's exec needs.
+func Encode(c Child, files *Files) (*Encoded, error) {
+	if files.err != nil {
+		return nil, fmt.Errorf("encoding the child's contract: %w", files.err)
+	}
+	c.Version = Version
+	c.Files = map[string]int{}
+	for n, fd := range files.names {
+		c.Files[n] = fd
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the child's contract: %w", err)
+	}
+	fd, err := unix.MemfdCreate("phased-contract", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("creating the child's contract: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "contract")
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing the child's contract: %w", err)
+	}
+	// Sealed: nobody changes it after the master wrote it.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sealing the child's contract: %w", err)
+	}
+	extra := append(slices.Clone(files.list), f)
+	return &Encoded{ExtraFiles: extra, Env: Env + "=" + strconv.Itoa(3+len(files.list)), memfd: f}, nil
+}
+
+// Read reads, checks and returns the contract the master gave this
+// process, and closes its descriptor (the named descriptors stay open until
+// the child takes them with File). It returns ErrNotChild when Env is unset.
+func Read() (*Child, error) {
+	v, ok := os.LookupEnv(Env)
+	if !ok {
+		return nil, ErrNotChild
+	}
+	os.Unsetenv(Env) // nothing the child starts sees it
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s=%q: not a descriptor number", Env, v)
+	}
+	f := os.NewFile(uintptr(fd), "contract")
+	if f == nil {
+		return nil, fmt.Errorf("%s=%d: not a descriptor", Env, fd)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<24))
+	if err != nil {
+		return nil, fmt.Errorf("reading the contract (descriptor %d): %w", fd, err)
+	}
+	return Decode(b)
+}
+
+// Decode parses and checks a contract. A contract of another version is an
+// error naming both versions; unknown fields, missing required ones and
+// descriptors it names but does not number are errors naming them.
+func Decode(b []byte) (*Child, error) {
+	var v struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("contract: %w", err)
+	}
+	if v.Version == nil {
+		return nil, errors.New("contract: no version")
+	}
+	if *v.Version != Version {
+		return nil, fmt.Errorf("contract version %d from the master, but this child knows only version %d: build the child with the same phased version as the master", *v.Version, Version)
+	}
+	var c Child
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("contract: %w", err)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("contract: %w", err)
+	}
+	return &c, nil
+}
+
+// check reports the first thing wrong with c.
+func (c *Child) check() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Generation < 1 {
+		bad("generation %d: must be at least 1", c.Generation)
+	}
+	if c.Slot < 0 {
+		bad("slot %d: must not be negative", c.Slot)
+	}
+	switch c.Model {
+	case ModelPrefork, ModelWorker, ModelEvent:
+	default:
+		bad("model %q: want prefork, worker or event", c.Model)
+	}
+	if c.Threads < 1 {
+		bad("threads %d: must be at least 1", c.Threads)
+	}
+	if c.MaxConnections < 0 {
+		bad("max_connections %d: must not be negative", c.MaxConnections)
+	}
+	if len(c.Listeners) == 0 {
+		bad("listeners: none")
+	}
+	for fd, n := range c.Files {
+		if n < 3 {
+			bad("files[%q] = %d: not an inherited descriptor", fd, n)
+		}
+	}
+	named := func(what, name string) {
+		if _, ok := c.Files[name]; !ok {
+			bad("%s names descriptor %q, which files does not number", what, name)
+		}
+	}
+	for i, l := range c.Listeners {
+		if l.Addr == "" {
+			bad("listeners[%d]: no address", i)
+		}
+		named(fmt.Sprintf("listeners[%d]", i), l.File)
+	}
+	for what, name := range map[string]string{"scoreboard": c.Scoreboard, "counters": c.Counters, "events": c.Events} {
+		if name != "" {
+			named(what, name)
+		}
+	}
+	if c.AccessLog != nil {
+		named("access_log", c.AccessLog.File)
+		if c.AccessLog.Format == "" {
+			bad("access_log: no format")
+		}
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format %q: want json or text", c.Log.Format)
+	}
+	if _, err := loglevel.Parse(c.Log.Level); err != nil {
+		bad("log.level: %w", err)
+	}
+	t := c.Timeouts
+	if t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 || t.Drain < 0 {
+		bad("timeouts %+v: must not be negative", t)
+	}
+	for i, h := range c.Hooks {
+		if !h.Phase.InChild() {
+			bad("hooks[%d] (%q): phase %q does not run in children", i, h.Name, h.Phase)
+		}
+		if len(h.Argv) == 0 {
+			bad("hooks[%d] (%q): no command", i, h.Name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// File returns the descriptor the contract names name, which the caller
+// owns from then on. An unknown name, or a number that is not an open
+// descriptor, is an error naming both.
+func (c *Child) File(name string) (*os.File, error) {
+	fd, ok := c.Files[name]
+	if !ok {
+		return nil, fmt.Errorf("contract: no descriptor %q", name)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return nil, fmt.Errorf("contract: descriptor %q (%d): %w", name, fd, err)
+	}
+	// Keep it from whatever the child execs (the app, hooks).
+	syscall.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// Event is a line a child writes to its master on the events pipe.
+type Event string
+
+// The events.
+const (
+	// EventReady: the child accepts.
+	EventReady Event = "ready"
+	// EventRetireRequest asks the master to retire this child, which goes
+	// on accepting until the master has a replacement ready and then sends
+	// DrainSignal: an operator's SIGUSR1 or SIGTERM to one child.
+	EventRetireRequest Event = "retire-request"
+	// EventRetireMaxConnections is the same request from a child that
+	// reached max_connections_per_child, so that the master counts the
+	// recycle under its cause.
+	EventRetireMaxConnections Event = "retire-request max-connections"
+	// EventRetiring: the child drains, whoever asked.
+	EventRetiring Event = "retiring"
+	// EventClosed follows EventRetiring once the child has stopped
+	// accepting: the master waits for it from every child of a generation
+	// before telling them to cut their connections (a hard restart or stop).
+	EventClosed Event = "closed"
+)
+
+// ParseEvent returns the event a line carries, or false for a line that is
+// none (it is ignored: a newer child may say more).
+func ParseEvent(line string) (Event, bool) {
+	switch e := Event(strings.TrimSpace(line)); e {
+	case EventReady, EventRetireRequest, EventRetireMaxConnections, EventRetiring, EventClosed:
+		return e, true
+	}
+	return "", false
+}
+
+// DrainSignal is the signal with which the master tells a child to drain
+// now (Apache's graceful-stop signal for children). SIGUSR1 and SIGTERM from
+// anyone else are requests to retire, answered by the master with
+// DrainSignal once the child's replacement is ready.
+const DrainSignal = syscall.SIGWINCH
+
+// StopSignal tells a child to stop at once, cutting what is in flight.
+const StopSignal = syscall.SIGINT
+
+// ExitChildInit is the exit status of a child whose child-init failed
+// (Apache's APEXIT_CHILDINIT): the master backs off before replacing it.
+const ExitChildInit = 3
+
+// Environ returns environ without what phased keeps for itself: its
+// configuration (PHASED_*, which would otherwise configure a phased that a
+// hook or an app runs) and systemd's per-service variables (NOTIFY_SOCKET,
+// WATCHDOG_*, LISTEN_*), which belong to the master alone. It is the
+// environment the master hands down to children and hooks.
+func Environ(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "PHASED_") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") &&
+			!strings.HasPrefix(kv, "WATCHDOG_") && !strings.HasPrefix(kv, "LISTEN_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
