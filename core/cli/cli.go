@@ -33,7 +33,7 @@ import (
 	"github.com/phasedhq/phased/core/child"
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/control"
-	"github.com/phasedhq/phased/core/listen"
+	"github.com/phasedhq/phased/core/handover"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/master"
 	"github.com/phasedhq/phased/phases"
@@ -195,15 +195,17 @@ func runMaster(o options, args []string, cfg *config.Config, stderr io.Writer) i
 		Reload: func() (*config.Config, error) { return load(o) },
 		Args:   args,
 	}
-	if activated, err := socketActivation(); err != nil {
-		fmt.Fprintf(stderr, "phased: socket activation: %v\n", err)
+	if activated, err := handover.Activated(); err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
 		return 1
 	} else if activated != nil {
 		opts.Activated = activated
 	}
-	if addrs := os.Getenv(master.EnvUpgrade); addrs != "" {
-		os.Unsetenv(master.EnvUpgrade)
-		if err := adoptUpgrade(&opts, strings.Split(addrs, ",")); err != nil {
+	if up, err := handover.Adopt(); err != nil {
+		fmt.Fprintf(stderr, "phased: %v\n", err)
+		return 1
+	} else if up != nil {
+		if err := adoptUpgrade(&opts, up); err != nil {
 			fmt.Fprintf(stderr, "phased: %v\n", err)
 			return 1
 		}
@@ -354,79 +356,27 @@ func runPlugin(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// adoptUpgrade sets opts up for a master started by a binary upgrade: the
-// listening sockets at descriptors 3, 4, ..., then the pipe to report on,
-// then the one the old master's go-ahead comes on.
-func adoptUpgrade(opts *master.Options, addrs []string) error {
-	for i, a := range addrs {
-		l, err := listen.Adopt(a, os.NewFile(uintptr(3+i), "listener:"+a))
-		if err != nil {
-			return err
-		}
-		opts.Inherited = append(opts.Inherited, l)
-	}
-	if os.Getenv(master.EnvUpgradeActivated) == "1" {
-		os.Unsetenv(master.EnvUpgradeActivated)
+// adoptUpgrade sets opts up for a master started by a binary upgrade, from
+// what the old master handed over.
+func adoptUpgrade(opts *master.Options, up *handover.Adopted) error {
+	opts.Inherited = up.Listeners
+	if up.State.Activated {
 		opts.Activated = opts.Inherited
 	}
-	report := os.NewFile(uintptr(3+len(addrs)), "upgrade-report")
-	goAhead := os.NewFile(uintptr(4+len(addrs)), "upgrade-go")
-	if js := os.Getenv(master.EnvUpgradeState); js != "" {
-		os.Unsetenv(master.EnvUpgradeState)
-		var p master.Predecessor
-		if err := json.Unmarshal([]byte(js), &p); err != nil {
-			return fmt.Errorf("binary upgrade: the old master's state: %w", err)
+	p := &master.Predecessor{PID: up.State.PID, Generation: up.State.Generation, Started: up.State.Started, Counters: up.Counters}
+	if len(up.State.Children) > 0 {
+		if err := json.Unmarshal(up.State.Children, &p.Children); err != nil {
+			err = fmt.Errorf("binary upgrade: the old master's children: %w", err)
+			up.Fail(err)
+			return err
 		}
-		syscall.CloseOnExec(5 + len(addrs)) // passed on to children by hand only
-		p.Counters = os.NewFile(uintptr(5+len(addrs)), "upgrade-counters")
-		opts.Predecessor = &p
 	}
+	opts.Predecessor = p
 	opts.Ready = func(err error) {
 		if err != nil {
-			fmt.Fprintf(report, "error: %v\n", err)
-			report.Close()
+			up.Fail(err)
 		}
 	}
-	opts.Handover = func() error {
-		if _, err := fmt.Fprintln(report, "ready"); err != nil {
-			return fmt.Errorf("telling the old master: %w", err)
-		}
-		report.Close()
-		goAhead.SetReadDeadline(time.Now().Add(10 * time.Second))
-		line, err := bufio.NewReader(goAhead).ReadString('\n')
-		goAhead.Close()
-		if strings.TrimSpace(line) != "go" {
-			return fmt.Errorf("the old master did not hand over: %q %v", line, err)
-		}
-		return nil
-	}
+	opts.Handover = up.Handover
 	return nil
-}
-
-// socketActivation adopts the listening sockets systemd passed (LISTEN_PID
-// naming this process, LISTEN_FDS sockets from descriptor 3), or returns nil.
-// The variables are removed so that nothing phased starts sees them.
-func socketActivation() ([]*listen.Listener, error) {
-	pid, n := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS")
-	os.Unsetenv("LISTEN_PID")
-	os.Unsetenv("LISTEN_FDS")
-	os.Unsetenv("LISTEN_FDNAMES")
-	if pid != strconv.Itoa(os.Getpid()) || n == "" {
-		return nil, nil
-	}
-	count, err := strconv.Atoi(n)
-	if err != nil || count < 1 {
-		return nil, fmt.Errorf("LISTEN_FDS=%q", n)
-	}
-	var out []*listen.Listener
-	for i := range count {
-		f := os.NewFile(uintptr(3+i), "systemd-socket")
-		l, err := listen.Adopt("", f)
-		if err != nil {
-			return nil, err
-		}
-		l.Addr = l.Bound.String()
-		out = append(out, l)
-	}
-	return out, nil
 }

@@ -25,6 +25,9 @@ type Listener struct {
 	Bound *net.TCPAddr
 	// File is the socket; children inherit a duplicate of it.
 	File *os.File
+	// Name is the name systemd's LISTEN_FDNAMES gave a socket it passed;
+	// "" for sockets phased opened.
+	Name string
 }
 
 // Close closes the master's copy of the socket. Children keep theirs.

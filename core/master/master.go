@@ -222,8 +222,8 @@ func Run(opts Options) (err error) {
 	m := &Master{opts: opts, cfg: opts.Config, events: make(chan event, 64), kids: make(map[int]*kid), started: time.Now(), firstGen: 1}
 	if p := opts.Predecessor; p != nil {
 		m.firstGen = p.Generation + 1
-		if p.Started > 0 {
-			m.started = time.Unix(p.Started, 0) // the service has been up since
+		if !p.Started.IsZero() {
+			m.started = p.Started // the service has been up since
 		}
 	}
 	ready := func(err error) {
@@ -389,7 +389,7 @@ func (m *Master) loop(sigs chan os.Signal) error {
 			case evCmd:
 				m.command(ev.req, func(r control.Response) { ev.reply <- r })
 			case evUpgrade:
-				m.upgradeSaid(ev.msg)
+				m.upgradeReported(ev.err)
 			case evMaintained:
 				m.maintained(ev)
 			case evRelaunched:

@@ -1,37 +1,19 @@
 package master
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/phasedhq/phased/core/control"
+	"github.com/phasedhq/phased/core/handover"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/pidfile"
 )
-
-// EnvUpgrade tells a master started by a binary upgrade which listening
-// sockets it inherits: their addresses, comma-separated, as file
-// descriptors 3, 4, ...; the next descriptor reports to the old master and
-// the one after carries its go-ahead.
-const EnvUpgrade = "PHASED_INTERNAL_UPGRADE"
-
-// EnvUpgradeActivated tells the new master that the sockets it inherits
-// came from systemd's socket activation: they stay its sockets, whatever the
-// listen key says.
-const EnvUpgradeActivated = "PHASED_INTERNAL_UPGRADE_ACTIVATED"
-
-// EnvUpgradeState carries, as JSON, what the old master hands the new one
-// besides its sockets (Predecessor without the counters, which come as the
-// descriptor after the go-ahead pipe).
-const EnvUpgradeState = "PHASED_INTERNAL_UPGRADE_STATE"
 
 // Predecessor is what the old master of a binary upgrade hands to the new
 // one: its generation (the new master's first is the next), when it
@@ -40,18 +22,17 @@ const EnvUpgradeState = "PHASED_INTERNAL_UPGRADE_STATE"
 // on an upgrade), and its children, which it drains while the new master
 // serves. The new master shows them in its status until they are gone.
 type Predecessor struct {
-	PID        int           `json:"pid"`
-	Generation int           `json:"generation"`
-	Started    int64         `json:"started"` // Unix seconds
-	Children   []ChildStatus `json:"children"`
+	PID        int
+	Generation int
+	Started    time.Time
+	Children   []ChildStatus
 	// Counters is the old master's counters segment; nil starts new totals.
-	Counters *os.File `json:"-"`
+	Counters *os.File
 }
 
 // upgrading is a binary upgrade in progress, seen from the old master.
 type upgrading struct {
-	cmd   *exec.Cmd
-	goW   *os.File
+	up    *handover.Upgrade
 	reply func(control.Response)
 }
 
@@ -73,72 +54,31 @@ func (m *Master) startUpgrade(reply func(control.Response)) {
 		reply(control.Response{Error: "a restart or recycle is in progress; try again when it is done"})
 		return
 	}
-	readyR, readyW, err := os.Pipe()
+	children, _ := json.Marshal(m.status().Children)
+	st := handover.State{PID: os.Getpid(), Generation: m.current.num, Started: m.started, Activated: m.opts.Activated != nil, Children: children}
+	up, err := handover.Start(m.exe, m.opts.Args, os.Environ(), m.lns.List(), m.counters.File(), st, m.opts.Stderr, func(err error) {
+		m.events <- event{kind: evUpgrade, err: err}
+	})
 	if err != nil {
-		reply(control.Response{Error: err.Error()})
+		reply(control.Response{Error: fmt.Sprintf("binary upgrade: %v; this master keeps serving", err)})
 		return
 	}
-	goR, goW, err := os.Pipe()
-	if err != nil {
-		readyR.Close()
-		readyW.Close()
-		reply(control.Response{Error: err.Error()})
-		return
-	}
-	cmd := exec.Command(m.exe, m.opts.Args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PHASED_INTERNAL_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, EnvUpgrade+"="+strings.Join(m.lns.Addrs(), ","))
-	if m.opts.Activated != nil {
-		cmd.Env = append(cmd.Env, EnvUpgradeActivated+"=1")
-	}
-	state := Predecessor{PID: os.Getpid(), Generation: m.current.num, Started: m.started.Unix(), Children: m.status().Children}
-	if b, err := json.Marshal(state); err == nil {
-		cmd.Env = append(cmd.Env, EnvUpgradeState+"="+string(b))
-	}
-	cmd.ExtraFiles = append(m.lns.Files(), readyW, goR, m.counters.File())
-	cmd.Stdout, cmd.Stderr = m.opts.Stderr, m.opts.Stderr
-	// No parent-death signal: the new master outlives this one.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Start()
-	readyW.Close()
-	goR.Close()
-	if err != nil {
-		readyR.Close()
-		goW.Close()
-		reply(control.Response{Error: fmt.Sprintf("binary upgrade: starting %s: %v; this master keeps serving", m.exe, err)})
-		return
-	}
-	m.upgrade = &upgrading{cmd: cmd, goW: goW, reply: reply}
-	m.log.Log(context.Background(), logging.LevelNotice, "binary upgrade: new master starting", "pid", cmd.Process.Pid, "binary", m.exe)
-	go func() {
-		line, _ := bufio.NewReader(readyR).ReadString('\n')
-		readyR.Close()
-		m.events <- event{kind: evUpgrade, msg: strings.TrimSpace(line)}
-		cmd.Wait() // reap it if it fails; after a success it outlives us
-	}()
+	m.upgrade = &upgrading{up: up, reply: reply}
+	m.log.Log(context.Background(), logging.LevelNotice, "binary upgrade: new master starting", "pid", up.PID(), "binary", m.exe)
 }
 
-// upgradeSaid handles the new master's report.
-func (m *Master) upgradeSaid(msg string) {
+// upgradeReported handles the new master's report: nil when it serves.
+func (m *Master) upgradeReported(err error) {
 	u := m.upgrade
 	if u == nil {
 		return
 	}
-	pid := u.cmd.Process.Pid
-	if msg != "ready" {
+	pid := u.up.PID()
+	if err != nil {
 		m.upgrade = nil
-		u.goW.Close()
-		u.cmd.Process.Kill()
-		why := strings.TrimPrefix(msg, "error: ")
-		if why == "" {
-			why = "the new master exited before it was ready"
-		}
-		m.log.Error("binary upgrade failed; this master keeps serving", "pid", pid, "err", why)
-		u.reply(control.Response{Error: "binary upgrade failed: " + why + "; the old master keeps serving"})
+		u.up.Abort()
+		m.log.Error("binary upgrade failed; this master keeps serving", "pid", pid, "err", err)
+		u.reply(control.Response{Error: "binary upgrade failed: " + err.Error() + "; the old master keeps serving"})
 		return
 	}
 	// Hand over: the control socket and the pid file go to the new master,
@@ -157,8 +97,9 @@ func (m *Master) upgradeSaid(msg string) {
 	// systemd follows the service to the new master before this one exits
 	// (the unit needs NotifyAccess=all for the new master's own messages).
 	m.notify(fmt.Sprintf("MAINPID=%d", pid))
-	fmt.Fprintln(u.goW, "go")
-	u.goW.Close()
+	if err := u.up.Proceed(); err != nil {
+		m.log.Warn("binary upgrade: the go-ahead did not reach the new master", "pid", pid, "err", err)
+	}
 	m.upgraded = true
 	m.log.Log(context.Background(), logging.LevelNotice, "binary upgrade: new master serving; this one drains its children and exits",
 		"new_pid", pid)

@@ -225,20 +225,30 @@ func (fs *Files) Add(name string, f *os.File) string {
 	return name
 }
 
-// Encoded is a contract ready for a child's exec.
+// Names returns the descriptor numbers by name, as a child will see them.
+func (fs *Files) Names() map[string]int {
+	out := make(map[string]int, len(fs.names))
+	for n, fd := range fs.names {
+		out[n] = fd
+	}
+	return out
+}
+
+// Encoded is a description ready for an exec: a contract for a child, or
+// any other description Pack carries (a binary upgrade's).
 type Encoded struct {
-	// ExtraFiles are the descriptors the child inherits, for
-	// exec.Cmd.ExtraFiles: the named ones, then the contract itself.
+	// ExtraFiles are the descriptors the process inherits, for
+	// exec.Cmd.ExtraFiles: the named ones, then the description itself.
 	ExtraFiles []*os.File
-	// Env is the Env entry ("PHASED_CHILD_CONTRACT=N") for the child's
-	// environment.
+	// Env is the environment entry ("PHASED_CHILD_CONTRACT=N") that
+	// names the description's descriptor.
 	Env string
 
 	memfd *os.File
 }
 
-// Close closes the master's copy of the contract; call it once the child
-// has started (or failed to).
+// Close closes the sender's copy of the description; call it once the
+// process has started (or failed to).
 func (e *Encoded) Close() error { return e.memfd.Close() }
 
 // Encode writes c, with Version and the names of files, into a sealed
@@ -248,55 +258,70 @@ func Encode(c Child, files *Files) (*Encoded, error) {
 		return nil, fmt.Errorf("encoding the child's contract: %w", files.err)
 	}
 	c.Version = Version
-	c.Files = map[string]int{}
-	for n, fd := range files.names {
-		c.Files[n] = fd
-	}
+	c.Files = files.Names()
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the child's contract: %w", err)
 	}
-	fd, err := unix.MemfdCreate("phased-contract", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, fmt.Errorf("creating the child's contract: %w", err)
+	return Pack(Env, b, files)
+}
+
+// Pack writes the description b into a sealed memory file and returns
+// what an exec needs to pass it, with files, to a process that reads it
+// with Unpack(env). Encode uses it for a child's contract.
+func Pack(env string, b []byte, files *Files) (*Encoded, error) {
+	if files.err != nil {
+		return nil, files.err
 	}
-	f := os.NewFile(uintptr(fd), "contract")
+	fd, err := unix.MemfdCreate("phased-"+strings.ToLower(env), unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("creating a memory file: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), env)
 	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("writing the child's contract: %w", err)
+		return nil, fmt.Errorf("writing a memory file: %w", err)
 	}
-	// Sealed: nobody changes it after the master wrote it.
+	// Sealed: nobody changes it after the sender wrote it.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("sealing the child's contract: %w", err)
+		return nil, fmt.Errorf("sealing a memory file: %w", err)
 	}
 	extra := append(slices.Clone(files.list), f)
-	return &Encoded{ExtraFiles: extra, Env: Env + "=" + strconv.Itoa(3+len(files.list)), memfd: f}, nil
+	return &Encoded{ExtraFiles: extra, Env: env + "=" + strconv.Itoa(3+len(files.list)), memfd: f}, nil
 }
 
 // Read reads, checks and returns the contract the master gave this
 // process, and closes its descriptor (the named descriptors stay open until
 // the child takes them with File). It returns ErrNotChild when Env is unset.
 func Read() (*Child, error) {
-	v, ok := os.LookupEnv(Env)
+	b, err := Unpack(Env)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(b)
+}
+
+// Unpack returns the description whose descriptor the variable env names,
+// closes that descriptor and removes env from the environment, so nothing
+// the process starts sees either. It returns ErrNotChild when env is unset.
+func Unpack(env string) ([]byte, error) {
+	v, ok := os.LookupEnv(env)
 	if !ok {
 		return nil, ErrNotChild
 	}
-	os.Unsetenv(Env) // nothing the child starts sees it
+	os.Unsetenv(env)
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("%s=%q: not a descriptor number", Env, v)
+		return nil, fmt.Errorf("%s=%q: not a descriptor number", env, v)
 	}
-	f := os.NewFile(uintptr(fd), "contract")
-	if f == nil {
-		return nil, fmt.Errorf("%s=%d: not a descriptor", Env, fd)
-	}
+	f := os.NewFile(uintptr(fd), env)
 	defer f.Close()
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<24))
 	if err != nil {
-		return nil, fmt.Errorf("reading the contract (descriptor %d): %w", fd, err)
+		return nil, fmt.Errorf("reading %s (descriptor %d): %w", env, fd, err)
 	}
-	return Decode(b)
+	return b, nil
 }
 
 // Decode parses and checks a contract. A contract of another version is an
@@ -402,17 +427,21 @@ func (c *Child) check() error {
 }
 
 // File returns the descriptor the contract names name, which the caller
-// owns from then on. An unknown name, or a number that is not an open
-// descriptor, is an error naming both.
-func (c *Child) File(name string) (*os.File, error) {
-	fd, ok := c.Files[name]
+// owns from then on (see OpenFile).
+func (c *Child) File(name string) (*os.File, error) { return OpenFile(c.Files, name) }
+
+// OpenFile returns the descriptor files numbers under name, which the
+// caller owns from then on; it is kept from whatever the process execs. An
+// unknown name, or a number that is not an open descriptor, is an error
+// naming both.
+func OpenFile(files map[string]int, name string) (*os.File, error) {
+	fd, ok := files[name]
 	if !ok {
 		return nil, fmt.Errorf("contract: no descriptor %q", name)
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 		return nil, fmt.Errorf("contract: descriptor %q (%d): %w", name, fd, err)
 	}
-	// Keep it from whatever the child execs (the app, hooks).
 	syscall.CloseOnExec(fd)
 	return os.NewFile(uintptr(fd), name), nil
 }
