@@ -257,7 +257,8 @@ func (m *Master) runShutdown() {
 	if b, err := m.cfg.JSON(); err == nil {
 		os.WriteFile(path, b, 0o600)
 	}
-	info := phases.Info{Phase: phases.Shutdown, Pass: m.passNum, Generation: m.current.num, Slot: -1, ConfigPath: path}
+	cur, _ := m.sv.Current()
+	info := phases.Info{Phase: phases.Shutdown, Pass: m.passNum, Generation: cur.Num, Slot: -1, ConfigPath: path}
 	if err := m.plan.Run(context.Background(), info, m.log); err != nil {
 		m.log.Error("shutdown phase failed", "err", err)
 	}

@@ -2,24 +2,28 @@ package master
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
 	"syscall"
-	"time"
 
+	"github.com/phasedhq/phased/core/supervisor"
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/sdk/hook"
 )
 
-// spawn starts a child of g in slot: phased itself in child mode, or the
+// spawn starts child id of g in slot: phased itself in child mode, or the
 // app.command, with the child's contract (internal/contract) and the
 // descriptors it names.
-func (m *Master) spawn(g *generation, slot int) (int, error) {
+func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, error) {
+	if g == nil {
+		return 0, errors.New("no such generation")
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -52,23 +56,24 @@ func (m *Master) spawn(g *generation, slot int) (int, error) {
 		r.Close()
 		return 0, err
 	}
-	k := &kid{pid: cmd.Process.Pid, gen: g, slot: slot, cmd: cmd, started: time.Now()}
-	m.kids[k.pid] = k
+	pid := cmd.Process.Pid
+	m.procs[id] = &proc{id: id, pid: pid, gen: g, slot: slot, cmd: cmd}
+	m.byPID[pid] = id
 	m.counters.Add(scoreboard.Spawned, 1)
-	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: k.pid, Slot: slot, Generation: g.num}, m.log)
-	m.log.Debug("child started", "pid", k.pid, "generation", g.num, "slot", slot)
+	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: pid, Slot: slot, Generation: g.num}, m.log)
+	m.log.Debug("child started", "pid", pid, "generation", g.num, "slot", slot)
 	go func() {
 		defer r.Close()
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			m.events <- event{kind: evMsg, pid: k.pid, msg: sc.Text()}
+			m.events <- event{kind: evMsg, pid: pid, msg: sc.Text()}
 		}
 	}()
 	go func() {
 		cmd.Wait()
-		m.events <- event{kind: evExit, pid: k.pid, state: cmd.ProcessState}
+		m.events <- event{kind: evExit, pid: pid, state: cmd.ProcessState}
 	}()
-	return k.pid, nil
+	return pid, nil
 }
 
 // childContract is what a child of g in slot is given, but for its events

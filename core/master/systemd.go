@@ -35,5 +35,6 @@ func watchdogInterval() time.Duration {
 }
 
 func statusLine(m *Master) string {
-	return fmt.Sprintf("STATUS=generation %d serving on %s", m.current.num, strings.Join(m.boundAddrs(), ", "))
+	cur, _ := m.sv.Current()
+	return fmt.Sprintf("STATUS=generation %d serving on %s", cur.Num, strings.Join(m.boundAddrs(), ", "))
 }

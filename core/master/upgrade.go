@@ -1,17 +1,12 @@
 package master
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/phasedhq/phased/core/control"
 	"github.com/phasedhq/phased/core/handover"
-	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/pidfile"
 )
 
@@ -30,80 +25,48 @@ type Predecessor struct {
 	Counters *os.File
 }
 
-// upgrading is a binary upgrade in progress, seen from the old master.
-type upgrading struct {
-	up    *handover.Upgrade
-	reply func(control.Response)
-}
-
 // startUpgrade re-executes the binary at this master's path with its
-// listening sockets, as nginx's and Unicorn's USR2 do. The new master runs
-// its configuration passes and starts its children while this one serves;
-// once they are ready this master hands over the pid file and the control
-// socket and drains its own children. There is no moment at which nobody
-// accepts. If the new binary fails, it exits and this master keeps serving.
-func (m *Master) startUpgrade(reply func(control.Response)) {
-	switch {
-	case m.stop != nil:
-		reply(control.Response{Error: "phased is stopping"})
-		return
-	case m.upgrade != nil:
-		reply(control.Response{Error: "a binary upgrade is already in progress"})
-		return
-	case m.pending != nil || m.recycle != nil:
-		reply(control.Response{Error: "a restart or recycle is in progress; try again when it is done"})
-		return
-	}
+// listening sockets (core/handover), as nginx's and Unicorn's USR2 do. The
+// new master runs its configuration passes and starts its children while
+// this one serves; its report comes back as an event.
+func (m *Master) startUpgrade() error {
 	children, _ := json.Marshal(m.status().Children)
-	st := handover.State{PID: os.Getpid(), Generation: m.current.num, Started: m.started, Activated: m.opts.Activated != nil, Children: children}
+	st := handover.State{PID: os.Getpid(), Started: m.started, Activated: m.opts.Activated != nil, Children: children}
+	if cur, ok := m.sv.Current(); ok {
+		st.Generation = cur.Num
+	}
 	up, err := handover.Start(m.exe, m.opts.Args, os.Environ(), m.lns.List(), m.counters.File(), st, m.opts.Stderr, func(err error) {
 		m.events <- event{kind: evUpgrade, err: err}
 	})
 	if err != nil {
-		reply(control.Response{Error: fmt.Sprintf("binary upgrade: %v; this master keeps serving", err)})
-		return
+		return err
 	}
-	m.upgrade = &upgrading{up: up, reply: reply}
-	m.log.Log(context.Background(), logging.LevelNotice, "binary upgrade: new master starting", "pid", up.PID(), "binary", m.exe)
+	m.upgrade = up
+	m.logNotice("binary upgrade: new master starting", "pid", up.PID(), "binary", m.exe)
+	return nil
 }
 
-// upgradeReported handles the new master's report: nil when it serves.
-func (m *Master) upgradeReported(err error) {
-	u := m.upgrade
-	if u == nil {
-		return
-	}
-	pid := u.up.PID()
-	if err != nil {
-		m.upgrade = nil
-		u.up.Abort()
-		m.log.Error("binary upgrade failed; this master keeps serving", "pid", pid, "err", err)
-		u.reply(control.Response{Error: "binary upgrade failed: " + err.Error() + "; the old master keeps serving"})
-		return
-	}
-	// Hand over: the control socket and the pid file go to the new master,
-	// which has been serving alongside us since its children were ready.
-	// Answer first: closing the socket waits for the requests in flight,
-	// this one among them.
-	u.reply(control.Response{OK: true, Message: "new master (pid " + strconv.Itoa(pid) + ") serving"})
+// handOver lets the new master of a binary upgrade have the control socket
+// and the pid file, then sends it the go-ahead; this master drains.
+func (m *Master) handOver() {
 	if m.ctl != nil {
-		m.ctl.Close()
+		m.ctl.Close() // waits for the requests in flight, whose replies went first
 		m.ctl = nil
 	}
 	if m.pid != nil {
 		m.pid.Release()
 		m.pid = nil
 	}
+	if m.upgrade == nil {
+		return
+	}
+	pid := m.upgrade.PID()
 	// systemd follows the service to the new master before this one exits
 	// (the unit needs NotifyAccess=all for the new master's own messages).
 	m.notify(fmt.Sprintf("MAINPID=%d", pid))
-	if err := u.up.Proceed(); err != nil {
+	if err := m.upgrade.Proceed(); err != nil {
 		m.log.Warn("binary upgrade: the go-ahead did not reach the new master", "pid", pid, "err", err)
 	}
-	m.upgraded = true
-	m.log.Log(context.Background(), logging.LevelNotice, "binary upgrade: new master serving; this one drains its children and exits",
-		"new_pid", pid)
-	m.beginStop(true, nil)
 }
 
 // takeOver is the new master's side of a binary upgrade, once its first
@@ -111,7 +74,7 @@ func (m *Master) upgradeReported(err error) {
 // the pid file and the control socket it let go of.
 func (m *Master) takeOver() error {
 	if err := m.opts.Handover(); err != nil {
-		return fmt.Errorf("binary upgrade: %w", err)
+		return err
 	}
 	var err error
 	for range 50 { // the old master releases the lock before its go-ahead; allow for a slow disk
@@ -121,46 +84,11 @@ func (m *Master) takeOver() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("binary upgrade: taking over the pid file: %w", err)
+		return fmt.Errorf("taking over the pid file: %w", err)
 	}
 	if err := m.listenControl(); err != nil {
-		return fmt.Errorf("binary upgrade: taking over the control socket: %w", err)
+		return fmt.Errorf("taking over the control socket: %w", err)
 	}
-	m.log.Log(context.Background(), logging.LevelNotice, "binary upgrade: took over from the old master", "pid", os.Getpid())
+	m.logNotice("binary upgrade: took over from the old master", "pid", os.Getpid())
 	return nil
-}
-
-// predecessorChildren lists the old master's children that are still
-// there (a binary upgrade's new master shows them in its status), and
-// forgets those that are gone.
-func (m *Master) predecessorChildren() []ChildStatus {
-	p := m.opts.Predecessor
-	if p == nil {
-		return nil
-	}
-	keep := p.Children[:0]
-	for _, c := range p.Children {
-		if processAlive(c.PID) {
-			c.State = "draining (old master " + strconv.Itoa(p.PID) + ")"
-			keep = append(keep, c)
-		}
-	}
-	p.Children = keep
-	return keep
-}
-
-// processAlive reports whether pid is a live process: not gone, and not a
-// zombie waiting to be reaped (DESIGN.md: kill -0 succeeds on a zombie).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	st := b[i+2]
-	return st != 'Z' && st != 'X'
 }

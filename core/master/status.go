@@ -1,0 +1,171 @@
+package master
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phasedhq/phased/internal/scoreboard"
+)
+
+// Status is what `phased status` shows.
+type Status struct {
+	PID        int      `json:"pid"`
+	Uptime     string   `json:"uptime"`
+	Generation int      `json:"generation"`
+	Listen     []string `json:"listen"`
+	MPM        string   `json:"mpm"`
+	Stopping   bool     `json:"stopping"`
+	// Scoreboard is the current generation's slots in Apache's letters.
+	Scoreboard string `json:"scoreboard"`
+	Idle       int    `json:"idle_workers"`
+	Busy       int    `json:"busy_workers"`
+	// Crashes counts the current generation's early child deaths in a row;
+	// while it is above 1 the master backs off until BackoffUntil.
+	Crashes      int           `json:"crashes"`
+	LastExit     string        `json:"last_exit,omitempty"`
+	BackoffUntil string        `json:"backoff_until,omitempty"`
+	Children     []ChildStatus `json:"children"`
+}
+
+// ChildStatus is one child in a Status.
+type ChildStatus struct {
+	PID        int    `json:"pid"`
+	Generation int    `json:"generation"`
+	Slot       int    `json:"slot"`
+	State      string `json:"state"`
+	Uptime     string `json:"uptime"`
+	// Busy is how many of its worker slots hold a request or a
+	// connection; Requests and Bytes are what its slots served (from the
+	// generation's scoreboard: a slot's counters are the slot's, as in
+	// Apache, so they include what earlier children in that slot served).
+	Busy     int    `json:"busy"`
+	Requests uint64 `json:"requests"`
+	Bytes    uint64 `json:"bytes"`
+}
+
+func (m *Master) status() Status {
+	s := Status{PID: os.Getpid(), Uptime: time.Since(m.started).Round(time.Second).String(),
+		Listen: m.boundAddrs(), MPM: m.cfg.MPM.Name, Stopping: m.sv.Stopping()}
+	if cur, ok := m.sv.Current(); ok {
+		s.Generation, s.Crashes, s.LastExit = cur.Num, cur.Crashes, cur.LastExit
+		if time.Now().Before(cur.NextSpawn) {
+			s.BackoffUntil = cur.NextSpawn.Format(time.RFC3339)
+		}
+		if g := m.gens[cur.Num]; g != nil {
+			snap := g.board.Snapshot()
+			sum := snap.Summary()
+			s.Scoreboard, s.Idle, s.Busy = snap.Letters(), sum.Idle, sum.Busy
+		}
+	}
+	for _, k := range m.sv.Children() {
+		state := "starting"
+		switch {
+		case k.Retiring:
+			state = "retiring"
+		case k.Ready:
+			state = "ready"
+		}
+		c := ChildStatus{PID: k.PID, Generation: k.Gen, Slot: k.Slot, State: state,
+			Uptime: time.Since(k.Started).Round(time.Second).String()}
+		if g := m.gens[k.Gen]; g != nil && k.Slot < g.board.Procs() {
+			for j := range min(g.limits.ThreadsPerChild, g.board.ThreadsPerProc()) {
+				w := g.board.Worker(k.Slot, j).Snapshot()
+				c.Requests += w.Requests
+				c.Bytes += w.Bytes
+				if w.State != scoreboard.Idle && w.State != scoreboard.Dead && w.State != scoreboard.Starting {
+					c.Busy++
+				}
+			}
+		}
+		s.Children = append(s.Children, c)
+	}
+	s.Children = append(s.Children, m.predecessorChildren()...)
+	sort.SliceStable(s.Children, func(i, j int) bool {
+		a, b := s.Children[i], s.Children[j]
+		if a.Generation != b.Generation {
+			return a.Generation < b.Generation
+		}
+		return a.Slot < b.Slot
+	})
+	return s
+}
+
+// WriteStatus prints s as a table.
+func WriteStatus(w io.Writer, s Status) {
+	fmt.Fprintf(w, "phased (pid %d) up %s, generation %d, mpm %s, listening on %s\n",
+		s.PID, s.Uptime, s.Generation, s.MPM, strings.Join(s.Listen, ", "))
+	if s.Stopping {
+		fmt.Fprintln(w, "stopping")
+	}
+	fmt.Fprintf(w, "%d busy, %d idle workers\nscoreboard: %s\n", s.Busy, s.Idle, s.Scoreboard)
+	if s.BackoffUntil != "" {
+		fmt.Fprintf(w, "children keep dying (%d in a row, last: %s); next start at %s\n", s.Crashes, s.LastExit, s.BackoffUntil)
+	}
+	fmt.Fprintf(w, "%-8s %-4s %-4s %-9s %-8s %-5s %-9s %s\n", "PID", "GEN", "SLOT", "STATE", "UPTIME", "BUSY", "REQUESTS", "BYTES")
+	for _, c := range s.Children {
+		fmt.Fprintf(w, "%-8d %-4d %-4d %-9s %-8s %-5d %-9d %d\n", c.PID, c.Generation, c.Slot, c.State, c.Uptime, c.Busy, c.Requests, c.Bytes)
+	}
+}
+
+// publishChildren tells /metrics how many children are starting, ready and
+// retiring, across generations.
+func (m *Master) publishChildren() {
+	var starting, ready, retiring int
+	var gens scoreboard.ChildTally
+	for _, k := range m.sv.Children() {
+		gens.Add(k.Gen, k.Ready, k.Retiring)
+		switch {
+		case k.Retiring:
+			retiring++
+		case k.Ready:
+			ready++
+		default:
+			starting++
+		}
+	}
+	m.counters.SetChildren(starting, ready, retiring)
+	m.counters.SetGenerations(&gens)
+}
+
+// predecessorChildren lists the old master's children that are still
+// there (a binary upgrade's new master shows them in its status), and
+// forgets those that are gone.
+func (m *Master) predecessorChildren() []ChildStatus {
+	p := m.opts.Predecessor
+	if p == nil {
+		return nil
+	}
+	keep := p.Children[:0]
+	for _, c := range p.Children {
+		if processAlive(c.PID) {
+			c.State = "draining (old master " + strconv.Itoa(p.PID) + ")"
+			keep = append(keep, c)
+		}
+	}
+	p.Children = keep
+	return keep
+}
+
+// processAlive reports whether pid is a live process: not gone, and not a
+// zombie waiting to be reaped (kill -0 succeeds on a zombie).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	st := b[i+2]
+	return st != 'Z' && st != 'X'
+}
+
+var jsonMarshal = json.Marshal
