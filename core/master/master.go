@@ -88,8 +88,8 @@ type Master struct {
 	// newestGen is the newest generation any pass made: the next pass
 	// makes the one after, even when a failed one is gone.
 	newestGen int
-	plugdir  string
-	logSw    *logSwitch // the error log plugins write to, whichever it is now
+	plugdir   string
+	logSw     *logSwitch // the error log plugins write to, whichever it is now
 	// counters are the master's running totals, shared with children for
 	// /metrics.
 	counters *scoreboard.Counters
