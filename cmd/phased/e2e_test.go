@@ -533,8 +533,9 @@ func TestExampleConfigIsValid(t *testing.T) {
 
 func TestDeadMastersRuntimeFolderIsRemoved(t *testing.T) {
 	// What a master killed with -9 leaves behind: its runtime folder, with
-	// the plugins' socket folder inside.
-	dead := filepath.Join(os.TempDir(), "phased-999999-e2etest")
+	// the plugins' socket folder inside, in the temporary directory the
+	// next master gets too.
+	dead := filepath.Join(e2e.ProcessTempDir(t), "phased-999999-e2etest")
 	os.MkdirAll(filepath.Join(dead, "plugins", "plugin-dir123"), 0o700)
 	t.Cleanup(func() { os.RemoveAll(dead) })
 	s := start(t, "")

@@ -142,7 +142,7 @@ func TestSocketActivation(t *testing.T) {
 	conf := e2e.WriteFile(t, dir, "phased.yaml", config(unused, ""))
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -f "$1"`, e2e.Binary(t), conf)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	cmd.Env = e2e.Environ(t)
 	cmd.ExtraFiles = []*os.File{f}
 	out := &strings.Builder{}
 	cmd.Stderr = out
