@@ -2,7 +2,8 @@
 // binary, starts masters on 127.0.0.1, drives them with signals, the control
 // socket and HTTP clients, and makes sure every process it started is gone
 // when a test ends, and every file it made once the tests are done (see
-// Main).
+// Main). The tests themselves are in the packages below, one per area:
+// skeleton, phases, mpm, plugins, zerodowntime, apps and status.
 package e2e
 
 import (
