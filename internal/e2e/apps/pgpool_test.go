@@ -174,7 +174,7 @@ func startWatched(t *testing.T, mpm string, port int) (*e2e.Server, *masterWatch
 }
 
 // TestAppPoolPerChild runs examples/app-pgpool against a real PostgreSQL
-// (seed 004): while it serves, the database sees children x pool size
+// (each child connects after the fork, never the master): while it serves, the database sees children x pool size
 // connections, each child holding its own pool; a graceful restart under
 // load closes the old generation's pools and loses nothing; the master
 // holds no connection at any time.

@@ -57,7 +57,7 @@ func waitTrace(t *testing.T, dir string, n int) []string {
 	}
 }
 
-// TestPhaseSequence is seed 003's life cycle, traced: the double start, one
+// TestPhaseSequence is Apache's life cycle, traced: the double start, one
 // more pass per graceful restart, child-init/child-exit per child, shutdown
 // once, and no master-side hook when a child is recycled.
 func TestPhaseSequence(t *testing.T) {
@@ -214,10 +214,10 @@ func TestHookOrderErrorsAndShow(t *testing.T) {
   - {name: warm-cache, phase: post-config, exec: [/bin/true], after: [migrate]}
   - {name: migrate, phase: post-config, exec: [/bin/true], order: last}
   - {name: check, phase: configure, exec: [/bin/true], order: really-first}
-  - {name: seed, phase: post-config, exec: [/bin/true], order: first, before: [warm-cache]}
+  - {name: fixtures, phase: post-config, exec: [/bin/true], order: first, before: [warm-cache]}
 `))
 	code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-S")
-	if code != 0 || !strings.Contains(out, "# post-config: seed (first) -> migrate (last) -> warm-cache (middle)") ||
+	if code != 0 || !strings.Contains(out, "# post-config: fixtures (first) -> migrate (last) -> warm-cache (middle)") ||
 		!strings.Contains(out, "# configure:   check (really-first)") {
 		t.Fatalf("-S: %d\n%s\n%s", code, out, errOut)
 	}

@@ -306,7 +306,7 @@ func TestMetrics(t *testing.T) {
 		`phased_children_spawned_total 3`,
 		`phased_children_by_state{generation="1",state="ready"} 2`)
 
-	// A SIGUSR1 by hand to one child (seed 000's experiment): it retires
+	// A SIGUSR1 by hand to one child, as an operator sends it: it retires
 	// for a signal, after its replacement is ready.
 	e2e.Kill(t, kids[1], syscall.SIGUSR1)
 	waitMetrics(t, s, 10*time.Second,

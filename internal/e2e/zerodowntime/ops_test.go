@@ -77,9 +77,9 @@ func TestRecycleIsARollingRestart(t *testing.T) {
 	}
 }
 
-// TestSignalOneChild is seed 000's operation done right: SIGTERM (or
-// SIGUSR1) to one child retires it gracefully, its replacement starts and is
-// ready before the child stops accepting, and the clients see nothing. The
+// TestSignalOneChild: SIGTERM (or SIGUSR1) sent by hand to one child
+// retires it gracefully, its replacement starts and is ready before the
+// child stops accepting, and the clients see nothing. The
 // server has one child, so a child that stopped accepting first would leave
 // nobody accepting until its replacement came up. min_spare_threads is 1 so
 // that the load (4 clients) never leaves the child short of idle threads:
