@@ -9,6 +9,8 @@ import (
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
+func TestMain(m *testing.M) { e2e.Main(m) }
+
 // TestReliabilityShort is the short form of the suite that `make test`
 // runs: phased only, the Go client, every operation once, the cells
 // rotating over keep-alive on/off and concurrency 1/4 so that each
@@ -25,6 +27,10 @@ import (
 func TestReliabilityShort(t *testing.T) {
 	bin := e2e.Binary(t) // skips with -short; built with -race
 	hookBin := e2e.Build(t, "./examples/hook-warmup")
+	// The cells' folders, and what the servers leave in their temporary
+	// directory (a master's runtime folder, plugin sockets), go in one the
+	// harness removes when the test ends.
+	t.Setenv("TMPDIR", e2e.ProcessTempDir(t))
 	k := phasedKind(bin, hookBin)
 	o := options{
 		before:   400 * time.Millisecond,

@@ -1,7 +1,9 @@
 // Package e2e is the harness of phased's end-to-end tests: it builds the real
 // binary, starts masters on 127.0.0.1, drives them with signals, the control
 // socket and HTTP clients, and makes sure every process it started is gone
-// when a test ends.
+// when a test ends, and every file it made once the tests are done (see
+// Main). The tests themselves are in the packages below, one per area:
+// skeleton, phases, mpm, plugins, zerodowntime, apps and status.
 package e2e
 
 import (
@@ -30,25 +32,21 @@ var (
 	buildErr  error
 )
 
-// Binary builds ./cmd/phased once per test process and returns its path.
+// Binary builds ./cmd/phased once per test process, with the race
+// detector, into the harness's folder (see Main), and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "phased-e2e-bin-")
-		if err != nil {
-			buildErr = err
+		var dir string
+		if dir, buildErr = binDir(); buildErr != nil {
 			return
 		}
-		// Children may run as another user (user: nobody): they must be
-		// able to reach the binary.
-		os.Chmod(dir, 0o755)
 		binPath = filepath.Join(dir, "phased")
-		root := moduleRoot()
 		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/phased")
-		cmd.Dir = root
+		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -165,7 +163,7 @@ func Start(t testing.TB, dir string, env []string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(Environ(t), env...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -192,14 +190,17 @@ func Start(t testing.TB, dir string, env []string, args ...string) *Proc {
 	return p
 }
 
-// cleanEnv is the test's environment without PHASED_ variables, so a
-// developer's shell cannot change what a test sees.
-func cleanEnv() []string {
+// Environ returns the environment of a phased process that t starts: the
+// test's own without PHASED_ variables, so a developer's shell cannot change
+// what a test sees, and with TMPDIR set to ProcessTempDir(t). Start and Run
+// use it; a test that starts phased by other means should too.
+func Environ(t testing.TB) []string {
+	t.Helper()
 	// The binary is built with -race, whose runtime sleeps a second at exit
 	// unless told not to.
-	env := []string{"GORACE=atexit_sleep_ms=0"}
+	env := []string{"GORACE=atexit_sleep_ms=0", "TMPDIR=" + ProcessTempDir(t)}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PHASED_") && !strings.HasPrefix(kv, "GORACE=") {
+		if !strings.HasPrefix(kv, "PHASED_") && !strings.HasPrefix(kv, "GORACE=") && !strings.HasPrefix(kv, "TMPDIR=") {
 			env = append(env, kv)
 		}
 	}
@@ -355,7 +356,7 @@ func Run(t testing.TB, dir string, env []string, args ...string) (int, string, s
 	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(Environ(t), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -432,15 +433,10 @@ func (p *Proc) WaitLog(t testing.TB, s string, n int, within time.Duration) {
 
 // OpenDir returns a new folder that every user can search, for tests whose
 // children run as another user (t.TempDir's folders are private to root).
+// It is in the harness's folder and removed when t ends.
 func OpenDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "phased-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return openDir(t, "open-", 0o755)
 }
 
 // Workers returns the pids of pid's serving children (phased's built-in
@@ -469,11 +465,11 @@ func Plugins(pid int) []int {
 }
 
 // Build compiles the package pkg (a path from the module root, such as
-// "./examples/mpm-ondemand") into a folder every user can read, once per test
-// process, and returns the binary's path.
+// "./examples/mpm-ondemand") into the folder of Binary, which every user can
+// read, once per test process, and returns the binary's path.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
-	Binary(t) // skips with -short, and makes the shared folder
+	Binary(t) // skips with -short, and makes the folder
 	builtMu.Lock()
 	defer builtMu.Unlock()
 	if p, ok := built[pkg]; ok {

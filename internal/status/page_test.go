@@ -119,14 +119,14 @@ func TestApacheUptime(t *testing.T) {
 }
 
 // TestWriteAutoReproducesApache feeds writeAuto the figures of a real
-// Apache 2.4's ?auto (the fixtures cmd/phased/testdata/apache-status made
-// with capture.sh there) and wants the capture back byte for byte: key
+// Apache 2.4's ?auto (the fixtures internal/e2e/status/testdata/apache-status
+// made with capture.sh there) and wants the capture back byte for byte: key
 // names and order, the conditional keys, the async block of the event MPM,
 // mod_status's single-precision arithmetic and APR's number format.
 func TestWriteAutoReproducesApache(t *testing.T) {
 	for _, mpm := range []string{"worker", "event"} {
 		t.Run(mpm, func(t *testing.T) {
-			fixture, err := os.ReadFile("../../cmd/phased/testdata/apache-status/apache-auto-" + mpm + ".txt")
+			fixture, err := os.ReadFile("../e2e/status/testdata/apache-status/apache-auto-" + mpm + ".txt")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -102,11 +102,14 @@ func launch(t *testing.T, scenario string, timeout time.Duration) (*Plugin, *syn
 		t.Skip("plugin processes: skipped with -short")
 	}
 	var logs syncBuffer
-	env := append(minimalEnv(), scenarioEnv+"="+scenario, "GORACE=atexit_sleep_ms=0")
+	// With go-plugin's default runner the plugin makes its socket in its
+	// TMPDIR, not in SocketDir: a plugin a test kills leaves it there.
+	dir := t.TempDir()
+	env := append(minimalEnv(), scenarioEnv+"="+scenario, "GORACE=atexit_sleep_ms=0", "TMPDIR="+dir)
 	p, err := Launch(Options{
 		Name: "test " + scenario, Kind: KindMPM, Argv: []string{os.Args[0]}, Env: env,
 		Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Level: slog.LevelInfo,
-		SocketDir: t.TempDir(), StartTimeout: timeout,
+		SocketDir: dir, StartTimeout: timeout,
 	})
 	if p != nil {
 		t.Cleanup(p.Kill)

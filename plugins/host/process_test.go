@@ -92,7 +92,11 @@ func newClient(tb testing.TB, mode string) (*goplugin.Client, *syncBuffer) {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0])
 	// A race-enabled binary sleeps a second at exit unless told not to.
-	cmd.Env = append(os.Environ(), pluginModeEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
+	// With go-plugin's default runner the plugin makes its socket in its
+	// TMPDIR, not in UnixSocketConfig.TempDir: a plugin a test kills
+	// leaves it there.
+	dir := tb.TempDir()
+	cmd.Env = append(os.Environ(), pluginModeEnv+"="+mode, "GORACE=atexit_sleep_ms=0", "TMPDIR="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logs := &syncBuffer{}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
@@ -101,7 +105,7 @@ func newClient(tb testing.TB, mode string) (*goplugin.Client, *syncBuffer) {
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env has the host's, and ours must win
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: tb.TempDir()},
+		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: dir},
 		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Output: logs, Level: hclog.Trace, JSONFormat: true}),
 	})
 	tb.Cleanup(func() {

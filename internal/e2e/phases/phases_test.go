@@ -1,4 +1,4 @@
-package main
+package phases
 
 import (
 	"context"
@@ -7,14 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
@@ -43,21 +41,12 @@ func writeTrace(t *testing.T, dir string) {
 	os.Chmod(filepath.Join(dir, "trace.sh"), 0o755)
 }
 
-func readTrace(t *testing.T, dir string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "trace.log"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSpace(string(b)), "\n")
-}
-
 // waitTrace waits until the trace has n lines.
 func waitTrace(t *testing.T, dir string, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		tr := readTrace(t, dir)
+		tr := e2e.ReadTrace(t, dir)
 		if len(tr) >= n && tr[0] != "" {
 			return tr
 		}
@@ -68,22 +57,7 @@ func waitTrace(t *testing.T, dir string, n int) []string {
 	}
 }
 
-// sorted returns lines sorted, for groups whose order between children is
-// free (two children run child-init at the same time).
-func sorted(lines []string) []string {
-	out := slices.Clone(lines)
-	slices.Sort(out)
-	return out
-}
-
-func eq(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
-	}
-}
-
-// TestPhaseSequence is seed 003's life cycle, traced: the double start, one
+// TestPhaseSequence is Apache's life cycle, traced: the double start, one
 // more pass per graceful restart, child-init/child-exit per child, shutdown
 // once, and no master-side hook when a child is recycled.
 func TestPhaseSequence(t *testing.T) {
@@ -91,15 +65,15 @@ func TestPhaseSequence(t *testing.T) {
 	writeTrace(t, dir)
 	addr := e2e.FreePort(t)
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, traceHooks(allPhases...)))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, traceHooks(allPhases...)))
 	p := e2e.Start(t, dir, nil, "-f", conf)
 	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 	tr := waitTrace(t, dir, 8)
-	eq(t, "passes at start", tr[:6], []string{
+	e2e.EqualLines(t, "passes at start", tr[:6], []string{
 		"configure 1 1 0 -", "open-logs 1 1 0 -", "post-config 1 1 0 -",
 		"configure 2 1 0 -", "open-logs 2 1 0 -", "post-config 2 1 0 -",
 	})
-	eq(t, "children at start", sorted(tr[6:8]), []string{"child-init 2 1 0 0", "child-init 2 1 0 1"})
+	e2e.EqualLines(t, "children at start", e2e.Sorted(tr[6:8]), []string{"child-init 2 1 0 0", "child-init 2 1 0 1"})
 
 	// Hook output reaches the error log tagged with the hook's name.
 	found := false
@@ -116,7 +90,7 @@ func TestPhaseSequence(t *testing.T) {
 	kids := e2e.Workers(p.PID())
 	e2e.Kill(t, kids[0], syscall.SIGUSR1)
 	tr = waitTrace(t, dir, 10)
-	eq(t, "recycled child", sorted(tr[8:10]), []string{"child-exit 2 1 0 0", "child-init 2 1 0 2"})
+	e2e.EqualLines(t, "recycled child", e2e.Sorted(tr[8:10]), []string{"child-exit 2 1 0 0", "child-init 2 1 0 2"})
 
 	code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-k", "graceful")
 	if code != 0 {
@@ -124,8 +98,8 @@ func TestPhaseSequence(t *testing.T) {
 	}
 	p.WaitLog(t, `"generation finished"`, 1, 10*time.Second)
 	tr = waitTrace(t, dir, 17)
-	eq(t, "restart pass", tr[10:13], []string{"configure 3 2 0 -", "open-logs 3 2 0 -", "post-config 3 2 0 -"})
-	eq(t, "generation 2 replaces generation 1", sorted(tr[13:17]), []string{
+	e2e.EqualLines(t, "restart pass", tr[10:13], []string{"configure 3 2 0 -", "open-logs 3 2 0 -", "post-config 3 2 0 -"})
+	e2e.EqualLines(t, "generation 2 replaces generation 1", e2e.Sorted(tr[13:17]), []string{
 		"child-exit 2 1 0 1", "child-exit 2 1 0 2", "child-init 3 2 0 0", "child-init 3 2 0 1",
 	})
 
@@ -133,20 +107,20 @@ func TestPhaseSequence(t *testing.T) {
 	if c := p.WaitExit(t, 10*time.Second); c != 0 {
 		t.Fatalf("exit %d", c)
 	}
-	tr = readTrace(t, dir)
-	eq(t, "stop", sorted(tr[17:19]), []string{"child-exit 3 2 0 0", "child-exit 3 2 0 1"})
-	eq(t, "shutdown", tr[19:], []string{"shutdown 3 2 0 -"})
+	tr = e2e.ReadTrace(t, dir)
+	e2e.EqualLines(t, "stop", e2e.Sorted(tr[17:19]), []string{"child-exit 3 2 0 0", "child-exit 3 2 0 1"})
+	e2e.EqualLines(t, "shutdown", tr[19:], []string{"shutdown 3 2 0 -"})
 }
 
 func TestConfigTestRunsConfigureOnly(t *testing.T) {
 	dir := t.TempDir()
 	writeTrace(t, dir)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config("127.0.0.1:8080", traceHooks(allPhases...)))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config("127.0.0.1:8080", traceHooks(allPhases...)))
 	code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t")
 	if code != 0 || !strings.Contains(out, "Syntax OK") {
 		t.Fatalf("-t: %d %q %q", code, out, errOut)
 	}
-	eq(t, "trace of -t", readTrace(t, dir), []string{"configure 1 1 1 -"})
+	e2e.EqualLines(t, "trace of -t", e2e.ReadTrace(t, dir), []string{"configure 1 1 1 -"})
 }
 
 func TestSingleStart(t *testing.T) {
@@ -154,10 +128,10 @@ func TestSingleStart(t *testing.T) {
 	writeTrace(t, dir)
 	addr := e2e.FreePort(t)
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, "double_start: false\n"+traceHooks("configure", "open-logs", "post-config")))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "double_start: false\n"+traceHooks("configure", "open-logs", "post-config")))
 	p := e2e.Start(t, dir, nil, "-f", conf)
 	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
-	eq(t, "one pass", readTrace(t, dir), []string{"configure 1 1 0 -", "open-logs 1 1 0 -", "post-config 1 1 0 -"})
+	e2e.EqualLines(t, "one pass", e2e.ReadTrace(t, dir), []string{"configure 1 1 0 -", "open-logs 1 1 0 -", "post-config 1 1 0 -"})
 }
 
 func TestHangingHookTimesOut(t *testing.T) {
@@ -166,7 +140,7 @@ func TestHangingHookTimesOut(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	e2e.WriteFile(t, dir, "hang.sh", "#!/bin/sh\necho about to hang >&2\nsleep 60\n")
 	os.Chmod(filepath.Join(dir, "hang.sh"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, `hooks:
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, `hooks:
   - {name: warm-cache, phase: post-config, exec: [./hang.sh], timeout: 500ms}
 `))
 	start := time.Now()
@@ -186,41 +160,29 @@ func TestHangingHookTimesOut(t *testing.T) {
 	}
 }
 
-// failing is a hook script that fails while the file "fail" exists.
-const failing = `#!/bin/sh
-if [ -f "$(dirname "$0")/fail" ]; then echo "refusing: $PHASED_PHASE" >&2; exit 4; fi
-`
-
-func writeFailing(t *testing.T) func(dir string) {
-	return func(dir string) {
-		e2e.WriteFile(t, dir, "failing.sh", failing)
-		os.Chmod(filepath.Join(dir, "failing.sh"), 0o755)
-	}
-}
-
 func TestFailingPostConfigOnRestartKeepsServing(t *testing.T) {
-	s := start(t, "hooks:\n  - {name: migrate, phase: post-config, exec: [./failing.sh]}\n", writeFailing(t))
+	s := e2e.StartServer(t, "hooks:\n  - {name: migrate, phase: post-config, exec: [./failing.sh]}\n", e2e.FailingScript(t))
 	kids := e2e.Workers(s.PID())
 	e2e.WriteFile(t, s.Dir, "fail", "")
-	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful")
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
 	if code != 1 || !strings.Contains(errOut, `hook "migrate" (post-config): exit status 4`) ||
 		!strings.Contains(errOut, "refusing: post-config") || !strings.Contains(errOut, "old generation keeps serving") {
 		t.Fatalf("-k graceful: exit %d %s", code, errOut)
 	}
-	if now := e2e.Workers(s.PID()); fmt.Sprint(sortedInts(now)) != fmt.Sprint(sortedInts(kids)) {
+	if now := e2e.Workers(s.PID()); fmt.Sprint(e2e.Sorted(now)) != fmt.Sprint(e2e.Sorted(kids)) {
 		t.Fatalf("children changed: %v -> %v", kids, now)
 	}
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("not serving: %d %v", code, err)
 	}
 	os.Remove(filepath.Join(s.Dir, "fail"))
-	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("restart after the fix: %d %s", code, errOut)
 	}
 }
 
 func TestFailingChildInitBacksOff(t *testing.T) {
-	s := start(t, "hooks:\n  - {name: open-pool, phase: child-init, exec: [./failing.sh]}\n", writeFailing(t))
+	s := e2e.StartServer(t, "hooks:\n  - {name: open-pool, phase: child-init, exec: [./failing.sh]}\n", e2e.FailingScript(t))
 	e2e.WriteFile(t, s.Dir, "fail", "")
 	kids := e2e.Workers(s.PID())
 	e2e.Kill(t, kids[0], syscall.SIGKILL)
@@ -233,7 +195,7 @@ func TestFailingChildInitBacksOff(t *testing.T) {
 		t.Fatalf("exit status not explained:\n%s", s.Log)
 	}
 	// The surviving child keeps serving meanwhile.
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("not serving: %d %v", code, err)
 	}
 	os.Remove(filepath.Join(s.Dir, "fail"))
@@ -248,18 +210,18 @@ func TestFailingChildInitBacksOff(t *testing.T) {
 
 func TestHookOrderErrorsAndShow(t *testing.T) {
 	dir := t.TempDir()
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config("127.0.0.1:8080", `hooks:
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config("127.0.0.1:8080", `hooks:
   - {name: warm-cache, phase: post-config, exec: [/bin/true], after: [migrate]}
   - {name: migrate, phase: post-config, exec: [/bin/true], order: last}
   - {name: check, phase: configure, exec: [/bin/true], order: really-first}
-  - {name: seed, phase: post-config, exec: [/bin/true], order: first, before: [warm-cache]}
+  - {name: fixtures, phase: post-config, exec: [/bin/true], order: first, before: [warm-cache]}
 `))
 	code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-S")
-	if code != 0 || !strings.Contains(out, "# post-config: seed (first) -> migrate (last) -> warm-cache (middle)") ||
+	if code != 0 || !strings.Contains(out, "# post-config: fixtures (first) -> migrate (last) -> warm-cache (middle)") ||
 		!strings.Contains(out, "# configure:   check (really-first)") {
 		t.Fatalf("-S: %d\n%s\n%s", code, out, errOut)
 	}
-	conf = e2e.WriteFile(t, dir, "cycle.yaml", config("127.0.0.1:8080", `hooks:
+	conf = e2e.WriteFile(t, dir, "cycle.yaml", e2e.Config("127.0.0.1:8080", `hooks:
   - {name: a, phase: post-config, exec: [/bin/true], before: [b]}
   - {name: b, phase: post-config, exec: [/bin/true], before: [a]}
   - {name: c, phase: configure, exec: [/bin/true], after: [nope]}
@@ -270,17 +232,11 @@ func TestHookOrderErrorsAndShow(t *testing.T) {
 	}
 }
 
-func sortedInts(s []int) []int {
-	out := slices.Clone(s)
-	slices.Sort(out)
-	return out
-}
-
 // TestStartupScriptsExample runs examples/startup-scripts from a copy: the
 // README's promises about what runs when and how often.
 func TestStartupScriptsExample(t *testing.T) {
 	dir := t.TempDir()
-	src := filepath.Join("..", "..", "examples", "startup-scripts")
+	src := filepath.Join("..", "..", "..", "examples", "startup-scripts")
 	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +272,7 @@ func TestStartupScriptsExample(t *testing.T) {
 	for _, e := range entries {
 		got = append(got, e.Name())
 	}
-	eq(t, "registered children", got, []string{"g2-slot0", "g2-slot1"})
+	e2e.EqualLines(t, "registered children", got, []string{"g2-slot0", "g2-slot1"})
 	b, _ := os.ReadFile(filepath.Join(dir, "var", "migrations.applied"))
 	if string(b) != "001_create_pages.sql\n002_add_updated_at.sql\n" {
 		t.Fatalf("ledger: %q", b)
@@ -330,7 +286,7 @@ func TestStartupScriptsExample(t *testing.T) {
 // graceful restart leaves no trace in the database and keeps the old
 // generation serving.
 func TestStartupScriptsMigratePostgres(t *testing.T) {
-	db := pgTest(t)
+	db := e2e.PGTest(t)
 	if _, err := exec.LookPath("psql"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("psql is not installed: the example's migration needs it (.ci/run installs postgresql-client)")
@@ -339,20 +295,20 @@ func TestStartupScriptsMigratePostgres(t *testing.T) {
 	}
 	schema := fmt.Sprintf("phased_example_%d", os.Getpid())
 	ctx := context.Background()
-	if _, err := db.db.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+	if _, err := db.DB.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.db.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(db.dsn)
+	t.Cleanup(func() { db.DB.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(db.DSN)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Skipf("PHASED_TEST_PG_DSN %q is not a postgres:// URL", db.dsn)
+		t.Skipf("PHASED_TEST_PG_DSN %q is not a postgres:// URL", db.DSN)
 	}
 	q := u.Query()
 	q.Set("options", "-csearch_path="+schema)
 	u.RawQuery = q.Encode()
 
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "examples", "startup-scripts"))); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "..", "examples", "startup-scripts"))); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"check-config.sh", "migrate.sh", "warm-cache.sh", "child-register.sh"} {
@@ -364,7 +320,7 @@ func TestStartupScriptsMigratePostgres(t *testing.T) {
 	p := e2e.Start(t, dir, env, args...)
 	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 	applied := func() []string {
-		rows, err := db.db.Query(ctx, "SELECT name FROM "+schema+".schema_migrations ORDER BY name")
+		rows, err := db.DB.Query(ctx, "SELECT name FROM "+schema+".schema_migrations ORDER BY name")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,14 +330,14 @@ func TestStartupScriptsMigratePostgres(t *testing.T) {
 		}
 		return names
 	}
-	eq(t, "applied at start", applied(), []string{"001_create_pages.sql", "002_add_updated_at.sql"})
+	e2e.EqualLines(t, "applied at start", applied(), []string{"001_create_pages.sql", "002_add_updated_at.sql"})
 	for _, want := range []string{"would apply 001_create_pages.sql (pass 1 is the rehearsal)", "applied 001_create_pages.sql", "applied 002_add_updated_at.sql"} {
 		if p.Log.Count(want) != 1 {
 			t.Errorf("log lacks %q once:\n%s", want, p.Log)
 		}
 	}
 	var cols int
-	db.db.QueryRow(ctx, "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'pages'", schema).Scan(&cols)
+	db.DB.QueryRow(ctx, "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'pages'", schema).Scan(&cols)
 	if cols != 4 {
 		t.Fatalf("pages has %d columns, want 4 (both migrations)", cols)
 	}
@@ -389,17 +345,17 @@ func TestStartupScriptsMigratePostgres(t *testing.T) {
 	// A broken migration on a graceful restart: rolled back, the pass
 	// fails, the old generation serves on.
 	e2e.WriteFile(t, dir, "migrations/003_broken.sql", "CREATE TABLE tags (id serial PRIMARY KEY);\nALTER TABLE nosuch ADD COLUMN x int;\n")
-	old := sortedInts(e2e.Workers(p.PID()))
+	old := e2e.Sorted(e2e.Workers(p.PID()))
 	code, _, errOut := e2e.Run(t, dir, env, append(args, "-k", "graceful")...)
 	if code != 1 || !strings.Contains(errOut, `hook "migrate" (post-config)`) || !strings.Contains(errOut, "nosuch") {
 		t.Fatalf("graceful with a broken migration: exit %d %s", code, errOut)
 	}
 	var tags int
-	db.db.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'tags'", schema).Scan(&tags)
+	db.DB.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'tags'", schema).Scan(&tags)
 	if tags != 0 || len(applied()) != 2 {
 		t.Fatalf("the failed migration left a trace: tags table %d, applied %v", tags, applied())
 	}
-	if now := sortedInts(e2e.Workers(p.PID())); fmt.Sprint(now) != fmt.Sprint(old) {
+	if now := e2e.Sorted(e2e.Workers(p.PID())); fmt.Sprint(now) != fmt.Sprint(old) {
 		t.Fatalf("children %v, want the old generation %v", now, old)
 	}
 	os.Remove(filepath.Join(dir, "migrations/003_broken.sql"))
@@ -415,23 +371,23 @@ func TestStartupScriptsMigratePostgres(t *testing.T) {
 // but its children fail child-init; the old generation keeps serving and
 // `-k graceful` says why.
 func TestRestartWhoseChildrenNeverServeIsAborted(t *testing.T) {
-	s := start(t, "hooks:\n  - {name: open-pool, phase: child-init, exec: [./failing.sh]}\n", writeFailing(t))
-	old := sortedInts(e2e.Workers(s.PID()))
+	s := e2e.StartServer(t, "hooks:\n  - {name: open-pool, phase: child-init, exec: [./failing.sh]}\n", e2e.FailingScript(t))
+	old := e2e.Sorted(e2e.Workers(s.PID()))
 	e2e.WriteFile(t, s.Dir, "fail", "")
-	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful")
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
 	if code != 1 || !strings.Contains(errOut, "generation 2 did not become ready") ||
 		!strings.Contains(errOut, "child-init failed") || !strings.Contains(errOut, "old generation keeps serving") {
 		t.Fatalf("-k graceful: exit %d %s", code, errOut)
 	}
 	os.Remove(filepath.Join(s.Dir, "fail"))
 	time.Sleep(1500 * time.Millisecond) // the aborted generation is gone; nothing replaces the old one
-	if now := sortedInts(e2e.Workers(s.PID())); fmt.Sprint(now) != fmt.Sprint(old) {
+	if now := e2e.Sorted(e2e.Workers(s.PID())); fmt.Sprint(now) != fmt.Sprint(old) {
 		t.Fatalf("children %v, want the old generation %v", now, old)
 	}
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("not serving: %d %v", code, err)
 	}
-	code, out, _ := e2e.Run(t, s.Dir, nil, "-f", s.conf, "status", "--json")
+	code, out, _ := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "status", "--json")
 	if code != 0 || !strings.Contains(out, `"generation":1`) {
 		t.Fatalf("status after the aborted restart: %s", out)
 	}
@@ -447,13 +403,13 @@ func TestHookBeforeTheLogsOpen(t *testing.T) {
 	dir := t.TempDir()
 	addr := e2e.FreePort(t)
 	logs := "error_log: {path: logs/sub/error.log, level: info, format: json}\n"
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, logs))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, logs))
 	code, _, errOut := e2e.Run(t, dir, nil, "-f", conf)
 	if code != 1 || !strings.Contains(errOut, "logs/sub/error.log") {
 		t.Fatalf("start with an unopenable error log: exit %d %q", code, errOut)
 	}
 
-	conf = e2e.WriteFile(t, dir, "phased.yaml", config(addr, logs+`hooks:
+	conf = e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, logs+`hooks:
   - {name: mklogdir, phase: open-logs, exec: [mkdir, -p, logs/sub], before: ["phased:logs"]}
 `))
 	_, out, _ := e2e.Run(t, dir, nil, "-f", conf, "-S")

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"fmt"
@@ -83,7 +83,7 @@ func TestSystemdNotify(t *testing.T) {
 	addr := e2e.FreePort(t)
 	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, ""))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, ""))
 	p := e2e.Start(t, dir, []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=500000"}, "-f", conf)
 	i := n.wait(t, 0, "READY=1", fmt.Sprintf("MAINPID=%d", p.PID()), "STATUS=generation 1 serving")
 	n.wait(t, 0, "WATCHDOG=1") // every WatchdogSec/2 from the event loop
@@ -139,10 +139,10 @@ func TestSocketActivation(t *testing.T) {
 	unused := e2e.FreePort(t)
 	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(unused, ""))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(unused, ""))
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -f "$1"`, e2e.Binary(t), conf)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	cmd.Env = e2e.Environ(t)
 	cmd.ExtraFiles = []*os.File{f}
 	out := &strings.Builder{}
 	cmd.Stderr = out

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"encoding/json"
@@ -38,11 +38,11 @@ func chromium(t *testing.T) string {
 // counts and the configured maxima.
 func TestStatusPageRendersInChromium(t *testing.T) {
 	browser := chromium(t)
-	s := start(t, "")
+	s := e2e.StartServer(t, "")
 	for range 3 {
-		e2e.Get(s.url("/hello.txt"))
+		e2e.Get(s.URL("/hello.txt"))
 	}
-	_, auto, _ := e2e.Get(s.url("/server-status?auto"))
+	_, auto, _ := e2e.Get(s.URL("/server-status?auto"))
 	m := regexp.MustCompile(`(?m)^Scoreboard: (.*)$`).FindStringSubmatch(auto)
 	if m == nil {
 		t.Fatalf("?auto without a scoreboard:\n%s", auto)
@@ -55,7 +55,7 @@ func TestStatusPageRendersInChromium(t *testing.T) {
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 		"--user-data-dir=" + profile}
 	run := func(extra ...string) string {
-		cmd := exec.Command(browser, append(append(flags, extra...), s.url("/server-status"))...)
+		cmd := exec.Command(browser, append(append(flags, extra...), s.URL("/server-status"))...)
 		out, err := runWithin(cmd, 60*time.Second)
 		if err != nil {
 			t.Fatalf("chromium: %v\n%s", err, out)
@@ -81,7 +81,7 @@ func TestStatusPageRendersInChromium(t *testing.T) {
 			t.Fatalf("rendered page lacks the %s row; DOM:\n%s", id, dom)
 		}
 	}
-	_, js, _ := e2e.Get(s.url("/server-status?json"))
+	_, js, _ := e2e.Get(s.URL("/server-status?json"))
 	var st struct {
 		MaxProcesses int `json:"max_processes"`
 	}

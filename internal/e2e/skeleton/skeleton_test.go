@@ -1,13 +1,11 @@
-package main
+package skeleton
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,54 +15,6 @@ import (
 
 	"github.com/phasedhq/phased/internal/e2e"
 )
-
-// server is a phased master started by a test, with its folder and address.
-type server struct {
-	*e2e.Proc
-	addr string
-	conf string
-}
-
-func (s *server) url(path string) string { return "http://" + s.addr + path }
-
-func config(addr, extra string) string {
-	base := []string{
-		fmt.Sprintf("listen: [%q]\n", addr),
-		"pid_file: run/phased.pid\n",
-		"document_root: public\n",
-		"graceful_shutdown_timeout: 5s\n",
-		"error_log: {path: stderr, level: info, format: json}\n",
-		"access_log: {path: logs/access.log}\n",
-		"mpm:\n  name: worker\n  start_servers: 2\n  threads_per_child: 25\n  min_spare_threads: 25\n  max_spare_threads: 75\n",
-	}
-	var b strings.Builder
-	for _, l := range base {
-		key, _, _ := strings.Cut(l, ":")
-		if !strings.HasPrefix(extra, key+":") && !strings.Contains(extra, "\n"+key+":") {
-			b.WriteString(l) // extra does not set it
-		}
-	}
-	return b.String() + extra
-}
-
-// start writes a config with extra YAML appended (a top-level key in extra
-// replaces the default's, e.g. mpm: for other than two worker children), a document root with
-// hello.txt, and starts a master on it, waiting until it serves.
-func start(t *testing.T, extra string, setup ...func(dir string)) *server {
-	t.Helper()
-	dir := t.TempDir()
-	for _, f := range setup {
-		f(dir)
-	}
-	addr := e2e.FreePort(t)
-	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
-	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, extra))
-	p := e2e.Start(t, dir, nil, "-f", conf)
-	s := &server{Proc: p, addr: addr, conf: conf}
-	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
-	return s
-}
 
 func TestDefaultConfigServesWelcomePage(t *testing.T) {
 	dir := t.TempDir()
@@ -85,12 +35,12 @@ func TestDefaultConfigServesWelcomePage(t *testing.T) {
 }
 
 func TestServesStaticFilesAndWritesAccessLog(t *testing.T) {
-	s := start(t, "")
-	code, body, err := e2e.Get(s.url("/hello.txt"))
+	s := e2e.StartServer(t, "")
+	code, body, err := e2e.Get(s.URL("/hello.txt"))
 	if err != nil || code != 200 || body != "hello\n" {
 		t.Fatalf("GET /hello.txt = %d %v %q", code, err, body)
 	}
-	if code, _, _ := e2e.Get(s.url("/../../etc/passwd")); code != 404 && code != 400 {
+	if code, _, _ := e2e.Get(s.URL("/../../etc/passwd")); code != 404 && code != 400 {
 		t.Fatalf("traversal answered %d", code)
 	}
 	s.Signal(t, syscall.SIGTERM)
@@ -103,8 +53,8 @@ func TestServesStaticFilesAndWritesAccessLog(t *testing.T) {
 
 func TestConfigTest(t *testing.T) {
 	dir := t.TempDir()
-	good := e2e.WriteFile(t, dir, "good.yaml", config("127.0.0.1:8080", ""))
-	unreadable := e2e.WriteFile(t, dir, "unreadable.yaml", config("127.0.0.1:8080", ""))
+	good := e2e.WriteFile(t, dir, "good.yaml", e2e.Config("127.0.0.1:8080", ""))
+	unreadable := e2e.WriteFile(t, dir, "unreadable.yaml", e2e.Config("127.0.0.1:8080", ""))
 	os.Chmod(unreadable, 0)
 	tests := []struct {
 		name, content string
@@ -159,7 +109,7 @@ func TestConfigTest(t *testing.T) {
 
 func TestEnvAndFlagOverrides(t *testing.T) {
 	dir := t.TempDir()
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config("127.0.0.1:8080", ""))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config("127.0.0.1:8080", ""))
 	code, out, errOut := e2e.Run(t, dir, []string{"PHASED_MPM__START_SERVERS=4", "PHASED_LISTEN=127.0.0.1:9001,127.0.0.1:9002"}, "-f", conf, "-S")
 	if code != 0 || !strings.Contains(out, "start_servers: 4") || !strings.Contains(out, "127.0.0.1:9002") {
 		t.Fatalf("env override: exit %d\n%s%s", code, out, errOut)
@@ -185,12 +135,12 @@ func TestEnvAndFlagOverrides(t *testing.T) {
 }
 
 func TestAddressInUse(t *testing.T) {
-	first := start(t, "")
+	first := e2e.StartServer(t, "")
 	dir := t.TempDir()
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(first.addr, ""))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(first.Addr, ""))
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	code, _, errOut := e2e.Run(t, dir, nil, "-f", conf)
-	if code != 1 || !strings.Contains(errOut, first.addr) || !strings.Contains(errOut, "address already in use") {
+	if code != 1 || !strings.Contains(errOut, first.Addr) || !strings.Contains(errOut, "address already in use") {
 		t.Fatalf("exit %d: %q", code, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "run/phased.pid")); !errors.Is(err, os.ErrNotExist) {
@@ -201,7 +151,7 @@ func TestAddressInUse(t *testing.T) {
 func TestStalePidFileIsTakenOver(t *testing.T) {
 	dir := t.TempDir()
 	addr := e2e.FreePort(t)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, ""))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, ""))
 	// A pid that surely is no phased master: a process that has exited.
 	e2e.WriteFile(t, dir, "run/phased.pid", "999999\n")
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
@@ -217,110 +167,14 @@ func TestStalePidFileIsTakenOver(t *testing.T) {
 }
 
 func TestSecondMasterRefused(t *testing.T) {
-	s := start(t, "")
-	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf)
+	s := e2e.StartServer(t, "")
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf)
 	want := fmt.Sprintf("phased (pid %d) already running", s.PID())
 	if code != 1 || !strings.Contains(errOut, want) {
 		t.Fatalf("exit %d %q, want %q", code, errOut, want)
 	}
-	if code, _, _ := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, _ := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatal("first master hurt by the second")
-	}
-}
-
-func TestKilledChildIsReplaced(t *testing.T) {
-	s := start(t, "")
-	kids := e2e.Workers(s.PID())
-	if len(kids) != 2 {
-		t.Fatalf("%d children, want 2", len(kids))
-	}
-	e2e.Kill(t, kids[0], syscall.SIGKILL)
-	s.Log.Wait(t, "child exited unexpectedly", 1, 5*time.Second)
-	recs := s.Log.Records("child exited unexpectedly; replacing it")
-	if len(recs) != 1 || recs[0]["level"] != "NOTICE" || !strings.Contains(fmt.Sprint(recs[0]["status"]), "killed") ||
-		fmt.Sprint(recs[0]["pid"]) != fmt.Sprint(kids[0]) {
-		t.Fatalf("notice record: %v", recs)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		now := e2e.Workers(s.PID())
-		if len(now) == 2 && now[0] != kids[0] && now[1] != kids[0] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("children %v, want two without %d", now, kids[0])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for range 20 {
-		if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
-			t.Fatalf("GET after replace: %d %v", code, err)
-		}
-	}
-}
-
-func TestGracefulRestartUnderLoadLosesNothing(t *testing.T) {
-	for _, ka := range []bool{false, true} {
-		t.Run(fmt.Sprintf("keepalive=%v", ka), func(t *testing.T) {
-			s := start(t, "")
-			stop := make(chan struct{})
-			res := make(chan e2e.LoadResult)
-			go func() { res <- e2e.Load(s.addr, "/hello.txt", 4, ka, 200000, stop) }()
-			time.Sleep(300 * time.Millisecond)
-			// One of each: -k graceful, HUP, USR1.
-			for i := range 3 {
-				if i == 1 {
-					s.Signal(t, syscall.SIGHUP)
-				} else if i == 2 {
-					s.Signal(t, syscall.SIGUSR1)
-				} else {
-					code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful")
-					if code != 0 {
-						t.Fatalf("-k graceful: exit %d %s %s", code, out, errOut)
-					}
-				}
-				s.Log.Wait(t, "graceful restart done", i+1, 15*time.Second)
-				time.Sleep(300 * time.Millisecond)
-			}
-			// Let the last old generation finish draining under load.
-			s.Log.Wait(t, `"generation finished"`, 3, 15*time.Second)
-			close(stop)
-			r := <-res
-			t.Logf("load: %s", r)
-			if r.Errors != 0 || r.Non2xx != 0 || r.Requests < 100 {
-				t.Fatalf("load during graceful restarts: %s\nlog:\n%s", r, s.Log)
-			}
-			kids := e2e.Workers(s.PID())
-			if len(kids) != 2 {
-				t.Fatalf("%d children after restarts, want 2", len(kids))
-			}
-		})
-	}
-}
-
-func TestBadConfigOnGracefulKeepsServing(t *testing.T) {
-	s := start(t, "")
-	kids := e2e.Workers(s.PID())
-	os.WriteFile(s.conf, []byte(config(s.addr, "bogus_key: 1\n")), 0o644)
-	// The client reads the same file to find the control socket, so it
-	// reports the error itself...
-	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful")
-	if code != 1 || !strings.Contains(errOut, "bogus_key") {
-		t.Fatalf("-k graceful with a bad config: exit %d %q", code, errOut)
-	}
-	// ...and pointed at the socket directly, the master re-reads its own
-	// file, fails the pass and keeps the old generation.
-	code, _, errOut = e2e.Run(t, s.Dir, nil, "-c", "pid_file="+filepath.Join(s.Dir, "run/phased.pid"), "-k", "graceful")
-	if code != 1 || !strings.Contains(errOut, "bogus_key") || !strings.Contains(errOut, "old generation keeps serving") {
-		t.Fatalf("-k graceful with a bad config: exit %d %q", code, errOut)
-	}
-	s.Signal(t, syscall.SIGHUP)
-	s.Log.Wait(t, "graceful restart failed", 1, 5*time.Second)
-	if now := e2e.Workers(s.PID()); fmt.Sprint(now) != fmt.Sprint(kids) {
-		t.Fatalf("children changed from %v to %v", kids, now)
-	}
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
-		t.Fatalf("not serving after failed restart: %d %v", code, err)
 	}
 }
 
@@ -330,7 +184,7 @@ func TestBadConfigOnGracefulKeepsServing(t *testing.T) {
 func TestStopRemovesPidFileAndChildren(t *testing.T) {
 	for _, how := range []string{"-k stop", "SIGTERM", "SIGINT"} {
 		t.Run(how, func(t *testing.T) {
-			s := start(t, "")
+			s := e2e.StartServer(t, "")
 			kids := e2e.Children(s.PID()) // serving children and the MPM plugin
 			if len(kids) != 3 || len(e2e.Plugins(s.PID())) != 1 {
 				t.Fatalf("children %v, want two serving children and an MPM plugin", kids)
@@ -341,7 +195,7 @@ func TestStopRemovesPidFileAndChildren(t *testing.T) {
 			case "SIGINT":
 				s.Signal(t, syscall.SIGINT)
 			default:
-				code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "stop")
+				code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "stop")
 				if code != 0 {
 					t.Fatalf("-k stop: exit %d %s %s", code, out, errOut)
 				}
@@ -355,7 +209,7 @@ func TestStopRemovesPidFileAndChildren(t *testing.T) {
 					t.Errorf("%s left behind", f)
 				}
 			}
-			code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "stop")
+			code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "stop")
 			if code != 1 || !strings.Contains(errOut, "not running") {
 				t.Fatalf("stop with no master: exit %d %q", code, errOut)
 			}
@@ -363,54 +217,8 @@ func TestStopRemovesPidFileAndChildren(t *testing.T) {
 	}
 }
 
-// TestGracefulStop: WINCH and -k graceful-stop stop accepting but finish
-// what is in flight: a request whose headers were half sent when the stop
-// began is answered when they are complete, then the master exits 0 and
-// leaves no child. (A hard stop would cut it.)
-func TestGracefulStop(t *testing.T) {
-	for _, how := range []string{"SIGWINCH", "-k graceful-stop"} {
-		t.Run(how, func(t *testing.T) {
-			s := start(t, "")
-			kids := e2e.Children(s.PID())
-			c, err := net.Dial("tcp", s.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n")
-			time.Sleep(100 * time.Millisecond)
-			stopped := make(chan int, 1)
-			if how == "SIGWINCH" {
-				s.Signal(t, syscall.SIGWINCH)
-			} else {
-				go func() {
-					code, _, _ := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful-stop")
-					stopped <- code
-				}()
-			}
-			s.Log.Wait(t, "generation draining", 1, 5*time.Second)
-			time.Sleep(300 * time.Millisecond)
-			fmt.Fprintf(c, "\r\n") // the in-flight request, completed
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil || resp.StatusCode != 200 || !resp.Close {
-				t.Fatalf("in-flight request during a graceful stop: %v %v", resp, err)
-			}
-			if code := s.WaitExit(t, 10*time.Second); code != 0 {
-				t.Fatalf("master exit %d", code)
-			}
-			if how != "SIGWINCH" {
-				if code := <-stopped; code != 0 {
-					t.Fatalf("-k graceful-stop exit %d", code)
-				}
-			}
-			e2e.WaitGone(t, kids, 5*time.Second)
-		})
-	}
-}
-
 func TestKilledMasterLeavesNoChild(t *testing.T) {
-	s := start(t, "")
+	s := e2e.StartServer(t, "")
 	kids := e2e.Children(s.PID()) // serving children and the MPM plugin
 	if len(e2e.Plugins(s.PID())) != 1 {
 		t.Fatalf("no MPM plugin process among %v", kids)
@@ -422,7 +230,7 @@ func TestKilledMasterLeavesNoChild(t *testing.T) {
 	s.WaitExit(t, 5*time.Second)
 	e2e.WaitGone(t, kids, 10*time.Second)
 	// And a new master starts on the same port at once.
-	p := e2e.Start(t, s.Dir, nil, "-f", s.conf)
+	p := e2e.Start(t, s.Dir, nil, "-f", s.Conf)
 	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 }
 
@@ -430,9 +238,9 @@ func TestStartDaemonStatusStop(t *testing.T) {
 	dir := t.TempDir()
 	addr := e2e.FreePort(t)
 	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, "")+"\n")
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "")+"\n")
 	// The daemon logs to a file, as Apache's ErrorLog does.
-	os.WriteFile(conf, []byte(strings.Replace(config(addr, ""), "path: stderr", "path: logs/error.log", 1)), 0o644)
+	os.WriteFile(conf, []byte(strings.Replace(e2e.Config(addr, ""), "path: stderr", "path: logs/error.log", 1)), 0o644)
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-k", "start")
 	if code != 0 || !strings.Contains(out, "started") {
@@ -495,21 +303,21 @@ func TestVersion(t *testing.T) {
 }
 
 func TestHardRestartStopsOldChildrenAtOnce(t *testing.T) {
-	s := start(t, "")
+	s := e2e.StartServer(t, "")
 	old := e2e.Workers(s.PID())
-	code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "restart")
+	code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "restart")
 	if code != 0 || !strings.Contains(out, "generation 2") {
 		t.Fatalf("-k restart: exit %d %q %q", code, out, errOut)
 	}
 	e2e.WaitGone(t, old, 3*time.Second)
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("after restart: %d %v", code, err)
 	}
 }
 
 func TestSlowClientsAreBounded(t *testing.T) {
-	s := start(t, "timeouts: {read_header: 500ms, idle: 500ms}\n")
-	c, err := net.Dial("tcp", s.addr)
+	s := e2e.StartServer(t, "timeouts: {read_header: 500ms, idle: 500ms}\n")
+	c, err := net.Dial("tcp", s.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +332,7 @@ func TestSlowClientsAreBounded(t *testing.T) {
 }
 
 func TestExampleConfigIsValid(t *testing.T) {
-	root := filepath.Join("..", "..", "examples")
+	root := filepath.Join("..", "..", "..", "examples")
 	code, out, errOut := e2e.Run(t, ".", nil, "-f", filepath.Join(root, "phased.yaml"), "-t")
 	if code != 0 || !strings.Contains(out, "Syntax OK") {
 		t.Fatalf("examples/phased.yaml: exit %d %q %q", code, out, errOut)
@@ -533,11 +341,12 @@ func TestExampleConfigIsValid(t *testing.T) {
 
 func TestDeadMastersRuntimeFolderIsRemoved(t *testing.T) {
 	// What a master killed with -9 leaves behind: its runtime folder, with
-	// the plugins' socket folder inside.
-	dead := filepath.Join(os.TempDir(), "phased-999999-e2etest")
+	// the plugins' socket folder inside, in the temporary directory the
+	// next master gets too.
+	dead := filepath.Join(e2e.ProcessTempDir(t), "phased-999999-e2etest")
 	os.MkdirAll(filepath.Join(dead, "plugins", "plugin-dir123"), 0o700)
 	t.Cleanup(func() { os.RemoveAll(dead) })
-	s := start(t, "")
+	s := e2e.StartServer(t, "")
 	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stale runtime folder still there: %v", err)
 	}

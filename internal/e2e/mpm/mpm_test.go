@@ -1,4 +1,4 @@
-package main
+package mpm
 
 import (
 	"bufio"
@@ -15,77 +15,35 @@ import (
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
-// mpmConfig replaces the default worker section of config().
-func mpmConfig(addr, mpm string) string {
-	c := config(addr, "")
-	i := strings.Index(c, "mpm:\n")
-	return c[:i] + mpm
-}
-
-func startMPM(t *testing.T, mpm string) *server {
-	t.Helper()
-	dir := t.TempDir()
-	addr := e2e.FreePort(t)
-	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
-	os.MkdirAll(dir+"/logs", 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", mpmConfig(addr, mpm))
-	p := e2e.Start(t, dir, nil, "-f", conf)
-	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
-	return &server{Proc: p, addr: addr, conf: conf}
-}
-
-// status asks the running master for its status.
-func (s *server) status(t *testing.T) map[string]any {
-	t.Helper()
-	code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "status", "--json")
-	if code != 0 {
-		t.Fatalf("status: %d %s", code, errOut)
+func TestKilledChildIsReplaced(t *testing.T) {
+	s := e2e.StartServer(t, "")
+	kids := e2e.Workers(s.PID())
+	if len(kids) != 2 {
+		t.Fatalf("%d children, want 2", len(kids))
 	}
-	var st map[string]any
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status json: %v\n%s", err, out)
+	e2e.Kill(t, kids[0], syscall.SIGKILL)
+	s.Log.Wait(t, "child exited unexpectedly", 1, 5*time.Second)
+	recs := s.Log.Records("child exited unexpectedly; replacing it")
+	if len(recs) != 1 || recs[0]["level"] != "NOTICE" || !strings.Contains(fmt.Sprint(recs[0]["status"]), "killed") ||
+		fmt.Sprint(recs[0]["pid"]) != fmt.Sprint(kids[0]) {
+		t.Fatalf("notice record: %v", recs)
 	}
-	return st
-}
-
-// waitChildren waits until the master has n children.
-func (s *server) waitChildren(t *testing.T, n int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for len(e2e.Workers(s.PID())) != n {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		now := e2e.Workers(s.PID())
+		if len(now) == 2 && now[0] != kids[0] && now[1] != kids[0] {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d children, want %d; log:\n%s", len(e2e.Workers(s.PID())), n, s.Log)
+			t.Fatalf("children %v, want two without %d", now, kids[0])
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// holdConnections opens n keep-alive connections, makes one request on each
-// and leaves them open: in the worker and prefork models each holds a slot.
-func holdConnections(t *testing.T, addr string, n int) []net.Conn {
-	t.Helper()
-	var conns []net.Conn
-	for range n {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
+	for range 20 {
+		if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
+			t.Fatalf("GET after replace: %d %v", code, err)
 		}
-		conns = append(conns, c)
-		t.Cleanup(func() { c.Close() })
 	}
-	// Requests go out on all at once: some wait in the backlog for a child.
-	for _, c := range conns {
-		fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-	}
-	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(15 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatalf("held connection %d: %v", i, err)
-		}
-		resp.Body.Close()
-	}
-	return conns
 }
 
 func TestStartServersPerMPM(t *testing.T) {
@@ -98,13 +56,13 @@ func TestStartServersPerMPM(t *testing.T) {
 		{"event", "mpm: {name: event, start_servers: 1, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 6, server_limit: 2, max_request_workers: 6}\n", "___", 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startMPM(t, tt.mpm)
-			s.waitChildren(t, tt.children, 5*time.Second)
-			st := s.status(t)
+			s := e2e.StartMPM(t, tt.mpm)
+			s.WaitChildren(t, tt.children, 5*time.Second)
+			st := s.Status(t)
 			if st["mpm"] != tt.name || !strings.HasPrefix(st["scoreboard"].(string), tt.letters) {
 				t.Fatalf("status: mpm %v scoreboard %q, want %s %q...", st["mpm"], st["scoreboard"], tt.name, tt.letters)
 			}
-			if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+			if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 				t.Fatalf("GET: %d %v", code, err)
 			}
 			// Prefork takes turns to accept through Apache's accept mutex
@@ -134,7 +92,7 @@ func TestChildGOMAXPROCSFromEnvironment(t *testing.T) {
 	addr := e2e.FreePort(t)
 	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 	os.MkdirAll(dir+"/logs", 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", mpmConfig(addr, "mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 3}\n"))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.MPMConfig(addr, "mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 3}\n"))
 	p := e2e.Start(t, dir, []string{"GOMAXPROCS=3"}, "-f", conf)
 	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 	kids := e2e.Workers(p.PID())
@@ -182,35 +140,35 @@ func holdsLockFile(pid int) bool {
 // minimum of spare slots is back, and retires them one a tick once the
 // connections close.
 func TestWorkerGrowsAndShrinks(t *testing.T) {
-	s := startMPM(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n")
-	s.waitChildren(t, 1, 5*time.Second)
-	conns := holdConnections(t, s.addr, 5)
+	s := e2e.StartMPM(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n")
+	s.WaitChildren(t, 1, 5*time.Second)
+	conns := e2e.HoldConnections(t, s.Addr, 5)
 	// 5 held slots + at least 2 idle = 4 children of 2 threads.
-	s.waitChildren(t, 4, 10*time.Second)
+	s.WaitChildren(t, 4, 10*time.Second)
 	for _, c := range conns {
 		c.Close()
 	}
 	// 8 idle slots > 4: one child retired per tick, down to 2 (4 idle).
-	s.waitChildren(t, 2, 10*time.Second)
+	s.WaitChildren(t, 2, 10*time.Second)
 	if s.Log.Count("MPM retires a child") < 2 {
 		t.Fatalf("no retirements logged:\n%s", s.Log)
 	}
 }
 
 func TestPreforkGrowsAndShrinks(t *testing.T) {
-	s := startMPM(t, "mpm: {name: prefork, start_servers: 1, min_spare_servers: 1, max_spare_servers: 2, server_limit: 6, max_request_workers: 6}\n")
-	s.waitChildren(t, 1, 5*time.Second)
-	conns := holdConnections(t, s.addr, 3)
-	s.waitChildren(t, 4, 10*time.Second)
+	s := e2e.StartMPM(t, "mpm: {name: prefork, start_servers: 1, min_spare_servers: 1, max_spare_servers: 2, server_limit: 6, max_request_workers: 6}\n")
+	s.WaitChildren(t, 1, 5*time.Second)
+	conns := e2e.HoldConnections(t, s.Addr, 3)
+	s.WaitChildren(t, 4, 10*time.Second)
 	for _, c := range conns {
 		c.Close()
 	}
-	s.waitChildren(t, 2, 10*time.Second)
+	s.WaitChildren(t, 2, 10*time.Second)
 }
 
 func TestMaxRequestWorkersIsLoggedEachTime(t *testing.T) {
-	s := startMPM(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 2, max_request_workers: 4}\n")
-	conns := holdConnections(t, s.addr, 4)
+	s := e2e.StartMPM(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 2, max_request_workers: 4}\n")
+	conns := e2e.HoldConnections(t, s.Addr, 4)
 	s.Log.Wait(t, "reached max_request_workers", 3, 10*time.Second)
 	for _, c := range conns {
 		c.Close()
@@ -221,7 +179,7 @@ func TestMaxRequestWorkersIsLoggedEachTime(t *testing.T) {
 		Max uint64 `json:"max_children_reached"`
 	}
 	for deadline := time.Now().Add(5 * time.Second); st.Max < 3; time.Sleep(100 * time.Millisecond) {
-		_, js, _ := e2e.Get(s.url("/server-status?json"))
+		_, js, _ := e2e.Get(s.URL("/server-status?json"))
 		json.Unmarshal([]byte(js), &st)
 		if time.Now().After(deadline) {
 			t.Fatalf("max_children_reached %d, want at least 3:\n%s", st.Max, js)
@@ -237,10 +195,10 @@ func TestRecyclingLosesNothing(t *testing.T) {
 		{"memory", "mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 4, max_memory_per_child: 1M}\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startMPM(t, tt.mpm)
+			s := e2e.StartMPM(t, tt.mpm)
 			stop := make(chan struct{})
 			res := make(chan e2e.LoadResult)
-			go func() { res <- e2e.Load(s.addr, "/hello.txt", 4, false, 2000, stop) }()
+			go func() { res <- e2e.Load(s.Addr, "/hello.txt", 4, false, 2000, stop) }()
 			var r e2e.LoadResult
 			select {
 			case r = <-res:
@@ -283,18 +241,18 @@ func TestRecyclingLosesNothing(t *testing.T) {
 // TestMPMSwitchOnGracefulRestart changes the process model under load, which
 // Apache refuses.
 func TestMPMSwitchOnGracefulRestart(t *testing.T) {
-	s := startMPM(t, "mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 4}\n")
+	s := e2e.StartMPM(t, "mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 4}\n")
 	stop := make(chan struct{})
 	res := make(chan e2e.LoadResult)
-	go func() { res <- e2e.Load(s.addr, "/hello.txt", 3, true, 1000000, stop) }()
+	go func() { res <- e2e.Load(s.Addr, "/hello.txt", 3, true, 1000000, stop) }()
 	for i, m := range []string{
 		"mpm: {name: worker, start_servers: 2, threads_per_child: 4, min_spare_threads: 2, max_spare_threads: 16}\n",
 		"mpm: {name: event, start_servers: 1, threads_per_child: 4, min_spare_threads: 1, max_spare_threads: 16}\n",
 		"mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 4}\n",
 	} {
 		time.Sleep(300 * time.Millisecond)
-		os.WriteFile(s.conf, []byte(mpmConfig(s.addr, m)), 0o644)
-		if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+		os.WriteFile(s.Conf, []byte(e2e.MPMConfig(s.Addr, m)), 0o644)
+		if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 			t.Fatalf("switch %d: %s", i, errOut)
 		}
 		s.Log.Wait(t, `"generation finished"`, i+1, 15*time.Second)
@@ -305,19 +263,19 @@ func TestMPMSwitchOnGracefulRestart(t *testing.T) {
 	if r.Errors != 0 || r.Non2xx != 0 || r.Requests < 100 {
 		t.Fatalf("MPM switches lost requests: %s", r)
 	}
-	if st := s.status(t); st["mpm"] != "prefork" {
+	if st := s.Status(t); st["mpm"] != "prefork" {
 		t.Fatalf("mpm after switches: %v", st["mpm"])
 	}
 }
 
 func TestBadMPMSettingIsAConfigError(t *testing.T) {
 	dir := t.TempDir()
-	conf := e2e.WriteFile(t, dir, "phased.yaml", mpmConfig("127.0.0.1:8080", "mpm: {name: worker, threads_per_chlid: 4}\n"))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.MPMConfig("127.0.0.1:8080", "mpm: {name: worker, threads_per_chlid: 4}\n"))
 	code, _, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t")
 	if code != 1 || !strings.Contains(errOut, "threads_per_chlid") {
 		t.Fatalf("-t: %d %s", code, errOut)
 	}
-	conf = e2e.WriteFile(t, dir, "phased.yaml", mpmConfig("127.0.0.1:8080", "mpm: {name: turbo}\n"))
+	conf = e2e.WriteFile(t, dir, "phased.yaml", e2e.MPMConfig("127.0.0.1:8080", "mpm: {name: turbo}\n"))
 	code, _, errOut = e2e.Run(t, dir, nil, "-f", conf, "-t")
 	if code != 1 || !strings.Contains(errOut, `mpm.name: "turbo"`) {
 		t.Fatalf("-t: %d %s", code, errOut)
@@ -327,8 +285,8 @@ func TestBadMPMSettingIsAConfigError(t *testing.T) {
 // TestCrashNoticeNamesLastRequest: a child killed by a signal is logged at
 // notice with the request line it served last, from the scoreboard.
 func TestCrashNoticeNamesLastRequest(t *testing.T) {
-	s := startMPM(t, "mpm: {name: prefork, start_servers: 1, min_spare_servers: 1, max_spare_servers: 2}\n")
-	if code, _, err := e2e.Get(s.url("/hello.txt?before-the-crash")); code != 200 {
+	s := e2e.StartMPM(t, "mpm: {name: prefork, start_servers: 1, min_spare_servers: 1, max_spare_servers: 2}\n")
+	if code, _, err := e2e.Get(s.URL("/hello.txt?before-the-crash")); code != 200 {
 		t.Fatalf("GET: %d %v", code, err)
 	}
 	kids := e2e.Workers(s.PID())
@@ -351,13 +309,13 @@ func TestCrashNoticeNamesLastRequest(t *testing.T) {
 // TestCrashLoopBackOffIsVisible: children that die at once are restarted
 // with growing delays, and `phased status` says so.
 func TestCrashLoopBackOffIsVisible(t *testing.T) {
-	s := start(t, "hooks:\n  - {name: open-pool, phase: child-init, exec: [./failing.sh]}\n", writeFailing(t))
+	s := e2e.StartServer(t, "hooks:\n  - {name: open-pool, phase: child-init, exec: [./failing.sh]}\n", e2e.FailingScript(t))
 	e2e.WriteFile(t, s.Dir, "fail", "")
 	for _, k := range e2e.Workers(s.PID()) {
 		e2e.Kill(t, k, syscall.SIGKILL)
 	}
 	s.Log.Wait(t, "backing off", 3, 15*time.Second)
-	code, out, _ := e2e.Run(t, s.Dir, nil, "-f", s.conf, "status")
+	code, out, _ := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "status")
 	if code != 0 || !strings.Contains(out, "children keep dying") || !strings.Contains(out, "child-init failed") {
 		t.Fatalf("status during a crash loop:\n%s", out)
 	}
@@ -409,7 +367,7 @@ func TestChildrenRunAsUser(t *testing.T) {
 			e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 			os.Chmod(dir+"/public", 0o755)
 			os.MkdirAll(dir+"/logs", 0o755)
-			conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, "user: nobody\n"+mpm))
+			conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "user: nobody\n"+mpm))
 			p := e2e.Start(t, dir, nil, "-f", conf)
 			p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 			kids := e2e.Workers(p.PID())
@@ -444,38 +402,13 @@ func TestChildrenRunAsUser(t *testing.T) {
 			os.Chmod(dir+"/public", 0o755)
 			e2e.WriteFile(t, dir, "app.sh", "#!/bin/sh\nexit 0\n")
 			os.Chmod(dir+"/app.sh", 0o700)
-			conf = e2e.WriteFile(t, dir, "phased.yaml", config(addr, "user: nobody\n"+mpm+"app: {command: [./app.sh]}\n"))
+			conf = e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "user: nobody\n"+mpm+"app: {command: [./app.sh]}\n"))
 			code, _, errOut = e2e.Run(t, dir, nil, "-f", conf)
 			if code != 1 || !strings.Contains(errOut, "app.command") || !strings.Contains(errOut, "user nobody (uid 65534) cannot") {
 				t.Fatalf("app command nobody cannot run: exit %d %s", code, errOut)
 			}
 		})
 	}
-}
-
-// TestMPMPluginCrashIsSurvived: the MPM runs as a plugin process; killed,
-// it is relaunched while the children keep serving, and maintenance goes on.
-func TestMPMPluginCrashIsSurvived(t *testing.T) {
-	s := startMPM(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n")
-	plugins := e2e.Plugins(s.PID())
-	if len(plugins) != 1 {
-		t.Fatalf("%d MPM plugin processes, want 1", len(plugins))
-	}
-	e2e.Kill(t, plugins[0], syscall.SIGKILL)
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
-		t.Fatalf("not serving without its MPM: %d %v", code, err)
-	}
-	s.Log.Wait(t, "MPM plugin relaunched", 1, 10*time.Second)
-	recs := s.Log.Records("MPM plugin exited; children keep serving, relaunching it")
-	if len(recs) != 1 || recs[0]["level"] != "NOTICE" {
-		t.Fatalf("notice: %v", recs)
-	}
-	if now := e2e.Plugins(s.PID()); len(now) != 1 || now[0] == plugins[0] {
-		t.Fatalf("plugin processes after the relaunch: %v (killed %d)", now, plugins[0])
-	}
-	// The relaunched MPM still maintains: held connections make it grow.
-	holdConnections(t, s.addr, 3)
-	s.waitChildren(t, 3, 10*time.Second)
 }
 
 // TestEveryMPMRecyclesAndRecovers runs each process model through what the
@@ -489,7 +422,7 @@ func TestEveryMPMRecyclesAndRecovers(t *testing.T) {
 		{"event", "mpm: {name: event, start_servers: 2, threads_per_child: 4, min_spare_threads: 2, max_spare_threads: 16, max_connections_per_child: 30, max_connections_per_child_jitter: 0, max_memory_per_child: 1M}\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startMPM(t, tt.mpm)
+			s := e2e.StartMPM(t, tt.mpm)
 			// The load runs at least 2.5 s (the memory check runs on the
 			// master's 1 s tick) and until both kinds of recycling have
 			// happened under it, at most 10 s: a memory retire aimed at a
@@ -508,7 +441,7 @@ func TestEveryMPMRecyclesAndRecovers(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 			}()
-			r := e2e.Load(s.addr, "/hello.txt", 3, false, 1000000, stop)
+			r := e2e.Load(s.Addr, "/hello.txt", 3, false, 1000000, stop)
 			t.Logf("load: %s", r)
 			if r.Errors != 0 || r.Non2xx != 0 || r.Requests < 300 {
 				t.Fatalf("recycling lost requests: %s\n%s", r, s.Log)
@@ -526,7 +459,7 @@ func TestEveryMPMRecyclesAndRecovers(t *testing.T) {
 			for attempt := 0; attempt < 3 && crashed == 0; attempt++ {
 				s.Log.Wait(t, retires, s.Log.Count(retires)+1, 5*time.Second)
 				victim := 0
-				for _, c := range s.status(t)["children"].([]any) {
+				for _, c := range s.Status(t)["children"].([]any) {
 					if c := c.(map[string]any); c["state"] == "ready" {
 						victim = int(c["pid"].(float64))
 					}
@@ -555,7 +488,7 @@ func TestEveryMPMRecyclesAndRecovers(t *testing.T) {
 				}
 			}
 			for range 20 {
-				if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+				if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 					t.Fatalf("GET after the kill: %d %v", code, err)
 				}
 			}
@@ -572,15 +505,15 @@ func TestEveryMPMRecyclesAndRecovers(t *testing.T) {
 // hold a slot each, and the MPM grows until min_spare_threads are idle
 // again, then shrinks when they end.
 func TestEventGrowsOnSlowRequestsNotIdleConnections(t *testing.T) {
-	s := startMPM(t, "mpm: {name: event, start_servers: 1, threads_per_child: 2, min_spare_threads: 1, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n")
+	s := e2e.StartMPM(t, "mpm: {name: event, start_servers: 1, threads_per_child: 2, min_spare_threads: 1, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n")
 	big := make([]byte, 64<<20)
 	if err := os.WriteFile(s.Dir+"/public/big.bin", big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.waitChildren(t, 1, 5*time.Second)
+	s.WaitChildren(t, 1, 5*time.Second)
 	// Idle keep-alive connections, one request each, one after the other.
 	dial := func() net.Conn {
-		c, err := net.Dial("tcp", s.addr)
+		c, err := net.Dial("tcp", s.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -610,7 +543,7 @@ func TestEventGrowsOnSlowRequestsNotIdleConnections(t *testing.T) {
 	}
 	// The sixth fills the child (2 x (1 + 2)): a second child starts.
 	idle = append(idle, keepAlive(1)...)
-	s.waitChildren(t, 2, 5*time.Second)
+	s.WaitChildren(t, 2, 5*time.Second)
 	for _, c := range idle {
 		c.Close()
 	}
@@ -625,7 +558,7 @@ func TestEventGrowsOnSlowRequestsNotIdleConnections(t *testing.T) {
 	}
 	for deadline := time.Now().Add(10 * time.Second); len(e2e.Workers(s.PID())) < 3; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			_, st, _ := e2e.Get(s.url("/server-status?auto"))
+			_, st, _ := e2e.Get(s.URL("/server-status?auto"))
 			t.Fatalf("%d children with five slow requests, want 3 or more\n%s\n%s", len(e2e.Workers(s.PID())), st, s.Log)
 		}
 	}
@@ -634,7 +567,7 @@ func TestEventGrowsOnSlowRequestsNotIdleConnections(t *testing.T) {
 	}
 	// Idle slots above max_spare_threads 4: children retire, one a tick,
 	// down to two.
-	s.waitChildren(t, 2, 10*time.Second)
+	s.WaitChildren(t, 2, 10*time.Second)
 }
 
 // exitedAs reports whether one of recs is about pid.

@@ -1,5 +1,5 @@
 // Command app_hello is the smallest Go app served by phased, for the
-// end-to-end tests of app.command (cmd/phased/app_*_test.go): GET / names
+// end-to-end tests of app.command (internal/e2e/apps): GET / names
 // the child that answered ("pid P slot S generation G"), GET /slow?ms=N
 // answers after N milliseconds (at most 10 s), so a test can watch a
 // request in flight in the scoreboard.

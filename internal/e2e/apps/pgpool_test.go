@@ -1,4 +1,4 @@
-package main
+package apps
 
 import (
 	"context"
@@ -20,67 +20,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
-// pg is the test database: a connection for the tests' own queries, the
-// DSN the apps get, and the server's port.
-type pg struct {
-	db   *pgx.Conn
-	dsn  string
-	port int
-}
+// pg is the test database (see e2e.PG), with what the app tests ask of it.
+type pg struct{ *e2e.PG }
 
-var (
-	pgSkipOnce sync.Once
-	pgAppSeq   atomic.Int64
-)
+// pgTest connects to the test database, or skips t (see e2e.PGTest).
+func pgTest(t *testing.T) *pg { return &pg{e2e.PGTest(t)} }
 
-// pgTest connects to the test database (PHASED_TEST_PG_DSN, else the local
-// default). An unreachable database skips the test loudly (see shout), and
-// fails it under CI=true.
-func pgTest(t *testing.T) *pg {
-	t.Helper()
-	dsn := os.Getenv("PHASED_TEST_PG_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	cfg, err := pgx.ParseConfig(dsn)
-	if err == nil {
-		cfg.RuntimeParams["application_name"] = "phased-e2e-test"
-		var conn *pgx.Conn
-		if conn, err = pgx.ConnectConfig(ctx, cfg); err == nil {
-			t.Cleanup(func() { conn.Close(context.Background()) })
-			return &pg{db: conn, dsn: dsn, port: int(cfg.Port)}
-		}
-	}
-	msg := fmt.Sprintf("!!! PostgreSQL at %s is unreachable (%v): the pool-per-child tests did NOT run; set PHASED_TEST_PG_DSN", dsn, err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	pgSkipOnce.Do(func() { shout(msg) })
-	t.Skip(msg)
-	return nil
-}
-
-// shout writes msg on a line where a person sees it even when the package
-// passes: in package list mode (`go test ./...`, `make test`) the go command
-// shows a passing package's output only with -v, so a test binary run by it
-// writes to the go command's own stderr instead.
-func shout(msg string) {
-	ppid := os.Getppid()
-	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid)); !testing.Verbose() && strings.TrimSpace(string(comm)) == "go" {
-		if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/2", ppid), os.O_WRONLY|os.O_APPEND, 0); err == nil {
-			fmt.Fprintln(f, msg)
-			f.Close()
-			return
-		}
-	}
-	fmt.Fprintln(os.Stderr, msg)
-}
+// pgAppSeq numbers the apps under test in this process (see app).
+var pgAppSeq atomic.Int64
 
 // app returns a DSN for one app under test, with an application_name of its
 // own, so that pg_stat_activity counts exactly that app's connections (and
@@ -88,20 +38,20 @@ func shout(msg string) {
 func (p *pg) app(t *testing.T) (dsn, name string) {
 	t.Helper()
 	name = fmt.Sprintf("phased-e2e-%d-%d", os.Getpid(), pgAppSeq.Add(1))
-	if u, err := url.Parse(p.dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+	if u, err := url.Parse(p.DSN); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
 		q := u.Query()
 		q.Set("application_name", name)
 		u.RawQuery = q.Encode()
 		return u.String(), name
 	}
-	return p.dsn + " application_name=" + name, name // keyword/value form
+	return p.DSN + " application_name=" + name, name // keyword/value form
 }
 
 // conns counts the database's connections whose application_name is name.
 func (p *pg) conns(t *testing.T, name string) int {
 	t.Helper()
 	var n int
-	if err := p.db.QueryRow(context.Background(),
+	if err := p.DB.QueryRow(context.Background(),
 		"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name).Scan(&n); err != nil {
 		t.Fatalf("pg_stat_activity: %v", err)
 	}
@@ -124,7 +74,7 @@ func appChildren(pid int) []int {
 // database it holds.
 func (p *pg) pools(t *testing.T, master int) map[int]int {
 	t.Helper()
-	conns, err := tcpTo(p.port)
+	conns, err := tcpTo(p.Port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +88,7 @@ func (p *pg) pools(t *testing.T, master int) map[int]int {
 // checkServing checks that the database sees size connections for each
 // app child of s, and that each child holds size of them itself: one
 // pool per child.
-func (p *pg) checkServing(t *testing.T, s *server, name string, children, size int) {
+func (p *pg) checkServing(t *testing.T, s *e2e.Server, name string, children, size int) {
 	t.Helper()
 	pools := p.pools(t, s.PID())
 	n := p.conns(t, name)
@@ -155,7 +105,7 @@ func (p *pg) checkServing(t *testing.T, s *server, name string, children, size i
 // waitServing waits until checkServing holds: children app children with a
 // pool of size each, and nothing else (a retired child's pool closed, its
 // replacement's open).
-func (p *pg) waitServing(t *testing.T, s *server, name string, children, size int, within time.Duration) {
+func (p *pg) waitServing(t *testing.T, s *e2e.Server, name string, children, size int, within time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
 		pools := p.pools(t, s.PID())
@@ -171,7 +121,7 @@ func (p *pg) waitServing(t *testing.T, s *server, name string, children, size in
 }
 
 // waitConns waits until the database sees want connections named name.
-func (p *pg) waitConns(t *testing.T, s *server, name string, want int, within time.Duration) {
+func (p *pg) waitConns(t *testing.T, s *e2e.Server, name string, want int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -211,20 +161,20 @@ app:
 // startWatched starts a master on mpm (see mpmConfig) with a watch on its
 // sockets from its first instant, through both configuration passes, and
 // waits until it serves.
-func startWatched(t *testing.T, mpm string, port int) (*server, *masterWatch) {
+func startWatched(t *testing.T, mpm string, port int) (*e2e.Server, *masterWatch) {
 	t.Helper()
 	dir := t.TempDir()
 	addr := e2e.FreePort(t)
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", mpmConfig(addr, mpm))
-	s := &server{Proc: e2e.Start(t, dir, nil, "-f", conf), addr: addr, conf: conf}
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.MPMConfig(addr, mpm))
+	s := &e2e.Server{Proc: e2e.Start(t, dir, nil, "-f", conf), Addr: addr, Conf: conf}
 	w := watchMaster(t, s.PID(), port)
 	s.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 	return s, w
 }
 
 // TestAppPoolPerChild runs examples/app-pgpool against a real PostgreSQL
-// (seed 004): while it serves, the database sees children x pool size
+// (each child connects after the fork, never the master): while it serves, the database sees children x pool size
 // connections, each child holding its own pool; a graceful restart under
 // load closes the old generation's pools and loses nothing; the master
 // holds no connection at any time.
@@ -232,15 +182,15 @@ func TestAppPoolPerChild(t *testing.T) {
 	p := pgTest(t)
 	dsn, name := p.app(t)
 	bin := e2e.Build(t, "./examples/app-pgpool")
-	s, watch := startWatched(t, appConfig(bin, dsn, 0), p.port)
+	s, watch := startWatched(t, appConfig(bin, dsn, 0), p.Port)
 	p.waitServing(t, s, name, 2, 2, 10*time.Second)
 	// The watch is no blind eye: set on a child, it sees the child's pool.
-	ctl := watchMaster(t, appChildren(s.PID())[0], p.port)
+	ctl := watchMaster(t, appChildren(s.PID())[0], p.Port)
 	time.Sleep(100 * time.Millisecond)
 	if ctl.end(); len(ctl.held) == 0 || ctl.err != nil {
 		t.Fatalf("a watch on a child did not see its pool: %v", ctl.err)
 	}
-	code, body, err := e2e.Get(s.url("/"))
+	code, body, err := e2e.Get(s.URL("/"))
 	if code != 200 || !strings.Contains(body, "database time") {
 		t.Fatalf("GET / = %d %q %v", code, body, err)
 	}
@@ -248,16 +198,16 @@ func TestAppPoolPerChild(t *testing.T) {
 	// (a) Under load, every sample sees two pools of two, and every one of
 	// the four connections runs queries during the load.
 	var since time.Time
-	if err := p.db.QueryRow(context.Background(), "SELECT now()").Scan(&since); err != nil {
+	if err := p.DB.QueryRow(context.Background(), "SELECT now()").Scan(&since); err != nil {
 		t.Fatal(err)
 	}
-	stop, result := loadUntil(s.addr, 8, false)
+	stop, result := loadUntil(s.Addr, 8, false)
 	for range 20 {
 		time.Sleep(100 * time.Millisecond)
 		p.checkServing(t, s, name, 2, 2)
 	}
 	var used int
-	if err := p.db.QueryRow(context.Background(),
+	if err := p.DB.QueryRow(context.Background(),
 		"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state_change > $2", name, since).Scan(&used); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +218,7 @@ func TestAppPoolPerChild(t *testing.T) {
 	// (b) A graceful restart under the same load: the old generation's
 	// pools close (each child says so), the new one opens two pools of two.
 	old := appChildren(s.PID())
-	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("-k graceful: %d %s", code, errOut)
 	}
 	e2e.WaitGone(t, old, 15*time.Second)
@@ -304,11 +254,11 @@ func TestAppPoolRecycles(t *testing.T) {
 	p := pgTest(t)
 	dsn, name := p.app(t)
 	bin := e2e.Build(t, "./examples/app-pgpool")
-	s, watch := startWatched(t, appConfig(bin, dsn, 5), p.port)
+	s, watch := startWatched(t, appConfig(bin, dsn, 5), p.Port)
 	p.waitConns(t, s, name, 4, 10*time.Second)
 
 	began := time.Now()
-	stop, result := loadUntil(s.addr, 4, false)
+	stop, result := loadUntil(s.Addr, 4, false)
 	peak := 0
 	for s.Log.Count("database pool closed") < want {
 		if time.Since(began) > 45*time.Second || s.Exited() {
@@ -349,7 +299,7 @@ func TestAppPoolRecycles(t *testing.T) {
 func TestAppPgpoolReadmeConfig(t *testing.T) {
 	p := pgTest(t)
 	dsn, name := p.app(t)
-	md, err := os.ReadFile("../../examples/app-pgpool/README.md")
+	md, err := os.ReadFile("../../../examples/app-pgpool/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,9 +327,9 @@ func TestAppPgpoolReadmeConfig(t *testing.T) {
 	if code, out, errOut := e2e.Run(t, dir, nil, "-f", path, "-t"); code != 0 {
 		t.Fatalf("phased -t on the README's config: %d %s %s", code, out, errOut)
 	}
-	s := &server{Proc: e2e.Start(t, dir, nil, "-f", path), addr: addr, conf: path}
+	s := &e2e.Server{Proc: e2e.Start(t, dir, nil, "-f", path), Addr: addr, Conf: path}
 	s.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
-	code, body, err := e2e.Get(s.url("/"))
+	code, body, err := e2e.Get(s.URL("/"))
 	if code != 200 || !strings.Contains(body, "database time") {
 		t.Fatalf("GET / = %d %q %v", code, body, err)
 	}
@@ -395,30 +345,12 @@ func TestAppPgpoolReadmeConfig(t *testing.T) {
 	}
 }
 
-// TestMasterDoesNotLinkPgx: the master cannot hold a database connection
-// of its own: neither the phased package's dependencies nor the binary the
-// end-to-end tests run contain a PostgreSQL driver.
-func TestMasterDoesNotLinkPgx(t *testing.T) {
-	drivers := []string{"github.com/jackc/", "github.com/lib/pq", "database/sql"}
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	deps := strings.Fields(string(out))
-	if !slices.Contains(deps, "github.com/phasedhq/phased/core/master") {
-		t.Fatalf("go list -deps . does not list core/master: %q", deps)
-	}
-	for _, d := range deps {
-		for _, drv := range drivers {
-			if strings.HasPrefix(d, drv) {
-				t.Errorf("phased depends on %s", d)
-			}
-		}
-	}
-	if testing.Short() {
-		return
-	}
-	out, err = exec.Command("go", "version", "-m", e2e.Binary(t)).CombinedOutput()
+// TestBinaryDoesNotLinkPgx: the phased binary the end-to-end tests run
+// contains no PostgreSQL driver, so the master cannot hold a database
+// connection of its own (cmd/phased's TestMasterDoesNotLinkPgx checks the
+// command's dependencies).
+func TestBinaryDoesNotLinkPgx(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", e2e.Binary(t)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "github.com/hashicorp/go-plugin") {
 		t.Fatalf("go version -m: %v\n%s", err, out)
 	}
@@ -438,7 +370,7 @@ func TestAppDatabaseDown(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 	conf := e2e.WriteFile(t, dir, "phased.yaml",
-		mpmConfig(e2e.FreePort(t), appConfig(bin, "postgres://postgres@"+closed+"/test?connect_timeout=2", 5)))
+		e2e.MPMConfig(e2e.FreePort(t), appConfig(bin, "postgres://postgres@"+closed+"/test?connect_timeout=2", 5)))
 	p := e2e.Start(t, dir, nil, "-f", conf)
 	if code := p.WaitExit(t, 30*time.Second); code == 0 {
 		t.Fatalf("master exited 0 with no database; log:\n%s", p.Log)
@@ -511,7 +443,7 @@ func (p *pgProxy) close() {
 // generation; recycled children fail child-init and the master backs off
 // instead of hammering, and keeps running.
 func TestAppDatabaseLostWhileServing(t *testing.T) {
-	dsn := pgTest(t).dsn
+	dsn := pgTest(t).DSN
 	u, err := url.Parse(dsn)
 	if err != nil || u.Host == "" {
 		t.Skipf("PHASED_TEST_PG_DSN %q is not a postgres:// URL", dsn)
@@ -519,8 +451,8 @@ func TestAppDatabaseLostWhileServing(t *testing.T) {
 	proxy := newPGProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
 	bin := e2e.Build(t, "./examples/app-pgpool")
-	s := startMPM(t, appConfig(bin, u.String(), 5))
-	if code, body, err := e2e.Get(s.url("/")); code != 200 {
+	s := e2e.StartMPM(t, appConfig(bin, u.String(), 5))
+	if code, body, err := e2e.Get(s.URL("/")); code != 200 {
 		t.Fatalf("GET / = %d %q %v", code, body, err)
 	}
 	proxy.close()
@@ -532,7 +464,7 @@ func TestAppDatabaseLostWhileServing(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no back-off after the database went away; log:\n%s", s.Log)
 		}
-		if resp, err := c.Get(s.url("/")); err == nil {
+		if resp, err := c.Get(s.URL("/")); err == nil {
 			resp.Body.Close()
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package plugins
 
 import (
 	"os"
@@ -14,12 +14,12 @@ import (
 // until a connection waits, children retired once idle.
 func TestThirdPartyMPMOndemand(t *testing.T) {
 	bin := e2e.Build(t, "./examples/mpm-ondemand")
-	s := startMPM(t, "mpm: {name: "+bin+", max_children: 3, process_idle_timeout: 2s}\n")
+	s := e2e.StartMPM(t, "mpm: {name: "+bin+", max_children: 3, process_idle_timeout: 2s}\n")
 	if n := len(e2e.Workers(s.PID())); n != 0 {
 		t.Fatalf("%d children at start, want 0", n)
 	}
 	start := time.Now()
-	code, body, err := e2e.Get(s.url("/hello.txt"))
+	code, body, err := e2e.Get(s.URL("/hello.txt"))
 	if code != 200 || body != "hello\n" {
 		t.Fatalf("first request: %d %q %v", code, body, err)
 	}
@@ -27,7 +27,7 @@ func TestThirdPartyMPMOndemand(t *testing.T) {
 	if n := len(e2e.Workers(s.PID())); n < 1 {
 		t.Fatal("no child after the first request")
 	}
-	s.waitChildren(t, 0, 10*time.Second)
+	s.WaitChildren(t, 0, 10*time.Second)
 }
 
 // TestHookPlugin runs examples/hook-warmup as a post-config hook plugin: it
@@ -35,7 +35,7 @@ func TestThirdPartyMPMOndemand(t *testing.T) {
 // and, speaking protocol 2, hears of every child.
 func TestHookPlugin(t *testing.T) {
 	bin := e2e.Build(t, "./examples/hook-warmup")
-	s := start(t, "hooks:\n  - {name: warmup, plugin: "+bin+", phase: post-config, timeout: 10s}\n")
+	s := e2e.StartServer(t, "hooks:\n  - {name: warmup, plugin: "+bin+", phase: post-config, timeout: 10s}\n")
 	index := filepath.Join(s.Dir, "warmup.index")
 	b, err := os.ReadFile(index)
 	if err != nil || !strings.Contains(string(b), "hello.txt") {
@@ -49,7 +49,7 @@ func TestHookPlugin(t *testing.T) {
 	}
 	// And its configure phase can reject a configuration, naming the key.
 	dir := t.TempDir()
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config("127.0.0.1:8080",
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config("127.0.0.1:8080",
 		"hooks:\n  - {name: warmup-check, plugin: "+bin+", phase: configure}\n"))
 	code, _, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t")
 	if code != 1 || !strings.Contains(errOut, `hook "warmup-check" (configure)`) || !strings.Contains(errOut, "document_root") {
@@ -61,14 +61,14 @@ func TestHookPlugin(t *testing.T) {
 // the pass naming it; on a graceful restart the old generation keeps serving.
 func TestHookPluginDyingMidPhase(t *testing.T) {
 	bin := traceHook(t)
-	s := start(t, "hooks:\n  - {name: crashy, plugin: "+bin+", phase: post-config}\n")
+	s := e2e.StartServer(t, "hooks:\n  - {name: crashy, plugin: "+bin+", phase: post-config}\n")
 	e2e.WriteFile(t, s.Dir, "CRASH-post-config", "")
-	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful")
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
 	if code != 1 || !strings.Contains(errOut, `hook "crashy" (post-config)`) || !strings.Contains(errOut, "exited during the phase") ||
 		!strings.Contains(errOut, "old generation keeps serving") {
 		t.Fatalf("-k graceful: %d %s", code, errOut)
 	}
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("not serving: %d %v", code, err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package apps
 
 import (
 	"encoding/json"
@@ -23,7 +23,7 @@ import (
 // sdk/child, and returns the app: section that runs it as the children.
 func helloApp(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("app:\n  command: [%s]\n", e2e.Build(t, "./cmd/phased/testdata/app_hello"))
+	return fmt.Sprintf("app:\n  command: [%s]\n", e2e.Build(t, "./internal/e2e/apps/testdata/app_hello"))
 }
 
 // helloAnswer is what app_hello's GET / says about the child that answered.
@@ -32,9 +32,9 @@ type helloAnswer struct{ pid, slot, generation int }
 var helloRe = regexp.MustCompile(`^pid (\d+) slot (\d+) generation (\d+)\n$`)
 
 // hello asks s's app for GET / on a fresh connection.
-func hello(t *testing.T, s *server) helloAnswer {
+func hello(t *testing.T, s *e2e.Server) helloAnswer {
 	t.Helper()
-	code, body, err := e2e.Get(s.url("/"))
+	code, body, err := e2e.Get(s.URL("/"))
 	m := helloRe.FindStringSubmatch(body)
 	if code != 200 || m == nil {
 		t.Fatalf("GET / = %d %q %v", code, body, err)
@@ -83,7 +83,7 @@ func initLog(t *testing.T, dir string) map[int]int {
 // hooks still run in each child, with PHASED_SLOT, and before it accepts: a
 // replacement whose hook is held back serves nothing until it finishes.
 func TestAppChildInitExecHook(t *testing.T) {
-	s := start(t, helloApp(t)+"hooks:\n  - {name: announce, phase: child-init, exec: [./init.sh]}\n", func(dir string) {
+	s := e2e.StartServer(t, helloApp(t)+"hooks:\n  - {name: announce, phase: child-init, exec: [./init.sh]}\n", func(dir string) {
 		e2e.WriteFile(t, dir, "init.sh", initScript)
 		os.Chmod(filepath.Join(dir, "init.sh"), 0o755)
 	})
@@ -129,7 +129,7 @@ func TestAppChildInitExecHook(t *testing.T) {
 			t.Fatalf("child %d answered while child-init hooks were held back; want %d only (held: %v)", a.pid, kids[1], held)
 		}
 	}
-	for _, c := range s.status(t)["children"].([]any) {
+	for _, c := range s.Status(t)["children"].([]any) {
 		c := c.(map[string]any)
 		if pid := int(c["pid"].(float64)); slices.Contains(held, pid) && c["state"] != "starting" {
 			t.Fatalf("child %d is %v while its child-init hook runs, want starting", pid, c["state"])
@@ -156,13 +156,13 @@ var combinedRe = regexp.MustCompile(`^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{
 // with its own requests counted) and they write the access log in the
 // combined format.
 func TestAppChildrenFillScoreboardAndAccessLog(t *testing.T) {
-	s := start(t, helloApp(t))
+	s := e2e.StartServer(t, helloApp(t))
 	kids := appChildren(s.PID())
 	const n = 20
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	sizes := map[string]int{}
 	for i := range n {
-		req, _ := http.NewRequest("GET", s.url(fmt.Sprintf("/?n=%d", i)), nil)
+		req, _ := http.NewRequest("GET", s.URL(fmt.Sprintf("/?n=%d", i)), nil)
 		req.Header.Set("Referer", "http://referer.test/page")
 		req.Header.Set("User-Agent", "app-e2e/1.0")
 		resp, err := c.Do(req)
@@ -182,7 +182,7 @@ func TestAppChildrenFillScoreboardAndAccessLog(t *testing.T) {
 	// and in the app's own status page, with its request line.
 	slow := make(chan error, 1)
 	go func() {
-		code, _, err := e2e.Get(s.url("/slow?ms=3000"))
+		code, _, err := e2e.Get(s.URL("/slow?ms=3000"))
 		if err == nil && code != 200 {
 			err = fmt.Errorf("status %d", code)
 		}
@@ -190,7 +190,7 @@ func TestAppChildrenFillScoreboardAndAccessLog(t *testing.T) {
 	}()
 	deadline := time.Now().Add(2500 * time.Millisecond)
 	for {
-		st := s.status(t)
+		st := s.Status(t)
 		if strings.Contains(st["scoreboard"].(string), "W") && st["busy_workers"].(float64) >= 1 {
 			var pids []int
 			for _, c := range st["children"].([]any) {
@@ -207,7 +207,7 @@ func TestAppChildrenFillScoreboardAndAccessLog(t *testing.T) {
 			t.Fatalf("phased status never showed the request in flight: %v", st)
 		}
 	}
-	code, body, err := e2e.Get(s.url("/server-status?json"))
+	code, body, err := e2e.Get(s.URL("/server-status?json"))
 	var board struct {
 		TotalAccesses uint64 `json:"total_accesses"`
 		Workers       []struct {
@@ -275,12 +275,12 @@ func TestAppChildrenFillScoreboardAndAccessLog(t *testing.T) {
 // module every child mounts), counting the app's own requests, while its
 // other paths stay the app's.
 func TestAppChildAnswersStatusAndMetrics(t *testing.T) {
-	s := start(t, helloApp(t))
+	s := e2e.StartServer(t, helloApp(t))
 	const n = 7
 	for range n {
 		hello(t, s)
 	}
-	code, auto, err := e2e.Get(s.url("/server-status?auto"))
+	code, auto, err := e2e.Get(s.URL("/server-status?auto"))
 	m := regexp.MustCompile(`(?m)^Total Accesses: (\d+)$`).FindStringSubmatch(auto)
 	if code != 200 || m == nil || !strings.Contains(auto, "\nScoreboard: ") {
 		t.Fatalf("GET /server-status?auto from an app child = %d %v:\n%s", code, err, auto)
@@ -288,7 +288,7 @@ func TestAppChildAnswersStatusAndMetrics(t *testing.T) {
 	if got, _ := strconv.Atoi(m[1]); got < n {
 		t.Errorf("?auto counts %d accesses, want at least the app's %d", got, n)
 	}
-	code, prom, err := e2e.Get(s.url("/metrics"))
+	code, prom, err := e2e.Get(s.URL("/metrics"))
 	m = regexp.MustCompile(`(?m)^phased_generation_requests_total (\d+)$`).FindStringSubmatch(prom)
 	if code != 200 || m == nil || !strings.Contains(prom, `phased_workers{class="idle"}`) {
 		t.Fatalf("GET /metrics from an app child = %d %v:\n%s", code, err, prom)
@@ -296,7 +296,7 @@ func TestAppChildAnswersStatusAndMetrics(t *testing.T) {
 	if got, _ := strconv.Atoi(m[1]); got < n {
 		t.Errorf("/metrics counts %d requests, want at least the app's %d", got, n)
 	}
-	if code, body, _ := e2e.Get(s.url("/nothing-here")); code != 404 {
+	if code, body, _ := e2e.Get(s.URL("/nothing-here")); code != 404 {
 		t.Errorf("GET /nothing-here = %d %q: the app's own paths must stay the app's", code, body)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package zerodowntime
 
 import (
 	"encoding/json"
@@ -16,11 +16,11 @@ import (
 
 // underLoad runs clients against s while op runs, then checks that nothing
 // was lost.
-func underLoad(t *testing.T, s *server, keepAlive bool, op func()) e2e.LoadResult {
+func underLoad(t *testing.T, s *e2e.Server, keepAlive bool, op func()) e2e.LoadResult {
 	t.Helper()
 	stop := make(chan struct{})
 	res := make(chan e2e.LoadResult)
-	go func() { res <- e2e.Load(s.addr, "/hello.txt", 4, keepAlive, 1000000, stop) }()
+	go func() { res <- e2e.Load(s.Addr, "/hello.txt", 4, keepAlive, 1000000, stop) }()
 	time.Sleep(300 * time.Millisecond)
 	op()
 	time.Sleep(300 * time.Millisecond)
@@ -40,12 +40,12 @@ func underLoad(t *testing.T, s *server, keepAlive bool, op func()) e2e.LoadResul
 func TestRecycleIsARollingRestart(t *testing.T) {
 	for _, ka := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keepalive=%v", ka), func(t *testing.T) {
-			s := start(t, "")
+			s := e2e.StartServer(t, "")
 			old := e2e.Workers(s.PID())
-			good, _ := os.ReadFile(s.conf)
+			good, _ := os.ReadFile(s.Conf)
 			underLoad(t, s, ka, func() {
-				os.WriteFile(s.conf, []byte("this: is not\n  valid: [yaml"), 0o644)
-				defer os.WriteFile(s.conf, good, 0o644)
+				os.WriteFile(s.Conf, []byte("this: is not\n  valid: [yaml"), 0o644)
+				defer os.WriteFile(s.Conf, good, 0o644)
 				code, out, errOut := e2e.Run(t, s.Dir, nil, "-c", "pid_file="+s.Dir+"/run/phased.pid", "-k", "recycle")
 				if code != 0 || !strings.Contains(out, "2 children of generation 1 recycled") {
 					t.Fatalf("-k recycle: %d %s %s", code, out, errOut)
@@ -56,7 +56,7 @@ func TestRecycleIsARollingRestart(t *testing.T) {
 			if len(now) != 2 || slices.Contains(now, old[0]) || slices.Contains(now, old[1]) {
 				t.Fatalf("children %v after recycling %v", now, old)
 			}
-			if st := s.status(t); st["generation"].(float64) != 1 {
+			if st := s.Status(t); st["generation"].(float64) != 1 {
 				t.Fatalf("generation changed: %v", st["generation"])
 			}
 			// One at a time: each child's replacement is ready (and the
@@ -77,9 +77,9 @@ func TestRecycleIsARollingRestart(t *testing.T) {
 	}
 }
 
-// TestSignalOneChild is seed 000's operation done right: SIGTERM (or
-// SIGUSR1) to one child retires it gracefully, its replacement starts and is
-// ready before the child stops accepting, and the clients see nothing. The
+// TestSignalOneChild: SIGTERM (or SIGUSR1) sent by hand to one child
+// retires it gracefully, its replacement starts and is ready before the
+// child stops accepting, and the clients see nothing. The
 // server has one child, so a child that stopped accepting first would leave
 // nobody accepting until its replacement came up. min_spare_threads is 1 so
 // that the load (4 clients) never leaves the child short of idle threads:
@@ -89,7 +89,7 @@ func TestSignalOneChild(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1} {
 		for _, ka := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/keepalive=%v", sig, ka), func(t *testing.T) {
-				s := start(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 25, min_spare_threads: 1, max_spare_threads: 75}\n")
+				s := e2e.StartServer(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 25, min_spare_threads: 1, max_spare_threads: 75}\n")
 				kids := e2e.Workers(s.PID())
 				if len(kids) != 1 {
 					t.Fatalf("children %v, want one", kids)
@@ -122,27 +122,27 @@ func TestSignalOneChild(t *testing.T) {
 // the files are renamed, a graceful restart writes to new files at the
 // configured paths while the old generation finishes into the old ones.
 func TestGracefulRestartReopensLogs(t *testing.T) {
-	s := start(t, "", func(dir string) {
+	s := e2e.StartServer(t, "", func(dir string) {
 		os.MkdirAll(dir+"/logs", 0o755)
 	})
 	// The master in start() logs to stderr; this one logs to a file too.
-	conf := strings.Replace(config(s.addr, ""), "path: stderr", "path: logs/error.log", 1)
-	os.WriteFile(s.conf, []byte(conf), 0o644)
-	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+	conf := strings.Replace(e2e.Config(s.Addr, ""), "path: stderr", "path: logs/error.log", 1)
+	os.WriteFile(s.Conf, []byte(conf), 0o644)
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("graceful: %s", errOut)
 	}
 	for i := range 3 {
-		e2e.Get(s.url(fmt.Sprintf("/hello.txt?before=%d", i)))
+		e2e.Get(s.URL(fmt.Sprintf("/hello.txt?before=%d", i)))
 	}
 	for _, f := range []string{"access.log", "error.log"} {
 		if err := os.Rename(s.Dir+"/logs/"+f, s.Dir+"/logs/"+f+".1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("graceful: %s", errOut)
 	}
-	e2e.Get(s.url("/hello.txt?after=1"))
+	e2e.Get(s.URL("/hello.txt?after=1"))
 	time.Sleep(400 * time.Millisecond) // the access log flushes every 200 ms
 	access, _ := os.ReadFile(s.Dir + "/logs/access.log")
 	rotated, _ := os.ReadFile(s.Dir + "/logs/access.log.1")
@@ -164,7 +164,7 @@ func TestGracefulRestartReopensLogs(t *testing.T) {
 func TestBinaryUpgrade(t *testing.T) {
 	for _, how := range []string{"-k upgrade", "SIGUSR2"} {
 		t.Run(how, func(t *testing.T) {
-			s := start(t, "")
+			s := e2e.StartServer(t, "")
 			oldPID := s.PID()
 			var newPID int
 			t.Cleanup(func() {
@@ -176,7 +176,7 @@ func TestBinaryUpgrade(t *testing.T) {
 			})
 			// An unfinished request keeps one old child draining after the
 			// hand-over, for the new master to show.
-			held, err := net.Dial("tcp", s.addr)
+			held, err := net.Dial("tcp", s.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,14 +186,14 @@ func TestBinaryUpgrade(t *testing.T) {
 				if how == "SIGUSR2" {
 					s.Signal(t, syscall.SIGUSR2)
 				} else {
-					code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "upgrade")
+					code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "upgrade")
 					if code != 0 || !strings.Contains(out, "serving") {
 						t.Fatalf("-k upgrade: %d %s %s", code, out, errOut)
 					}
 					// The old master handed over its state: the new one
 					// numbers its generation on, shows the old children
 					// still draining, and its totals go on.
-					st := s.status(t)
+					st := s.Status(t)
 					draining := 0
 					for _, c := range st["children"].([]any) {
 						c := c.(map[string]any)
@@ -204,7 +204,7 @@ func TestBinaryUpgrade(t *testing.T) {
 					if st["generation"] != float64(2) || st["pid"] == float64(oldPID) || draining != 1 {
 						t.Fatalf("new master's status after the upgrade: %v", st)
 					}
-					_, metrics, _ := e2e.Get(s.url("/metrics"))
+					_, metrics, _ := e2e.Get(s.URL("/metrics"))
 					if !strings.Contains(metrics, `phased_children_events_total{event="spawned"} 4`+"\n") {
 						t.Fatalf("spawned total does not go on from the old master's (2 + 2):\n%s", metrics)
 					}
@@ -222,10 +222,10 @@ func TestBinaryUpgrade(t *testing.T) {
 			if s.Log.Count("binary upgrade: took over from the old master") != 1 {
 				t.Fatalf("new master did not log its take-over:\n%s", s.Log)
 			}
-			if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+			if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 				t.Fatalf("new master not serving: %d %v", code, err)
 			}
-			code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "stop")
+			code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "stop")
 			if code != 0 {
 				t.Fatalf("-k stop of the new master: %d %s", code, errOut)
 			}
@@ -237,10 +237,10 @@ func TestBinaryUpgrade(t *testing.T) {
 // TestFailedUpgradeKeepsTheOldMaster: the new binary cannot start (here its
 // configuration pass fails); the old master never stopped serving.
 func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
-	s := start(t, "hooks:\n  - {name: migrate, phase: post-config, exec: [./failing.sh]}\n", writeFailing(t))
+	s := e2e.StartServer(t, "hooks:\n  - {name: migrate, phase: post-config, exec: [./failing.sh]}\n", e2e.FailingScript(t))
 	e2e.WriteFile(t, s.Dir, "fail", "")
 	underLoad(t, s, false, func() {
-		code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "upgrade")
+		code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "upgrade")
 		if code != 1 || !strings.Contains(errOut, "binary upgrade failed") || !strings.Contains(errOut, `hook "migrate"`) ||
 			!strings.Contains(errOut, "old master keeps serving") {
 			t.Fatalf("-k upgrade: %d %s", code, errOut)
@@ -249,7 +249,7 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 	if s.Exited() {
 		t.Fatal("old master exited")
 	}
-	st := s.status(t)
+	st := s.Status(t)
 	if int(st["pid"].(float64)) != s.PID() {
 		t.Fatalf("status answered by pid %v, want %d", st["pid"], s.PID())
 	}
@@ -262,11 +262,11 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 // SIGKILL, and the master says so. Apache has no bound on a graceful
 // restart.
 func TestDrainIsBoundedAndCounted(t *testing.T) {
-	s := start(t, "graceful_shutdown_timeout: 1s\n")
+	s := e2e.StartServer(t, "graceful_shutdown_timeout: 1s\n")
 	kids := e2e.Workers(s.PID())
 	// A request whose headers never end holds a connection on some child
 	// (read_header is 10s, past the bound).
-	c, err := net.Dial("tcp", s.addr)
+	c, err := net.Dial("tcp", s.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestDrainIsBoundedAndCounted(t *testing.T) {
 			State string `json:"state"`
 		} `json:"workers"`
 	}
-	_, js, _ := e2e.Get(s.url("/server-status?json"))
+	_, js, _ := e2e.Get(s.URL("/server-status?json"))
 	json.Unmarshal([]byte(js), &st)
 	var holder int
 	for _, w := range st.Workers {
@@ -301,7 +301,7 @@ func TestDrainIsBoundedAndCounted(t *testing.T) {
 	t.Cleanup(func() { e2e.Kill(t, stuck, syscall.SIGKILL) })
 
 	began := time.Now()
-	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("graceful: %s", errOut)
 	}
 	e2e.WaitGone(t, []int{holder}, 5*time.Second)
@@ -312,7 +312,7 @@ func TestDrainIsBoundedAndCounted(t *testing.T) {
 	if d := time.Since(began); d < time.Second {
 		t.Fatalf("the holding child was gone after %s, before graceful_shutdown_timeout", d)
 	}
-	if _, m, _ := e2e.Get(s.url("/metrics")); !strings.Contains(m, "phased_connections_cut_total 1\n") {
+	if _, m, _ := e2e.Get(s.URL("/metrics")); !strings.Contains(m, "phased_connections_cut_total 1\n") {
 		t.Fatalf("the cut connection is not counted in /metrics:\n%s", m)
 	}
 	e2e.WaitGone(t, []int{stuck}, 12*time.Second)
@@ -320,7 +320,7 @@ func TestDrainIsBoundedAndCounted(t *testing.T) {
 	if len(late) != 2 || late[0]["signal"] != "interrupt" || late[1]["signal"] != "killed" {
 		t.Fatalf("escalation records %v, want SIGINT then SIGKILL\n%s", late, s.Log)
 	}
-	if code, _, _ := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, _ := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("the new generation does not serve: %d", code)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"io"
@@ -70,7 +70,7 @@ func TestAccessLogFormats(t *testing.T) {
 			s := startWithAccessLog(t, format)
 			for i := range reqs {
 				r := &reqs[i]
-				resp := rawRequest(t, s.addr, r.raw)
+				resp := rawRequest(t, s.Addr, r.raw)
 				if !strings.HasPrefix(resp, "HTTP/1.1 "+r.status+" ") {
 					t.Fatalf("%s: %q", r.line, resp)
 				}
@@ -106,13 +106,13 @@ func TestAccessLogFormats(t *testing.T) {
 
 // startWithAccessLog starts a master like start does, with the access log
 // in format.
-func startWithAccessLog(t *testing.T, format string) *server {
+func startWithAccessLog(t *testing.T, format string) *e2e.Server {
 	t.Helper()
 	dir := t.TempDir()
 	addr := e2e.FreePort(t)
 	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	cfg := config(addr, "")
+	cfg := e2e.Config(addr, "")
 	const plain = "access_log: {path: logs/access.log}"
 	if !strings.Contains(cfg, plain) {
 		t.Fatalf("the test config has no %q:\n%s", plain, cfg)
@@ -121,7 +121,7 @@ func startWithAccessLog(t *testing.T, format string) *server {
 	conf := e2e.WriteFile(t, dir, "phased.yaml", cfg)
 	p := e2e.Start(t, dir, nil, "-f", conf)
 	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
-	return &server{Proc: p, addr: addr, conf: conf}
+	return &e2e.Server{Proc: p, Addr: addr, Conf: conf}
 }
 
 // rawRequest sends raw on a new connection and returns all it reads back.

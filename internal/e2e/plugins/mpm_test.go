@@ -1,4 +1,4 @@
-package main
+package plugins
 
 import (
 	"fmt"
@@ -13,23 +13,23 @@ import (
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
-// The MPM plugin of these tests, cmd/phased/testdata/faultmpm, keeps two
-// worker children; its Maintain hangs while MPM_HANG exists in server_root,
-// and it exits at start while MPM_CRASH_AT_START does. The first Maintain
-// each process answers logs "faultmpm maintains" with its pid.
+// The MPM plugin of these tests, testdata/faultmpm, keeps two worker
+// children; its Maintain hangs while MPM_HANG exists in server_root, and it
+// exits at start while MPM_CRASH_AT_START does. The first Maintain each
+// process answers logs "faultmpm maintains" with its pid.
 
 // startFaultMPM starts a master on faultmpm and returns it with the pid of
 // the plugin process that maintains it.
-func startFaultMPM(t *testing.T) (*server, string, int) {
+func startFaultMPM(t *testing.T) (*e2e.Server, string, int) {
 	t.Helper()
-	bin := e2e.Build(t, "./cmd/phased/testdata/faultmpm")
-	s := startMPM(t, "mpm: {name: "+bin+"}\n")
+	bin := e2e.Build(t, "./internal/e2e/plugins/testdata/faultmpm")
+	s := e2e.StartMPM(t, "mpm: {name: "+bin+"}\n")
 	return s, bin, waitMaintainer(t, s, 1)
 }
 
 // waitMaintainer waits for the nth "faultmpm maintains" record and returns
 // the plugin pid it names.
-func waitMaintainer(t *testing.T, s *server, n int) int {
+func waitMaintainer(t *testing.T, s *e2e.Server, n int) int {
 	t.Helper()
 	s.Log.Wait(t, `"msg":"faultmpm maintains"`, n, 10*time.Second)
 	var pid int
@@ -39,7 +39,7 @@ func waitMaintainer(t *testing.T, s *server, n int) int {
 
 // poll fetches /hello.txt every 50 ms until stop is closed, and sends how
 // many requests failed (anything but a 200) and the first failure.
-func poll(s *server, stop <-chan struct{}) <-chan string {
+func poll(s *e2e.Server, stop <-chan struct{}) <-chan string {
 	out := make(chan string, 1)
 	go func() {
 		fails, n, first := 0, 0, ""
@@ -51,7 +51,7 @@ func poll(s *server, stop <-chan struct{}) <-chan string {
 			case <-time.After(50 * time.Millisecond):
 			}
 			n++
-			if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+			if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 				if fails++; first == "" {
 					first = fmt.Sprintf("(first: %d %v)", code, err)
 				}
@@ -78,17 +78,17 @@ func clientSawNoFailure(t *testing.T, stop chan struct{}, res <-chan string) {
 func TestMPMMaintainNeverAnswers(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
-		wedge func(t *testing.T, s *server, pid int)
-		heal  func(t *testing.T, s *server)
+		wedge func(t *testing.T, s *e2e.Server, pid int)
+		heal  func(t *testing.T, s *e2e.Server)
 	}{
-		{"call hangs", func(t *testing.T, s *server, _ int) { e2e.WriteFile(t, s.Dir, "MPM_HANG", "") },
-			func(t *testing.T, s *server) { os.Remove(filepath.Join(s.Dir, "MPM_HANG")) }},
-		{"process stopped", func(t *testing.T, _ *server, pid int) { e2e.Kill(t, pid, syscall.SIGSTOP) },
-			func(*testing.T, *server) {}},
+		{"call hangs", func(t *testing.T, s *e2e.Server, _ int) { e2e.WriteFile(t, s.Dir, "MPM_HANG", "") },
+			func(t *testing.T, s *e2e.Server) { os.Remove(filepath.Join(s.Dir, "MPM_HANG")) }},
+		{"process stopped", func(t *testing.T, _ *e2e.Server, pid int) { e2e.Kill(t, pid, syscall.SIGSTOP) },
+			func(*testing.T, *e2e.Server) {}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, bin, first := startFaultMPM(t)
-			kids := sortedInts(e2e.Workers(s.PID()))
+			kids := e2e.Sorted(e2e.Workers(s.PID()))
 			stop := make(chan struct{})
 			res := poll(s, stop)
 			// The master's event loop never waits for the plugin: while each
@@ -102,7 +102,7 @@ func TestMPMMaintainNeverAnswers(t *testing.T) {
 				var took []time.Duration
 				for range 9 {
 					began := time.Now()
-					s.status(t)
+					s.Status(t)
 					took = append(took, time.Since(began).Round(time.Millisecond))
 					time.Sleep(100 * time.Millisecond)
 				}
@@ -137,7 +137,7 @@ func TestMPMMaintainNeverAnswers(t *testing.T) {
 				t.Fatalf("maintained by pid %d after the relaunch, want a new live process (was %d)", next, first)
 			}
 			clientSawNoFailure(t, stop, res)
-			if now := sortedInts(e2e.Workers(s.PID())); !slices.Equal(now, kids) {
+			if now := e2e.Sorted(e2e.Workers(s.PID())); !slices.Equal(now, kids) {
 				t.Fatalf("children changed from %v to %v", kids, now)
 			}
 		})
@@ -186,4 +186,29 @@ func TestMPMRelaunchBacksOff(t *testing.T) {
 		t.Fatalf("maintained by the killed pid %d", first)
 	}
 	clientSawNoFailure(t, stop, res)
+}
+
+// TestMPMPluginCrashIsSurvived: the MPM runs as a plugin process; killed,
+// it is relaunched while the children keep serving, and maintenance goes on.
+func TestMPMPluginCrashIsSurvived(t *testing.T) {
+	s := e2e.StartMPM(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n")
+	plugins := e2e.Plugins(s.PID())
+	if len(plugins) != 1 {
+		t.Fatalf("%d MPM plugin processes, want 1", len(plugins))
+	}
+	e2e.Kill(t, plugins[0], syscall.SIGKILL)
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
+		t.Fatalf("not serving without its MPM: %d %v", code, err)
+	}
+	s.Log.Wait(t, "MPM plugin relaunched", 1, 10*time.Second)
+	recs := s.Log.Records("MPM plugin exited; children keep serving, relaunching it")
+	if len(recs) != 1 || recs[0]["level"] != "NOTICE" {
+		t.Fatalf("notice: %v", recs)
+	}
+	if now := e2e.Plugins(s.PID()); len(now) != 1 || now[0] == plugins[0] {
+		t.Fatalf("plugin processes after the relaunch: %v (killed %d)", now, plugins[0])
+	}
+	// The relaunched MPM still maintains: held connections make it grow.
+	e2e.HoldConnections(t, s.Addr, 3)
+	s.WaitChildren(t, 3, 10*time.Second)
 }

@@ -1,4 +1,4 @@
-package main
+package plugins
 
 import (
 	"bytes"
@@ -14,15 +14,15 @@ import (
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
-// The hook plugin of these tests, cmd/phased/testdata/tracehook, appends
-// "plugin PHASE PASS GENERATION pid=PID" to trace.log in server_root for
-// every phase it runs, and "KIND pid=P slot=S generation=G status=S" to
-// events.log for every child event. HANG-PHASE and CRASH-PHASE files there
-// make that phase hang or crash.
+// The hook plugin of these tests, testdata/tracehook, appends "plugin PHASE
+// PASS GENERATION pid=PID" to trace.log in server_root for every phase it
+// runs, and "KIND pid=P slot=S generation=G status=S" to events.log for
+// every child event. HANG-PHASE and CRASH-PHASE files there make that phase
+// hang or crash.
 
 func traceHook(t *testing.T) string {
 	t.Helper()
-	return e2e.Build(t, "./cmd/phased/testdata/tracehook")
+	return e2e.Build(t, "./internal/e2e/plugins/testdata/tracehook")
 }
 
 // pluginLine is one "plugin ..." line of trace.log.
@@ -37,7 +37,7 @@ type pluginLine struct {
 func pluginLines(t *testing.T, dir string) []pluginLine {
 	t.Helper()
 	var out []pluginLine
-	for i, l := range readTrace(t, dir) {
+	for i, l := range e2e.ReadTrace(t, dir) {
 		var p pluginLine
 		if n, _ := fmt.Sscanf(l, "plugin %s %d %d pid=%d", &p.phase, &p.pass, &p.gen, &p.pid); n == 4 {
 			p.traceIndex = i
@@ -58,7 +58,7 @@ func waitPluginLine(t *testing.T, dir, phase string, pass int) pluginLine {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no plugin trace of %s at pass %d:\n%s", phase, pass, strings.Join(readTrace(t, dir), "\n"))
+			t.Fatalf("no plugin trace of %s at pass %d:\n%s", phase, pass, strings.Join(e2e.ReadTrace(t, dir), "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -114,7 +114,7 @@ func waitEvent(t *testing.T, dir string, not []int, want ...string) string {
 // stop, the shutdown phase runs once, in the current pass's plugin.
 func TestHookPluginRelaunchedEveryPass(t *testing.T) {
 	bin := traceHook(t)
-	s := start(t, "hooks:\n  - {name: tracer, plugin: "+bin+", phase: post-config}\n  - {name: farewell, plugin: "+bin+", phase: shutdown}\n")
+	s := e2e.StartServer(t, "hooks:\n  - {name: tracer, plugin: "+bin+", phase: post-config}\n  - {name: farewell, plugin: "+bin+", phase: shutdown}\n")
 	p1 := waitPluginLine(t, s.Dir, "post-config", 1)
 	p2 := waitPluginLine(t, s.Dir, "post-config", 2)
 	if p1.pid == p2.pid || p1.gen != 1 || p2.gen != 1 {
@@ -130,7 +130,7 @@ func TestHookPluginRelaunchedEveryPass(t *testing.T) {
 		t.Fatalf("MPM plugin processes %v, want 1", mpm1)
 	}
 
-	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
 	}
 	p3 := waitPluginLine(t, s.Dir, "post-config", 3)
@@ -172,7 +172,7 @@ func TestHookPluginRelaunchedEveryPass(t *testing.T) {
 // replacement was spawned.
 func TestHookPluginSeesChildExit(t *testing.T) {
 	bin := traceHook(t)
-	s := start(t, "hooks:\n  - {name: tracer, plugin: "+bin+", phase: post-config}\n")
+	s := e2e.StartServer(t, "hooks:\n  - {name: tracer, plugin: "+bin+", phase: post-config}\n")
 	kids := e2e.Workers(s.PID())
 	if len(kids) != 2 {
 		t.Fatalf("%d children, want 2", len(kids))
@@ -190,7 +190,7 @@ func TestHookPluginSeesChildExit(t *testing.T) {
 	var slot int
 	fmt.Sscanf(line[strings.Index(line, "slot="):], "slot=%d", &slot)
 	waitEvent(t, s.Dir, kids, "spawned", fmt.Sprintf("slot=%d generation=1", slot)) // its replacement
-	if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("GET: %d %v", code, err)
 	}
 }
@@ -204,23 +204,23 @@ func TestPluginAndExecHooksOrdered(t *testing.T) {
 		e2e.WriteFile(t, dir, "mark.sh", "#!/bin/sh\necho \"exec $1 $PHASED_PHASE $PHASED_PASS\" >> \"$(dirname \"$0\")/trace.log\"\n")
 		os.Chmod(filepath.Join(dir, "mark.sh"), 0o755)
 	}
-	s := start(t, `hooks:
+	s := e2e.StartServer(t, `hooks:
   - {name: late, phase: post-config, exec: [./mark.sh, late], order: last, before: [tracer]}
   - {name: tracer, phase: post-config, plugin: `+bin+`}
   - {name: early, phase: post-config, exec: [./mark.sh, early], order: first}
   - {name: follower, phase: post-config, exec: [./mark.sh, follower], order: really-first, after: [tracer]}
 `, mark)
-	code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-S")
+	code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-S")
 	if code != 0 || !strings.Contains(out, "# post-config: early (first) -> late (last) -> tracer (middle) -> follower (really-first)") {
 		t.Fatalf("-S: %d\n%s\n%s", code, out, errOut)
 	}
-	tr := readTrace(t, s.Dir)
+	tr := e2e.ReadTrace(t, s.Dir)
 	for i, l := range tr {
 		if strings.HasPrefix(l, "plugin ") {
 			tr[i] = strings.Join(strings.Fields(l)[:4], " ") // without the pid
 		}
 	}
-	eq(t, "post-config, passes 1 and 2", tr, []string{
+	e2e.EqualLines(t, "post-config, passes 1 and 2", tr, []string{
 		"exec early post-config 1", "exec late post-config 1", "plugin post-config 1 1", "exec follower post-config 1",
 		"exec early post-config 2", "exec late post-config 2", "plugin post-config 2 1", "exec follower post-config 2",
 	})
@@ -239,7 +239,7 @@ func TestHookPluginTimeout(t *testing.T) {
 		dir := t.TempDir()
 		os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 		e2e.WriteFile(t, dir, "HANG-post-config", "")
-		conf := e2e.WriteFile(t, dir, "phased.yaml", config(e2e.FreePort(t), hooks))
+		conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(e2e.FreePort(t), hooks))
 		start := time.Now()
 		code, _, errOut := e2e.Run(t, dir, nil, "-f", conf)
 		if code != 1 || !strings.Contains(errOut, want) {
@@ -255,22 +255,22 @@ func TestHookPluginTimeout(t *testing.T) {
 	})
 
 	t.Run("graceful", func(t *testing.T) {
-		s := start(t, hooks)
-		kids := sortedInts(e2e.Workers(s.PID()))
+		s := e2e.StartServer(t, hooks)
+		kids := e2e.Sorted(e2e.Workers(s.PID()))
 		e2e.WriteFile(t, s.Dir, "HANG-post-config", "")
-		code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful")
+		code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
 		if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "old generation keeps serving") {
 			t.Fatalf("-k graceful: exit %d %s", code, errOut)
 		}
 		e2e.WaitGone(t, []int{waitPluginLine(t, s.Dir, "post-config", 3).pid}, 3*time.Second)
-		if now := sortedInts(e2e.Workers(s.PID())); !slices.Equal(now, kids) {
+		if now := e2e.Sorted(e2e.Workers(s.PID())); !slices.Equal(now, kids) {
 			t.Fatalf("children changed from %v to %v", kids, now)
 		}
-		if code, _, err := e2e.Get(s.url("/hello.txt")); code != 200 {
+		if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 			t.Fatalf("not serving after the failed restart: %d %v", code, err)
 		}
 		os.Remove(filepath.Join(s.Dir, "HANG-post-config"))
-		if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+		if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 			t.Fatalf("restart once the plugin answers: %d %s", code, errOut)
 		}
 	})
@@ -304,13 +304,13 @@ func TestKilledMasterLeavesNoPlugin(t *testing.T) {
 		dir := t.TempDir()
 		os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 		e2e.WriteFile(t, dir, "HANG-post-config", "")
-		conf := e2e.WriteFile(t, dir, "phased.yaml", config(e2e.FreePort(t), hooks))
+		conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(e2e.FreePort(t), hooks))
 		p := e2e.Start(t, dir, nil, "-f", conf)
 		check(t, p, waitPluginLine(t, dir, "post-config", 1).pid)
 	})
 
 	t.Run("serving", func(t *testing.T) {
-		s := start(t, hooks)
+		s := e2e.StartServer(t, hooks)
 		if len(e2e.Workers(s.PID())) == 0 {
 			t.Fatal("no children")
 		}
@@ -335,7 +335,7 @@ func TestPluginEnvironmentIsClean(t *testing.T) {
 	addr := e2e.FreePort(t)
 	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	conf := e2e.WriteFile(t, dir, "phased.yaml", config(addr, "hooks:\n  - {name: tracer, plugin: "+bin+", phase: post-config}\n"))
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "hooks:\n  - {name: tracer, plugin: "+bin+", phase: post-config}\n"))
 	p := e2e.Start(t, dir, []string{"FOO_SECRET=hunter2", "LANG=C.UTF-8"}, "-f", conf)
 	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 	master, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID()))

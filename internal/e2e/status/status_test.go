@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"encoding/json"
@@ -17,9 +17,9 @@ import (
 )
 
 func TestServerStatus(t *testing.T) {
-	s := start(t, "")
+	s := e2e.StartServer(t, "")
 	for range 5 {
-		e2e.Get(s.url("/hello.txt"))
+		e2e.Get(s.URL("/hello.txt"))
 	}
 	values := autoLikeApache(t, s, "worker")
 	if n, _ := strconv.Atoi(values["Total Accesses"]); n < 5 || values["IdleWorkers"] == "0" ||
@@ -28,11 +28,11 @@ func TestServerStatus(t *testing.T) {
 	}
 
 	var st map[string]any
-	code, body, _ := e2e.Get(s.url("/server-status?json"))
+	code, body, _ := e2e.Get(s.URL("/server-status?json"))
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st["mpm"] != "worker" || st["processes"].(float64) != 2 {
 		t.Fatalf("?json: %d %s", code, body)
 	}
-	code, body, _ = e2e.Get(s.url("/server-status"))
+	code, body, _ = e2e.Get(s.URL("/server-status"))
 	// The page's own request is being written: a W on the board.
 	if code != 200 || !strings.Contains(body, `<pre id="scoreboard">`) || !strings.Contains(body, "W") ||
 		!strings.Contains(body, "GET /server-status HTTP/1.1") {
@@ -40,12 +40,12 @@ func TestServerStatus(t *testing.T) {
 	}
 
 	// Only the allowed networks may read it.
-	closed := start(t, "status: {allow: [\"10.0.0.0/8\"]}\n")
-	if code, _, _ := e2e.Get(closed.url("/server-status?auto")); code != 403 {
+	closed := e2e.StartServer(t, "status: {allow: [\"10.0.0.0/8\"]}\n")
+	if code, _, _ := e2e.Get(closed.URL("/server-status?auto")); code != 403 {
 		t.Fatalf("from a network not allowed: %d, want 403", code)
 	}
-	off := start(t, "status: {path: \"\"}\n")
-	if code, _, _ := e2e.Get(off.url("/server-status")); code != 404 {
+	off := e2e.StartServer(t, "status: {path: \"\"}\n")
+	if code, _, _ := e2e.Get(off.URL("/server-status")); code != 404 {
 		t.Fatalf("with the page off: %d, want 404", code)
 	}
 }
@@ -121,7 +121,7 @@ func parseAuto(t *testing.T, page string) (host string, keys []string, values ma
 // the keys Apache prints from then on are due) and checks it against
 // Apache's capture for mpm: the same keys in the same order, and every
 // value in Apache's shape. It returns the values.
-func autoLikeApache(t *testing.T, s *server, mpm string) map[string]string {
+func autoLikeApache(t *testing.T, s *e2e.Server, mpm string) map[string]string {
 	t.Helper()
 	fixture, err := os.ReadFile("testdata/apache-status/apache-auto-" + mpm + ".txt")
 	if err != nil {
@@ -139,7 +139,7 @@ func autoLikeApache(t *testing.T, s *server, mpm string) map[string]string {
 	}
 	var page string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, body, err := e2e.Get(s.url("/server-status?auto"))
+		code, body, err := e2e.Get(s.URL("/server-status?auto"))
 		if err != nil || code != 200 {
 			t.Fatalf("?auto: %d %v", code, err)
 		}
@@ -170,7 +170,7 @@ func autoLikeApache(t *testing.T, s *server, mpm string) map[string]string {
 // async block, in Apache's order, and counts the connections the children
 // hold: an idle keep-alive connection is one, held without a worker.
 func TestServerStatusAutoEvent(t *testing.T) {
-	s := start(t, `mpm:
+	s := e2e.StartServer(t, `mpm:
   name: event
   start_servers: 2
   threads_per_child: 25
@@ -180,7 +180,7 @@ func TestServerStatusAutoEvent(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 	for range 3 { // one keep-alive connection, left idle
-		resp, err := client.Get(s.url("/hello.txt"))
+		resp, err := client.Get(s.URL("/hello.txt"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,11 +201,11 @@ func metricLine(body, line string) bool { return strings.Contains(body, line+"\n
 
 // waitMetrics reads s's /metrics until it has every line of want, and
 // returns it.
-func waitMetrics(t *testing.T, s *server, within time.Duration, want ...string) string {
+func waitMetrics(t *testing.T, s *e2e.Server, within time.Duration, want ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		_, body, _ := e2e.Get(s.url("/metrics"))
+		_, body, _ := e2e.Get(s.URL("/metrics"))
 		missing := ""
 		for _, w := range want {
 			if !metricLine(body, w) {
@@ -239,11 +239,11 @@ func metricValue(body, name string) float64 {
 
 // waitMetricAtLeast reads s's /metrics until the series name (with its
 // labels) is at least min, and returns the page.
-func waitMetricAtLeast(t *testing.T, s *server, within time.Duration, name string, min float64) string {
+func waitMetricAtLeast(t *testing.T, s *e2e.Server, within time.Duration, name string, min float64) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		_, body, _ := e2e.Get(s.url("/metrics"))
+		_, body, _ := e2e.Get(s.URL("/metrics"))
 		if metricValue(body, name) >= min {
 			return body
 		}
@@ -259,11 +259,11 @@ func waitMetricAtLeast(t *testing.T, s *server, within time.Duration, name strin
 // counters come from the master and never reset, each recycle and exit is
 // counted under its cause, children under their generation.
 func TestMetrics(t *testing.T) {
-	s := start(t, "")
+	s := e2e.StartServer(t, "")
 	// Children by state and the accept-queue figures are published as they
 	// change, not on the master's next one-second tick: the first read sees
 	// them.
-	code, body, err := e2e.Get(s.url("/metrics"))
+	code, body, err := e2e.Get(s.URL("/metrics"))
 	if err != nil || code != 200 {
 		t.Fatalf("/metrics: %d %v", code, err)
 	}
@@ -277,7 +277,7 @@ func TestMetrics(t *testing.T) {
 		`phased_children_by_state{generation="1",state="ready"} 2`,
 		`phased_children_by_state{generation="1",state="starting"} 0`,
 		`phased_children_by_state{generation="1",state="retiring"} 0`,
-		`phased_listen_queue_limit{listener="` + s.addr + `"} 511`,
+		`phased_listen_queue_limit{listener="` + s.Addr + `"} 511`,
 		`phased_children_recycled_total{cause="max_connections"} 0`,
 		`phased_children_recycled_total{cause="max_memory"} 0`,
 		`phased_children_recycled_total{cause="signal"} 0`,
@@ -306,7 +306,7 @@ func TestMetrics(t *testing.T) {
 		`phased_children_spawned_total 3`,
 		`phased_children_by_state{generation="1",state="ready"} 2`)
 
-	// A SIGUSR1 by hand to one child (seed 000's experiment): it retires
+	// A SIGUSR1 by hand to one child, as an operator sends it: it retires
 	// for a signal, after its replacement is ready.
 	e2e.Kill(t, kids[1], syscall.SIGUSR1)
 	waitMetrics(t, s, 10*time.Second,
@@ -316,7 +316,7 @@ func TestMetrics(t *testing.T) {
 		`phased_children_spawned_total 4`,
 		`phased_children_by_state{generation="1",state="ready"} 2`)
 
-	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "recycle"); code != 0 {
+	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "recycle"); code != 0 {
 		t.Fatalf("-k recycle: %d %s %s", code, out, errOut)
 	}
 	waitMetrics(t, s, 10*time.Second,
@@ -325,7 +325,7 @@ func TestMetrics(t *testing.T) {
 		`phased_children_exited_total{cause="normal"} 3`,
 		`phased_children_spawned_total 6`)
 
-	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.conf, "-k", "graceful"); code != 0 {
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("graceful: %s", errOut)
 	}
 	body = waitMetrics(t, s, 10*time.Second,
@@ -338,8 +338,8 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(body, `phased_children_by_state{generation="1"`) {
 		t.Fatalf("generation 1 has no child left, yet:\n%s", body)
 	}
-	closed := start(t, "status: {allow: [\"10.0.0.0/8\"]}\n")
-	if code, _, _ := e2e.Get(closed.url("/metrics")); code != 403 {
+	closed := e2e.StartServer(t, "status: {allow: [\"10.0.0.0/8\"]}\n")
+	if code, _, _ := e2e.Get(closed.URL("/metrics")); code != 403 {
 		t.Fatalf("/metrics from a network not allowed: %d", code)
 	}
 }
@@ -351,7 +351,7 @@ func TestMetrics(t *testing.T) {
 func TestMetricsRecycleCauses(t *testing.T) {
 	t.Run("mpm and max_connections", func(t *testing.T) {
 		// Three children of 25 threads: 75 idle, above max_spare_threads.
-		s := start(t, `mpm:
+		s := e2e.StartServer(t, `mpm:
   name: worker
   start_servers: 3
   threads_per_child: 25
@@ -361,7 +361,7 @@ func TestMetricsRecycleCauses(t *testing.T) {
 `)
 		waitMetrics(t, s, 10*time.Second, `phased_children_recycled_total{cause="mpm"} 1`)
 		for range 12 { // a new connection each
-			e2e.Get(s.url("/hello.txt"))
+			e2e.Get(s.URL("/hello.txt"))
 		}
 		body := waitMetricAtLeast(t, s, 10*time.Second, `phased_children_recycled_total{cause="max_connections"}`, 1)
 		if !metricLine(body, `phased_children_recycled_total{cause="signal"} 0`) ||
@@ -372,7 +372,7 @@ func TestMetricsRecycleCauses(t *testing.T) {
 		}
 	})
 	t.Run("max_memory", func(t *testing.T) {
-		s := start(t, `mpm:
+		s := e2e.StartServer(t, `mpm:
   name: worker
   start_servers: 1
   threads_per_child: 25
@@ -390,7 +390,7 @@ func TestMetricsRecycleCauses(t *testing.T) {
 	t.Run("child_init", func(t *testing.T) {
 		// The first child to run the hook fails it (mkdir is atomic); the
 		// master replaces it.
-		s := start(t, `hooks:
+		s := e2e.StartServer(t, `hooks:
   - name: once
     phase: child-init
     exec: ["/bin/sh", "-c", "mkdir failed-once 2>/dev/null && exit 1; exit 0"]
@@ -407,7 +407,7 @@ func TestMetricsRecycleCauses(t *testing.T) {
 // queue each second; once the child is free again, /metrics and ?json
 // show the deepest queue it saw.
 func TestMetricsAcceptQueue(t *testing.T) {
-	s := start(t, `mpm:
+	s := e2e.StartServer(t, `mpm:
   name: prefork
   start_servers: 1
   min_spare_servers: 1
@@ -416,8 +416,8 @@ func TestMetricsAcceptQueue(t *testing.T) {
   max_request_workers: 1
 timeouts: {read_header: 30s}
 `)
-	e2e.WaitServing(t, s.url("/hello.txt"), 5*time.Second)
-	stuck, err := net.Dial("tcp", s.addr)
+	e2e.WaitServing(t, s.URL("/hello.txt"), 5*time.Second)
+	stuck, err := net.Dial("tcp", s.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ timeouts: {read_header: 30s}
 	time.Sleep(200 * time.Millisecond)                              // until the child took it
 	var queued []net.Conn
 	for range 3 {
-		c, err := net.Dial("tcp", s.addr)
+		c, err := net.Dial("tcp", s.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,13 +443,13 @@ timeouts: {read_header: 30s}
 	if b, _ := io.ReadAll(stuck); !strings.Contains(string(b), "200 OK") {
 		t.Fatalf("the held request: %q", b)
 	}
-	body := waitMetrics(t, s, 10*time.Second, `phased_listen_queue_max{listener="`+s.addr+`"} 3`)
-	if n := metricValue(body, `phased_listen_queue{listener="`+s.addr+`"}`); n != 3 && n != 0 {
+	body := waitMetrics(t, s, 10*time.Second, `phased_listen_queue_max{listener="`+s.Addr+`"} 3`)
+	if n := metricValue(body, `phased_listen_queue{listener="`+s.Addr+`"}`); n != 3 && n != 0 {
 		t.Fatalf("phased_listen_queue is %v, want the last sample, 3 or (drained) 0:\n%s", n, body)
 	}
 	// The next sample sees the queue drained; the deepest stays.
-	waitMetrics(t, s, 5*time.Second, `phased_listen_queue{listener="`+s.addr+`"} 0`, `phased_listen_queue_max{listener="`+s.addr+`"} 3`)
-	_, js, _ := e2e.Get(s.url("/server-status?json"))
+	waitMetrics(t, s, 5*time.Second, `phased_listen_queue{listener="`+s.Addr+`"} 0`, `phased_listen_queue_max{listener="`+s.Addr+`"} 3`)
+	_, js, _ := e2e.Get(s.URL("/server-status?json"))
 	var st struct {
 		MaxListenQueue int `json:"max_listen_queue"`
 	}
@@ -463,11 +463,11 @@ timeouts: {read_header: 30s}
 // ?json carries PHP-FPM's pool fields, the listen queue's limit from the
 // start (not only after a maintenance tick).
 func TestRequestDurationsAndPHPFPMFields(t *testing.T) {
-	s := start(t, "status: {slow_request: 1ns}\n")
+	s := e2e.StartServer(t, "status: {slow_request: 1ns}\n")
 	for range 10 {
-		e2e.Get(s.url("/hello.txt"))
+		e2e.Get(s.URL("/hello.txt"))
 	}
-	_, body, _ := e2e.Get(s.url("/metrics"))
+	_, body, _ := e2e.Get(s.URL("/metrics"))
 	count := regexp.MustCompile(`(?m)^phased_request_duration_seconds_count (\d+)$`).FindStringSubmatch(body)
 	slow := regexp.MustCompile(`(?m)^phased_slow_requests_total (\d+)$`).FindStringSubmatch(body)
 	accepted := regexp.MustCompile(`(?m)^phased_connections_accepted_total (\d+)$`).FindStringSubmatch(body)
@@ -484,7 +484,7 @@ func TestRequestDurationsAndPHPFPMFields(t *testing.T) {
 	if !strings.Contains(body, `phased_request_duration_seconds_bucket{le="0.005"}`) {
 		t.Fatalf("no buckets:\n%s", body)
 	}
-	_, js, _ := e2e.Get(s.url("/server-status?json"))
+	_, js, _ := e2e.Get(s.URL("/server-status?json"))
 	var st struct {
 		Accepted  uint64 `json:"accepted_conn"`
 		Slow      uint64 `json:"slow_requests"`
@@ -495,7 +495,7 @@ func TestRequestDurationsAndPHPFPMFields(t *testing.T) {
 		} `json:"listeners"`
 	}
 	if err := json.Unmarshal([]byte(js), &st); err != nil || st.Accepted < 11 || st.Slow < 10 || st.QueueLen != 511 ||
-		len(st.Listeners) != 1 || st.Listeners[0].Addr != s.addr {
+		len(st.Listeners) != 1 || st.Listeners[0].Addr != s.Addr {
 		t.Fatalf("?json PHP-FPM fields: %+v %v\n%s", st, err, js)
 	}
 }

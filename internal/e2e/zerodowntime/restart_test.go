@@ -1,0 +1,127 @@
+package zerodowntime
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/e2e"
+)
+
+func TestGracefulRestartUnderLoadLosesNothing(t *testing.T) {
+	for _, ka := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keepalive=%v", ka), func(t *testing.T) {
+			s := e2e.StartServer(t, "")
+			stop := make(chan struct{})
+			res := make(chan e2e.LoadResult)
+			go func() { res <- e2e.Load(s.Addr, "/hello.txt", 4, ka, 200000, stop) }()
+			time.Sleep(300 * time.Millisecond)
+			// One of each: -k graceful, HUP, USR1.
+			for i := range 3 {
+				if i == 1 {
+					s.Signal(t, syscall.SIGHUP)
+				} else if i == 2 {
+					s.Signal(t, syscall.SIGUSR1)
+				} else {
+					code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
+					if code != 0 {
+						t.Fatalf("-k graceful: exit %d %s %s", code, out, errOut)
+					}
+				}
+				s.Log.Wait(t, "graceful restart done", i+1, 15*time.Second)
+				time.Sleep(300 * time.Millisecond)
+			}
+			// Let the last old generation finish draining under load.
+			s.Log.Wait(t, `"generation finished"`, 3, 15*time.Second)
+			close(stop)
+			r := <-res
+			t.Logf("load: %s", r)
+			if r.Errors != 0 || r.Non2xx != 0 || r.Requests < 100 {
+				t.Fatalf("load during graceful restarts: %s\nlog:\n%s", r, s.Log)
+			}
+			kids := e2e.Workers(s.PID())
+			if len(kids) != 2 {
+				t.Fatalf("%d children after restarts, want 2", len(kids))
+			}
+		})
+	}
+}
+
+func TestBadConfigOnGracefulKeepsServing(t *testing.T) {
+	s := e2e.StartServer(t, "")
+	kids := e2e.Workers(s.PID())
+	os.WriteFile(s.Conf, []byte(e2e.Config(s.Addr, "bogus_key: 1\n")), 0o644)
+	// The client reads the same file to find the control socket, so it
+	// reports the error itself...
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
+	if code != 1 || !strings.Contains(errOut, "bogus_key") {
+		t.Fatalf("-k graceful with a bad config: exit %d %q", code, errOut)
+	}
+	// ...and pointed at the socket directly, the master re-reads its own
+	// file, fails the pass and keeps the old generation.
+	code, _, errOut = e2e.Run(t, s.Dir, nil, "-c", "pid_file="+filepath.Join(s.Dir, "run/phased.pid"), "-k", "graceful")
+	if code != 1 || !strings.Contains(errOut, "bogus_key") || !strings.Contains(errOut, "old generation keeps serving") {
+		t.Fatalf("-k graceful with a bad config: exit %d %q", code, errOut)
+	}
+	s.Signal(t, syscall.SIGHUP)
+	s.Log.Wait(t, "graceful restart failed", 1, 5*time.Second)
+	if now := e2e.Workers(s.PID()); fmt.Sprint(now) != fmt.Sprint(kids) {
+		t.Fatalf("children changed from %v to %v", kids, now)
+	}
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
+		t.Fatalf("not serving after failed restart: %d %v", code, err)
+	}
+}
+
+// TestGracefulStop: WINCH and -k graceful-stop stop accepting but finish
+// what is in flight: a request whose headers were half sent when the stop
+// began is answered when they are complete, then the master exits 0 and
+// leaves no child. (A hard stop would cut it.)
+func TestGracefulStop(t *testing.T) {
+	for _, how := range []string{"SIGWINCH", "-k graceful-stop"} {
+		t.Run(how, func(t *testing.T) {
+			s := e2e.StartServer(t, "")
+			kids := e2e.Children(s.PID())
+			c, err := net.Dial("tcp", s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n")
+			time.Sleep(100 * time.Millisecond)
+			stopped := make(chan int, 1)
+			if how == "SIGWINCH" {
+				s.Signal(t, syscall.SIGWINCH)
+			} else {
+				go func() {
+					code, _, _ := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful-stop")
+					stopped <- code
+				}()
+			}
+			s.Log.Wait(t, "generation draining", 1, 5*time.Second)
+			time.Sleep(300 * time.Millisecond)
+			fmt.Fprintf(c, "\r\n") // the in-flight request, completed
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || resp.StatusCode != 200 || !resp.Close {
+				t.Fatalf("in-flight request during a graceful stop: %v %v", resp, err)
+			}
+			if code := s.WaitExit(t, 10*time.Second); code != 0 {
+				t.Fatalf("master exit %d", code)
+			}
+			if how != "SIGWINCH" {
+				if code := <-stopped; code != 0 {
+					t.Fatalf("-k graceful-stop exit %d", code)
+				}
+			}
+			e2e.WaitGone(t, kids, 5*time.Second)
+		})
+	}
+}
