@@ -603,11 +603,6 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(loglevel.Handler(h, level))
 }
 
-func atoi(s string) int {
-	n, _ := strconv.Atoi(s)
-	return n
-}
-
 // runHooks runs the exec hooks of ph in order, stopping at the first
 // failure. They get the master's environment as the child got it, and
 // phase.Info's PHASED_* variables.
