@@ -61,7 +61,6 @@ func (l *launcher) options(name, kind string, argv []string) host.Options {
 	o := host.Options{Name: name, Kind: kind, Argv: argv, Dir: l.dir, Log: l.log, Level: l.level, SocketDir: l.socketDir}
 	if l.who != nil {
 		o.Credential = l.who.Credential()
-		o.SocketGroup = strconv.Itoa(int(l.who.GID))
 	}
 	return o
 }

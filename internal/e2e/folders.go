@@ -149,7 +149,7 @@ func ProcessTempDir(t testing.TB) string {
 	if dir, ok := tmpDirs[t]; ok {
 		return dir
 	}
-	dir := openDir(t, "tmp-", 0o777|os.ModeSticky)
+	dir := openDir(t, "t", 0o777|os.ModeSticky) // short: unix socket paths below it have 108 bytes
 	tmpDirs[t] = dir
 	t.Cleanup(func() {
 		tmpMu.Lock()

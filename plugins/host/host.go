@@ -56,12 +56,10 @@ type Options struct {
 	Level slog.Level
 	// Credential, when set, runs the plugin as another user.
 	Credential *syscall.Credential
-	// SocketDir is where go-plugin makes the plugin's socket folder; ""
-	// means os.TempDir().
+	// SocketDir is where the plugin makes its unix socket: Launch makes a
+	// folder of the plugin's own in it (owned by Credential's user), which
+	// Kill removes. "" means os.TempDir().
 	SocketDir string
-	// SocketGroup, when set, makes the socket folder writable by that group
-	// (a name or gid): a plugin running as another user needs it.
-	SocketGroup string
 	// StartTimeout bounds the handshake; zero means DefaultStartTimeout.
 	StartTimeout time.Duration
 }
@@ -69,6 +67,7 @@ type Options struct {
 // Plugin is a running plugin.
 type Plugin struct {
 	name     string
+	sockDir  string // the plugin's socket folder, removed by Kill
 	client   *goplugin.Client
 	cmd      *exec.Cmd
 	log      *slog.Logger
@@ -87,6 +86,21 @@ func Launch(o Options) (*Plugin, error) {
 		env = minimalEnv()
 	}
 	env = append(env, pluginrpc.LogLevelEnv+"="+pluginrpc.ToHclog(o.Level).String())
+	// go-plugin's own socket folder setting reaches the plugin only with a
+	// custom runner: the plugin makes its socket where this variable says,
+	// in a folder of its own that Kill removes, so that a plugin that dies
+	// leaves nothing behind in the temporary directory.
+	sockDir, err := os.MkdirTemp(o.SocketDir, "") // short: a unix socket path has 108 bytes
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: socket folder: %w", o.Name, err)
+	}
+	if c := o.Credential; c != nil {
+		if err := os.Chown(sockDir, int(c.Uid), int(c.Gid)); err != nil {
+			os.RemoveAll(sockDir)
+			return nil, fmt.Errorf("plugin %s: socket folder: %w", o.Name, err)
+		}
+	}
+	env = append(env, goplugin.EnvUnixSocketDir+"="+sockDir)
 	cmd := exec.Command(o.Argv[0], o.Argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = o.Dir
@@ -105,21 +119,20 @@ func Launch(o Options) (*Plugin, error) {
 		StartTimeout:     timeout,
 		Managed:          false,
 	}
-	if o.SocketDir != "" {
-		cfg.UnixSocketConfig = &goplugin.UnixSocketConfig{TempDir: o.SocketDir, Group: o.SocketGroup}
-	}
 	client := goplugin.NewClient(cfg)
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
+		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s (%s): %w", o.Name, o.Argv[0], explain(err))
 	}
 	raw, err := rpc.Dispense(o.Kind)
 	if err != nil {
 		client.Kill()
+		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s (%s): it does not serve a %s plugin: %w", o.Name, o.Argv[0], o.Kind, err)
 	}
-	return &Plugin{name: o.Name, client: client, cmd: cmd, log: o.Log, raw: raw, protocol: client.NegotiatedVersion()}, nil
+	return &Plugin{name: o.Name, sockDir: sockDir, client: client, cmd: cmd, log: o.Log, raw: raw, protocol: client.NegotiatedVersion()}, nil
 }
 
 // explain turns go-plugin's handshake errors into what an operator can act on.
@@ -168,6 +181,7 @@ func (p *Plugin) Exited() bool { return p.client.Exited() }
 // plugin cannot hold the caller. When Kill returns the process has exited
 // and Exited reports true. It is safe to call twice.
 func (p *Plugin) Kill() {
+	defer os.RemoveAll(p.sockDir)
 	done := make(chan struct{})
 	go func() {
 		p.client.Kill()

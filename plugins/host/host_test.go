@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,10 +103,8 @@ func launch(t *testing.T, scenario string, timeout time.Duration) (*Plugin, *syn
 		t.Skip("plugin processes: skipped with -short")
 	}
 	var logs syncBuffer
-	// With go-plugin's default runner the plugin makes its socket in its
-	// TMPDIR, not in SocketDir: a plugin a test kills leaves it there.
 	dir := t.TempDir()
-	env := append(minimalEnv(), scenarioEnv+"="+scenario, "GORACE=atexit_sleep_ms=0", "TMPDIR="+dir)
+	env := append(minimalEnv(), scenarioEnv+"="+scenario, "GORACE=atexit_sleep_ms=0")
 	p, err := Launch(Options{
 		Name: "test " + scenario, Kind: KindMPM, Argv: []string{os.Args[0]}, Env: env,
 		Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Level: slog.LevelInfo,
@@ -276,5 +275,32 @@ func TestKillWedgedPlugin(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "plugin did not stop in time; killing it") || !strings.Contains(logs.String(), fmt.Sprintf(`"pid":%d`, pid)) {
 		t.Errorf("the forced kill is not logged with the pid:\n%s", logs)
+	}
+}
+
+// TestSocketInSocketDir: the plugin makes its socket in a folder of its own
+// under SocketDir, never in its temporary directory, and Kill removes the
+// folder: a master that empties SocketDir at start leaves nothing behind.
+func TestSocketInSocketDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plugin processes: skipped with -short")
+	}
+	sockets, tmp := t.TempDir(), t.TempDir()
+	env := append(minimalEnv(), scenarioEnv+"=ok", "GORACE=atexit_sleep_ms=0", "TMPDIR="+tmp)
+	p, err := Launch(Options{Name: "test ok", Kind: KindMPM, Argv: []string{os.Args[0]}, Env: env,
+		Log: slog.New(slog.DiscardHandler), SocketDir: sockets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, _ := filepath.Glob(filepath.Join(sockets, "*", "plugin*"))
+	if len(found) != 1 {
+		t.Errorf("sockets under SocketDir: %v, want one", found)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("the plugin made %v in its TMPDIR", left)
+	}
+	p.Kill()
+	if left, _ := os.ReadDir(sockets); len(left) > 0 {
+		t.Errorf("Kill left %v in SocketDir", left)
 	}
 }
