@@ -120,10 +120,7 @@ func (c *Config) finish(ls layers, cwd string) (derived bool) {
 	if c.MPM.Settings == nil {
 		c.MPM.Settings = map[string]any{}
 	}
-	c.App.Command = c.command(c.App.Command)
-	if c.App.Env == nil {
-		c.App.Env = map[string]string{}
-	}
+	c.finishApp()
 	if c.Hooks == nil {
 		c.Hooks = []Hook{}
 	}
@@ -298,14 +295,7 @@ func (c *Config) validate(ls layers, derivedSocket bool) []error {
 		}
 	}
 
-	if len(c.App.Command) > 0 && c.App.Command[0] == "" {
-		v.errorf("app.command[0]", "must not be empty")
-	}
-	for _, name := range sortedKeys(c.App.Env) {
-		if name == "" || strings.ContainsAny(name, "=\x00") {
-			v.errorf("app.env", "invalid variable name %q", name)
-		}
-	}
+	c.validateApp(v)
 
 	names := map[string]int{}
 	for i, h := range c.Hooks {

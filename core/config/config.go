@@ -174,14 +174,108 @@ type MPM struct {
 
 // App says what the children run.
 type App struct {
-	// Command is the child's argv; empty runs phased's own child mode.
-	// Command[0] is made absolute against ServerRoot when it contains "/".
-	// Default empty.
+	// Type is what each child runs: "static" (phased's own static files
+	// from DocumentRoot and the status page), "go" (Command is a Go program
+	// serving through phased's sdk/child), "http" (each child starts one
+	// app server from Command, such as gunicorn, puma, Starman or node, and
+	// forwards requests to it), "fastcgi" (each child starts a FastCGI
+	// server from Command, such as php-cgi, or uses FastCGI.Address; PHP
+	// scripts and static files from DocumentRoot) or "cgi" (scripts under
+	// CGI.Paths run per request). Default: "static" without a command, "go"
+	// with one.
+	Type string `koanf:"type" json:"type" yaml:"type"`
+
+	// Command is the child's argv (go) or the app server's (http, fastcgi);
+	// empty for static and cgi. Command[0] is made absolute against
+	// ServerRoot when it contains "/". In an app server's arguments
+	// {socket} is the unix socket it must listen on, {port} the loopback
+	// port (Listen says which), {threads} threads_per_child, {slot} and
+	// {generation} the child's. Default empty.
 	Command []string `koanf:"command" json:"command" yaml:"command"`
 
-	// Env is added to the children's environment. Default empty.
+	// Env is added to the children's and the app servers' environment.
+	// Default empty.
 	Env map[string]string `koanf:"env" json:"env" yaml:"env"`
+
+	// Listen is how an app server is reached: "socket" (a unix socket its
+	// child owns: {socket} in Command, PHASED_APP_SOCKET in its environment)
+	// or "port" (127.0.0.1 and a free port: {port}, PORT). Default "socket".
+	Listen string `koanf:"listen" json:"listen" yaml:"listen"`
+
+	// HealthCheck is a path an app server must answer with 2xx before its
+	// child accepts; "" means its socket accepting is enough. Default "".
+	HealthCheck string `koanf:"health_check" json:"health_check" yaml:"health_check"`
+
+	// StartTimeout bounds an app server's start, until it answers
+	// (Passenger's passenger_start_timeout). Default 60s.
+	StartTimeout time.Duration `koanf:"start_timeout" json:"start_timeout" yaml:"start_timeout"`
+
+	// StopSignal is what an app server gets once its child has drained:
+	// TERM, INT, QUIT, HUP, USR1, USR2 or WINCH (unicorn and Starman stop
+	// gracefully on QUIT). Default TERM.
+	StopSignal string `koanf:"stop_signal" json:"stop_signal" yaml:"stop_signal"`
+
+	// StopTimeout bounds an app server's stop; then it is killed. Default
+	// 30s.
+	StopTimeout time.Duration `koanf:"stop_timeout" json:"stop_timeout" yaml:"stop_timeout"`
+
+	// MaxBodySize is the largest request body a child takes for an app
+	// (413 above; nginx's client_max_body_size). Default 100M.
+	MaxBodySize Size `koanf:"max_body_size" json:"max_body_size" yaml:"max_body_size"`
+
+	// BodyBufferSize is how much of a request body a child keeps in memory
+	// before it writes the rest to a temporary file; the whole body is in
+	// before the request reaches the app. Default 1M.
+	BodyBufferSize Size `koanf:"body_buffer_size" json:"body_buffer_size" yaml:"body_buffer_size"`
+
+	// ResponseBufferSize is how much of a response a child reads ahead of
+	// a slow client in memory; MaxTempFileSize how much more in a temporary
+	// file, past which the rest flows at the client's pace (nginx's
+	// proxy_buffers and proxy_max_temp_file_size). Defaults 1M and 1G.
+	ResponseBufferSize Size `koanf:"response_buffer_size" json:"response_buffer_size" yaml:"response_buffer_size"`
+	MaxTempFileSize    Size `koanf:"max_temp_file_size" json:"max_temp_file_size" yaml:"max_temp_file_size"`
+
+	// FastCGI configures the fastcgi type.
+	FastCGI FastCGI `koanf:"fastcgi" json:"fastcgi" yaml:"fastcgi"`
+
+	// CGI configures the cgi type.
+	CGI CGI `koanf:"cgi" json:"cgi" yaml:"cgi"`
 }
+
+// FastCGI configures apps served over FastCGI.
+type FastCGI struct {
+	// Address is an external FastCGI server (a php-fpm pool):
+	// "unix:/run/php/php-fpm.sock" or "127.0.0.1:9000"; "" means each
+	// child's own, from Command. Default "".
+	Address string `koanf:"address" json:"address" yaml:"address"`
+
+	// Index are the files a folder's request is served with. Default
+	// [index.php].
+	Index []string `koanf:"index" json:"index" yaml:"index"`
+
+	// Extensions are the file extensions that are scripts; other files
+	// are served as static files. Default [.php].
+	Extensions []string `koanf:"extensions" json:"extensions" yaml:"extensions"`
+}
+
+// CGI configures CGI scripts.
+type CGI struct {
+	// Paths maps URL prefixes to the folders whose executables are run
+	// (Apache's ScriptAlias): {"/cgi-bin/": "cgi-bin"}. Default empty.
+	Paths map[string]string `koanf:"paths" json:"paths" yaml:"paths"`
+
+	// Timeout bounds one script's run. Default 60s.
+	Timeout time.Duration `koanf:"timeout" json:"timeout" yaml:"timeout"`
+}
+
+// The app types.
+const (
+	AppStatic  = "static"
+	AppGo      = "go"
+	AppHTTP    = "http"
+	AppFastCGI = "fastcgi"
+	AppCGI     = "cgi"
+)
 
 // Hook is a startup script (Exec) or hook plugin (Plugin) run at a phase.
 // config checks the fields one by one; the phases package checks how hooks

@@ -57,7 +57,10 @@ func TestDefault(t *testing.T) {
 		Status:                  Status{Path: "/server-status", Allow: []string{"127.0.0.0/8", "::1/128"}, Metrics: "/metrics", SlowRequest: 5 * time.Second},
 		MPM: MPM{Name: "worker", Settings: map[string]any{"start_servers": 2, "threads_per_child": 25,
 			"min_spare_threads": 25, "max_spare_threads": 75, "max_request_workers": 150}},
-		App:   App{Command: []string{}, Env: map[string]string{}},
+		App: App{Type: AppStatic, Command: []string{}, Env: map[string]string{}, Listen: "socket", StartTimeout: time.Minute,
+			StopSignal: "TERM", StopTimeout: 30 * time.Second, MaxBodySize: 100 * MiB, BodyBufferSize: MiB, ResponseBufferSize: MiB,
+			MaxTempFileSize: GiB, FastCGI: FastCGI{Index: []string{"index.php"}, Extensions: []string{".php"}},
+			CGI: CGI{Paths: map[string]string{}, Timeout: time.Minute}},
 		Hooks: []Hook{},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -351,6 +354,76 @@ func TestErrors(t *testing.T) {
 			name:      "not a boolean",
 			overrides: []string{"double_start=perhaps"},
 			want:      []string{`-c double_start=perhaps: double_start: expected true or false, got "perhaps"`},
+		},
+		{
+			name: "app type unknown",
+			file: "app: {type: rails}\n",
+			want: []string{`{file}: app.type: "rails" is not one of static, go, http, fastcgi, cgi`},
+		},
+		{
+			name: "http app without a command",
+			file: "app: {type: http}\n",
+			want: []string{`{file}: app.type: http needs app.command, the app server's command (gunicorn, puma, node ...)`},
+		},
+		{
+			name: "static app with a command",
+			file: "app: {type: static, command: [gunicorn]}\n",
+			want: []string{`{file}: app.command: type static runs no command; set app.type to go, http or fastcgi to run one`},
+		},
+		{
+			name: "socket placeholder with a port",
+			file: "app: {type: http, listen: port, command: [gunicorn, --bind, \"unix:{socket}\"]}\n",
+			want: []string{`{file}: app.command[2]: {socket} is for app.listen: socket; with listen: port use {port} (or $PORT)`},
+		},
+		{
+			name: "port placeholder with a socket",
+			file: "app: {type: http, command: [node, app.js, \"{port}\"]}\n",
+			want: []string{`{file}: app.command[2]: {port} is for app.listen: port; with listen: socket use {socket} (or $PHASED_APP_SOCKET)`},
+		},
+		{
+			name: "unknown placeholder",
+			file: "app: {type: http, command: [puma, -b, \"unix://{sock}\"]}\n",
+			want: []string{`{file}: app.command[2]: unknown placeholder {sock} (known: {socket}, {port}, {threads}, {slot}, {generation})`},
+		},
+		{
+			name: "placeholder as the program",
+			file: "app: {type: http, command: [\"{socket}\"]}\n",
+			want: []string{`{file}: app.command[0]: the program itself cannot be a placeholder`},
+		},
+		{
+			name: "fastcgi with neither",
+			file: "app: {type: fastcgi}\n",
+			want: []string{`{file}: app.type: fastcgi needs app.command (php-cgi -b {socket}) or app.fastcgi.address`},
+		},
+		{
+			name: "fastcgi with both",
+			file: "app: {type: fastcgi, command: [php-cgi, -b, \"{socket}\"], fastcgi: {address: \"127.0.0.1:9000\"}}\n",
+			want: []string{`{file}: app.fastcgi.address: type fastcgi takes a command or an address, not both`},
+		},
+		{
+			name: "fastcgi bad extension",
+			file: "app: {type: fastcgi, fastcgi: {address: \"127.0.0.1:9000\", extensions: [php]}}\n",
+			want: []string{`{file}: app.fastcgi.extensions[0]: "php" is not an extension, as .php`},
+		},
+		{
+			name: "cgi without paths",
+			file: "app: {type: cgi}\n",
+			want: []string{`{file}: app.type: cgi needs app.cgi.paths: at least one URL prefix and its folder, as {"/cgi-bin/": "cgi-bin"}`},
+		},
+		{
+			name: "bad stop signal",
+			file: "app: {type: http, command: [x], stop_signal: KILL}\n",
+			want: []string{`{file}: app.stop_signal: "KILL" is not one of TERM, INT, QUIT, HUP, USR1, USR2, WINCH`},
+		},
+		{
+			name: "bad size",
+			file: "app: {max_body_size: 10MB2}\n",
+			want: []string{`{file}: app.max_body_size: invalid size "10MB2" (a number of bytes, or with a unit: 64K, 100M, 1G)`},
+		},
+		{
+			name: "health check not a path",
+			file: "app: {type: http, command: [x], health_check: health}\n",
+			want: []string{`{file}: app.health_check: "health" must be a path starting with / (or empty)`},
 		},
 		{
 			name: "scalar for a section",

@@ -15,6 +15,7 @@ import (
 
 var (
 	durationType = reflect.TypeFor[time.Duration]()
+	sizeType     = reflect.TypeFor[Size]()
 	configType   = reflect.TypeFor[Config]()
 )
 
@@ -168,6 +169,9 @@ func expectation(t reflect.Type) string {
 	if t == durationType {
 		return `a duration such as "30s"`
 	}
+	if t == sizeType {
+		return `a size such as 100M`
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		return "true or false"
@@ -311,7 +315,7 @@ func durationHook(_ reflect.Type, t reflect.Type, data any) (any, error) {
 // intHook reads integers strictly: decimal strings only (mapstructure would
 // read "010" as octal), no fractions, no booleans, nothing out of range.
 func intHook(_ reflect.Type, t reflect.Type, data any) (any, error) {
-	if t == durationType {
+	if t == durationType || t == sizeType {
 		return data, nil
 	}
 	switch t.Kind() {
