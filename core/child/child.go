@@ -32,9 +32,14 @@ func Main(stderr io.Writer) int {
 		rt.Log.Error("the master gave no static file settings to phased's own child")
 		return 1
 	}
-	var h http.Handler = static.New(static.Options{Root: st.Root, DirectoryListing: st.Listing})
-	rt.Fast, _ = h.(childrt.FastResponder) // small files from memory, without net/http
-	if err := rt.Serve(h); err != nil {
+	if a := rt.Contract.App; a != nil {
+		err = serveApp(rt, a)
+	} else {
+		var h http.Handler = static.New(static.Options{Root: st.Root, DirectoryListing: st.Listing})
+		rt.Fast, _ = h.(childrt.FastResponder) // small files from memory, without net/http
+		err = rt.Serve(h)
+	}
+	if err != nil {
 		if errors.Is(err, childrt.ErrChildInit) {
 			return contract.ExitChildInit
 		}

@@ -192,6 +192,9 @@ func (m *Master) childExited(pid int, st *os.ProcessState) {
 	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildExited, PID: pid, Slot: p.slot, Generation: g.num, Status: how}, m.log)
 	last := g.lastRequest(p.slot)
 	g.board.ClearProc(p.slot)
+	if p.appDir != "" {
+		os.RemoveAll(p.appDir)
+	}
 	m.handle(supervisor.ChildExited{Child: id, Status: how, Counter: scoreboard.ExitCounter(st, contract.ExitChildInit), LastRequest: last})
 }
 

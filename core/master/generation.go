@@ -45,11 +45,12 @@ type generation struct {
 
 // proc is a child process.
 type proc struct {
-	id   supervisor.ChildID
-	pid  int
-	gen  *generation
-	slot int
-	cmd  *exec.Cmd
+	id     supervisor.ChildID
+	pid    int
+	gen    *generation
+	slot   int
+	cmd    *exec.Cmd
+	appDir string // the folder its app server uses; removed when it has exited
 }
 
 // newGeneration takes what pass p made as a new generation.

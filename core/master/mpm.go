@@ -1,15 +1,12 @@
 package master
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/privdrop"
 	"github.com/phasedhq/phased/core/supervisor"
+	"github.com/phasedhq/phased/internal/procfs"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/plugins/host"
 	mpmevent "github.com/phasedhq/phased/plugins/mpm/event"
@@ -196,7 +194,7 @@ func (m *Master) snapshot(g *generation, now time.Time, ticks int) *mpm.Maintain
 		c := mpm.Child{Slot: k.Slot, PID: k.PID, State: mpm.ChildStarting, Started: k.Started}
 		if g.limits.MaxMemoryPerChild > 0 && k.PID != 0 {
 			// Reading PSS walks the child's page tables: only when asked.
-			c.MemoryBytes = memory(k.PID)
+			c.MemoryBytes = procfs.TreeMemory(k.PID) // with its app server, if it owns one
 		}
 		switch {
 		case k.Retiring:
@@ -239,29 +237,6 @@ func (m *Master) sampleQueues(now time.Time) {
 		out = append(out, mpm.Listener{Addr: l.Addr, QueueDepth: depth})
 	}
 	m.queues, m.sampled = out, now
-}
-
-// memory returns a process's proportional set size (PSS) in bytes, or its
-// RSS where smaps_rollup is not available.
-func memory(pid int) int64 {
-	for _, f := range []struct{ path, key string }{
-		{fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:"},
-		{fmt.Sprintf("/proc/%d/status", pid), "VmRSS:"},
-	} {
-		b, err := os.ReadFile(f.path)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) >= 2 && fields[0] == f.key {
-				kb, _ := strconv.ParseInt(fields[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
 }
 
 // connectionLimit is a child's max_connections_per_child with its jitter.

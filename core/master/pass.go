@@ -61,6 +61,11 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 	if p.plan, err = newPlan(cfg, m.builtinSteps(p, plog)...); err != nil {
 		return p, err
 	}
+	if len(cfg.App.Command) > 0 {
+		if _, err = appProgram(cfg); err != nil {
+			return p, err
+		}
+	}
 	if p.who, err = m.checkUser(cfg); err != nil {
 		return p, err
 	}
@@ -316,17 +321,17 @@ func (m *Master) checkUser(cfg *config.Config) (*privdrop.Identity, error) {
 	if err != nil || who == nil {
 		return nil, err
 	}
-	bin, what := m.exe, "the phased binary"
-	if len(cfg.App.Command) > 0 {
-		bin, what = cfg.App.Command[0], "app.command"
-		if !strings.Contains(bin, "/") {
-			if bin, err = exec.LookPath(bin); err != nil {
-				return nil, fmt.Errorf("app.command: %w", err)
-			}
-		}
-	}
-	if err := who.CheckExecutable(what, bin); err != nil {
+	if err := who.CheckExecutable("the phased binary", m.exe); err != nil {
 		return nil, err
+	}
+	if len(cfg.App.Command) > 0 {
+		bin, err := appProgram(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := who.CheckExecutable("app.command", bin); err != nil {
+			return nil, err
+		}
 	}
 	if err := who.CheckReadable("server_root", cfg.ServerRoot); err != nil {
 		return nil, err
@@ -361,4 +366,16 @@ func cleanStaleRundirs(log *slog.Logger) {
 			log.Info("removed a dead master's runtime folder", "path", d)
 		}
 	}
+}
+
+// appProgram finds app.command's program, as the children will run it: a
+// path, or a name on the PATH. A program that is missing or not executable
+// fails the configuration pass, naming the key, before any child starts.
+func appProgram(cfg *config.Config) (string, error) {
+	bin := cfg.App.Command[0]
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("app.command[0]: %w", err)
+	}
+	return path, nil
 }

@@ -3,13 +3,17 @@ package master
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"syscall"
 
+	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/supervisor"
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -31,19 +35,34 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	defer w.Close()
 	c, files := m.childContract(g, slot)
 	c.Events = files.Add(contract.FileEvents, w)
+	appDir := ""
+	if c.App != nil {
+		if appDir, err = m.appDir(g, slot, id); err != nil {
+			r.Close()
+			return 0, err
+		}
+		c.App.Dir = appDir
+	}
+	fail := func(err error) (int, error) {
+		r.Close()
+		if appDir != "" {
+			os.RemoveAll(appDir)
+		}
+		return 0, err
+	}
 	enc, err := contract.Encode(c, files)
 	if err != nil {
-		r.Close()
-		return 0, err
+		return fail(err)
 	}
 	defer enc.Close()
 	path, args := m.exe, []string{contract.ChildArg}
-	if cmd := g.cfg.App.Command; len(cmd) > 0 {
-		path, args = cmd[0], cmd[1:]
+	goApp := g.cfg.App.Type == config.AppGo
+	if goApp {
+		path, args = g.cfg.App.Command[0], g.cfg.App.Command[1:]
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Args[0] = "phased: child" // what ps shows, as Apache's children show their title
-	if len(g.cfg.App.Command) > 0 {
+	if goApp {
 		cmd.Args[0] = g.cfg.App.Command[0]
 	}
 	cmd.Env = append(m.childEnv(g), enc.Env)
@@ -53,11 +72,10 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: g.who.Credential()}
 	if err := cmd.Start(); err != nil {
-		r.Close()
-		return 0, err
+		return fail(err)
 	}
 	pid := cmd.Process.Pid
-	m.procs[id] = &proc{id: id, pid: pid, gen: g, slot: slot, cmd: cmd}
+	m.procs[id] = &proc{id: id, pid: pid, gen: g, slot: slot, cmd: cmd, appDir: appDir}
 	m.byPID[pid] = id
 	m.counters.Add(scoreboard.Spawned, 1)
 	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: pid, Slot: slot, Generation: g.num}, m.log)
@@ -99,8 +117,15 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 			SlowRequest: cfg.Status.SlowRequest},
 		Hooks: childHooks(g),
 	}
-	if len(cfg.App.Command) == 0 {
+	if cfg.App.Type != config.AppGo {
 		c.Static = &contract.Static{Root: cfg.DocumentRoot, Listing: cfg.DirectoryListing}
+	}
+	if a := cfg.App; a.Type == config.AppHTTP || a.Type == config.AppFastCGI || a.Type == config.AppCGI {
+		c.App = &contract.App{Type: a.Type, Command: slices.Clone(a.Command), Env: maps.Clone(a.Env), Listen: a.Listen,
+			HealthCheck: a.HealthCheck, StartTimeout: a.StartTimeout, StopSignal: a.StopSignal, StopTimeout: a.StopTimeout,
+			MaxBodySize: int64(a.MaxBodySize), BodyBufferSize: int64(a.BodyBufferSize), ResponseBufferSize: int64(a.ResponseBufferSize),
+			MaxTempFileSize: int64(a.MaxTempFileSize), FastCGIAddress: a.FastCGI.Address, FastCGIIndex: slices.Clone(a.FastCGI.Index),
+			FastCGIExtensions: slices.Clone(a.FastCGI.Extensions), CGIPaths: maps.Clone(a.CGI.Paths), CGITimeout: a.CGI.Timeout}
 	}
 	for i, l := range m.lns.List() {
 		c.Listeners = append(c.Listeners, contract.Listener{Addr: l.Addr, File: files.Add(contract.ListenerFile(i), l.File)})
@@ -144,4 +169,21 @@ func childHooks(g *generation) []contract.Hook {
 		}
 	}
 	return hooks
+}
+
+// appDir makes the folder child id of g in slot owns for its app server:
+// its socket and temporary files, private to the child's user. It is
+// removed when the child has exited.
+func (m *Master) appDir(g *generation, slot int, id supervisor.ChildID) (string, error) {
+	dir := filepath.Join(m.rundir, fmt.Sprintf("app-%d-%d-%d", g.num, slot, id))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("the app's folder: %w", err)
+	}
+	if g.who != nil {
+		if err := os.Chown(dir, int(g.who.UID), int(g.who.GID)); err != nil {
+			os.Remove(dir)
+			return "", fmt.Errorf("the app's folder: %w", err)
+		}
+	}
+	return dir, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phasedhq/phased/internal/procfs"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
@@ -143,29 +144,13 @@ func (m *Master) predecessorChildren() []ChildStatus {
 	}
 	keep := p.Children[:0]
 	for _, c := range p.Children {
-		if processAlive(c.PID) {
+		if procfs.Alive(c.PID) {
 			c.State = "draining (old master " + strconv.Itoa(p.PID) + ")"
 			keep = append(keep, c)
 		}
 	}
 	p.Children = keep
 	return keep
-}
-
-// processAlive reports whether pid is a live process: not gone, and not a
-// zombie waiting to be reaped (kill -0 succeeds on a zombie).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	st := b[i+2]
-	return st != 'Z' && st != 'X'
 }
 
 var jsonMarshal = json.Marshal

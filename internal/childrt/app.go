@@ -59,6 +59,15 @@ func (c *App) Serve(h http.Handler) error {
 	return c.serveChild(rt, h, sigs)
 }
 
+// ServeRuntime is Serve on a runtime the caller took with Current (phased's
+// own child, which builds its handler from the runtime's contract).
+func (c *App) ServeRuntime(rt *Runtime, h http.Handler) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	return c.serveChild(rt, h, sigs)
+}
+
 // serveChild serves h on a master's runtime, reading stop signals from sigs.
 func (c *App) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal) error {
 	fail := func(err error) error {

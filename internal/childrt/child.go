@@ -97,6 +97,7 @@ type Runtime struct {
 	access    *accesslog.Writer
 	format    accesslog.Format
 	slow      time.Duration
+	failed    chan error // Fail's errors
 }
 
 // Current reads the runtime from the contract the master gave the process
@@ -125,6 +126,7 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		Contract:       c,
 		hooks:          c.Hooks,
 		slow:           c.Status.SlowRequest,
+		failed:         make(chan error, 1),
 	}
 	if r.DrainTimeout <= 0 {
 		r.DrainTimeout = 30 * time.Second
@@ -208,6 +210,27 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 	return r, nil
 }
 
+// Fail makes a serving child stop at once and Serve return err: something
+// it cannot serve without (its app server) is gone. Only the first call
+// counts.
+func (r *Runtime) Fail(err error) {
+	if r.failed == nil {
+		return
+	}
+	select {
+	case r.failed <- err:
+	default:
+	}
+}
+
+// SetAppPID records in the scoreboard the app server the child owns, for
+// the status page and `phased status`.
+func (r *Runtime) SetAppPID(pid int) {
+	if r.board != nil {
+		r.board.Proc(r.Slot).SetAppPID(pid)
+	}
+}
+
 func (r *Runtime) closeListeners() {
 	for _, ln := range r.listeners {
 		ln.Close()
@@ -286,6 +309,14 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		case <-asked:
 			r.Log.Warn("the master did not answer the retire request; draining now", "waited", retireRequestBound)
 			return r.drain(s, r.DrainTimeout, sigs)
+		case err := <-r.failed:
+			// Something the child cannot serve without is gone (its app
+			// server): stop now, and exit with the error, which the
+			// master counts as a crash and replaces.
+			n := s.stopNow()
+			r.finish()
+			r.Log.Error("child cannot serve; exiting", "err", err, "connections_closed", n)
+			return err
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.Log.Error("accept failed; child retiring", "err", err)

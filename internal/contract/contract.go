@@ -41,7 +41,7 @@ import (
 )
 
 // Version is the contract version this build writes and reads.
-const Version = 1
+const Version = 2
 
 // Env is the one environment variable a master gives a child: the number of
 // the descriptor that carries the child's contract.
@@ -114,8 +114,12 @@ type Child struct {
 	Status Status `json:"status"`
 	// Hooks are the child-init and child-exit exec hooks, in run order.
 	Hooks []Hook `json:"hooks,omitempty"`
-	// Static is the built-in child's static files; nil for app children.
+	// Static is the built-in child's static files; nil for Go app
+	// children.
 	Static *Static `json:"static,omitempty"`
+	// App is the app the built-in child serves (an app server, FastCGI,
+	// CGI); nil for static files and Go app children.
+	App *App `json:"app,omitempty"`
 	// Files maps descriptor names to their numbers in the child.
 	Files map[string]int `json:"files"`
 }
@@ -185,6 +189,58 @@ type Static struct {
 	// Listing reports whether folders without an index are listed.
 	Listing bool `json:"listing"`
 }
+
+// App is what the built-in child serves besides static files: an app
+// server it starts and forwards to (http), a FastCGI server (its own or an
+// external one), or CGI scripts.
+type App struct {
+	// Type is http, fastcgi or cgi.
+	Type string `json:"type"`
+	// Command is the app server's argv, placeholders ({socket}, {port},
+	// {threads}, {slot}, {generation}) not yet substituted; empty for cgi
+	// and an external FastCGI server.
+	Command []string `json:"command,omitempty"`
+	// Env is added to the app server's environment.
+	Env map[string]string `json:"env,omitempty"`
+	// Dir is a folder the child owns: its app server's socket, its
+	// temporary files. The master makes it and removes it when the child
+	// has exited.
+	Dir string `json:"dir"`
+	// Listen is socket or port.
+	Listen string `json:"listen"`
+	// HealthCheck is a path that must answer 2xx before the child
+	// accepts; "" = the socket accepting is enough.
+	HealthCheck string `json:"health_check,omitempty"`
+	// StartTimeout bounds the app server's start; StopTimeout its stop
+	// after StopSignal (a name: TERM, QUIT ...), then SIGKILL.
+	StartTimeout time.Duration `json:"start_timeout"`
+	StopSignal   string        `json:"stop_signal"`
+	StopTimeout  time.Duration `json:"stop_timeout"`
+	// MaxBodySize bounds a request body (413 above); BodyBufferSize is
+	// how much of it stays in memory. ResponseBufferSize is how much of a
+	// response is read ahead in memory, MaxTempFileSize how much more in a
+	// temporary file.
+	MaxBodySize        int64 `json:"max_body_size"`
+	BodyBufferSize     int64 `json:"body_buffer_size"`
+	ResponseBufferSize int64 `json:"response_buffer_size"`
+	MaxTempFileSize    int64 `json:"max_temp_file_size"`
+	// FastCGI: an external server's address ("unix:/path" or host:port;
+	// "" = the child's own), the index files and the script extensions.
+	FastCGIAddress    string   `json:"fastcgi_address,omitempty"`
+	FastCGIIndex      []string `json:"fastcgi_index,omitempty"`
+	FastCGIExtensions []string `json:"fastcgi_extensions,omitempty"`
+	// CGIPaths maps URL prefixes to script folders; CGITimeout bounds one
+	// script's run.
+	CGIPaths   map[string]string `json:"cgi_paths,omitempty"`
+	CGITimeout time.Duration     `json:"cgi_timeout,omitempty"`
+}
+
+// The app types a child serves.
+const (
+	AppHTTP    = "http"
+	AppFastCGI = "fastcgi"
+	AppCGI     = "cgi"
+)
 
 // The descriptor names a master gives.
 const (
@@ -415,6 +471,28 @@ func (c *Child) check() error {
 	if t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 || t.Drain < 0 {
 		bad("timeouts %+v: must not be negative", t)
 	}
+	if a := c.App; a != nil {
+		switch a.Type {
+		case AppHTTP, AppFastCGI, AppCGI:
+		default:
+			bad("app.type %q: want http, fastcgi or cgi", a.Type)
+		}
+		if a.Dir == "" {
+			bad("app.dir: none")
+		}
+		if (a.Type == AppHTTP || a.Type == AppFastCGI && a.FastCGIAddress == "") && len(a.Command) == 0 {
+			bad("app.command: none")
+		}
+		if a.Listen != "socket" && a.Listen != "port" {
+			bad("app.listen %q: want socket or port", a.Listen)
+		}
+		if a.StartTimeout <= 0 || a.StopTimeout <= 0 || a.MaxBodySize <= 0 || a.BodyBufferSize <= 0 || a.ResponseBufferSize <= 0 || a.MaxTempFileSize < 0 {
+			bad("app: a bound is not positive")
+		}
+		if _, ok := Signals[a.StopSignal]; !ok {
+			bad("app.stop_signal %q: unknown", a.StopSignal)
+		}
+	}
 	for i, h := range c.Hooks {
 		if !h.Phase.InChild() {
 			bad("hooks[%d] (%q): phase %q does not run in children", i, h.Name, h.Phase)
@@ -484,6 +562,12 @@ func ParseEvent(line string) (Event, bool) {
 // anyone else are requests to retire, answered by the master with
 // DrainSignal once the child's replacement is ready.
 const DrainSignal = syscall.SIGWINCH
+
+// Signals are the stop signals an app may be given, by name.
+var Signals = map[string]syscall.Signal{
+	"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "HUP": syscall.SIGHUP,
+	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH,
+}
 
 // StopSignal tells a child to stop at once, cutting what is in flight.
 const StopSignal = syscall.SIGINT

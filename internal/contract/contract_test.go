@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
@@ -39,6 +40,9 @@ func full(t *testing.T) (Child, *Files) {
 		Status:    Status{Path: "/server-status", Allow: []string{"127.0.0.0/8", "::1/128"}, Metrics: "/metrics", SlowRequest: time.Second},
 		Hooks:     []Hook{{Name: "pool", Phase: phase.ChildInit, Argv: []string{"/bin/true"}, Dir: "/srv", Timeout: time.Second}},
 		Static:    &Static{Root: "/srv/public", Listing: true},
+		App: &App{Type: AppHTTP, Command: []string{"gunicorn", "--bind", "unix:{socket}", "app:app"}, Env: map[string]string{"X": "1"},
+			Dir: "/run/phased/app-3-2", Listen: "socket", HealthCheck: "/up", StartTimeout: time.Minute, StopSignal: "QUIT",
+			StopTimeout: 30 * time.Second, MaxBodySize: 100 << 20, BodyBufferSize: 1 << 20, ResponseBufferSize: 1 << 20, MaxTempFileSize: 1 << 30},
 	}
 	return c, &fs
 }
@@ -122,7 +126,11 @@ func TestMalformedIsAnError(t *testing.T) {
 		{"not JSON", []byte("PHASED_CHILD_LISTENERS=127.0.0.1:80"), "contract: invalid character"},
 		{"empty", nil, "contract: unexpected end of JSON input"},
 		{"no version", edit(func(m map[string]any) { delete(m, "version") }), "contract: no version"},
-		{"newer version", edit(func(m map[string]any) { m["version"] = Version + 1 }), "contract version 2 from the master, but this child knows only version 1"},
+		{"newer version", edit(func(m map[string]any) { m["version"] = Version + 1 }), fmt.Sprintf("contract version %d from the master, but this child knows only version %d", Version+1, Version)},
+		{"app without a folder", edit(func(m map[string]any) { m["app"].(map[string]any)["dir"] = "" }), "app.dir: none"},
+		{"app of an unknown type", edit(func(m map[string]any) { m["app"].(map[string]any)["type"] = "rack" }), `app.type "rack": want http, fastcgi or cgi`},
+		{"app server without a command", edit(func(m map[string]any) { delete(m["app"].(map[string]any), "command") }), "app.command: none"},
+		{"app stop signal", edit(func(m map[string]any) { m["app"].(map[string]any)["stop_signal"] = "KILL" }), `app.stop_signal "KILL": unknown`},
 		{"version as text", edit(func(m map[string]any) { m["version"] = "1" }), "contract: json: cannot unmarshal string"},
 		{"unknown field", edit(func(m map[string]any) { m["tls"] = true }), `contract: json: unknown field "tls"`},
 		{"threads as text", edit(func(m map[string]any) { m["threads"] = "25" }), "cannot unmarshal string into Go struct field Child.threads"},

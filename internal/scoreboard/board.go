@@ -281,7 +281,7 @@ func (b *Board) Worker(i, j int) *WorkerSlot {
 }
 
 // ClearProc marks process slot i and all its worker slots Dead, clears its
-// pid, start time, quiescing and full flags, and repairs a request-line update the
+// pid, start time, app pid, quiescing and full flags, and repairs a request-line update the
 // process may have died in the middle of. The master calls it after reaping
 // the child that held the slot, before reusing it. Counters and the last
 // request line are kept: like Apache's, they belong to the slot.
@@ -291,6 +291,7 @@ func (b *Board) ClearProc(i int) {
 	p.startTime.Store(0)
 	p.quiescing.Store(0)
 	p.full.Store(0)
+	p.appPID.Store(0)
 	p.state.Store(uint32(Dead))
 	for j := 0; j < b.threads; j++ {
 		w := b.Worker(i, j)

@@ -20,7 +20,8 @@ type ProcSlot struct {
 	quiescing  atomic.Uint32
 	startTime  atomic.Int64 // unix nanoseconds, 0 = unset
 	full       atomic.Uint32
-	_          [28]byte
+	appPID     atomic.Int64 // the app server the child owns, 0 = none
+	_          [16]byte
 }
 
 // ProcInfo is a copy of a ProcSlot, taken by ProcSlot.Snapshot.
@@ -41,6 +42,9 @@ type ProcInfo struct {
 	Full bool
 	// StartTime is when the pid was recorded; the zero Time if unset.
 	StartTime time.Time
+	// AppPID is the app server the child owns (app.type http or fastcgi);
+	// 0 when it owns none.
+	AppPID int
 }
 
 // SetPID records pid as the process holding the slot and the current time as
@@ -92,6 +96,12 @@ func (p *ProcSlot) SetFull(f bool) {
 	p.full.Store(v)
 }
 
+// SetAppPID records the app server the child in the slot owns; 0 = none.
+func (p *ProcSlot) SetAppPID(pid int) { p.appPID.Store(int64(pid)) }
+
+// AppPID returns the app server the child in the slot owns, 0 if none.
+func (p *ProcSlot) AppPID() int { return int(p.appPID.Load()) }
+
 // Full reports whether the child in the slot is at its connection limit.
 func (p *ProcSlot) Full() bool { return p.full.Load() != 0 }
 
@@ -110,6 +120,7 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 		Quiescing:  p.Quiescing(),
 		Full:       p.Full(),
 		StartTime:  p.StartTime(),
+		AppPID:     p.AppPID(),
 	}
 }
 

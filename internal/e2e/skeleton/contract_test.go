@@ -2,6 +2,7 @@ package skeleton
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +20,9 @@ func TestChildRefusesAnotherContractVersion(t *testing.T) {
 	for _, tt := range []struct {
 		name, contract, want string
 	}{
-		{"newer", `{"version": 99, "tls": {"cert": "x"}}`, "contract version 99 from the master, but this child knows only version 1"},
-		{"malformed", `{"version": 1, "generation": "one"}`, "contract: json: cannot unmarshal string"},
-		{"no listeners", `{"version": 1, "generation": 1, "model": "worker", "threads": 1, "log": {"format": "json", "level": "info"}, "files": {}}`, "contract: listeners: none"},
+		{"newer", `{"version": 99, "tls": {"cert": "x"}}`, fmt.Sprintf("contract version 99 from the master, but this child knows only version %d", contract.Version)},
+		{"malformed", fmt.Sprintf(`{"version": %d, "generation": "one"}`, contract.Version), "contract: json: cannot unmarshal string"},
+		{"no listeners", fmt.Sprintf(`{"version": %d, "generation": 1, "model": "worker", "threads": 1, "log": {"format": "json", "level": "info"}, "files": {}}`, contract.Version), "contract: listeners: none"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "contract.json")

@@ -1,0 +1,262 @@
+// Package proxy forwards a phased child's requests to the app server it
+// owns, over HTTP/1.1 on the app's unix socket or loopback port, the way
+// nginx in front of Unicorn or gunicorn does, inside the child:
+//
+//   - A request reaches the app only when it is whole: its body is read
+//     first (in memory up to a size, then in a temporary file; 413 above
+//     the limit, before a byte of it is read, so Expect: 100-continue is
+//     answered right), so a slow client never holds an app process.
+//   - A response is read from the app as fast as it sends it (in memory,
+//     then a temporary file, to a limit), so the app is free before a slow
+//     reader has its response. A response that is a stream (Server-Sent
+//     Events, X-Accel-Buffering: no) flows through as it comes, and any
+//     response without a length is flushed to the client as it arrives.
+//   - Upgrade (WebSocket) passes through; hop-by-hop headers are dropped;
+//     X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and X-Request-Id
+//     are set; trailers pass through both ways.
+//
+// At most Conns requests are at the app at once, the child's slots: one
+// under prefork, as Unicorn and Passenger serve, threads_per_child under
+// worker and event, for a threaded app server (puma, gunicorn's gthread).
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options configures a Proxy.
+type Options struct {
+	// Dial connects to the app server. Required.
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Conns is how many requests may be at the app at once. Default 1.
+	Conns int
+	// MaxBodySize is the largest request body taken (413 above).
+	MaxBodySize int64
+	// BodyBufferSize is how much of a request body is held in memory; the
+	// rest goes to a temporary file in TempDir.
+	BodyBufferSize int64
+	// ResponseBufferSize is how much of a response is read ahead in
+	// memory, MaxTempFileSize how much more in a temporary file; past both
+	// the rest flows at the client's pace.
+	ResponseBufferSize int64
+	MaxTempFileSize    int64
+	// TempDir is where temporary files go (the child's own folder).
+	TempDir string
+	// Log receives the app server's failures.
+	Log *slog.Logger
+}
+
+// Proxy is the http.Handler that forwards to the app.
+type Proxy struct {
+	o  Options
+	rp *httputil.ReverseProxy
+}
+
+var appURL = &url.URL{Scheme: "http", Host: "app"}
+
+// New returns a Proxy for o.
+func New(o Options) *Proxy {
+	if o.Conns < 1 {
+		o.Conns = 1
+	}
+	p := &Proxy{o: o}
+	tr := &http.Transport{
+		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return o.Dial(ctx) },
+		MaxConnsPerHost:     o.Conns,
+		MaxIdleConnsPerHost: o.Conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      tr,
+		ModifyResponse: p.readAhead,
+		ErrorHandler:   p.failed,
+		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
+	}
+	return p
+}
+
+// ServeHTTP forwards r to the app once its body is in.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "" && hasToken(r.Header, "Connection", "upgrade") {
+		p.rp.ServeHTTP(w, r) // a WebSocket: both ways as it comes
+		return
+	}
+	if r.ContentLength > p.o.MaxBodySize {
+		p.tooLarge(w)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		st := &store{dir: p.o.TempDir, memMax: p.o.BodyBufferSize}
+		n, err := copyBody(st, io.LimitReader(r.Body, p.o.MaxBodySize+1))
+		r.Body.Close()
+		switch {
+		case n > p.o.MaxBodySize:
+			st.close()
+			p.tooLarge(w)
+			return
+		case err != nil:
+			st.close()
+			p.bodyFailed(w, r, err)
+			return
+		}
+		r.Body = &bodyReader{st: st}
+		r.ContentLength = n
+		r.TransferEncoding = nil
+		if len(r.Trailer) > 0 {
+			r.ContentLength = -1 // chunked, to carry the trailers
+		}
+		defer st.close()
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+// copyBody writes a request body into st.
+func copyBody(st *store, r io.Reader) (int64, error) {
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			if werr := st.write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+func (p *Proxy) tooLarge(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close") // the rest of the body is not read
+	http.Error(w, "413 Request Entity Too Large: the body is over app.max_body_size", http.StatusRequestEntityTooLarge)
+}
+
+// bodyFailed answers a request whose body did not arrive.
+func (p *Proxy) bodyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "408 Request Timeout: the body did not arrive in time", http.StatusRequestTimeout)
+		return
+	}
+	if r.Context().Err() != nil {
+		return // the client is gone
+	}
+	p.o.Log.Warn("request body not taken", "err", err, "path", r.URL.Path)
+	w.Header().Set("Connection", "close")
+	http.Error(w, "400 Bad Request: the body could not be read", http.StatusBadRequest)
+}
+
+// rewrite makes the request the app gets: the same, with the client's
+// address, host, scheme and a request id in X-Forwarded-* headers.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(appURL)
+	pr.Out.Host = pr.In.Host
+	pr.SetXForwarded()
+	pr.Out.Header.Del("Expect") // the body is here already: 100-continue was the child's to answer
+	id := pr.In.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		var b [16]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	pr.Out.Header.Set("X-Request-Id", id)
+}
+
+// validRequestID reports whether a client's X-Request-Id may be passed on:
+// short, and only letters, digits and - _ . : (no header injection, no
+// log noise).
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// readAhead frees the app from the client's pace: a response that fits in
+// memory is read whole at once; a larger one, or one without a length, is
+// read ahead as it comes; a stream goes through as it comes.
+func (p *Proxy) readAhead(resp *http.Response) error {
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+		return nil
+	}
+	if resp.Header.Get("X-Accel-Buffering") == "no" {
+		resp.Header.Del("X-Accel-Buffering")
+		return nil
+	}
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") {
+		return nil
+	}
+	st := store{dir: p.o.TempDir, memMax: p.o.ResponseBufferSize}
+	if n := resp.ContentLength; n >= 0 && n <= p.o.ResponseBufferSize && len(resp.Trailer) == 0 {
+		// The common case: small, known length. Read it now.
+		st.mem = make([]byte, 0, n)
+		if _, err := copyBody(&st, resp.Body); err != nil {
+			resp.Body.Close()
+			return fmt.Errorf("reading the app's response: %w", err)
+		}
+		resp.Body.Close()
+		resp.Body = &bodyReader{st: &st}
+		return nil
+	}
+	resp.Body = newReadAhead(resp.Body, st, p.o.ResponseBufferSize+p.o.MaxTempFileSize)
+	return nil
+}
+
+// failed answers a request the app did not answer: 502 when it cannot be
+// reached or broke off, 504 when it took too long; nothing when the client
+// is gone.
+func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	code := http.StatusBadGateway
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		code = http.StatusGatewayTimeout
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+		code = http.StatusServiceUnavailable
+	}
+	p.o.Log.Warn("the app server did not answer", "err", err, "method", r.Method, "path", r.URL.Path, "status", code)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "%d %s: the app server did not answer\n", code, http.StatusText(code))
+}
+
+// hasToken reports whether header key lists token (case-insensitive).
+func hasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,91 @@
+// Package procfs reads what phased needs to know of processes from Linux's
+// /proc: a process's memory and its descendants, so that a child that owns
+// an app server is measured with it (max_memory_per_child, the status
+// page), and whether a process is alive (a zombie is not).
+package procfs
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Memory returns a process's proportional set size (PSS) in bytes, or its
+// resident set size (RSS) where smaps_rollup cannot be read; 0 when the
+// process is gone.
+func Memory(pid int) int64 {
+	for _, f := range []struct{ path, key string }{
+		{fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:"},
+		{fmt.Sprintf("/proc/%d/status", pid), "VmRSS:"},
+	} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) >= 2 && fields[0] == f.key {
+				kb, _ := strconv.ParseInt(fields[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// TreeMemory returns the memory (as Memory) of pid and every process below
+// it: a child and the app server it owns, with the app server's workers.
+func TreeMemory(pid int) int64 {
+	n := Memory(pid)
+	for _, c := range Descendants(pid) {
+		n += Memory(c)
+	}
+	return n
+}
+
+// Children returns the pids of pid's direct children.
+func Children(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// Descendants returns every process below pid, parents before their
+// children.
+func Descendants(pid int) []int {
+	var out []int
+	for _, c := range Children(pid) {
+		out = append(out, c)
+		out = append(out, Descendants(c)...)
+	}
+	return out
+}
+
+// Alive reports whether pid is a live process: not gone, and not a zombie
+// waiting to be reaped (kill -0 succeeds on a zombie).
+func Alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	st := b[i+2]
+	return st != 'Z' && st != 'X'
+}

@@ -1,0 +1,40 @@
+package procfs
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestTreeAndMemory(t *testing.T) {
+	// sh starts a sleep below it: a process with a descendant.
+	cmd := exec.Command("/bin/sh", "-c", "sleep 30 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var kids []int
+	for deadline := time.Now().Add(5 * time.Second); len(kids) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		kids = Descendants(cmd.Process.Pid)
+	}
+	if len(kids) != 1 || !Alive(kids[0]) {
+		t.Fatalf("descendants of sh: %v", kids)
+	}
+	defer func() {
+		if p, err := os.FindProcess(kids[0]); err == nil {
+			p.Kill()
+		}
+	}()
+	if !slices.Contains(Children(cmd.Process.Pid), kids[0]) {
+		t.Fatalf("children %v", Children(cmd.Process.Pid))
+	}
+	one, tree := Memory(cmd.Process.Pid), TreeMemory(cmd.Process.Pid)
+	if one <= 0 || tree <= one {
+		t.Fatalf("memory %d, with its descendant %d: want more with it", one, tree)
+	}
+	if Memory(1<<30) != 0 || Alive(1<<30) {
+		t.Fatal("a process that does not exist has memory or is alive")
+	}
+}
