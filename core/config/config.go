@@ -320,10 +320,11 @@ type LoadOptions struct {
 	// alone.
 	File string
 
-	// Env is the environment as os.Environ returns it. Only PHASED_*
-	// entries are read, and of those the names phased sets for hooks and
-	// children are ignored (see the package documentation). nil reads no
-	// environment; pass os.Environ() to read the process's.
+	// Env is the environment as os.Environ returns it. Its PHASED_*
+	// entries are configuration (the names phased sets for hooks and
+	// children aside, see the package documentation), and the file's
+	// ${VAR} and ${VAR:-default} references are resolved from all of it.
+	// nil reads no environment; pass os.Environ() to read the process's.
 	Env []string
 
 	// Overrides are "key=value" pairs from -c flags, dotted keys
@@ -386,6 +387,11 @@ func load(opts LoadOptions, cwd string) (*Config, error) {
 		l, err := yamlLayer(kindFile, file, b)
 		if err != nil {
 			return nil, err
+		}
+		if xerrs := expandEnv(l.data, opts.Env, file); len(xerrs) > 0 {
+			errs = append(errs, xerrs...)
+		} else {
+			l = newLayer(l.kind, l.name, l.data, l.sources)
 		}
 		layers = append(layers, l)
 	}

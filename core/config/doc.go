@@ -20,6 +20,14 @@
 // boolean, and "a,b" to the list [a, b], so
 // PHASED_LISTEN=127.0.0.1:1,127.0.0.1:2 listens twice.
 //
+// # Environment references
+//
+// In the file, ${VAR} and ${VAR:-default} in any value are read from the
+// environment on every load, so each graceful restart reads them again:
+// `listen: ["0.0.0.0:${PORT:-8080}"]` is the container convention. An
+// empty variable takes the default; one that is not set and has no
+// default is an error naming the key and the variable. $${ writes ${.
+//
 // # Reserved environment names
 //
 // phased itself sets some PHASED_ variables for hooks and children. They are
