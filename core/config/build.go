@@ -260,6 +260,7 @@ func (c *Config) validate(ls layers, derivedSocket bool) []error {
 	}
 	v.notEmpty("document_root", c.DocumentRoot)
 	v.positive("graceful_shutdown_timeout", c.GracefulShutdownTimeout)
+	v.oneOf("sigterm", c.SIGTERM, []string{"stop", "graceful-stop"})
 	v.positive("timeouts.read_header", c.Timeouts.ReadHeader)
 	v.positive("timeouts.read", c.Timeouts.Read)
 	v.positive("timeouts.write", c.Timeouts.Write)

@@ -65,6 +65,14 @@ type Config struct {
 	// before it is told to stop now (SIGINT), then killed (SIGKILL). Greater than 0. Default 30s.
 	GracefulShutdownTimeout time.Duration `koanf:"graceful_shutdown_timeout" json:"graceful_shutdown_timeout" yaml:"graceful_shutdown_timeout"`
 
+	// SIGTERM is what SIGTERM to the master means: "stop" (Apache's: stop
+	// now, cutting requests in flight) or "graceful-stop" (stop accepting,
+	// let requests finish, bounded by GracefulShutdownTimeout), which is
+	// what container runtimes and Kubernetes want, since SIGTERM is the
+	// only stop they send. SIGINT always stops now, SIGWINCH always stops
+	// gracefully. Default "stop".
+	SIGTERM string `koanf:"sigterm" json:"sigterm" yaml:"sigterm"`
+
 	// Timeouts are the children's HTTP server timeouts.
 	Timeouts Timeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
 

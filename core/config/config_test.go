@@ -51,6 +51,7 @@ func TestDefault(t *testing.T) {
 		DocumentRoot:            filepath.Join(cwd, "public"),
 		DoubleStart:             true,
 		GracefulShutdownTimeout: 30 * time.Second,
+		SIGTERM:                 "stop",
 		Timeouts:                Timeouts{ReadHeader: 10 * time.Second, Read: 60 * time.Second, Write: 60 * time.Second, Idle: 5 * time.Second},
 		ErrorLog:                ErrorLog{Path: "stderr", Level: "info", Format: "auto"},
 		AccessLog:               AccessLog{Path: "", Format: "combined"},

@@ -295,6 +295,9 @@ func (m *Master) onSignal(sig os.Signal) {
 	if cmd == "" {
 		return // SIGPIPE: a closed terminal or log reader; writes fail with EPIPE instead
 	}
+	if sig == syscall.SIGTERM && m.cfg.SIGTERM == "graceful-stop" {
+		cmd = supervisor.CmdGracefulStop
+	}
 	m.handle(supervisor.Command{Cmd: cmd, Signal: sig.(syscall.Signal)})
 }
 

@@ -85,9 +85,20 @@ func TestBadConfigOnGracefulKeepsServing(t *testing.T) {
 // began is answered when they are complete, then the master exits 0 and
 // leaves no child. (A hard stop would cut it.)
 func TestGracefulStop(t *testing.T) {
-	for _, how := range []string{"SIGWINCH", "-k graceful-stop"} {
-		t.Run(how, func(t *testing.T) {
-			s := e2e.StartServer(t, "")
+	for _, tt := range []struct {
+		how, extra string
+		graceful   bool // the generation drains gracefully, and the request in flight is answered
+	}{
+		{"SIGWINCH", "", true},
+		{"-k graceful-stop", "", true},
+		// sigterm: graceful-stop makes SIGTERM, the stop containers and
+		// Kubernetes send, a graceful stop; without it SIGTERM is Apache's
+		// stop now.
+		{"SIGTERM", "sigterm: graceful-stop\n", true},
+		{"SIGTERM", "", false},
+	} {
+		t.Run(tt.how+"/"+strings.TrimSpace(tt.extra), func(t *testing.T) {
+			s := e2e.StartServer(t, tt.extra)
 			kids := e2e.Children(s.PID())
 			c, err := net.Dial("tcp", s.Addr)
 			if err != nil {
@@ -97,9 +108,12 @@ func TestGracefulStop(t *testing.T) {
 			fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n")
 			time.Sleep(100 * time.Millisecond)
 			stopped := make(chan int, 1)
-			if how == "SIGWINCH" {
+			switch tt.how {
+			case "SIGWINCH":
 				s.Signal(t, syscall.SIGWINCH)
-			} else {
+			case "SIGTERM":
+				s.Signal(t, syscall.SIGTERM)
+			default:
 				go func() {
 					code, _, _ := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful-stop")
 					stopped <- code
@@ -110,16 +124,19 @@ func TestGracefulStop(t *testing.T) {
 			fmt.Fprintf(c, "\r\n") // the in-flight request, completed
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil || resp.StatusCode != 200 || !resp.Close {
+			if tt.graceful && (err != nil || resp.StatusCode != 200 || !resp.Close) {
 				t.Fatalf("in-flight request during a graceful stop: %v %v", resp, err)
 			}
 			if code := s.WaitExit(t, 10*time.Second); code != 0 {
 				t.Fatalf("master exit %d", code)
 			}
-			if how != "SIGWINCH" {
+			if tt.how == "-k graceful-stop" {
 				if code := <-stopped; code != 0 {
 					t.Fatalf("-k graceful-stop exit %d", code)
 				}
+			}
+			if want := map[bool]string{true: `"graceful":true`, false: `"graceful":false`}[tt.graceful]; s.Log.Count(want) == 0 {
+				t.Fatalf("the generation did not drain with %s:\n%s", want, s.Log)
 			}
 			e2e.WaitGone(t, kids, 5*time.Second)
 		})
