@@ -18,6 +18,7 @@ import (
 	"github.com/phasedhq/phased/core/listen"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/pidfile"
+	"github.com/phasedhq/phased/core/reaper"
 	"github.com/phasedhq/phased/core/supervisor"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
@@ -170,6 +171,7 @@ func Run(opts Options) (err error) {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
+		reaper.EndStrays(m.log, 2*time.Second) // what the failed start's hooks left behind
 		return err
 	}
 	// Until the open-logs phase, the master logs to stderr (Apache does
@@ -180,6 +182,10 @@ func Run(opts Options) (err error) {
 	}
 	m.log = boot.Logger()
 	m.logSw = newLogSwitch(m.log.Handler())
+	// A subreaper from the start: what a hook of the very first pass leaves
+	// behind is the master's to reap and, at stop, to end.
+	reap := reaper.Start(m.log)
+	defer reap.Stop()
 	if m.counters, err = m.openCounters(); err != nil {
 		return err
 	}
@@ -381,6 +387,10 @@ func (m *Master) cleanup() {
 		if err := m.pid.Remove(); err != nil {
 			m.log.Warn("removing pid file", "err", err)
 		}
+	}
+	if !m.sv.Upgraded() {
+		// Whatever hooks, children or apps left behind goes with the master.
+		reaper.EndStrays(m.log, 2*time.Second)
 	}
 	for _, req := range m.sv.StopReplies() {
 		m.answer(supervisor.Reply{Req: req, OK: true, Message: "phased stopped"})

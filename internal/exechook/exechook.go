@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/phasedhq/phased/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -195,8 +196,9 @@ func shortenLine(s string, n int) string {
 //
 // The hook's stdin is /dev/null. It runs in a process group of its own and
 // is sent SIGKILL if the master dies. When Timeout elapses or ctx is done,
-// the whole group gets SIGTERM, then SIGKILL 500 ms later, so processes the
-// hook started go too. Processes the hook leaves behind when it exits by
+// the whole group gets SIGTERM, then SIGKILL 500 ms later, and so does
+// every process below the hook, even one that left its group (setsid), so
+// processes the hook started go too. Processes the hook leaves behind when it exits by
 // itself are not killed; if they keep its output open, Run stops
 // logging it one second after the hook exited and returns.
 func Run(ctx context.Context, s Spec) error {
@@ -328,13 +330,24 @@ func watchHook(ctx context.Context, pgid int, timeout time.Duration, done <-chan
 	case <-ctx.Done():
 		why = ctx.Err()
 	}
+	// The group, and every process below the hook: one that left the
+	// group (setsid) is still the hook's descendant until the hook is gone.
+	tree := procfs.Descendants(pgid)
 	_ = unix.Kill(-pgid, unix.SIGTERM)
+	for _, pid := range tree {
+		_ = unix.Kill(pid, unix.SIGTERM)
+	}
 	grace := time.NewTimer(killGrace)
 	defer grace.Stop()
 	select {
 	case <-done:
 	case <-grace.C:
 		_ = unix.Kill(-pgid, unix.SIGKILL)
+	}
+	for _, pid := range append(tree, procfs.Descendants(pgid)...) {
+		if procfs.Alive(pid) {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
 	}
 	return why
 }

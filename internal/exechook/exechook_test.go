@@ -410,11 +410,14 @@ func TestRunExecKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills process groups and waits for them; skipped with -short")
 	}
-	// The script leaves a sleep in the background, writes both pids and
-	// blocks in a foreground sleep; both sleeps hold the output pipes.
+	// The script leaves a sleep in the background and another in a session
+	// of its own (out of the hook's process group), writes their pids and
+	// blocks in a foreground sleep; the sleeps hold the output pipes.
 	const body = `
 sleep 30 &
 echo $! > "$1/bg.pid"
+setsid sh -c 'echo $$ > "$1/sid.pid"; exec sleep 30' sh "$1" &
+while [ ! -s "$1/sid.pid" ]; do sleep 0.01; done
 echo started
 echo "about to block" >&2
 sh -c 'echo $$ > "$1/fg.pid"; exec sleep 30' sh "$1"
@@ -521,8 +524,10 @@ echo unreachable`
 			if err.Error() != tt.msg {
 				t.Errorf("Error() =\n%s\nwant\n%s", err, tt.msg)
 			}
+			sid := readPid(t, filepath.Join(dir, "sid.pid"))
 			waitGone(t, "background sleep", bg, 2*time.Second)
 			waitGone(t, "foreground sleep", fg, 2*time.Second)
+			waitGone(t, "sleep in a session of its own", sid, 2*time.Second)
 			for _, r := range buf.records(t) {
 				if r.Msg == "unreachable" {
 					t.Errorf("the script went on after its sleep was killed")

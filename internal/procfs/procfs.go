@@ -74,18 +74,27 @@ func Descendants(pid int) []int {
 	return out
 }
 
-// Alive reports whether pid is a live process: not gone, and not a zombie
-// waiting to be reaped (kill -0 succeeds on a zombie).
-func Alive(pid int) bool {
+// Zombie reports whether pid has exited and waits for its parent to reap
+// it.
+func Zombie(pid int) bool { return state(pid) == 'Z' }
+
+// state is the state letter of /proc/PID/stat (R, S, D, Z, X ...), or 0.
+func state(pid int) byte {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return 0
 	}
 	// The state follows the command name, which is in parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 >= len(b) {
-		return false
+		return 0
 	}
-	st := b[i+2]
-	return st != 'Z' && st != 'X'
+	return b[i+2]
+}
+
+// Alive reports whether pid is a live process: not gone, and not a zombie
+// waiting to be reaped (kill -0 succeeds on a zombie).
+func Alive(pid int) bool {
+	st := state(pid)
+	return st != 0 && st != 'Z' && st != 'X'
 }
