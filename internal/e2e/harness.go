@@ -18,12 +18,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
 var (
@@ -289,45 +290,14 @@ func (p *Proc) kill(t testing.TB) {
 }
 
 // Children returns the pids of pid's direct children.
-func Children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
+func Children(pid int) []int { return procfs.Children(pid) }
 
 // Descendants returns every process below pid.
-func Descendants(pid int) []int {
-	var out []int
-	for _, c := range Children(pid) {
-		out = append(out, c)
-		out = append(out, Descendants(c)...)
-	}
-	return out
-}
+func Descendants(pid int) []int { return procfs.Descendants(pid) }
 
 // Alive reports whether pid is a live process. A zombie is not alive:
 // kill -0 succeeds on zombies, so this reads /proc/PID/stat.
-func Alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	state := s[i+2]
-	return state != 'Z' && state != 'X'
-}
+func Alive(pid int) bool { return procfs.Alive(pid) }
 
 // WaitGone waits until none of pids is alive.
 func WaitGone(t testing.TB, pids []int, within time.Duration) {
