@@ -141,9 +141,7 @@ func (c *Config) finish(ls layers, cwd string) (derived bool) {
 			h.After = []string{}
 		}
 	}
-	if c.Listen == nil {
-		c.Listen = []string{}
-	}
+	c.finishListen()
 	return derived
 }
 
@@ -222,30 +220,7 @@ func (v *validator) notEmpty(key, value string) {
 func (c *Config) validate(ls layers, derivedSocket bool) []error {
 	v := &validator{ls: ls}
 
-	if len(c.Listen) == 0 {
-		v.errorf("listen", "needs at least one address")
-	}
-	seen := map[string]int{}
-	for i, addr := range c.Listen {
-		key := fmt.Sprintf("listen[%d]", i)
-		id, msg := checkListen(addr)
-		if msg != "" {
-			v.errorf(key, "%s", msg)
-			continue
-		}
-		if id == "" {
-			continue // port 0: every entry is its own socket
-		}
-		if j, ok := seen[id]; ok {
-			if addr == c.Listen[j] {
-				v.errorf(key, "%q: duplicate of listen[%d]", addr, j)
-			} else {
-				v.errorf(key, "%q: duplicate of listen[%d] %q", addr, j, c.Listen[j])
-			}
-			continue
-		}
-		seen[id] = i
-	}
+	c.validateListen(v)
 	if c.ListenBacklog < 1 || c.ListenBacklog > 65535 {
 		v.errorf("listen_backlog", "must be between 1 and 65535, got %d", c.ListenBacklog)
 	}

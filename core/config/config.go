@@ -24,12 +24,13 @@ type Config struct {
 	// Always absolute after Load.
 	ServerRoot string `koanf:"server_root" json:"server_root" yaml:"server_root"`
 
-	// Listen lists the addresses the master listens on, one socket each, as
-	// "host:port": host is an IPv4 address, an IPv6 address in brackets, a
-	// name such as localhost, or empty for every interface; port is 0 to
-	// 65535. At least one, no duplicates (port 0 may repeat). Default
-	// ["127.0.0.1:8080"].
-	Listen []string `koanf:"listen" json:"listen" yaml:"listen"`
+	// Listen lists the sockets the master listens on, one each: an
+	// address "host:port" (host is an IPv4 address, an IPv6 address in
+	// brackets, a name such as localhost, or empty for every interface;
+	// port is 0 to 65535), or a mapping with the address and the
+	// listener's TLS and other options (see Listener). At least one, no
+	// duplicate addresses (port 0 may repeat). Default ["127.0.0.1:8080"].
+	Listen []Listener `koanf:"listen" json:"listen" yaml:"listen"`
 
 	// ListenBacklog is the listen(2) backlog, 1 to 65535. Default 511.
 	ListenBacklog int `koanf:"listen_backlog" json:"listen_backlog" yaml:"listen_backlog"`

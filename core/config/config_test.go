@@ -44,7 +44,7 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := &Config{
 		ServerRoot:              cwd,
-		Listen:                  []string{"127.0.0.1:8080"},
+		Listen:                  []Listener{{Address: "127.0.0.1:8080"}},
 		ListenBacklog:           511,
 		PidFile:                 filepath.Join(cwd, "phased.pid"),
 		ControlSocket:           filepath.Join(cwd, "phased.sock"),
@@ -178,21 +178,21 @@ func TestPrecedence(t *testing.T) {
 			file: "listen: [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n",
 			env:  []string{"PHASED_LISTEN=127.0.0.1:3"},
 			check: func(t *testing.T, c *Config) {
-				eq(t, "listen", c.Listen, []string{"127.0.0.1:3"})
+				eq(t, "listen", c.ListenAddrs(), []string{"127.0.0.1:3"})
 			},
 		},
 		{
 			name: "env list splits on commas",
 			env:  []string{"PHASED_LISTEN=127.0.0.1:1, [::1]:2,localhost:3"},
 			check: func(t *testing.T, c *Config) {
-				eq(t, "listen", c.Listen, []string{"127.0.0.1:1", "[::1]:2", "localhost:3"})
+				eq(t, "listen", c.ListenAddrs(), []string{"127.0.0.1:1", "[::1]:2", "localhost:3"})
 			},
 		},
 		{
 			name:      "-c list and bool and duration",
 			overrides: []string{"listen=127.0.0.1:1,127.0.0.1:2", "double_start=false", "graceful_shutdown_timeout=1m30s", "directory_listing=true"},
 			check: func(t *testing.T, c *Config) {
-				eq(t, "listen", c.Listen, []string{"127.0.0.1:1", "127.0.0.1:2"})
+				eq(t, "listen", c.ListenAddrs(), []string{"127.0.0.1:1", "127.0.0.1:2"})
 				eq(t, "double_start", c.DoubleStart, false)
 				eq(t, "directory_listing", c.DirectoryListing, true)
 				eq(t, "graceful_shutdown_timeout", c.GracefulShutdownTimeout, 90*time.Second)
@@ -226,7 +226,7 @@ func TestPrecedence(t *testing.T) {
 			name: "empty file is the default",
 			file: "# nothing\n",
 			check: func(t *testing.T, c *Config) {
-				eq(t, "listen", c.Listen, []string{"127.0.0.1:8080"})
+				eq(t, "listen", c.ListenAddrs(), []string{"127.0.0.1:8080"})
 			},
 		},
 	}
@@ -357,6 +357,43 @@ func TestErrors(t *testing.T) {
 			want:      []string{`-c double_start=perhaps: double_start: expected true or false, got "perhaps"`},
 		},
 		{
+			name: "tls without certificates",
+			file: "listen:\n  - {address: \"127.0.0.1:8443\", tls: {min_version: \"1.2\"}}\n",
+			want: []string{`{file}: listen[0].tls: needs certificates (cert and key files) or acme`},
+		},
+		{
+			name: "tls bad version and cipher",
+			file: "listen:\n  - address: 127.0.0.1:8443\n    tls: {certificates: [{cert: a.crt, key: a.key}], min_version: \"1.0\", ciphers: [TLS_RSA_WITH_RC4_128_SHA]}\n",
+			want: []string{
+				`{file}: listen[0].tls.min_version: "1.0" is not one of 1.2, 1.3`,
+				`{file}: listen[0].tls.ciphers[0]: "TLS_RSA_WITH_RC4_128_SHA" is not a TLS 1.2 cipher suite Go offers securely (as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)`,
+			},
+		},
+		{
+			name: "tls certificate without key",
+			file: "listen:\n  - {address: \"127.0.0.1:8443\", tls: {certificates: [{cert: a.crt}]}}\n",
+			want: []string{`{file}: listen[0].tls.certificates[0].key: must not be empty`},
+		},
+		{
+			name: "options on the wrong kind of listener",
+			file: "listen:\n  - {address: \"127.0.0.1:8080\", http2: false}\n  - {address: \"127.0.0.1:8443\", h2c: true, redirect_https: \"443\", tls: {certificates: [{cert: a, key: b}]}}\n",
+			want: []string{
+				`{file}: listen[0].http2: is for TLS listeners (plain HTTP/2 is h2c)`,
+				`{file}: listen[1].h2c: is for plain listeners (HTTP/2 over TLS is http2)`,
+				`{file}: listen[1].redirect_https: is for plain listeners`,
+			},
+		},
+		{
+			name: "acme without names",
+			file: "listen:\n  - {address: \"127.0.0.1:8443\", tls: {acme: {email: a@b.c}}}\n",
+			want: []string{`{file}: listen[0].tls.acme.names: needs at least one host name`},
+		},
+		{
+			name: "duplicate address in a mapping",
+			file: "listen:\n  - 127.0.0.1:8443\n  - {address: \"127.0.0.1:8443\", tls: {certificates: [{cert: a, key: b}]}}\n",
+			want: []string{`{file}: listen[1].address: "127.0.0.1:8443": duplicate of listen[0]`},
+		},
+		{
 			name: "app type unknown",
 			file: "app: {type: rails}\n",
 			want: []string{`{file}: app.type: "rails" is not one of static, go, http, fastcgi, cgi`},
@@ -439,7 +476,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "list entry of the wrong type",
 			file: "listen:\n  - 127.0.0.1:80\n  - {host: x}\n",
-			want: []string{`{file}: listen[1]: expected a string, got a mapping`},
+			want: []string{`{file}: unknown key "listen[1].host"`},
 		},
 
 		// Validation, attributed to the layer that set the key.
@@ -716,7 +753,7 @@ func TestReservedEnv(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reserved names were read as config: %v", err)
 	}
-	eq(t, "listen", c.Listen, []string{"127.0.0.1:8080"})
+	eq(t, "listen", c.ListenAddrs(), []string{"127.0.0.1:8080"})
 
 	for _, name := range []string{"PHASED_PHASE", "PHASED_CONFIG", "PHASED_TEST_X", "PHASED_CHILD_", "PHASED_INTERNAL_Y"} {
 		if !IsReservedEnv(name) {
@@ -849,4 +886,49 @@ func TestLoadRelativeFile(t *testing.T) {
 	}
 	eq(t, "File", c.File, filepath.Join(dir, "site.yaml"))
 	eq(t, "pid_file", c.PidFile, filepath.Join(dir, "x.pid"))
+}
+
+// TestTLSListener: a listen entry may be a mapping with TLS; its files are
+// made absolute, its defaults filled, and -S writes plain entries as
+// plain addresses and the others as mappings.
+func TestTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "phased.yaml")
+	os.WriteFile(path, []byte(`listen:
+  - 127.0.0.1:8080
+  - address: 127.0.0.1:8443
+    tls:
+      certificates: [{cert: certs/site.crt, key: certs/site.key}]
+      acme: {names: [example.test], storage: state/acme}
+`), 0o644)
+	c, err := Load(LoadOptions{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Listen[1]
+	if l.TLS == nil || l.TLS.MinVersion != "1.2" || !l.HTTP2On() || c.Listen[0].HTTP2On() {
+		t.Fatalf("listen[1] = %+v", l)
+	}
+	if crt := l.TLS.Certificates[0]; crt.Cert != filepath.Join(dir, "certs/site.crt") || crt.Key != filepath.Join(dir, "certs/site.key") {
+		t.Errorf("certificate files %+v", crt)
+	}
+	if a := l.TLS.ACME; a.Storage != filepath.Join(dir, "state/acme") || a.Directory != LetsEncrypt || a.Challenge != "tls-alpn-01" || a.RenewBefore != 30*24*time.Hour {
+		t.Errorf("acme %+v", a)
+	}
+	y, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), "listen:\n  - 127.0.0.1:8080\n  - address: 127.0.0.1:8443\n    tls:\n") {
+		t.Errorf("-S writes listen as:\n%s", y)
+	}
+	// What -S writes, the master's JSON round trip reads back the same.
+	j, _ := c.JSON()
+	back, err := FromJSON(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Listen, c.Listen) {
+		t.Errorf("JSON round trip: %+v, want %+v", back.Listen, c.Listen)
+	}
 }

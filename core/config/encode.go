@@ -165,13 +165,23 @@ func (c *Config) tree() any {
 	return toTree(reflect.ValueOf(*c))
 }
 
-var mpmType = reflect.TypeFor[MPM]()
+var (
+	mpmType      = reflect.TypeFor[MPM]()
+	listenerType = reflect.TypeFor[Listener]()
+)
 
 func toTree(v reflect.Value) any {
 	t := v.Type()
 	switch {
 	case t == durationType:
 		return formatDuration(time.Duration(v.Int()))
+	case t.Kind() == reflect.Pointer:
+		if v.IsNil() {
+			return nil
+		}
+		return toTree(v.Elem())
+	case t == listenerType && v.Interface().(Listener).plain():
+		return v.Interface().(Listener).Address // written as it is usually written
 	case t == mpmType:
 		mpm := v.Interface().(MPM)
 		m := orderedMap{{"name", mpm.Name}}

@@ -16,19 +16,19 @@ func TestEnvReferences(t *testing.T) {
 	}{
 		{name: "set", file: "listen: [\"127.0.0.1:${PORT}\"]\nlisten_backlog: ${BACKLOG}\n", env: []string{"PORT=9090", "BACKLOG=1024"},
 			check: func(t *testing.T, c *Config) {
-				if c.Listen[0] != "127.0.0.1:9090" || c.ListenBacklog != 1024 {
+				if c.Listen[0].Address != "127.0.0.1:9090" || c.ListenBacklog != 1024 {
 					t.Errorf("listen %v backlog %d", c.Listen, c.ListenBacklog)
 				}
 			}},
 		{name: "default", file: "listen: [\"127.0.0.1:${PORT:-8081}\"]\n", env: []string{"HOME=/root"},
 			check: func(t *testing.T, c *Config) {
-				if c.Listen[0] != "127.0.0.1:8081" {
+				if c.Listen[0].Address != "127.0.0.1:8081" {
 					t.Errorf("listen %v", c.Listen)
 				}
 			}},
 		{name: "empty takes the default", file: "listen: [\"127.0.0.1:${PORT:-8082}\"]\n", env: []string{"PORT="},
 			check: func(t *testing.T, c *Config) {
-				if c.Listen[0] != "127.0.0.1:8082" {
+				if c.Listen[0].Address != "127.0.0.1:8082" {
 					t.Errorf("listen %v", c.Listen)
 				}
 			}},

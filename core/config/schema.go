@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"math"
@@ -16,7 +17,10 @@ import (
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	sizeType     = reflect.TypeFor[Size]()
-	configType   = reflect.TypeFor[Config]()
+	// textUnmarshalerType is what a type that may be written as a
+	// string implements.
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	configType          = reflect.TypeFor[Config]()
 )
 
 // field is one configuration key of a struct.
@@ -95,7 +99,12 @@ func (c *checker) value(path string, v any, t reflect.Type) {
 	if v == nil {
 		return // null leaves the field at its zero value; validation judges it
 	}
+	_, isString := v.(string)
 	switch {
+	case t.Kind() == reflect.Pointer:
+		c.value(path, v, t.Elem())
+	case isString && reflect.PointerTo(t).Implements(textUnmarshalerType):
+		c.leaf(path, v, t) // a mapping type written as a string: a listen address
 	case t == durationType:
 		c.leaf(path, v, t)
 	case t.Kind() == reflect.Struct:
@@ -118,7 +127,7 @@ func (c *checker) value(path string, v any, t reflect.Type) {
 	case t.Kind() == reflect.Slice:
 		list, ok := v.([]any)
 		if !ok {
-			if t.Elem().Kind() == reflect.Struct {
+			if t.Elem().Kind() == reflect.Struct && !reflect.PointerTo(t.Elem()).Implements(textUnmarshalerType) {
 				c.errorf(path, "expected a list, got %s", describe(v))
 				return
 			}
@@ -373,7 +382,8 @@ func boolToStringHook(_ reflect.Type, t reflect.Type, data any) (any, error) {
 // PHASED_LISTEN=127.0.0.1:1,127.0.0.1:2 gives two addresses; "" is an empty
 // list.
 func stringToSliceHook(f reflect.Type, t reflect.Type, data any) (any, error) {
-	if f.Kind() != reflect.String || t.Kind() != reflect.Slice || t.Elem().Kind() != reflect.String {
+	if f.Kind() != reflect.String || t.Kind() != reflect.Slice ||
+		t.Elem().Kind() != reflect.String && !reflect.PointerTo(t.Elem()).Implements(textUnmarshalerType) {
 		return data, nil
 	}
 	s := strings.TrimSpace(reflect.ValueOf(data).String())

@@ -136,7 +136,7 @@ const (
 // describe them only); plog is switched to the error log once it is open.
 func (m *Master) builtinSteps(p *pass, plog *logSwitch) []phases.Step {
 	listenStep := func(context.Context, *phases.HookContext) error {
-		addrs := p.cfg.Listen
+		addrs := p.cfg.ListenAddrs()
 		if m.opts.Activated != nil {
 			addrs = m.lns.Addrs() // socket activation: systemd's sockets, always
 		}
