@@ -12,6 +12,7 @@ import (
 	"github.com/phasedhq/phased/core/listen"
 	"github.com/phasedhq/phased/core/privdrop"
 	"github.com/phasedhq/phased/core/supervisor"
+	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
@@ -41,6 +42,8 @@ type generation struct {
 	// generation never serves, closed once it does.
 	oldLns  []*listen.Listener
 	removed []*listen.Listener
+	// tls is each TLS listener's certificates and settings, by address.
+	tls map[string]*contract.TLS
 }
 
 // proc is a child process.
@@ -57,7 +60,7 @@ type proc struct {
 func (m *Master) newGeneration(p *pass) *generation {
 	g := &generation{num: p.gen, started: time.Now(), pass: p.num, cfg: p.cfg, cfgPath: p.cfgPath, plan: p.plan,
 		who: p.who, launch: p.launch, hooks: p.hooks, plugin: p.plugin, policy: p.policy, limits: p.limits, board: p.board,
-		oldLns: p.oldLns, removed: p.removed}
+		oldLns: p.oldLns, removed: p.removed, tls: p.tls}
 	p.board, p.plugin, p.hooks = nil, nil, nil // the generation owns them now
 	if g.limits.AcceptMutex == "flock" {
 		g.mutex = m.acceptLocks(g)

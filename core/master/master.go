@@ -21,6 +21,7 @@ import (
 	"github.com/phasedhq/phased/core/reaper"
 	"github.com/phasedhq/phased/core/supervisor"
 	"github.com/phasedhq/phased/internal/scoreboard"
+	"github.com/phasedhq/phased/internal/tickets"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
 	"github.com/phasedhq/phased/sdk/mpm"
@@ -30,6 +31,10 @@ import (
 // bounds are checked this often, and the MPM is asked every
 // supervisor.Timings.Tick.
 const loopTick = 250 * time.Millisecond
+
+// ticketRotation is how often a new TLS session ticket key is made; with
+// tickets.Keep keys kept, a ticket resumes for up to three rotations more.
+const ticketRotation = 12 * time.Hour
 
 // Options configures Run.
 type Options struct {
@@ -94,6 +99,10 @@ type Master struct {
 	// counters are the master's running totals, shared with children for
 	// /metrics.
 	counters *scoreboard.Counters
+	// tickets are the TLS session ticket keys every child shares, rotated
+	// every ticketRotation.
+	tickets *tickets.Keys
+	rotated time.Time
 
 	sv      *supervisor.Supervisor
 	gens    map[int]*generation
@@ -190,6 +199,11 @@ func Run(opts Options) (err error) {
 		return err
 	}
 	defer m.counters.Close()
+	if m.tickets, err = tickets.Create(); err != nil {
+		return err
+	}
+	defer m.tickets.Close()
+	m.rotated = time.Now()
 	if opts.Activated != nil {
 		m.lns.Reset(opts.Activated)
 		m.log.Info("listening on sockets systemd passed; the listen key is ignored", "listen", strings.Join(m.lns.Addrs(), ","))
@@ -277,6 +291,12 @@ func (m *Master) loop(sigs chan os.Signal) error {
 			}
 			if now.Sub(m.sampled) >= time.Second {
 				m.sampleQueues(now)
+			}
+			if now.Sub(m.rotated) >= ticketRotation {
+				m.rotated = now
+				if err := m.tickets.Rotate(); err != nil {
+					m.log.Error("rotating the TLS session ticket keys", "err", err)
+				}
 			}
 			for num, g := range m.gens {
 				if g.plugin.Exited() {

@@ -15,6 +15,7 @@ import (
 	"github.com/phasedhq/phased/core/listen"
 	"github.com/phasedhq/phased/core/logging"
 	"github.com/phasedhq/phased/core/privdrop"
+	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
@@ -39,9 +40,10 @@ type pass struct {
 	plugin  *host.Plugin // the MPM plugin, until the generation owns it
 	policy  mpm.MPM
 	limits  *mpm.ConfigureResponse
-	board   *scoreboard.Board  // the generation's scoreboard, until it owns it
-	oldLns  []*listen.Listener // the listener set before the pass
-	removed []*listen.Listener // sockets the pass no longer wants, closed on commit
+	board   *scoreboard.Board        // the generation's scoreboard, until it owns it
+	oldLns  []*listen.Listener       // the listener set before the pass
+	removed []*listen.Listener       // sockets the pass no longer wants, closed on commit
+	tls     map[string]*contract.TLS // each TLS listener's material, by address
 }
 
 // runPass runs configuration pass num for generation gen. log is where the
@@ -128,6 +130,8 @@ const (
 	StepListen = "phased:listen"
 	// StepLogs opens the error log and the access log.
 	StepLogs = "phased:logs"
+	// StepTLS reads the TLS listeners' certificates and keys.
+	StepTLS = "phased:tls"
 	// BuiltinOrder is StepListen's order; StepLogs comes right after.
 	BuiltinOrder = -1000
 )
@@ -155,15 +159,21 @@ func (m *Master) builtinSteps(p *pass, plog *logSwitch) []phases.Step {
 		plog.set(p.errlog.Logger().Handler())
 		return nil
 	}
+	tlsStep := func(context.Context, *phases.HookContext) error {
+		var err error
+		p.tls, err = loadTLS(p.cfg)
+		return err
+	}
 	if p == nil {
 		describeOnly := func(context.Context, *phases.HookContext) error {
 			return errors.New("built-in step run outside a pass")
 		}
-		listenStep, logsStep = describeOnly, describeOnly
+		listenStep, logsStep, tlsStep = describeOnly, describeOnly, describeOnly
 	}
 	return []phases.Step{
 		{Name: StepListen, Phase: phases.OpenLogs, Order: BuiltinOrder, Func: listenStep},
 		{Name: StepLogs, Phase: phases.OpenLogs, Order: BuiltinOrder + 1, Func: logsStep},
+		{Name: StepTLS, Phase: phases.OpenLogs, Order: BuiltinOrder + 2, Func: tlsStep},
 	}
 }
 
@@ -279,6 +289,9 @@ func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	if err := CheckMPM(ctx, cfg, log); err != nil {
+		return err
+	}
+	if _, err := loadTLS(cfg); err != nil {
 		return err
 	}
 	if len(plan.Steps(phases.Configure)) == 0 {

@@ -127,8 +127,21 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 			MaxTempFileSize: int64(a.MaxTempFileSize), FastCGIAddress: a.FastCGI.Address, FastCGIIndex: slices.Clone(a.FastCGI.Index),
 			FastCGIExtensions: slices.Clone(a.FastCGI.Extensions), CGIPaths: maps.Clone(a.CGI.Paths), CGITimeout: a.CGI.Timeout}
 	}
+	opts := map[string]config.Listener{}
+	for _, l := range cfg.Listen {
+		opts[l.Address] = l
+	}
+	anyTLS := false
 	for i, l := range m.lns.List() {
-		c.Listeners = append(c.Listeners, contract.Listener{Addr: l.Addr, File: files.Add(contract.ListenerFile(i), l.File)})
+		cl := contract.Listener{Addr: l.Addr, File: files.Add(contract.ListenerFile(i), l.File), TLS: g.tls[l.Addr]}
+		if o, ok := opts[l.Addr]; ok {
+			cl.H2C, cl.RedirectHTTPS = o.H2C, o.RedirectHTTPS
+		}
+		anyTLS = anyTLS || cl.TLS != nil
+		c.Listeners = append(c.Listeners, cl)
+	}
+	if anyTLS {
+		c.Tickets = files.Add(contract.FileTickets, m.tickets.File())
 	}
 	if m.access != nil {
 		c.AccessLog = &contract.AccessLog{File: files.Add(contract.FileAccessLog, m.access), Format: cfg.AccessLog.Format}

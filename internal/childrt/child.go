@@ -25,6 +25,7 @@ import (
 	"github.com/phasedhq/phased/internal/phase"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/internal/status"
+	"github.com/phasedhq/phased/internal/tickets"
 )
 
 // ErrChildInit is returned by Serve when a child-init hook failed: the
@@ -89,6 +90,9 @@ type Runtime struct {
 
 	listeners []net.Listener
 	addrs     []string
+	lopts     []contract.Listener // each listener's TLS and options, from the contract
+	tickets   *tickets.Keys       // the TLS session ticket keys all children share
+	acmeDir   string              // ACME HTTP-01 answers, "" = none
 	hooks     []contract.Hook
 	board     *scoreboard.Board
 	counters  *scoreboard.Counters
@@ -181,15 +185,27 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		}
 		r.listeners = append(r.listeners, ln)
 		r.addrs = append(r.addrs, l.Addr)
+		r.lopts = append(r.lopts, l)
 	}
 	if r.board != nil && r.counters != nil {
 		r.status, err = status.New(status.Options{Path: c.Status.Path, MetricsPath: c.Status.Metrics, Allow: c.Status.Allow,
-			MPM: c.MPM, Async: r.Model == ModelEvent, MasterPID: r.MasterPID, Generation: r.Generation,
+			Certificates: certificates(c.Listeners),
+			MPM:          c.MPM, Async: r.Model == ModelEvent, MasterPID: r.MasterPID, Generation: r.Generation,
 			MasterStart: c.MasterStart, GenerationStart: c.GenerationStart, Listeners: r.addrs, Board: r.board, Counters: r.counters})
 		if err != nil {
 			return nil, err
 		}
 	}
+	if c.Tickets != "" {
+		f, err := c.File(c.Tickets)
+		if err != nil {
+			return nil, err
+		}
+		if r.tickets, err = tickets.Open(f); err != nil {
+			return nil, err
+		}
+	}
+	r.acmeDir = c.ACMEChallenges
 	if c.Events != "" {
 		if r.events, err = c.File(c.Events); err != nil {
 			return nil, err
@@ -274,8 +290,8 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		s.cap.pastLimit = withMaster // before any accept
 	}
 	errc := make(chan error, len(s.gates))
-	for _, ln := range s.gates {
-		if s.fast != nil {
+	for i, ln := range s.gates {
+		if s.fast != nil && !s.slowPath[i] {
 			go func() { errc <- s.acceptFast(ln) }()
 		} else {
 			go func() { errc <- s.srv.Serve(ln) }()
@@ -418,6 +434,9 @@ func (ci *connInfo) get() http.ConnState { return http.ConnState(ci.state.Load()
 
 type server struct {
 	srv      *http.Server
+	slowPath []bool        // listeners the fast path must leave to net/http (TLS, redirects)
+	stopTLS  chan struct{} // ends the ticket key watchers
+	stopOnce sync.Once
 	conns    sync.Map // net.Conn -> *connInfo
 	draining atomic.Bool
 
@@ -455,6 +474,10 @@ func newServer(r *Runtime, h http.Handler) *server {
 			s.alog, s.alogJSON = accesslog.NewLogger(r.access, r.format), r.format == accesslog.FormatJSON
 		}
 	}
+	if r.acmeDir != "" {
+		h = acmeHTTPHandler(r.acmeDir, h)
+	}
+	h = s.perListener(r, h)
 	if r.access != nil {
 		h = accesslog.Middleware(h, r.access, r.format)
 	}
@@ -484,7 +507,9 @@ func newServer(r *Runtime, h http.Handler) *server {
 			s.board.Worker(s.proc, j).SetState(scoreboard.Starting)
 		}
 	}
+	s.wrapTLS(r)
 	s.srv = &http.Server{
+		Protocols:         s.protocols(r),
 		Handler:           s.scored(h),
 		ConnContext:       connContext,
 		ReadHeaderTimeout: r.Timeouts.ReadHeader,
@@ -553,6 +578,11 @@ func (s *server) closeGates() {
 	for _, g := range s.gates {
 		g.Close()
 	}
+	s.stopOnce.Do(func() {
+		if s.stopTLS != nil {
+			close(s.stopTLS)
+		}
+	})
 }
 
 // acceptedBound is how long a child told to stop now still answers

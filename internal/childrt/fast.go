@@ -2,6 +2,7 @@ package childrt
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -337,6 +338,9 @@ func connSlot(c net.Conn) *slotConn {
 		return c
 	case *replayConn:
 		sc, _ := c.Conn.(*slotConn)
+		return sc
+	case *tls.Conn:
+		sc, _ := c.NetConn().(*slotConn)
 		return sc
 	}
 	return nil

@@ -41,7 +41,7 @@ import (
 )
 
 // Version is the contract version this build writes and reads.
-const Version = 2
+const Version = 3
 
 // Env is the one environment variable a master gives a child: the number of
 // the descriptor that carries the child's contract.
@@ -117,6 +117,14 @@ type Child struct {
 	// Static is the built-in child's static files; nil for Go app
 	// children.
 	Static *Static `json:"static,omitempty"`
+	// Tickets names the descriptor of the session ticket keys every child
+	// of the master shares (internal/tickets), so that a TLS session
+	// resumes on any child of any generation; "" = none.
+	Tickets string `json:"tickets,omitempty"`
+	// ACMEChallenges is the folder where the master puts ACME HTTP-01
+	// challenge answers, which every plain listener serves under
+	// /.well-known/acme-challenge/; "" = none.
+	ACMEChallenges string `json:"acme_challenges,omitempty"`
 	// App is the app the built-in child serves (an app server, FastCGI,
 	// CGI); nil for static files and Go app children.
 	App *App `json:"app,omitempty"`
@@ -131,6 +139,39 @@ type Listener struct {
 	Addr string `json:"addr"`
 	// File names its descriptor.
 	File string `json:"file"`
+	// TLS makes it speak HTTPS; nil is plain HTTP.
+	TLS *TLS `json:"tls,omitempty"`
+	// H2C serves HTTP/2 without TLS on a plain listener.
+	H2C bool `json:"h2c,omitempty"`
+	// RedirectHTTPS, on a plain listener, answers every request with a 301
+	// to HTTPS on this port ("443": none in the URL).
+	RedirectHTTPS string `json:"redirect_https,omitempty"`
+}
+
+// TLS is a listener's HTTPS, with the certificates the master read (so a
+// child running as another user never reads a key file).
+type TLS struct {
+	// Certificates are PEM certificate chains and keys; the first answers
+	// when no SNI name matches.
+	Certificates []Certificate `json:"certificates"`
+	// MinVersion is crypto/tls's version number (tls.VersionTLS12 ...).
+	MinVersion uint16 `json:"min_version"`
+	// Ciphers are TLS 1.2 cipher suite IDs; empty means Go's defaults.
+	Ciphers []uint16 `json:"ciphers,omitempty"`
+	// HTTP2 offers h2 by ALPN.
+	HTTP2 bool `json:"http2"`
+	// Challenges is the folder where the master puts ACME TLS-ALPN-01
+	// challenge certificates ("" = no ACME).
+	Challenges string `json:"challenges,omitempty"`
+}
+
+// Certificate is one certificate chain and its key, PEM.
+type Certificate struct {
+	// File and KeyFile name where the master read them, for messages.
+	File    string `json:"file"`
+	KeyFile string `json:"key_file"`
+	Cert    []byte `json:"cert"`
+	Key     []byte `json:"key"`
 }
 
 // AccessLog is the shared access log.
@@ -248,6 +289,7 @@ const (
 	FileCounters   = "counters"
 	FileEvents     = "events"
 	FileAccessLog  = "access_log"
+	FileTickets    = "tickets"
 )
 
 // ListenerFile is the descriptor name of listener i.
@@ -447,6 +489,12 @@ func (c *Child) check() error {
 			bad("listeners[%d]: no address", i)
 		}
 		named(fmt.Sprintf("listeners[%d]", i), l.File)
+		if t := l.TLS; t != nil && len(t.Certificates) == 0 && t.Challenges == "" {
+			bad("listeners[%d].tls: no certificate", i)
+		}
+	}
+	if c.Tickets != "" {
+		named("tickets", c.Tickets)
 	}
 	for what, name := range map[string]string{"scoreboard": c.Scoreboard, "counters": c.Counters, "events": c.Events} {
 		if name != "" {

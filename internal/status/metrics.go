@@ -54,12 +54,13 @@ type collector struct{ m *Module }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{workersDesc, slotsDesc, procsDesc, reqDesc, bytesDesc, countDesc, restartDesc, queueDesc, limitDesc,
-		maxQDesc, acceptDesc, slowDesc, cutDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc} {
+		maxQDesc, acceptDesc, slowDesc, cutDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc, certDesc} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	c.m.collectCertificates(ch)
 	{
 		snap := c.m.board.Snapshot()
 		sum := snap.Summary()

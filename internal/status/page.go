@@ -73,6 +73,8 @@ type Options struct {
 	Board Scoreboard
 	// Counters are the master's running totals. Required.
 	Counters Counters
+	// Certificates are the TLS certificates the child's listeners serve.
+	Certificates []Certificate
 }
 
 // Module is the status module a child mounts: the status page and the
@@ -93,6 +95,7 @@ type Module struct {
 	counts    Counters
 	addrs     []string
 	built     string
+	certs     []Certificate
 }
 
 // New returns the module o describes, or nil when it answers nothing (no
@@ -106,7 +109,7 @@ func New(o Options) (*Module, error) {
 	}
 	m := &Module{path: o.Path, metrics: o.MetricsPath, mpm: o.MPM, async: o.Async, masterPID: o.MasterPID,
 		gen: o.Generation, board: o.Board, counts: o.Counters, addrs: o.Listeners, built: built(),
-		start: o.MasterStart, restart: o.GenerationStart}
+		start: o.MasterStart, restart: o.GenerationStart, certs: o.Certificates}
 	for _, a := range o.Allow {
 		_, n, err := net.ParseCIDR(a)
 		if err != nil {
@@ -261,6 +264,8 @@ type Status struct {
 	Async     *AsyncStatus   `json:"async,omitempty"`
 	Listeners []ListenStatus `json:"listeners"`
 	Workers   []WorkerStatus `json:"workers"`
+	// Certificates are the TLS certificates served, with their expiry.
+	Certificates []Certificate `json:"certificates,omitempty"`
 
 	ticks cpuTicks // the CPU figures as mod_status reads them, for ?auto
 }
@@ -373,6 +378,7 @@ func (p *Module) collect(r *http.Request) Status {
 			a.ConnsKeepAlive += max(n-serving, 0)
 		}
 	}
+	st.Certificates = p.certificates(now)
 	st.IdleProcesses, st.ActiveProcesses = st.IdleWorkers, st.BusyWorkers
 	st.TotalProcesses = st.IdleWorkers + st.BusyWorkers
 	t := st.ticks

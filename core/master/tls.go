@@ -1,0 +1,96 @@
+package master
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/phasedhq/phased/core/config"
+	"github.com/phasedhq/phased/internal/contract"
+)
+
+// loadTLS reads the certificates and keys of cfg's TLS listeners, as the
+// master does in the open-logs phase, while still privileged: children that
+// run as another user get the material in their contract and never read a
+// key file. It returns each listener's TLS by address (nil for plain ones);
+// an unreadable file, a bad certificate or a key that does not match is an
+// error naming the listener's key and the file.
+func loadTLS(cfg *config.Config) (map[string]*contract.TLS, error) {
+	out := map[string]*contract.TLS{}
+	var errs []error
+	for i, l := range cfg.Listen {
+		if l.TLS == nil {
+			continue
+		}
+		t := &contract.TLS{MinVersion: tls.VersionTLS12, HTTP2: l.HTTP2On()}
+		if l.TLS.MinVersion == "1.3" {
+			t.MinVersion = tls.VersionTLS13
+		}
+		for _, name := range l.TLS.Ciphers {
+			for _, cs := range tls.CipherSuites() {
+				if cs.Name == name {
+					t.Ciphers = append(t.Ciphers, cs.ID)
+				}
+			}
+		}
+		for j, c := range l.TLS.Certificates {
+			key := fmt.Sprintf("listen[%d].tls.certificates[%d]", i, j)
+			crt, err := loadCertificate(c.Cert, c.Key)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s (%s): %w", key, l.Address, err))
+				continue
+			}
+			t.Certificates = append(t.Certificates, crt)
+		}
+		out[l.Address] = t
+	}
+	return out, errors.Join(errs...)
+}
+
+// loadCertificate reads a certificate chain and its key and checks them.
+func loadCertificate(certFile, keyFile string) (contract.Certificate, error) {
+	c := contract.Certificate{File: certFile, KeyFile: keyFile}
+	var err error
+	if c.Cert, err = os.ReadFile(certFile); err != nil {
+		return c, fmt.Errorf("cert: %w", err)
+	}
+	if c.Key, err = os.ReadFile(keyFile); err != nil {
+		return c, fmt.Errorf("key: %w", err)
+	}
+	pair, err := tls.X509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		switch {
+		case strings.Contains(err.Error(), "does not match"):
+			return c, fmt.Errorf("the key in %s does not match the certificate in %s", keyFile, certFile)
+		case strings.Contains(err.Error(), "certificate"):
+			return c, fmt.Errorf("cert %s: %w", certFile, err)
+		}
+		return c, fmt.Errorf("key %s: %w", keyFile, err)
+	}
+	if len(pair.Certificate) == 0 {
+		return c, fmt.Errorf("cert %s: no certificate", certFile)
+	}
+	if _, err := x509.ParseCertificate(pair.Certificate[0]); err != nil {
+		return c, fmt.Errorf("cert %s: %w", certFile, err)
+	}
+	return c, nil
+}
+
+// certExpiry is when the leaf certificate of a PEM chain expires, and its
+// names.
+func certExpiry(certPEM []byte) (time.Time, []string, error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return time.Time{}, nil, errors.New("no PEM block")
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	return leaf.NotAfter, leaf.DNSNames, nil
+}
