@@ -1,0 +1,205 @@
+package tls
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/e2e"
+)
+
+// TestHTTPSAndHTTP2: the TLS listener serves HTTPS, HTTP/2 by ALPN to a
+// client that offers it and HTTP/1.1 to one that does not; requests of both
+// are counted in the scoreboard and the access log like plain ones; curl, a
+// client nobody here wrote, speaks HTTP/2 to it.
+func TestHTTPSAndHTTP2(t *testing.T) {
+	s := start(t, "", siteTLS, "")
+	for _, h2 := range []bool{true, false} {
+		resp, err := client(h2).Get("https://" + s.TLSAddr + "/hello.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := map[bool]string{true: "HTTP/2.0", false: "HTTP/1.1"}[h2]
+		if resp.StatusCode != 200 || string(body) != "hello\n" || resp.Proto != want {
+			t.Fatalf("h2=%v: %s %s %q", h2, resp.Proto, resp.Status, body)
+		}
+	}
+	if _, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command("curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "https://"+s.TLSAddr+"/hello.txt").Output()
+		if err != nil || string(out) != "2 200" {
+			t.Fatalf("curl --http2: %q %v", out, err)
+		}
+	}
+	// The plain listener still speaks plain HTTP/1.1.
+	if code, body, err := e2e.Get(s.URL("/hello.txt")); code != 200 || body != "hello\n" {
+		t.Fatalf("plain listener: %d %q %v", code, body, err)
+	}
+	// Both HTTPS requests and the plain one are in the access log, with
+	// their protocol.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(s.Dir, "logs/access.log"))
+		log := string(b)
+		if strings.Contains(log, `"GET /hello.txt HTTP/2.0" 200`) && strings.Count(log, `"GET /hello.txt HTTP/1.1" 200`) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access log:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := s.Status(t)
+	served := 0.0
+	for _, c := range st["children"].([]any) {
+		served += c.(map[string]any)["requests"].(float64)
+	}
+	if served < 4 {
+		t.Fatalf("the scoreboard counts %v requests, want the HTTPS ones too", served)
+	}
+}
+
+// TestSNI: with two certificates, each name gets its own, and a name that
+// matches neither gets the first.
+func TestSNI(t *testing.T) {
+	var first, second fmt.Stringer
+	s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}, {cert: other.crt, key: other.key}]}", "", func(dir string) {
+		second = genCert(t, dir, "other", "other.test")
+	})
+	first, _ = peerSerial(t, s.TLSAddr, "localhost", nil)
+	for name, want := range map[string]fmt.Stringer{"localhost": first, "other.test": second, "unknown.test": first} {
+		if got, _ := peerSerial(t, s.TLSAddr, name, nil); got.String() != want.String() {
+			t.Errorf("SNI %s: certificate %s, want %s", name, got, want)
+		}
+	}
+}
+
+// TestRedirectAndH2C: a plain listener with redirect_https answers with a
+// 301 to the same URL over HTTPS; one with h2c speaks HTTP/2 without TLS
+// (curl --http2-prior-knowledge).
+func TestRedirectAndH2C(t *testing.T) {
+	port := ""
+	s := start(t, "redirect_https: \"8443\"", siteTLS, "")
+	_ = port
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
+	resp, err := c.Get(s.URL("/dir/page.html?x=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	host, _, _ := strings.Cut(s.Addr, ":")
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "https://"+host+":8443/dir/page.html?x=1" {
+		t.Fatalf("redirect: %s Location %q", resp.Status, resp.Header.Get("Location"))
+	}
+	h := start(t, "h2c: true", siteTLS, "")
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl")
+	}
+	out, err := exec.Command("curl", "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", h.URL("/hello.txt")).Output()
+	if err != nil || string(out) != "2 200" {
+		t.Fatalf("curl --http2-prior-knowledge on h2c: %q %v", out, err)
+	}
+}
+
+// TestBadCertificates: an unreadable file, a certificate that is not one
+// and a key that does not match are errors naming the listener and the
+// file, for -t and at start; on a graceful restart the old generation
+// keeps serving with its old certificate.
+func TestBadCertificates(t *testing.T) {
+	dir := t.TempDir()
+	genCert(t, dir, "a", "localhost")
+	genCert(t, dir, "b", "localhost")
+	os.WriteFile(filepath.Join(dir, "junk.crt"), []byte("not a certificate\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	addr := e2e.FreePort(t)
+	for _, tt := range []struct{ name, certs, want string }{
+		{"missing key", "{cert: a.crt, key: nothere.key}", "listen[0].tls.certificates[0] (" + addr + "): key: open " + filepath.Join(dir, "nothere.key") + ": no such file or directory"},
+		{"mismatched key", "{cert: a.crt, key: b.key}", "listen[0].tls.certificates[0] (" + addr + "): the key in " + filepath.Join(dir, "b.key") + " does not match the certificate in " + filepath.Join(dir, "a.crt")},
+		{"junk certificate", "{cert: junk.crt, key: a.key}", "listen[0].tls.certificates[0] (" + addr + "): cert " + filepath.Join(dir, "junk.crt")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, fmt.Sprintf("listen:\n  - {address: %q, tls: {certificates: [%s]}}\n", addr, tt.certs)))
+			code, _, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t")
+			if code != 1 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("-t: %d %s\nwant %s", code, errOut, tt.want)
+			}
+			p := e2e.Start(t, dir, nil, "-f", conf)
+			if c := p.WaitExit(t, 20*time.Second); c != 1 {
+				t.Fatalf("start: exit %d\n%s", c, p.Log)
+			}
+			p.Log.Wait(t, tt.want, 1, 5*time.Second) // the last lines may come after the exit
+		})
+	}
+	// A graceful restart onto a key that does not match fails, and the
+	// old generation serves on with the old certificate.
+	s := start(t, "", siteTLS, "")
+	before, _ := peerSerial(t, s.TLSAddr, "localhost", nil)
+	genCert(t, s.Dir, "fresh", "localhost")
+	os.Rename(filepath.Join(s.Dir, "fresh.crt"), filepath.Join(s.Dir, "site.crt")) // the key stays the old one
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
+	if code != 1 || !strings.Contains(errOut, "does not match the certificate in "+filepath.Join(s.Dir, "site.crt")) || !strings.Contains(errOut, "old generation keeps serving") {
+		t.Fatalf("-k graceful onto a mismatched key: %d %s", code, errOut)
+	}
+	if after, _ := peerSerial(t, s.TLSAddr, "localhost", nil); after.String() != before.String() {
+		t.Fatalf("after the failed restart the certificate is %s, want the old %s", after, before)
+	}
+}
+
+// TestReloadAndResumption: -k graceful loads new certificates for the new
+// generation; a keep-alive connection of the old one finishes its requests
+// on the old one; and a TLS session made with one child resumes on any
+// other, and across generations, because every child shares the master's
+// ticket keys.
+func TestReloadAndResumption(t *testing.T) {
+	s := start(t, "", siteTLS, "mpm: {name: worker, start_servers: 3, threads_per_child: 25, min_spare_threads: 25, max_spare_threads: 100}\n")
+	cache := tls.NewLRUClientSessionCache(4)
+	old, resumed := peerSerial(t, s.TLSAddr, "localhost", cache)
+	if resumed {
+		t.Fatal("the first connection resumed")
+	}
+	children := map[int]bool{}
+	for range 30 {
+		if _, r := peerSerial(t, s.TLSAddr, "localhost", cache); !r {
+			t.Fatal("a session did not resume on another connection")
+		}
+	}
+	for _, c := range s.Status(t)["children"].([]any) {
+		if c.(map[string]any)["requests"] != nil {
+			children[int(c.(map[string]any)["pid"].(float64))] = true
+		}
+	}
+	// A keep-alive connection from before the restart.
+	keep := client(false)
+	get := func(c *http.Client) {
+		t.Helper()
+		resp, err := c.Get("https://" + s.TLSAddr + "/hello.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s", resp.Status)
+		}
+	}
+	get(keep)
+	genCert(t, s.Dir, "site", "localhost") // new certificate and key
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
+		t.Fatalf("graceful: %s", errOut)
+	}
+	get(keep) // the old connection still works
+	if fresh, _ := peerSerial(t, s.TLSAddr, "localhost", nil); fresh.String() == old.String() {
+		t.Fatal("the new generation serves the old certificate")
+	}
+	if _, resumed := peerSerial(t, s.TLSAddr, "localhost", cache); !resumed {
+		t.Fatal("a session from the old generation did not resume on the new one")
+	}
+}
