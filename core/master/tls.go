@@ -38,6 +38,9 @@ func loadTLS(cfg *config.Config) (map[string]*contract.TLS, error) {
 				}
 			}
 		}
+		if len(t.Ciphers) == 0 {
+			t.Ciphers = modernCiphers
+		}
 		for j, c := range l.TLS.Certificates {
 			key := fmt.Sprintf("listen[%d].tls.certificates[%d]", i, j)
 			crt, err := loadCertificate(c.Cert, c.Key)
@@ -50,6 +53,16 @@ func loadTLS(cfg *config.Config) (map[string]*contract.TLS, error) {
 		out[l.Address] = t
 	}
 	return out, errors.Join(errs...)
+}
+
+// modernCiphers are the TLS 1.2 suites offered unless tls.ciphers says
+// otherwise: forward secrecy (ECDHE) and authenticated encryption (AES-GCM,
+// ChaCha20-Poly1305) only, no CBC; Mozilla's "intermediate" list. TLS 1.3's
+// suites are all of that kind.
+var modernCiphers = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // loadCertificate reads a certificate chain and its key and checks them.
