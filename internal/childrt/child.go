@@ -182,7 +182,7 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 	}
 	if r.board != nil && r.counters != nil {
 		r.status, err = status.New(status.Options{Path: c.Status.Path, MetricsPath: c.Status.Metrics, Allow: c.Status.Allow,
-			MPM: c.MPM, Async: r.Model == ModelEvent, MasterPID: r.MasterPID, Generation: r.Generation,
+			Version: c.ServerVersion, MPM: c.MPM, Async: r.Model == ModelEvent, MasterPID: r.MasterPID, Generation: r.Generation,
 			MasterStart: c.MasterStart, GenerationStart: c.GenerationStart, Listeners: r.addrs, Board: r.board, Counters: r.counters})
 		if err != nil {
 			return nil, err

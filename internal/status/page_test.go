@@ -2,8 +2,10 @@ package status
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -277,5 +279,36 @@ func TestHeldConnections(t *testing.T) {
 	}
 	if held := heldConnections([]scoreboard.ProcInfo{{PID: me}}, []string{"127.0.0.1:1"}); held[me] != 0 {
 		t.Fatalf("on another port: %v", held)
+	}
+}
+
+// TestServerVersion: the version goes after "phased/" as three numbers, as
+// apache_exporter needs them (it splits at "/", " " and "." and fails the
+// scrape, or panics, on anything else), and the rest into the comment.
+func TestServerVersion(t *testing.T) {
+	goos := "Go " + runtime.Version() + "; " + runtime.GOOS
+	for _, tt := range []struct{ in, want string }{
+		{"v1.2.3", "phased/1.2.3 (" + goos + ")"},
+		{"1.2.3", "phased/1.2.3 (" + goos + ")"},
+		{"v1.2.3-rc.1", "phased/1.2.3 (rc.1; " + goos + ")"},
+		{"v0.0.0-20261206040000-d246af0abcde+dirty", "phased/0.0.0 (20261206040000-d246af0abcde+dirty; " + goos + ")"},
+		{"v1.10.0+meta", "phased/1.10.0 (meta; " + goos + ")"},
+		{"", "phased/0.0.0 (dev; " + goos + ")"},
+		{"(devel)", "phased/0.0.0 (dev; " + goos + ")"},
+		{"v1.2", "phased/0.0.0 (dev; " + goos + ")"},
+		{"v1.x.3", "phased/0.0.0 (dev; " + goos + ")"},
+	} {
+		got := ServerVersion(tt.in)
+		if got != tt.want {
+			t.Errorf("ServerVersion(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		// What apache_exporter 0.12 does with it.
+		_, after, ok := strings.Cut(got, "/")
+		num, _, _ := strings.Cut(after, " ")
+		if parts := strings.Split(num, "."); !ok || len(parts) != 3 {
+			t.Errorf("ServerVersion(%q) = %q: not product/X.Y.Z", tt.in, got)
+		} else if _, err := strconv.ParseFloat(fmt.Sprintf("%s.%02s%03s", parts[0], parts[1], parts[2]), 64); err != nil {
+			t.Errorf("ServerVersion(%q) = %q: apache_exporter could not read it: %v", tt.in, got, err)
+		}
 	}
 }

@@ -19,9 +19,9 @@ func TestChildRefusesAnotherContractVersion(t *testing.T) {
 	for _, tt := range []struct {
 		name, contract, want string
 	}{
-		{"newer", `{"version": 99, "tls": {"cert": "x"}}`, "contract version 99 from the master, but this child knows only version 1"},
-		{"malformed", `{"version": 1, "generation": "one"}`, "contract: json: cannot unmarshal string"},
-		{"no listeners", `{"version": 1, "generation": 1, "model": "worker", "threads": 1, "log": {"format": "json", "level": "info"}, "files": {}}`, "contract: listeners: none"},
+		{"newer", `{"version": 99, "tls": {"cert": "x"}}`, "contract version 99 from the master, but this child knows only version 2"},
+		{"malformed", `{"version": 2, "generation": "one"}`, "contract: json: cannot unmarshal string"},
+		{"no listeners", `{"version": 2, "generation": 1, "model": "worker", "threads": 1, "log": {"format": "json", "level": "info"}, "files": {}}`, "contract: listeners: none"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "contract.json")
