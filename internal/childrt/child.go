@@ -203,7 +203,18 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 			return nil, err
 		}
 		r.format = format
-		r.access = accesslog.NewWriter(f, accesslog.WriterOptions{})
+		counters := r.counters
+		path := f.Name()
+		if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err == nil {
+			path = p // the file the master opened, for the error log
+		}
+		r.access = accesslog.NewWriter(f, accesslog.WriterOptions{
+			Log: r.Log.With("access_log", path),
+			OnDrop: func(lines int, _ error) {
+				counters.Add(scoreboard.AccessLogDroppedLines, uint64(lines))
+				counters.Add(scoreboard.AccessLogWriteErrors, 1)
+			},
+		})
 	}
 	return r, nil
 }
