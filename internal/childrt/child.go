@@ -266,11 +266,11 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		if s.fast != nil {
 			go func() { errc <- s.acceptFast(ln) }()
 		} else {
-			go func() { errc <- s.srv.Serve(ln) }()
+			go func() { errc <- s.srv.Serve(framingListener{ln}) }()
 		}
 	}
 	if s.fast != nil {
-		go s.srv.Serve(s.handoff)
+		go s.srv.Serve(framingListener{s.handoff})
 	}
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)

@@ -338,6 +338,8 @@ func connSlot(c net.Conn) *slotConn {
 	case *replayConn:
 		sc, _ := c.Conn.(*slotConn)
 		return sc
+	case *framingConn:
+		return connSlot(c.Conn)
 	}
 	return nil
 }

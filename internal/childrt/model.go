@@ -303,10 +303,11 @@ type ctxKey struct{}
 
 // scored wraps h: it marks the slot's state and counters around every
 // request, takes a request slot in the event model, and answers with
-// "Connection: close" once the child drains.
+// "Connection: close" once the child drains or after a request framed
+// ambiguously (see framingConn).
 func (s *server) scored(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.isDraining() {
+		if s.isDraining() || ambiguousFraming(r) {
 			w.Header().Set("Connection", "close")
 		}
 		sc, _ := r.Context().Value(ctxKey{}).(*slotConn)
@@ -360,8 +361,10 @@ func (s *server) endRequestAt(ws *scoreboard.WorkerSlot, start, end time.Time, n
 	}
 }
 
-// connContext puts the accepted connection into each request's context.
+// connContext puts the accepted connection, and its slot, into each
+// request's context.
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	ctx = withFramingConn(ctx, c)
 	if sc := connSlot(c); sc != nil {
 		return context.WithValue(ctx, ctxKey{}, sc)
 	}
