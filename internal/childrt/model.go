@@ -239,6 +239,9 @@ func (g *gate) Accept() (net.Conn, error) {
 	g.counters.Add(scoreboard.Accepted, 1)
 	sc := &slotConn{Conn: c, g: g, slot: max(slot, -1)}
 	sc.reserved.Store(slot == -2)
+	if g.board != nil {
+		g.board.Proc(g.proc).AddConns(1) // the status page's ConnsTotal
+	}
 	if w := sc.worker(); w != nil {
 		w.StartConn()
 		w.SetState(scoreboard.Reading)
@@ -284,6 +287,9 @@ func (c *slotConn) worker() *scoreboard.WorkerSlot {
 func (c *slotConn) Close() error {
 	err := c.Conn.Close()
 	if c.closed.CompareAndSwap(false, true) {
+		if c.g.board != nil {
+			c.g.board.Proc(c.g.proc).AddConns(-1)
+		}
 		if c.slot >= 0 {
 			if w := c.worker(); w != nil {
 				w.SetState(scoreboard.Idle)

@@ -378,10 +378,8 @@ func (p *Module) collect(r *http.Request) Status {
 	if p.masterPID > 0 {
 		st.ticks.add(readCPUTicks(p.masterPID))
 	}
-	var held map[int]int // event: connections each child holds
 	if p.async {
 		st.Async = &AsyncStatus{}
-		held = heldConnections(snap.Procs, p.addrs)
 	}
 	for i, proc := range snap.Procs {
 		if proc.PID != 0 {
@@ -409,7 +407,10 @@ func (p *Module) collect(r *http.Request) Status {
 			if proc.Quiescing {
 				a.Stopping++
 			}
-			n := held[proc.PID]
+			// The connections the child holds, as it counts them on its
+			// process slot: no look at the kernel's tables, whose cost
+			// grows with every socket on the machine.
+			n := proc.Conns
 			a.ConnsTotal += n
 			a.ConnsKeepAlive += max(n-serving, 0)
 		}

@@ -3,15 +3,12 @@ package status
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
 // TestAprG checks the port of APR's %g against what libapr 1.7 itself
@@ -241,44 +238,6 @@ func TestWriteAutoConditionalKeys(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "\nServerUptime:\nLoad1: 0.00\n") || !strings.Contains(b.String(), "\nCPUUser: 0\n") {
 		t.Errorf("zero figures:\n%s", b.String())
-	}
-}
-
-// TestHeldConnections counts the connections a process holds on a
-// listener from /proc, leaving out the ones still in the accept queue.
-func TestHeldConnections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range 4 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	for range 3 { // the fourth stays in the accept queue
-		c, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	me := os.Getpid()
-	held := heldConnections([]scoreboard.ProcInfo{{PID: me}, {PID: 0}}, []string{ln.Addr().String()})
-	if held[me] != 3 || len(held) != 1 {
-		t.Fatalf("held %v, want %d: 3", held, me)
-	}
-	if held := heldConnections([]scoreboard.ProcInfo{{PID: me}}, []string{"127.0.0.1:1"}); held[me] != 0 {
-		t.Fatalf("on another port: %v", held)
 	}
 }
 

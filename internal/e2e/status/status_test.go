@@ -196,6 +196,42 @@ func TestServerStatusAutoEvent(t *testing.T) {
 	}
 }
 
+// TestEventConnsCounted: the event block's connection counts are exact,
+// from what the children count on the scoreboard as they accept and close:
+// five idle keep-alive connections and the one asking for the page, then
+// two fewer once two close.
+func TestEventConnsCounted(t *testing.T) {
+	s := e2e.StartServer(t, `mpm:
+  name: event
+  start_servers: 2
+  threads_per_child: 25
+  min_spare_threads: 25
+  max_spare_threads: 75
+`)
+	held := e2e.HoldConnections(t, s.Addr, 5)
+	page := func() map[string]string {
+		t.Helper()
+		resp := rawRequest(t, s.Addr, "GET /server-status?auto HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		_, body, _ := strings.Cut(resp, "\r\n\r\n")
+		_, _, values := parseAuto(t, body)
+		return values
+	}
+	if v := page(); v["ConnsTotal"] != "6" || v["ConnsAsyncKeepAlive"] != "5" {
+		t.Fatalf("ConnsTotal %s, ConnsAsyncKeepAlive %s; want 6 and 5", v["ConnsTotal"], v["ConnsAsyncKeepAlive"])
+	}
+	held[0].Close()
+	held[1].Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		v := page()
+		if v["ConnsTotal"] == "4" && v["ConnsAsyncKeepAlive"] == "3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after two closed: ConnsTotal %s, ConnsAsyncKeepAlive %s; want 4 and 3", v["ConnsTotal"], v["ConnsAsyncKeepAlive"])
+		}
+	}
+}
+
 // metricLine reports whether a /metrics page has line, whole.
 func metricLine(body, line string) bool { return strings.Contains(body, line+"\n") }
 
