@@ -4,36 +4,39 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
+// Requests for the framing tests: a plain GET the fast path answers, one
+// with Content-Length and Transfer-Encoding, an HTTP/1.0 keep-alive one
+// with Transfer-Encoding, a chunked one and one with a Content-Length.
+const (
+	getA      = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+	clteReq   = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+	te10Req   = "POST /x HTTP/1.0\r\nConnection: keep-alive\r\ntransfer-ENCODING:chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+	chunkReq  = "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+	clReq     = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+	smuggledA = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+)
+
 func TestFramingScan(t *testing.T) {
-	const (
-		get   = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
-		clte  = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-		te10  = "POST / HTTP/1.0\r\nConnection: keep-alive\r\ntransfer-ENCODING:chunked\r\n\r\n0\r\n\r\n"
-		chunk = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n"
-		cl    = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-	)
 	for _, tt := range []struct {
 		name, stream string
 		bad          bool
 	}{
-		{"plain", get + get, false},
-		{"chunked", chunk + get, false},
-		{"content-length", cl + get, false},
-		{"content-length then chunked", cl + chunk, false},
-		{"both", get + clte + get, true},
-		{"both, bare LFs", strings.ReplaceAll(clte, "\r\n", "\n"), true},
+		{"plain", getA + getA, false},
+		{"chunked", chunkReq + getA, false},
+		{"content-length", clReq + getA, false},
+		{"content-length then chunked", clReq + chunkReq, false},
+		{"both", getA + clteReq + getA, true},
+		{"both, bare LFs", strings.ReplaceAll(clteReq, "\r\n", "\n"), true},
 		{"te first", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX: y\r\ncontent-length: 5\r\n\r\n", true},
-		{"HTTP/1.0 with transfer-encoding", te10, true},
-		{"HTTP/1.0 after a body with no newline", cl + strings.TrimPrefix(te10, "POST"), true},
-		{"HTTP/1.0 without", "GET / HTTP/1.0\r\nContent-Length: 0\r\n\r\n" + chunk, false},
+		{"HTTP/1.0 with transfer-encoding", te10Req, true},
+		{"HTTP/1.0 after a body with no newline", clReq + strings.TrimPrefix(te10Req, "POST"), true},
+		{"HTTP/1.0 without", "GET / HTTP/1.0\r\nContent-Length: 0\r\n\r\n" + chunkReq, false},
 		{"a long header line", "GET / HTTP/1.1\r\nX-Long: " + strings.Repeat("z", 5000) + "\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,35 +64,20 @@ func TestFramingScan(t *testing.T) {
 	}
 }
 
-// untilClosed sends raw on a new connection and reads responses until the
-// server closes it (closed) or stays silent for a second.
-func untilClosed(t *testing.T, addr, raw string) (rs []reply, closed bool) {
+// answersThenClose sends raw on a new connection, reads n responses, and
+// reports whether the server then closes the connection (rather than
+// waiting, a second, for more).
+func answersThenClose(t *testing.T, addr, raw string, n int) ([]reply, bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
+	c := dialSend(t, addr, raw)
 	br := bufio.NewReader(c)
-	for {
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		resp, err := http.ReadResponse(br, nil)
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return rs, true
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return rs, false
-		}
-		if err != nil {
-			t.Fatalf("after %d responses: %v", len(rs), err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		rs = append(rs, reply{resp.StatusCode, resp.Header.Get("X-Path"), string(b), resp.Close, resp.Header})
+	rs := readReplies(t, c, br, n, "POST")
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	_, err := br.ReadByte()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("after %d responses: %v", n, err)
 	}
+	return rs, errors.Is(err, io.EOF)
 }
 
 // TestAmbiguousFramingCloses: a request with both Content-Length and
@@ -98,13 +86,6 @@ func untilClosed(t *testing.T, addr, raw string) (rs []reply, closed bool) {
 // (RFC 9112 6.1 and 6.3), on the fast path's connections and on net/http's
 // alone; what follows on the connection is never read as a request.
 func TestAmbiguousFramingCloses(t *testing.T) {
-	const (
-		clte   = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-		te10   = "POST /x HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-		chunk  = "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-		fast   = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
-		second = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
-	)
 	for _, withFast := range []bool{true, false} {
 		name := "net/http"
 		if withFast {
@@ -133,13 +114,13 @@ func TestAmbiguousFramingCloses(t *testing.T) {
 				name, raw string
 				answers   int // responses before the close
 			}{
-				{"content-length and transfer-encoding", clte + second, 1},
-				{"HTTP/1.0 with transfer-encoding", te10 + second, 1},
-				{"after a plain request", fast + clte + second, pipelined},
+				{"content-length and transfer-encoding", clteReq + smuggledA, 1},
+				{"HTTP/1.0 with transfer-encoding", te10Req + smuggledA, 1},
+				{"after a plain request", getA + clteReq + smuggledA, pipelined},
 			} {
-				rs, closed := untilClosed(t, addr, tt.raw)
-				if !closed || len(rs) != tt.answers || !rs[len(rs)-1].close || rs[len(rs)-1].code != 200 {
-					t.Errorf("%s: %d responses %+v, closed %v; want %d, the last 200 with Connection: close, then the close", tt.name, len(rs), rs, closed, tt.answers)
+				rs, closed := answersThenClose(t, addr, tt.raw, tt.answers)
+				if !closed || !rs[len(rs)-1].close || rs[len(rs)-1].code != 200 {
+					t.Errorf("%s: %+v, then closed %v; want %d answers, the last 200 with Connection: close, then the close", tt.name, rs, closed, tt.answers)
 				}
 				for _, r := range rs {
 					if strings.Contains(r.body, "smuggled") {
@@ -148,7 +129,7 @@ func TestAmbiguousFramingCloses(t *testing.T) {
 				}
 			}
 			// Plain chunked keeps the connection.
-			if rs, closed := untilClosed(t, addr, chunk+second); closed || len(rs) != 2 || rs[0].close || rs[1].close {
+			if rs, closed := answersThenClose(t, addr, chunkReq+smuggledA, 2); closed || rs[0].close || rs[1].close {
 				t.Errorf("chunked: %+v, closed %v; want two answers on a connection kept open", rs, closed)
 			}
 		})

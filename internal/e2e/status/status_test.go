@@ -166,17 +166,20 @@ func autoLikeApache(t *testing.T, s *e2e.Server, mpm string) map[string]string {
 	return values
 }
 
-// TestServerStatusAutoEvent: with the event MPM, ?auto carries mod_status's
-// async block, in Apache's order, and counts the connections the children
-// hold: an idle keep-alive connection is one, held without a worker.
-func TestServerStatusAutoEvent(t *testing.T) {
-	s := e2e.StartServer(t, `mpm:
+// eventMPM is the tests' event MPM: two children of 25 threads.
+const eventMPM = `mpm:
   name: event
   start_servers: 2
   threads_per_child: 25
   min_spare_threads: 25
   max_spare_threads: 75
-`)
+`
+
+// TestServerStatusAutoEvent: with the event MPM, ?auto carries mod_status's
+// async block, in Apache's order, and counts the connections the children
+// hold: an idle keep-alive connection is one, held without a worker.
+func TestServerStatusAutoEvent(t *testing.T) {
+	s := e2e.StartServer(t, eventMPM)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 	for range 3 { // one keep-alive connection, left idle
@@ -201,13 +204,7 @@ func TestServerStatusAutoEvent(t *testing.T) {
 // five idle keep-alive connections and the one asking for the page, then
 // two fewer once two close.
 func TestEventConnsCounted(t *testing.T) {
-	s := e2e.StartServer(t, `mpm:
-  name: event
-  start_servers: 2
-  threads_per_child: 25
-  min_spare_threads: 25
-  max_spare_threads: 75
-`)
+	s := e2e.StartServer(t, eventMPM)
 	held := e2e.HoldConnections(t, s.Addr, 5)
 	page := func() map[string]string {
 		t.Helper()
