@@ -149,6 +149,14 @@ func ServerVersion(v string) string {
 	if !semverCore(core) {
 		core, extra = "0.0.0", "dev"
 	}
+	// Only what a version may hold: nothing that would end the comment or
+	// the line.
+	extra = strings.Map(func(r rune) rune {
+		if r < 0x80 && (r >= '0' && r <= '9' || r|0x20 >= 'a' && r|0x20 <= 'z' || strings.ContainsRune(".+-_~", r)) {
+			return r
+		}
+		return -1
+	}, extra)
 	comment := "Go " + runtime.Version() + "; " + runtime.GOOS
 	if extra != "" {
 		comment = extra + "; " + comment

@@ -256,6 +256,7 @@ func TestServerVersion(t *testing.T) {
 		{"(devel)", "phased/0.0.0 (dev; " + goos + ")"},
 		{"v1.2", "phased/0.0.0 (dev; " + goos + ")"},
 		{"v1.x.3", "phased/0.0.0 (dev; " + goos + ")"},
+		{"v1.2.3-rc)\nBusyWorkers: 9", "phased/1.2.3 (rcBusyWorkers9; " + goos + ")"},
 	} {
 		got := ServerVersion(tt.in)
 		if got != tt.want {
