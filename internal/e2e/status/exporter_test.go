@@ -31,6 +31,7 @@ const apacheExporter = "/usr/bin/prometheus-apache-exporter"
 // workers, the scoreboard, the event block's processes and connections,
 // the version it parses from ServerVersion).
 func TestApacheExporter(t *testing.T) {
+	e2e.Binary(t) // skips with -short
 	if _, err := os.Stat(apacheExporter); err != nil {
 		e2e.SkipLoudly(t, "prometheus-apache-exporter is not installed (apt-get install prometheus-apache-exporter): phased was NOT checked against apache_exporter")
 	}
