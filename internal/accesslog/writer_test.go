@@ -329,25 +329,13 @@ func TestProcessesShareAppendFile(t *testing.T) {
 	}
 }
 
-// lossLog is an error log that keeps its records for a test.
-type lossLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lossLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// records returns the logged records as maps.
-func (l *lossLog) records(t *testing.T) []map[string]any {
+// records returns the JSON records of an error log. The tests that use it
+// write from their own goroutine alone (no flush timer), so a plain buffer
+// does.
+func records(t *testing.T, log *bytes.Buffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -368,7 +356,7 @@ func TestWriterReportsLostLines(t *testing.T) {
 	enospc := &os.PathError{Op: "write", Path: "access.log", Err: syscall.ENOSPC}
 	eio := &os.PathError{Op: "write", Path: "access.log", Err: syscall.EIO}
 	rec := &recorder{err: enospc}
-	logs := &lossLog{}
+	logs := &bytes.Buffer{}
 	var dropped, failures int
 	w := NewWriter(rec, WriterOptions{FlushInterval: -1, Log: slog.New(slog.NewJSONHandler(logs, nil)),
 		OnDrop: func(lines int, err error) { dropped += lines; failures++ }})
@@ -400,7 +388,7 @@ func TestWriterReportsLostLines(t *testing.T) {
 		lost       float64
 	}
 	var got []rec2
-	for _, r := range logs.records(t) {
+	for _, r := range records(t, logs) {
 		lost, _ := r["lines_lost"].(float64)
 		got = append(got, rec2{r["level"].(string), r["msg"].(string), lost})
 	}
@@ -431,7 +419,7 @@ func TestWriterOnFullDevice(t *testing.T) {
 		t.Skipf("no /dev/full: %v", err)
 	}
 	defer f.Close()
-	logs := &lossLog{}
+	logs := &bytes.Buffer{}
 	w := NewWriter(f, WriterOptions{BufferSize: 64, FlushInterval: -1, Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	for i := range 100 {
 		fmt.Fprintf(w, "GET /%d\n", i) // batches of up to 64 bytes fail as they fill
@@ -442,7 +430,7 @@ func TestWriterOnFullDevice(t *testing.T) {
 	if w.Dropped() != 100 {
 		t.Fatalf("Dropped = %d, want 100", w.Dropped())
 	}
-	recs := logs.records(t)
+	recs := records(t, logs)
 	if len(recs) != 1 || recs[0]["level"] != "ERROR" || !strings.Contains(recs[0]["err"].(string), "no space left on device") {
 		t.Fatalf("error log: %v; want one error naming ENOSPC", recs)
 	}
