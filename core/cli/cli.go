@@ -179,21 +179,32 @@ func load(o options) (*config.Config, error) {
 }
 
 func versionString() string {
-	v := Version
+	v := version()
 	if v == "" {
 		v = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
 	}
 	return fmt.Sprintf("phased %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
+// version is phased's version: Version when set at link time, else the
+// module version Go's build information records (a pseudo-version for a
+// build from a repository), else "" (a development build).
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return ""
+}
+
 func runMaster(o options, args []string, cfg *config.Config, stderr io.Writer) int {
 	opts := master.Options{
-		Config: cfg,
-		Reload: func() (*config.Config, error) { return load(o) },
-		Args:   args,
+		Config:  cfg,
+		Reload:  func() (*config.Config, error) { return load(o) },
+		Args:    args,
+		Version: version(),
 	}
 	if activated, err := handover.Activated(); err != nil {
 		fmt.Fprintf(stderr, "phased: %v\n", err)

@@ -71,6 +71,9 @@ type Options struct {
 	// Timings are the supervisor's bounds; the zero value means
 	// supervisor.DefaultTimings.
 	Timings *supervisor.Timings
+	// Version is phased's version ("v1.2.3"; "" for a development
+	// build), which children show on the status page.
+	Version string
 }
 
 // Master is a running control process: the executor of its supervisor's

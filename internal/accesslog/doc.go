@@ -28,6 +28,16 @@
 // keeps http.Flusher, http.Hijacker (websockets), io.ReaderFrom (sendfile)
 // and Unwrap (http.ResponseController) working.
 //
+// Lines are never lost silently. A batch whose write fails (a full disk,
+// an I/O error) is dropped, since a later retry could interleave with
+// other children's lines; the Writer counts its lines ([Writer.Dropped],
+// [WriterOptions.OnDrop], which a phased child adds to the master's shared
+// counters: phased_access_log_dropped_lines_total and
+// phased_access_log_write_errors_total on /metrics) and tells the error
+// log ([WriterOptions.Log]) once per cause (an errno) with the lines lost so
+// far, and again when a write succeeds after failing, with how many were
+// lost meanwhile.
+//
 // A child's setup is then:
 //
 //	f := os.NewFile(fd, "access.log") // inherited from the master

@@ -1,9 +1,13 @@
 package accesslog
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"log/slog"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -31,6 +35,18 @@ type WriterOptions struct {
 	// negative one) means DefaultBufferSize (32 KiB); 1 writes every line
 	// at once.
 	BufferSize int
+	// Log hears of lines lost to failed writes (a full disk, an I/O
+	// error): an error the first time each cause (an errno, else the
+	// error's text) is met while writes fail, with the lines lost so far,
+	// and a warning once a write succeeds again, with how many were lost
+	// meanwhile. nil means nothing is logged (Flush and Close still return
+	// the errors, and Dropped counts the lines).
+	Log *slog.Logger
+	// OnDrop, when set, is called after every failed write with the
+	// number of lines it lost and the error, under the Writer's write
+	// lock: it must be quick (a child adds them to the master's shared
+	// counters).
+	OnDrop func(lines int, err error)
 }
 
 // Writer batches whole lines and writes each batch to the underlying writer
@@ -49,10 +65,13 @@ type Writer struct {
 	size     int
 
 	// wmu serialises writes to out, so batches reach out in order, and
-	// guards spare and err. Lock order: wmu, then mu.
+	// guards spare, err and the loss report. Lock order: wmu, then mu.
 	wmu   sync.Mutex
 	spare []byte // the buffer not in use, swapped in by flush
 	err   error  // first error of a background write since the last Flush
+	loss  lossReport
+	log   *slog.Logger
+	drop  func(lines int, err error)
 
 	mu     sync.Mutex
 	buf    []byte // the batch being filled: whole lines only
@@ -78,6 +97,62 @@ func NewWriter(w io.Writer, opts WriterOptions) *Writer {
 		size:     size,
 		buf:      make([]byte, 0, size),
 		spare:    make([]byte, 0, size),
+		log:      opts.Log,
+		drop:     opts.OnDrop,
+	}
+}
+
+// Dropped returns how many lines failed writes have lost since the Writer
+// was made.
+func (w *Writer) Dropped() uint64 {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return w.loss.total
+}
+
+// maxCauses bounds the causes of one spell of failures a Writer tells
+// apart: past that many, further new ones are counted but not logged.
+const maxCauses = 16
+
+// lossReport is what a Writer knows of lines lost to failed writes.
+type lossReport struct {
+	total  uint64          // lines lost since the Writer was made
+	spell  uint64          // lines lost since writes began to fail; 0 while they succeed
+	causes map[string]bool // causes logged in this spell of failures
+}
+
+// wrote accounts for a write of b to out that wrote n bytes and returned
+// err: the lines it lost, logged and counted as WriterOptions says. wmu is
+// held.
+func (w *Writer) wrote(b []byte, n int, err error) {
+	if err == nil {
+		if w.loss.spell > 0 && w.log != nil {
+			w.log.Warn("access log writable again", "lines_lost", w.loss.spell)
+		}
+		w.loss.spell, w.loss.causes = 0, nil
+		return
+	}
+	// The lines whose end was not written are lost, a torn one included.
+	lost := bytes.Count(b[min(max(n, 0), len(b)):], []byte{'\n'})
+	w.loss.total += uint64(lost)
+	w.loss.spell += uint64(lost)
+	if w.drop != nil {
+		w.drop(lost, err)
+	}
+	cause := err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		cause = "errno " + strconv.Itoa(int(errno))
+	}
+	if w.loss.causes[cause] || len(w.loss.causes) >= maxCauses {
+		return
+	}
+	if w.loss.causes == nil {
+		w.loss.causes = map[string]bool{}
+	}
+	w.loss.causes[cause] = true
+	if w.log != nil {
+		w.log.Error("access log write failed; its lines are dropped until writes succeed again", "err", err, "lines_lost", w.loss.spell)
 	}
 }
 
@@ -199,7 +274,8 @@ func (w *Writer) flushLocked() error {
 	w.buf = w.spare
 	w.mu.Unlock()
 
-	_, err := w.out.Write(b)
+	n, err := w.out.Write(b)
+	w.wrote(b, n, err)
 	w.spare = b[:0]
 	return err
 }
@@ -218,6 +294,7 @@ func (w *Writer) writeAlone(p []byte, addNewline bool) error {
 	if closed {
 		return ErrClosed
 	}
-	_, err := w.out.Write(p)
+	n, err := w.out.Write(p)
+	w.wrote(p, n, err)
 	return err
 }

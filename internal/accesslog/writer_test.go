@@ -3,14 +3,18 @@ package accesslog
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -322,5 +326,112 @@ func TestProcessesShareAppendFile(t *testing.T) {
 		if counts[id] != helperLines {
 			t.Errorf("process %d: %d lines, want %d", id, counts[id], helperLines)
 		}
+	}
+}
+
+// records returns the JSON records of an error log. The tests that use it
+// write from their own goroutine alone (no flush timer), so a plain buffer
+// does.
+func records(t *testing.T, log *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestWriterReportsLostLines: lines lost to failed writes are never lost
+// silently. The error log hears of each cause once, with the running
+// count, and of the recovery with the total; OnDrop hears of every failed
+// write; Dropped counts the lines.
+func TestWriterReportsLostLines(t *testing.T) {
+	enospc := &os.PathError{Op: "write", Path: "access.log", Err: syscall.ENOSPC}
+	eio := &os.PathError{Op: "write", Path: "access.log", Err: syscall.EIO}
+	rec := &recorder{err: enospc}
+	logs := &bytes.Buffer{}
+	var dropped, failures int
+	w := NewWriter(rec, WriterOptions{FlushInterval: -1, Log: slog.New(slog.NewJSONHandler(logs, nil)),
+		OnDrop: func(lines int, err error) { dropped += lines; failures++ }})
+	setErr := func(err error) {
+		rec.mu.Lock()
+		rec.err = err
+		rec.mu.Unlock()
+	}
+	batch := func(lines int) {
+		for i := range lines {
+			fmt.Fprintf(w, "line %d\n", i)
+		}
+		w.Flush()
+	}
+	batch(3) // ENOSPC: logged
+	batch(4) // ENOSPC again: counted, not logged
+	setErr(eio)
+	batch(2) // EIO: a new cause, logged with the running count
+	setErr(enospc)
+	batch(1) // ENOSPC, already logged in this spell
+	setErr(nil)
+	batch(1) // writable again: logged with the spell's loss
+	batch(1) // nothing more to say
+	setErr(enospc)
+	batch(5) // a new spell: ENOSPC is news again
+
+	type rec2 struct {
+		level, msg string
+		lost       float64
+	}
+	var got []rec2
+	for _, r := range records(t, logs) {
+		lost, _ := r["lines_lost"].(float64)
+		got = append(got, rec2{r["level"].(string), r["msg"].(string), lost})
+	}
+	const failed = "access log write failed; its lines are dropped until writes succeed again"
+	want := []rec2{
+		{"ERROR", failed, 3},
+		{"ERROR", failed, 9},
+		{"WARN", "access log writable again", 10},
+		{"ERROR", failed, 5},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("error log:\n got  %v\n want %v", got, want)
+	}
+	if dropped != 15 || failures != 5 || w.Dropped() != 15 {
+		t.Fatalf("OnDrop heard %d lines in %d failures, Dropped = %d; want 15 in 5", dropped, failures, w.Dropped())
+	}
+	if got := rec.String(); got != "line 0\nline 0\n" {
+		t.Fatalf("written: %q", got)
+	}
+}
+
+// TestWriterOnFullDevice writes to /dev/full, where every write fails with
+// ENOSPC as on a full disk: every line is counted lost and the error log
+// says so, once.
+func TestWriterOnFullDevice(t *testing.T) {
+	f, err := os.OpenFile("/dev/full", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer f.Close()
+	logs := &bytes.Buffer{}
+	w := NewWriter(f, WriterOptions{BufferSize: 64, FlushInterval: -1, Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	for i := range 100 {
+		fmt.Fprintf(w, "GET /%d\n", i) // batches of up to 64 bytes fail as they fill
+	}
+	if err := w.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Close = %v, want ENOSPC", err)
+	}
+	if w.Dropped() != 100 {
+		t.Fatalf("Dropped = %d, want 100", w.Dropped())
+	}
+	recs := records(t, logs)
+	if len(recs) != 1 || recs[0]["level"] != "ERROR" || !strings.Contains(recs[0]["err"].(string), "no space left on device") {
+		t.Fatalf("error log: %v; want one error naming ENOSPC", recs)
 	}
 }

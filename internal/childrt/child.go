@@ -190,7 +190,7 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 	if r.board != nil && r.counters != nil {
 		r.status, err = status.New(status.Options{Path: c.Status.Path, MetricsPath: c.Status.Metrics, Allow: c.Status.Allow,
 			Certificates: certificates(c.Listeners),
-			MPM:          c.MPM, Async: r.Model == ModelEvent, MasterPID: r.MasterPID, Generation: r.Generation,
+			Version:      c.ServerVersion, MPM: c.MPM, Async: r.Model == ModelEvent, MasterPID: r.MasterPID, Generation: r.Generation,
 			MasterStart: c.MasterStart, GenerationStart: c.GenerationStart, Listeners: r.addrs, Board: r.board, Counters: r.counters})
 		if err != nil {
 			return nil, err
@@ -221,7 +221,18 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 			return nil, err
 		}
 		r.format = format
-		r.access = accesslog.NewWriter(f, accesslog.WriterOptions{})
+		counters := r.counters
+		path := f.Name()
+		if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err == nil {
+			path = p // the file the master opened, for the error log
+		}
+		r.access = accesslog.NewWriter(f, accesslog.WriterOptions{
+			Log: r.Log.With("access_log", path),
+			OnDrop: func(lines int, _ error) {
+				counters.Add(scoreboard.AccessLogDroppedLines, uint64(lines))
+				counters.Add(scoreboard.AccessLogWriteErrors, 1)
+			},
+		})
 	}
 	return r, nil
 }
@@ -294,11 +305,11 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		if s.fast != nil && !s.slowPath[i] {
 			go func() { errc <- s.acceptFast(ln) }()
 		} else {
-			go func() { errc <- s.srv.Serve(ln) }()
+			go func() { errc <- s.srv.Serve(framingListener{ln}) }()
 		}
 	}
 	if s.fast != nil {
-		go s.srv.Serve(s.handoff)
+		go s.srv.Serve(framingListener{s.handoff})
 	}
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)

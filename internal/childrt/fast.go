@@ -340,8 +340,9 @@ func connSlot(c net.Conn) *slotConn {
 		sc, _ := c.Conn.(*slotConn)
 		return sc
 	case *tls.Conn:
-		sc, _ := c.NetConn().(*slotConn)
-		return sc
+		return connSlot(c.NetConn())
+	case *framingConn:
+		return connSlot(c.Conn)
 	}
 	return nil
 }

@@ -64,6 +64,13 @@ type reply struct {
 // exchange writes raw to a new connection and reads n responses.
 func exchange(t *testing.T, addr, raw string, n int, method string) ([]reply, net.Conn) {
 	t.Helper()
+	c := dialSend(t, addr, raw)
+	return readReplies(t, c, bufio.NewReader(c), n, method), c
+}
+
+// dialSend writes raw to a new connection, closed when t ends.
+func dialSend(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +79,7 @@ func exchange(t *testing.T, addr, raw string, n int, method string) ([]reply, ne
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
-	return readReplies(t, c, bufio.NewReader(c), n, method), c
+	return c
 }
 
 func readReplies(t *testing.T, c net.Conn, br *bufio.Reader, n int, method string) []reply {

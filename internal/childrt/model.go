@@ -239,6 +239,9 @@ func (g *gate) Accept() (net.Conn, error) {
 	g.counters.Add(scoreboard.Accepted, 1)
 	sc := &slotConn{Conn: c, g: g, slot: max(slot, -1)}
 	sc.reserved.Store(slot == -2)
+	if g.board != nil {
+		g.board.Proc(g.proc).AddConns(1) // the status page's ConnsTotal
+	}
 	if w := sc.worker(); w != nil {
 		w.StartConn()
 		w.SetState(scoreboard.Reading)
@@ -284,6 +287,9 @@ func (c *slotConn) worker() *scoreboard.WorkerSlot {
 func (c *slotConn) Close() error {
 	err := c.Conn.Close()
 	if c.closed.CompareAndSwap(false, true) {
+		if c.g.board != nil {
+			c.g.board.Proc(c.g.proc).AddConns(-1)
+		}
 		if c.slot >= 0 {
 			if w := c.worker(); w != nil {
 				w.SetState(scoreboard.Idle)
@@ -303,10 +309,11 @@ type ctxKey struct{}
 
 // scored wraps h: it marks the slot's state and counters around every
 // request, takes a request slot in the event model, and answers with
-// "Connection: close" once the child drains.
+// "Connection: close" once the child drains or after a request framed
+// ambiguously (see framingConn).
 func (s *server) scored(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.isDraining() {
+		if s.isDraining() || ambiguousFraming(r) {
 			w.Header().Set("Connection", "close")
 		}
 		sc, _ := r.Context().Value(ctxKey{}).(*slotConn)
@@ -360,8 +367,10 @@ func (s *server) endRequestAt(ws *scoreboard.WorkerSlot, start, end time.Time, n
 	}
 }
 
-// connContext puts the accepted connection into each request's context.
+// connContext puts the accepted connection, and its slot, into each
+// request's context.
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	ctx = withFramingConn(ctx, c)
 	if sc := connSlot(c); sc != nil {
 		return context.WithValue(ctx, ctxKey{}, sc)
 	}

@@ -87,6 +87,9 @@ func TestWorkerModelHoldsASlotPerConnection(t *testing.T) {
 	if got := b.Snapshot().Letters(); got != "..KK" {
 		t.Fatalf("letters with two idle keep-alive connections: %q", got)
 	}
+	if got := b.Proc(1).Conns(); got != 2 { // the third waits in the backlog
+		t.Fatalf("proc slot holds %d connections, want 2", got)
+	}
 	c1.Close()
 	if !answered(c3, r3, time.Second) {
 		t.Fatal("third connection not served after a slot freed")
@@ -129,8 +132,22 @@ func TestEventModelParksIdleConnections(t *testing.T) {
 	if got := b.Snapshot().Letters(); got != "._" {
 		t.Fatalf("letters %q", got)
 	}
+	// The connections the child holds are on its process slot, for the
+	// status page's ConnsTotal: all three idle ones, then two.
+	if got := b.Proc(1).Conns(); got != 3 {
+		t.Fatalf("proc slot holds %d connections, want 3", got)
+	}
+	conns[0].Close()
+	for deadline := time.Now().Add(2 * time.Second); b.Proc(1).Conns() != 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("proc slot holds %d connections after one closed, want 2", b.Proc(1).Conns())
+		}
+	}
 	sigs <- syscall.SIGTERM
 	<-done
+	if got := b.Proc(1).Conns(); got != 0 {
+		t.Fatalf("proc slot holds %d connections after the drain, want 0", got)
+	}
 }
 
 // TestEventModelAcceptsOnlyWithASlot: an event child accepts a connection

@@ -41,7 +41,7 @@ import (
 )
 
 // Version is the contract version this build writes and reads.
-const Version = 3
+const Version = 4
 
 // Env is the one environment variable a master gives a child: the number of
 // the descriptor that carries the child's contract.
@@ -84,6 +84,11 @@ type Child struct {
 	ConfigPath string `json:"config_path"`
 	// MPM is the MPM's name, for the status page.
 	MPM string `json:"mpm"`
+	// ServerVersion is the version of the phased the master runs, as
+	// released ("v1.2.3", set at link time) or as Go's build information
+	// records it (a pseudo-version); "" for a development build. The
+	// status page prints it as Apache's ServerVersion.
+	ServerVersion string `json:"server_version,omitempty"`
 	// Model is how the child serves: prefork, worker or event.
 	Model string `json:"model"`
 	// Threads is the number of worker slots (threads_per_child; 1 for

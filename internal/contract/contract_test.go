@@ -27,7 +27,7 @@ func full(t *testing.T) (Child, *Files) {
 	c := Child{
 		Generation: 3, Pass: 4, Slot: 2, MasterPID: 1234,
 		MasterStart: time.Unix(1700000000, 0).UTC(), GenerationStart: time.Unix(1700000100, 0).UTC(),
-		ConfigPath: "/run/phased/config-pass-4.json", MPM: "event", Model: ModelEvent, Threads: 25, MaxConnections: 1000,
+		ConfigPath: "/run/phased/config-pass-4.json", MPM: "event", ServerVersion: "v1.2.3", Model: ModelEvent, Threads: 25, MaxConnections: 1000,
 		AcceptMutex: "/run/phased/accept-3.lock",
 		Listeners: []Listener{
 			{Addr: "127.0.0.1:8080", File: fs.Add(ListenerFile(0), r)},
@@ -233,8 +233,8 @@ func TestEnviron(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"version":1}`))
-	f.Add([]byte(`{"version":1,"generation":1,"model":"worker","threads":1,"listeners":[{"addr":"a","file":"l"}],"files":{"l":3},"log":{"format":"json","level":"info"}}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":2,"generation":1,"model":"worker","threads":1,"listeners":[{"addr":"a","file":"l"}],"files":{"l":3},"log":{"format":"json","level":"info"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Decode(b)
 		if (c == nil) == (err == nil) {

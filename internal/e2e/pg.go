@@ -66,3 +66,15 @@ func shout(msg string) {
 	}
 	fmt.Fprintln(os.Stderr, msg)
 }
+
+// SkipLoudly skips t for want of something the machine lacks (a Debian
+// package, say), with msg shouted where a person sees it (see shout); under
+// CI=true, where .ci/run installs what the suite needs, it fails t instead.
+func SkipLoudly(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	shout("!!! SKIPPED " + t.Name() + ": " + msg)
+	t.Skip(msg)
+}

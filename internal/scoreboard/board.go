@@ -11,7 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Segment layout, version 1. Every record starts on a 64-byte boundary and
+// Segment layout, version 2 (version 1 had no connection count in a
+// ProcSlot). Every record starts on a 64-byte boundary and
 // every field is naturally aligned, so each one can be accessed with
 // sync/atomic straight in the mapping:
 //
@@ -24,7 +25,7 @@ const (
 	// magic spells "phasedSB" when read as a big-endian number.
 	magic = 0x7068617365645342
 	// layoutVersion changes whenever the header or a slot record changes.
-	layoutVersion = 1
+	layoutVersion = 2
 
 	headerSize = 64
 	procSize   = 64
@@ -281,7 +282,8 @@ func (b *Board) Worker(i, j int) *WorkerSlot {
 }
 
 // ClearProc marks process slot i and all its worker slots Dead, clears its
-// pid, start time, app pid, quiescing and full flags, and repairs a request-line update the
+// pid, start time, app pid, quiescing and full flags and connection count,
+// and repairs a request-line update the
 // process may have died in the middle of. The master calls it after reaping
 // the child that held the slot, before reusing it. Counters and the last
 // request line are kept: like Apache's, they belong to the slot.
@@ -292,6 +294,7 @@ func (b *Board) ClearProc(i int) {
 	p.quiescing.Store(0)
 	p.full.Store(0)
 	p.appPID.Store(0)
+	p.conns.Store(0)
 	p.state.Store(uint32(Dead))
 	for j := 0; j < b.threads; j++ {
 		w := b.Worker(i, j)

@@ -329,6 +329,11 @@ func TestClearProc(t *testing.T) {
 	p.SetGeneration(1)
 	p.SetState(Graceful)
 	p.SetQuiescing(true)
+	p.AddConns(3)
+	p.AddConns(-1)
+	if pi := p.Snapshot(); pi.Conns != 2 {
+		t.Fatalf("Conns = %d after 3 accepted and 1 closed, want 2", pi.Conns)
+	}
 	w := b.Worker(1, 0)
 	w.StartRequest(time.Now(), "GET", "/last", "HTTP/1.1")
 	w.EndRequest(time.Now(), 5)
@@ -338,7 +343,7 @@ func TestClearProc(t *testing.T) {
 
 	b.ClearProc(1)
 	pi := p.Snapshot()
-	if pi.PID != 0 || pi.State != Dead || pi.Quiescing || !pi.StartTime.IsZero() || pi.Generation != 1 {
+	if pi.PID != 0 || pi.State != Dead || pi.Quiescing || !pi.StartTime.IsZero() || pi.Generation != 1 || pi.Conns != 0 {
 		t.Errorf("cleared proc %+v", pi)
 	}
 	if got := b.Snapshot().Letters(); got != "...." {

@@ -47,6 +47,12 @@ const (
 	// graceful_shutdown_timeout, or on an immediate stop (a hard restart
 	// or stop). Children bump it.
 	ConnectionsCut
+	// AccessLogDroppedLines counts access-log lines children lost to
+	// failed writes (a full disk, an I/O error); AccessLogWriteErrors the
+	// failed writes, each of which may carry many lines. Children bump
+	// them.
+	AccessLogDroppedLines
+	AccessLogWriteErrors
 	numCounters
 )
 

@@ -20,8 +20,10 @@ type ProcSlot struct {
 	quiescing  atomic.Uint32
 	startTime  atomic.Int64 // unix nanoseconds, 0 = unset
 	full       atomic.Uint32
+	_          uint32
+	conns      atomic.Int64
 	appPID     atomic.Int64 // the app server the child owns, 0 = none
-	_          [16]byte
+	_          [8]byte
 }
 
 // ProcInfo is a copy of a ProcSlot, taken by ProcSlot.Snapshot.
@@ -42,6 +44,11 @@ type ProcInfo struct {
 	Full bool
 	// StartTime is when the pid was recorded; the zero Time if unset.
 	StartTime time.Time
+	// Conns is how many connections the child holds: accepted and not yet
+	// closed, whether a worker serves them or they wait for their next
+	// request (mod_status's ConnsTotal, which Apache's event children also
+	// count as they go).
+	Conns int
 	// AppPID is the app server the child owns (app.type http or fastcgi);
 	// 0 when it owns none.
 	AppPID int
@@ -105,6 +112,14 @@ func (p *ProcSlot) AppPID() int { return int(p.appPID.Load()) }
 // Full reports whether the child in the slot is at its connection limit.
 func (p *ProcSlot) Full() bool { return p.full.Load() != 0 }
 
+// AddConns adds n (negative to remove) to the connections the child in the
+// slot holds: the child adds one when it accepts a connection and removes
+// it when the connection closes.
+func (p *ProcSlot) AddConns(n int) { p.conns.Add(int64(n)) }
+
+// Conns returns how many connections the child in the slot holds.
+func (p *ProcSlot) Conns() int { return int(max(p.conns.Load(), 0)) }
+
 // StartTime returns when SetPID recorded the current pid; the zero Time if
 // the slot is empty.
 func (p *ProcSlot) StartTime() time.Time { return unixTime(p.startTime.Load()) }
@@ -120,6 +135,7 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 		Quiescing:  p.Quiescing(),
 		Full:       p.Full(),
 		StartTime:  p.StartTime(),
+		Conns:      p.Conns(),
 		AppPID:     p.AppPID(),
 	}
 }

@@ -46,15 +46,17 @@ var (
 	exitDesc = prometheus.NewDesc("phased_children_exited_total", "Children that exited since the master started, by cause: "+
 		"normal (asked to: retired, drained, stopped), signal (killed by a signal nobody asked for), "+
 		"status (an unasked exit with a status) or child_init (their child-init hooks failed).", []string{"cause"}, nil)
-	maxDesc = prometheus.NewDesc("phased_max_children_reached_total", "Maintenance ticks that wanted more children than the MPM's limit allows.", nil, nil)
-	durDesc = prometheus.NewDesc("phased_request_duration_seconds", "How long requests took, from the children, since the master started.", nil, nil)
+	alogDropDesc = prometheus.NewDesc("phased_access_log_dropped_lines_total", "Access-log lines the children lost to failed writes (a full disk, an I/O error) since the master started; the error log says why.", nil, nil)
+	alogErrDesc  = prometheus.NewDesc("phased_access_log_write_errors_total", "Failed writes to the access log since the master started; each loses the batch of lines it carried.", nil, nil)
+	maxDesc      = prometheus.NewDesc("phased_max_children_reached_total", "Maintenance ticks that wanted more children than the MPM's limit allows.", nil, nil)
+	durDesc      = prometheus.NewDesc("phased_request_duration_seconds", "How long requests took, from the children, since the master started.", nil, nil)
 )
 
 type collector struct{ m *Module }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{workersDesc, slotsDesc, procsDesc, reqDesc, bytesDesc, countDesc, restartDesc, queueDesc, limitDesc,
-		maxQDesc, acceptDesc, slowDesc, cutDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc, certDesc} {
+		maxQDesc, acceptDesc, slowDesc, cutDesc, alogDropDesc, alogErrDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc, certDesc} {
 		ch <- d
 	}
 }
@@ -130,6 +132,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(acceptDesc, prometheus.CounterValue, float64(k.Get(scoreboard.Accepted)))
 		ch <- prometheus.MustNewConstMetric(slowDesc, prometheus.CounterValue, float64(k.Get(scoreboard.SlowRequests)))
 		ch <- prometheus.MustNewConstMetric(cutDesc, prometheus.CounterValue, float64(k.Get(scoreboard.ConnectionsCut)))
+		ch <- prometheus.MustNewConstMetric(alogDropDesc, prometheus.CounterValue, float64(k.Get(scoreboard.AccessLogDroppedLines)))
+		ch <- prometheus.MustNewConstMetric(alogErrDesc, prometheus.CounterValue, float64(k.Get(scoreboard.AccessLogWriteErrors)))
 		ch <- prometheus.MustNewConstMetric(maxDesc, prometheus.CounterValue, float64(k.Get(scoreboard.MaxChildrenReached)))
 		for _, g := range k.Generations() {
 			gen := strconv.Itoa(g.Generation)

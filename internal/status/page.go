@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -55,6 +56,10 @@ type Options struct {
 	MetricsPath string
 	// Allow are the networks (CIDRs) that may read both.
 	Allow []string
+	// Version is phased's version as the master gives it ("v1.2.3", a
+	// Go pseudo-version, or "" for a development build); the page shows
+	// it as ServerVersion (see ServerVersion).
+	Version string
 	// MPM is the MPM's name; Async reports whether children serve with
 	// the event model (?auto then carries mod_status's async block).
 	MPM   string
@@ -96,6 +101,7 @@ type Module struct {
 	addrs     []string
 	built     string
 	certs     []Certificate
+	version   string // ServerVersion's value
 }
 
 // New returns the module o describes, or nil when it answers nothing (no
@@ -109,7 +115,7 @@ func New(o Options) (*Module, error) {
 	}
 	m := &Module{path: o.Path, metrics: o.MetricsPath, mpm: o.MPM, async: o.Async, masterPID: o.MasterPID,
 		gen: o.Generation, board: o.Board, counts: o.Counters, addrs: o.Listeners, built: built(),
-		start: o.MasterStart, restart: o.GenerationStart, certs: o.Certificates}
+		start: o.MasterStart, restart: o.GenerationStart, certs: o.Certificates, version: ServerVersion(o.Version)}
 	for _, a := range o.Allow {
 		_, n, err := net.ParseCIDR(a)
 		if err != nil {
@@ -127,6 +133,52 @@ func New(o Options) (*Module, error) {
 // path must leave it to the handler Wrap returns.
 func (m *Module) Serves(path string) bool {
 	return m != nil && path != "" && (path == m.path || path == m.metrics)
+}
+
+// ServerVersion is the status page's ServerVersion for phased version v,
+// in Apache's form, product/X.Y.Z and a comment ("Apache/2.4.71 (Debian)"):
+// "phased/1.2.3 (Go go1.26.8; linux)". What follows X.Y.Z in v (a
+// pre-release, a Go pseudo-version's time and commit, build metadata)
+// goes first into the comment, since tools that read the page expect
+// three dot-separated numbers after the slash and nothing else until the
+// space: apache_exporter turns them into apache_version, and fails the
+// scrape on anything else. A development build ("", or a v that is no
+// version) is 0.0.0 with "dev" in the comment.
+func ServerVersion(v string) string {
+	core, extra := strings.TrimPrefix(v, "v"), ""
+	if i := strings.IndexAny(core, "-+"); i >= 0 {
+		core, extra = core[:i], strings.TrimLeft(core[i:], "-+")
+	}
+	if !semverCore(core) {
+		core, extra = "0.0.0", "dev"
+	}
+	// Only what a version may hold: nothing that would end the comment or
+	// the line.
+	extra = strings.Map(func(r rune) rune {
+		if r < 0x80 && (r >= '0' && r <= '9' || r|0x20 >= 'a' && r|0x20 <= 'z' || strings.ContainsRune(".+-_~", r)) {
+			return r
+		}
+		return -1
+	}, extra)
+	comment := "Go " + runtime.Version() + "; " + runtime.GOOS
+	if extra != "" {
+		comment = extra + "; " + comment
+	}
+	return "phased/" + core + " (" + comment + ")"
+}
+
+// semverCore reports whether s is three dot-separated decimal numbers.
+func semverCore(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // built is when the binary was built, as Apache's "Server Built": the VCS
@@ -315,7 +367,7 @@ func (p *Module) collect(r *http.Request) Status {
 		host = h
 	}
 	st := Status{
-		Host: host, Version: "phased", MPM: p.mpm, Built: p.built, Now: now, Started: p.start, Restarted: p.restart,
+		Host: host, Version: p.version, MPM: p.mpm, Built: p.built, Now: now, Started: p.start, Restarted: p.restart,
 		Generation: p.gen, UptimeSeconds: int64(now.Sub(p.start).Seconds()), Load: loadavg(),
 		TotalAccesses: sum.Requests, TotalBytes: sum.Bytes, Processes: sum.Procs, MaxWorkers: sum.Slots,
 		BusyWorkers: sum.Busy, IdleWorkers: sum.Idle, GracefulWorkers: sum.Graceful,
@@ -336,16 +388,11 @@ func (p *Module) collect(r *http.Request) Status {
 		st.MaxListenQueue = max(st.MaxListenQueue, ls.MaxQueue)
 		st.ListenQueueLen += ls.Limit
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		st.Version = "phased/" + bi.Main.Version
-	}
 	if p.masterPID > 0 {
 		st.ticks.add(readCPUTicks(p.masterPID))
 	}
-	var held map[int]int // event: connections each child holds
 	if p.async {
 		st.Async = &AsyncStatus{}
-		held = heldConnections(snap.Procs, p.addrs)
 	}
 	for i, proc := range snap.Procs {
 		if proc.PID != 0 {
@@ -373,7 +420,10 @@ func (p *Module) collect(r *http.Request) Status {
 			if proc.Quiescing {
 				a.Stopping++
 			}
-			n := held[proc.PID]
+			// The connections the child holds, as it counts them on its
+			// process slot: no look at the kernel's tables, whose cost
+			// grows with every socket on the machine.
+			n := proc.Conns
 			a.ConnsTotal += n
 			a.ConnsKeepAlive += max(n-serving, 0)
 		}

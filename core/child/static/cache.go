@@ -341,7 +341,7 @@ func (h *handler) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) {
 	hdr["Content-Type"] = e.ctype
 	hdr["Etag"] = e.etag
 	if needsServeContent(r.Header) {
-		http.ServeContent(w, r, "", e.mtime, bytes.NewReader(e.body))
+		serveRanges(w, r, e.mtime, bytes.NewReader(e.body), int64(len(e.body)))
 		return
 	}
 	if e.lastMod != nil {

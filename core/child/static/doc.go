@@ -34,8 +34,14 @@
 // A regular file goes through [net/http.ServeContent] with a strong ETag
 // made of its modification time and size, so ranges (206, multipart for
 // several ranges, 416), If-Range and the conditional headers (304, 412) all
-// work. Its Content-Type comes from the extension, or is sniffed from the
-// first bytes when the extension is unknown, and every response carries
+// work. The Range header is first read as Apache's byterange filter reads
+// it: overlapping and adjacent ranges are merged, and more than 200 ranges,
+// more than 20 merges or reversals, ranges adding up to more than the file,
+// or a header that does not parse get the whole file with 200; a range
+// asking for nothing ("bytes=-0") is unsatisfiable (416). So a Range header
+// amplifies a response no more than Apache lets it. Its Content-Type comes
+// from the extension, or is sniffed from the first bytes when the
+// extension is unknown, and every response carries
 // "X-Content-Type-Options: nosniff". A directory requested without its
 // trailing slash is redirected (301) to the slash form, query kept; with the
 // slash it is answered with its first index file, or an HTML listing when

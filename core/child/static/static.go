@@ -484,7 +484,7 @@ func (h *handler) serveContent(w http.ResponseWriter, r *http.Request, f *file, 
 	// Without a Content-Type, ServeContent sniffs the first 512 bytes; the
 	// empty name keeps it from looking the extension up a second time.
 	hdr["Etag"] = []string{etag(f.mtime, f.size)}
-	http.ServeContent(w, r, "", f.mtime, f)
+	serveRanges(w, r, f.mtime, f, f.size)
 }
 
 // contentType returns the Content-Type header value for a file name from its

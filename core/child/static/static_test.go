@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -281,6 +282,21 @@ func testRange(t *testing.T, o Options) {
 		{"if-range etag mismatch", "bytes=0-1", `"other"`, 200, "0123456789", ""},
 		{"if-range date match", "bytes=2-3", lastMod, 206, "23", "bytes 2-3/10"},
 		{"if-range date old", "bytes=2-3", "Mon, 02 Jan 2006 15:04:05 GMT", 200, "0123456789", ""},
+		// RFC 9110 14.1.1: a suffix of zero bytes is unsatisfiable.
+		{"empty suffix", "bytes=-0", "", 416, "", "bytes */10"},
+		{"empty suffix and a range", "bytes=-0,1-2", "", 206, "12", "bytes 1-2/10"},
+		{"unsatisfiable and a range", "bytes=10-20,1-2", "", 206, "12", "bytes 1-2/10"},
+		// As Apache: overlapping and adjacent ranges merge, one range that
+		// asks for everything wins, and what cannot be parsed is ignored.
+		{"overlapping", "bytes=0-3,2-5", "", 206, "012345", "bytes 0-5/10"},
+		{"adjacent", "bytes=0-1,2-3", "", 206, "0123", "bytes 0-3/10"},
+		{"a range inside another", "bytes=1-8, 3-4", "", 206, "12345678", "bytes 1-8/10"},
+		{"zero to the end", "bytes=5-6,0-", "", 206, "0123456789", "bytes 0-9/10"},
+		{"more than the file", "bytes=0-5,7-9,2-8", "", 200, "0123456789", ""},
+		{"1,000 one-byte ranges", "bytes=" + strings.Repeat("0-0,", 999) + "0-0", "", 200, "0123456789", ""},
+		{"not bytes", "items=0-1", "", 200, "0123456789", ""},
+		{"garbage", "bytes=1-x", "", 200, "0123456789", ""},
+		{"backwards", "bytes=5-1", "", 200, "0123456789", ""},
 	}
 	for _, tt := range single {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1113,6 +1129,79 @@ func TestCheckPath(t *testing.T) {
 	for _, tt := range tests {
 		if got := checkPath(tt.path, tt.raw); got != tt.code {
 			t.Errorf("checkPath(%q, %q) = %d, want %d", tt.path, tt.raw, got, tt.code)
+		}
+	}
+}
+
+// TestRangeLimits: Apache's MaxRanges (200), MaxRangeOverlaps and
+// MaxRangeReversals (20): past them the whole file is served with 200, so
+// a Range header can never make the response much larger than the file.
+func TestRangeLimits(t *testing.T) { withCache(t, testRangeLimits) }
+
+func testRangeLimits(t *testing.T, o Options) {
+	fx := newFixture(t)
+	body := strings.Repeat("abcdefghij", 100) // 1,000 bytes
+	writeFile(t, filepath.Join(fx.root, "k.txt"), body)
+	o.Root = fx.root
+	h := New(o)
+	spread := func(n int) string { // n one-byte ranges, apart
+		var parts []string
+		for i := range n {
+			parts = append(parts, fmt.Sprintf("%d-%d", 2*i, 2*i))
+		}
+		return "bytes=" + strings.Join(parts, ",")
+	}
+	if w := do(h, "GET", "/k.txt", "Range", spread(200)); w.Code != 206 || strings.Count(w.Body.String(), "Content-Range: bytes ") != 200 {
+		t.Errorf("200 ranges: %d with %d parts, want 206 with 200", w.Code, strings.Count(w.Body.String(), "Content-Range: bytes "))
+	}
+	for _, tt := range []struct{ name, rng string }{
+		{"201 ranges", spread(201)},
+		{"21 overlaps", "bytes=" + strings.Repeat("5-5,", 21) + "5-5"},
+		{"21 reversals", func() string {
+			var parts []string
+			for i := 30; i >= 0; i-- {
+				parts = append(parts, fmt.Sprintf("%d-%d", i, i))
+			}
+			return "bytes=" + strings.Join(parts, ",")
+		}()},
+		{"1,000 one-byte ranges", spread(500) + "," + spread(500)[len("bytes="):]},
+	} {
+		w := do(h, "GET", "/k.txt", "Range", tt.rng)
+		if w.Code != 200 || w.Body.String() != body || w.Header().Get("Content-Range") != "" {
+			t.Errorf("%s: %d, %d bytes; want 200 and the file once", tt.name, w.Code, w.Body.Len())
+		}
+	}
+	if w := do(h, "GET", "/k.txt", "Range", "bytes="+strings.Repeat("5-5,", 20)+"5-5"); w.Code != 206 || w.Body.String() != "f" {
+		t.Errorf("20 overlaps: %d %q, want 206 \"f\"", w.Code, w.Body)
+	}
+}
+
+func TestPlanRanges(t *testing.T) {
+	for _, tt := range []struct {
+		header string
+		size   int64
+		want   []byteRange
+		plan   rangePlan
+	}{
+		{"bytes=0-0", 10, []byteRange{{0, 0}}, rangeServe},
+		{"BYTES=1-2", 10, []byteRange{{1, 2}}, rangeServe},
+		{"bytes=-3", 10, []byteRange{{7, 9}}, rangeServe},
+		{"bytes=-30", 10, []byteRange{{0, 9}}, rangeServe},
+		{"bytes=-0", 10, nil, rangeUnsatisfiable},
+		{"bytes=0-", 0, nil, rangeUnsatisfiable},
+		{"bytes=-5", 0, nil, rangeUnsatisfiable},
+		{"bytes=4-6,0-1", 10, []byteRange{{4, 6}, {0, 1}}, rangeServe},
+		{"bytes=4-6,2-3", 10, []byteRange{{2, 6}}, rangeServe}, // a reversal, merged
+		{"bytes=4-6, ,7-8", 10, []byteRange{{4, 8}}, rangeServe},
+		{"bytes=", 10, nil, rangeIgnore},
+		{"bytes=1", 10, nil, rangeIgnore},
+		{"bytes=+1-2", 10, nil, rangeIgnore},
+		{"bytes=1--2", 10, nil, rangeIgnore},
+		{"bytes=99999999999999999999-", 10, nil, rangeIgnore},
+	} {
+		got, plan := planRanges(tt.header, tt.size)
+		if plan != tt.plan || !slices.Equal(got, tt.want) {
+			t.Errorf("planRanges(%q, %d) = %v, %v; want %v, %v", tt.header, tt.size, got, plan, tt.want, tt.plan)
 		}
 	}
 }

@@ -160,3 +160,42 @@ func waitAccessLines(t *testing.T, path string, n int) []string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestAccessLogFullDisk: with the access log on a device where every write
+// fails with ENOSPC (/dev/full, a full disk without root tricks), no line
+// is lost silently: each child says so in the error log, once for the
+// cause, naming the file, and /metrics counts every line lost and every
+// failed write, over all children.
+func TestAccessLogFullDisk(t *testing.T) {
+	s := e2e.StartServer(t, "access_log: {path: /dev/full}\n")
+	const requests = 200
+	for i := range requests {
+		path := "/hello.txt" // the children's fast path
+		if i%2 == 1 {
+			path = "/nope" // net/http
+		}
+		if code, _, err := e2e.Get(s.URL(path)); err != nil || code == 0 {
+			t.Fatalf("GET %s: %d %v", path, code, err)
+		}
+	}
+	// Lines wait up to 200ms for their batch; the metrics requests add
+	// lines of their own, lost too.
+	body := waitMetricAtLeast(t, s, 5*time.Second, "phased_access_log_dropped_lines_total", requests)
+	if n := metricValue(body, "phased_access_log_write_errors_total"); n < 1 {
+		t.Fatalf("phased_access_log_write_errors_total = %v, want at least 1:\n%s", n, body)
+	}
+	const msg = "access log write failed; its lines are dropped until writes succeed again"
+	recs := s.Log.Records(msg)
+	children := len(e2e.Workers(s.PID()))
+	if len(recs) < 1 || len(recs) > children {
+		t.Fatalf("%d %q records from %d children, want one per child that wrote; log:\n%s", len(recs), msg, children, s.Log)
+	}
+	for _, r := range recs {
+		if r["level"] != "ERROR" || r["access_log"] != "/dev/full" || !strings.Contains(r["err"].(string), "no space left on device") {
+			t.Fatalf("record %v: want an error naming /dev/full and ENOSPC", r)
+		}
+		if lost, _ := r["lines_lost"].(float64); lost < 1 {
+			t.Fatalf("record %v: no count of the lines lost", r)
+		}
+	}
+}

@@ -166,17 +166,20 @@ func autoLikeApache(t *testing.T, s *e2e.Server, mpm string) map[string]string {
 	return values
 }
 
-// TestServerStatusAutoEvent: with the event MPM, ?auto carries mod_status's
-// async block, in Apache's order, and counts the connections the children
-// hold: an idle keep-alive connection is one, held without a worker.
-func TestServerStatusAutoEvent(t *testing.T) {
-	s := e2e.StartServer(t, `mpm:
+// eventMPM is the tests' event MPM: two children of 25 threads.
+const eventMPM = `mpm:
   name: event
   start_servers: 2
   threads_per_child: 25
   min_spare_threads: 25
   max_spare_threads: 75
-`)
+`
+
+// TestServerStatusAutoEvent: with the event MPM, ?auto carries mod_status's
+// async block, in Apache's order, and counts the connections the children
+// hold: an idle keep-alive connection is one, held without a worker.
+func TestServerStatusAutoEvent(t *testing.T) {
+	s := e2e.StartServer(t, eventMPM)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 	for range 3 { // one keep-alive connection, left idle
@@ -193,6 +196,36 @@ func TestServerStatusAutoEvent(t *testing.T) {
 	if values["ServerMPM"] != "event" || n("Processes") != 2 || n("Stopping") != 0 || n("ConnsTotal") < 2 ||
 		n("ConnsAsyncKeepAlive") < 1 || n("ConnsAsyncKeepAlive") >= n("ConnsTotal") || n("BusyWorkers") < 1 {
 		t.Fatalf("?auto async block: %v", values)
+	}
+}
+
+// TestEventConnsCounted: the event block's connection counts are exact,
+// from what the children count on the scoreboard as they accept and close:
+// five idle keep-alive connections and the one asking for the page, then
+// two fewer once two close.
+func TestEventConnsCounted(t *testing.T) {
+	s := e2e.StartServer(t, eventMPM)
+	held := e2e.HoldConnections(t, s.Addr, 5)
+	page := func() map[string]string {
+		t.Helper()
+		resp := rawRequest(t, s.Addr, "GET /server-status?auto HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		_, body, _ := strings.Cut(resp, "\r\n\r\n")
+		_, _, values := parseAuto(t, body)
+		return values
+	}
+	if v := page(); v["ConnsTotal"] != "6" || v["ConnsAsyncKeepAlive"] != "5" {
+		t.Fatalf("ConnsTotal %s, ConnsAsyncKeepAlive %s; want 6 and 5", v["ConnsTotal"], v["ConnsAsyncKeepAlive"])
+	}
+	held[0].Close()
+	held[1].Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		v := page()
+		if v["ConnsTotal"] == "4" && v["ConnsAsyncKeepAlive"] == "3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after two closed: ConnsTotal %s, ConnsAsyncKeepAlive %s; want 4 and 3", v["ConnsTotal"], v["ConnsAsyncKeepAlive"])
+		}
 	}
 }
 
