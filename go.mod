@@ -20,6 +20,11 @@ require (
 )
 
 require (
+	github.com/mholt/acmez/v3 v3.1.7 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+)
+
+require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/fatih/color v1.13.0 // indirect
