@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/phasedhq/phased/core/child/internal/testkit"
 )
 
 // layout makes a folder of scripts next to a folder that must stay out of
@@ -17,38 +19,20 @@ import (
 func layout(t testing.TB) string {
 	t.Helper()
 	base := t.TempDir()
-	root := filepath.Join(base, "root")
-	outside := filepath.Join(base, "outside")
-	for name, body := range map[string]string{
+	testkit.Tree(t, base, map[string]string{
 		"root/index.php":          "<?php echo 1;",
 		"root/a/b/c.php":          "<?php echo 2;",
 		"root/dir.php/index.php":  "<?php echo 3;",
 		"root/img.png":            "png",
+		"root/fifo.php":           "fifo:",
+		"root/link-in.php":        "symlink:index.php",
+		"root/link-out.php":       "symlink:../outside/secret.php",
+		"root/dir-out":            "symlink:../outside",
+		"root/abs-out.php":        "symlink:" + filepath.Join(base, "outside/secret.php"),
 		"outside/secret.php":      "secret",
 		"outside/sub/another.php": "secret",
-	} {
-		p := filepath.Join(base, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := syscall.Mkfifo(filepath.Join(root, "fifo.php"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for link, target := range map[string]string{
-		"link-in.php":  "index.php",
-		"link-out.php": "../outside/secret.php",
-		"dir-out":      "../outside",
-		"abs-out.php":  filepath.Join(outside, "secret.php"),
-	} {
-		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	})
+	return filepath.Join(base, "root")
 }
 
 func TestFind(t *testing.T) {

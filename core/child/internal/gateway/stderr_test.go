@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/phasedhq/phased/core/child/internal/testlog"
+	"github.com/phasedhq/phased/core/child/internal/testkit"
 )
 
 func TestLineLog(t *testing.T) {
-	log, rec := testlog.New()
+	log, rec := testkit.New()
 	l := NewLineLog(log.With("script", "/x.php"), "app stderr")
 	for _, chunk := range []string{"first li", "ne\nsecond\r\n", "\n\nthird", " and last"} {
 		if n, err := l.Write([]byte(chunk)); n != len(chunk) || err != nil {
@@ -32,7 +32,7 @@ func TestLineLog(t *testing.T) {
 // TestLineLogBounds: a line past 4 KiB is cut, and past 100 lines nothing
 // more is logged but one count of what was dropped.
 func TestLineLogBounds(t *testing.T) {
-	log, rec := testlog.New()
+	log, rec := testkit.New()
 	l := NewLineLog(log, "app stderr")
 	l.Write([]byte(strings.Repeat("x", 10000) + "\n"))
 	for i := range 200 {

@@ -1,6 +1,7 @@
-// Package testlog is an slog handler for tests that keeps every record, so
-// that a test can tell what the code under test logged.
-package testlog
+// Package testkit holds what the tests of the app gateways share: an slog
+// handler that keeps every record, so that a test can tell what the code
+// under test logged, and a writer of file trees.
+package testkit
 
 import (
 	"context"
