@@ -18,10 +18,18 @@ var ErrConnect = errors.New("connecting to the fastcgi server")
 
 // Defaults of the Client's zero fields.
 const (
+	// DefaultMaxIdleConns is the number of idle connections kept with
+	// KeepConn when Client.MaxIdleConns is 0.
 	DefaultMaxIdleConns = 2
-	DefaultIdleTimeout  = 30 * time.Second
-	DefaultReadTimeout  = 60 * time.Second
-	DefaultSendTimeout  = 60 * time.Second
+	// DefaultIdleTimeout is how long an idle connection is kept when
+	// Client.IdleTimeout is 0.
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultReadTimeout bounds each wait for the server when
+	// Client.ReadTimeout is 0.
+	DefaultReadTimeout = 60 * time.Second
+	// DefaultSendTimeout bounds each write to the server when
+	// Client.SendTimeout is 0.
+	DefaultSendTimeout = 60 * time.Second
 )
 
 // Client sends requests to one FastCGI server in the responder role, one

@@ -20,15 +20,22 @@ import (
 
 // Defaults of the Options' zero fields.
 const (
-	DefaultConnectTimeout  = 10 * time.Second
+	// DefaultConnectTimeout bounds connecting to the FastCGI server when
+	// Options.ConnectTimeout is 0.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultMaxBufferedBody bounds a request body of unknown length when
+	// Options.MaxBufferedBody is 0.
 	DefaultMaxBufferedBody = 64 << 20
 )
 
 // Options configures the Handler that New returns.
 type Options struct {
-	// Network and Address locate the FastCGI server: "unix" and a socket
-	// path, or "tcp" and a host:port such as "127.0.0.1:9000".
-	Network, Address string
+	// Network is how the FastCGI server is reached: "unix" or "tcp".
+	Network string
+
+	// Address is where: a socket path for "unix", a host:port such as
+	// "127.0.0.1:9000" for "tcp".
+	Address string
 
 	// Dial, when set, opens connections to the server instead, and
 	// Network and Address only name it in the log.
@@ -67,19 +74,26 @@ type Options struct {
 	// costs the server. Off by default.
 	KeepConn bool
 
-	// MaxIdleConns and IdleTimeout bound the idle connections kept with
-	// KeepConn; 0 means DefaultMaxIdleConns and DefaultIdleTimeout.
+	// MaxIdleConns bounds the idle connections kept with KeepConn; 0
+	// means DefaultMaxIdleConns.
 	MaxIdleConns int
-	IdleTimeout  time.Duration
+
+	// IdleTimeout is how long an idle connection is kept; 0 means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
 
 	// ConnectTimeout bounds connecting to the server; 0 means
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 
-	// ReadTimeout bounds each wait for the server's next bytes and
-	// SendTimeout each write to it; 0 means DefaultReadTimeout and
+	// ReadTimeout bounds each wait for the server's next bytes, as nginx's
+	// fastcgi_read_timeout; 0 means DefaultReadTimeout. Past it the client
+	// gets 504, or a cut connection once the headers are out.
+	ReadTimeout time.Duration
+
+	// SendTimeout bounds each write of the request to the server; 0 means
 	// DefaultSendTimeout.
-	ReadTimeout, SendTimeout time.Duration
+	SendTimeout time.Duration
 
 	// MaxHeaderBytes bounds the CGI header block of a response; 0 means
 	// DefaultMaxHeaderBytes. A larger one is answered 502.
@@ -207,8 +221,7 @@ func (h *Handler) Close() error { return h.client.Close() }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	root, err := gateway.OpenRoot(h.root)
 	if err != nil {
-		h.log.Warn("fastcgi: document root", "err", err)
-		h.other(w, r)
+		h.other(w, r) // no document root yet: Static has a page for that
 		return
 	}
 	p := r.URL.Path

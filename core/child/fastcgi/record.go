@@ -95,7 +95,11 @@ func appendStream(dst []byte, typ uint8, id uint16, s []byte) []byte {
 // Param is a FastCGI name-value pair: a CGI meta-variable of a request, or
 // a value asked of the server with FCGI_GET_VALUES.
 type Param struct {
-	Name, Value string
+	// Name is the variable's name.
+	Name string
+
+	// Value is its value, "" in a FCGI_GET_VALUES question.
+	Value string
 }
 
 // maxPairLen is the largest name or value length the four-byte form holds.

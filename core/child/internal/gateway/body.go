@@ -20,9 +20,13 @@ const memBody = 1 << 20
 // Body is a request body whose length is known, as a CGI or FastCGI app
 // needs it for CONTENT_LENGTH.
 type Body struct {
-	io.Reader       // the body; nil when there is none
-	Length    int64 // its length in bytes
-	file      *os.File
+	// Reader reads the body; it is nil when there is none.
+	io.Reader
+
+	// Length is the body's length in bytes.
+	Length int64
+
+	file *os.File // the temporary file holding it, if any
 }
 
 // Close releases the temporary file a buffered body may have used.

@@ -19,8 +19,11 @@ var ErrForbidden = errors.New("forbidden")
 
 // Root is a folder that scripts are looked up in, resolved for one request.
 type Root struct {
-	Dir  string // the folder as configured, absolute
-	Real string // the folder with every symlink resolved
+	// Dir is the folder as configured, made absolute.
+	Dir string
+
+	// Real is the folder with every symlink resolved.
+	Real string
 }
 
 // OpenRoot resolves the folder dir, which must exist and be a directory.
@@ -45,10 +48,17 @@ func OpenRoot(dir string) (Root, error) {
 
 // Found is the file or folder that a URL path names below a Root.
 type Found struct {
-	Name     string      // the leading part of the URL path that names it
-	PathInfo string      // the rest of the URL path: "" or starting with "/"
-	File     string      // its absolute name, every symlink resolved, inside Root.Real
-	Info     fs.FileInfo // what it is, symlinks followed
+	// Name is the leading part of the URL path that names it.
+	Name string
+
+	// PathInfo is the rest of the URL path: "" or starting with "/".
+	PathInfo string
+
+	// File is its absolute name, every symlink resolved, inside Root.Real.
+	File string
+
+	// Info tells what it is, symlinks followed.
+	Info fs.FileInfo
 }
 
 // Find walks URL path p (decoded, starting with "/") below the folder and

@@ -9,11 +9,20 @@ import (
 
 // Script is what a request runs, as its CGI meta-variables name it.
 type Script struct {
-	Name         string // SCRIPT_NAME: the URL path of the script
-	Filename     string // SCRIPT_FILENAME: its absolute file name
-	PathInfo     string // PATH_INFO: the URL path after Name; "" for none
-	DocumentRoot string // DOCUMENT_ROOT, and the base of PATH_TRANSLATED
-	Software     string // SERVER_SOFTWARE
+	// Name is SCRIPT_NAME, the URL path of the script.
+	Name string
+
+	// Filename is SCRIPT_FILENAME, its absolute file name.
+	Filename string
+
+	// PathInfo is PATH_INFO, the URL path after Name; "" for none.
+	PathInfo string
+
+	// DocumentRoot is DOCUMENT_ROOT, and the base of PATH_TRANSLATED.
+	DocumentRoot string
+
+	// Software is SERVER_SOFTWARE.
+	Software string
 }
 
 // Vars calls emit with each RFC 3875 meta-variable of request r running

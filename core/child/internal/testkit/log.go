@@ -14,8 +14,13 @@ import (
 // Record is one logged record with its attributes, the logger's own
 // included, as strings.
 type Record struct {
+	// Level is the record's level.
 	Level slog.Level
-	Msg   string
+
+	// Msg is its message.
+	Msg string
+
+	// Attrs are its attributes by key, as strings.
 	Attrs map[string]string
 }
 
