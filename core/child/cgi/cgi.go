@@ -223,13 +223,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // run runs script f for r.
 func (h *Handler) run(w http.ResponseWriter, r *http.Request, alias Alias, f gateway.Found) {
-	body, err := gateway.SizedBody(r, h.maxBody)
-	if errors.Is(err, gateway.ErrBodyTooLarge) {
-		gateway.Error(w, http.StatusRequestEntityTooLarge)
-		return
-	}
-	if err != nil {
-		gateway.Error(w, http.StatusBadRequest)
+	body, ok := gateway.RequestBody(w, r, h.maxBody)
+	if !ok {
 		return
 	}
 	defer body.Close()

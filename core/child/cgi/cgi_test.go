@@ -303,14 +303,7 @@ func TestStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	for i := range 3 {
-		line, err := br.ReadString('\n')
-		if err != nil || line != fmt.Sprintf("tick %d\n", i) {
-			t.Fatalf("tick %d: %q %v", i, line, err)
-		}
-		os.WriteFile(filepath.Join(dir, fmt.Sprint("go", i)), nil, 0o644)
-	}
+	testkit.ReadTicks(t, resp.Body, "tick %d\n", 3, testkit.GoAhead(t, dir))
 }
 
 // TestTimeout: a script that runs past the timeout is killed with its

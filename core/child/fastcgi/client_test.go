@@ -7,13 +7,14 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/core/child/internal/testkit"
 )
 
 // TestClientRequest: what the client sends is a well-formed request: the
@@ -357,25 +358,13 @@ func TestGetValuesHostile(t *testing.T) {
 // test's folder, and returns a client of it.
 func listenOnce(t *testing.T, serve func(net.Conn)) *Client {
 	t.Helper()
-	addr := filepath.Join(t.TempDir(), "once.sock")
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	addr := testkit.ServeUnix(t, "once.sock", func(ln net.Listener) {
 		c, err := ln.Accept()
-		ln.Close()
 		if err != nil {
 			return
 		}
 		defer c.Close()
 		serve(c)
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
 	})
 	return &Client{Dial: func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer

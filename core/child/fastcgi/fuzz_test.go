@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/core/child/internal/testkit"
 )
 
 // pipeConn is a net.Conn whose peer sent reply and then closed, and that
@@ -49,7 +51,7 @@ func FuzzResponse(f *testing.F) {
 	for _, r := range fuzzReplies() {
 		f.Add(r, false)
 	}
-	root := docRoot(f)
+	root := testkit.Site(f)
 	f.Fuzz(func(t *testing.T, reply []byte, keep bool) {
 		dial := func(context.Context) (net.Conn, error) {
 			return &pipeConn{r: bytes.NewReader(reply)}, nil

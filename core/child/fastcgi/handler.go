@@ -338,13 +338,8 @@ func (h *Handler) serveFound(w http.ResponseWriter, r *http.Request, root gatewa
 		gateway.Error(w, http.StatusForbidden)
 		return
 	}
-	body, err := gateway.SizedBody(r, h.maxBody)
-	if errors.Is(err, gateway.ErrBodyTooLarge) {
-		gateway.Error(w, http.StatusRequestEntityTooLarge)
-		return
-	}
-	if err != nil {
-		gateway.Error(w, http.StatusBadRequest)
+	body, ok := gateway.RequestBody(w, r, h.maxBody)
+	if !ok {
 		return
 	}
 	defer body.Close()

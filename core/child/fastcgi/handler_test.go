@@ -1,7 +1,6 @@
 package fastcgi
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,31 +18,20 @@ import (
 	"github.com/phasedhq/phased/core/child/internal/testkit"
 )
 
-// docRoot lays out a document root next to a folder that must stay out of
-// reach, and returns the root with its symlinks resolved.
-func docRoot(t testing.TB) string {
+// serve returns a handler for opts behind a real HTTP server, both closed
+// at the test's end.
+func serve(t testing.TB, opts Options) (*Handler, *httptest.Server) {
 	t.Helper()
-	base := t.TempDir()
-	testkit.Tree(t, base, map[string]string{
-		"www/index.php":           "<?php",
-		"www/a/b/c.php":           "<?php",
-		"www/dir.php/index.php":   "<?php",
-		"www/sub/index.html":      "<p>static index</p>",
-		"www/app/index.php":       "<?php",
-		"www/img.png":             "png",
-		"www/page.html":           "<p>page</p>",
-		"www/fifo.php":            "fifo:",
-		"www/link-in.php":         "symlink:index.php",
-		"www/link-out.php":        "symlink:../outside/secret.php",
-		"www/dir-out":             "symlink:../outside",
-		"outside/secret.php":      "<?php // secret",
-		"outside/sub/another.php": "<?php // secret",
-	})
-	root, err := filepath.EvalSymlinks(filepath.Join(base, "www"))
+	h, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return root
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+	})
+	return h, srv
 }
 
 // staticStub stands for the child's static file handler.
@@ -54,7 +42,7 @@ var staticStub = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 // TestResolve: which requests reach the FastCGI server, with which script,
 // and which are answered before.
 func TestResolve(t *testing.T) {
-	root := docRoot(t)
+	root := testkit.Site(t)
 	s := newFakeServer(t, answer(stdout("Content-Type: text/plain\r\n\r\nscript")))
 	tests := []struct {
 		path       string
@@ -159,7 +147,7 @@ func TestResolve(t *testing.T) {
 
 // TestParams: the params of a request, beyond the script's.
 func TestParams(t *testing.T) {
-	root := docRoot(t)
+	root := testkit.Site(t)
 	s := newFakeServer(t, answer(okResponse))
 	h, err := New(Options{Network: "unix", Address: s.addr, Root: root,
 		Params: []Param{{"APP_ENV", "test"}, {"SERVER_SOFTWARE", "custom"}}})
@@ -209,7 +197,7 @@ func TestParams(t *testing.T) {
 // TestResponses: what the client gets for what the FastCGI server does,
 // through a real HTTP server so that a cut connection shows.
 func TestResponses(t *testing.T) {
-	root := docRoot(t)
+	root := testkit.Site(t)
 	big := strings.Repeat("X-Big: "+strings.Repeat("b", 100)+"\r\n", 700) // 75 KB
 	tests := []struct {
 		name    string
@@ -252,13 +240,7 @@ func TestResponses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newFakeServer(t, tc.respond)
 			log, rec := testkit.New()
-			h, err := New(Options{Network: "unix", Address: s.addr, Root: root, Logger: log, ReadTimeout: 100 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h.Close()
-			srv := httptest.NewServer(h)
-			defer srv.Close()
+			_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, Logger: log, ReadTimeout: 100 * time.Millisecond})
 			resp, err := noRedirects.Get(srv.URL + "/index.php")
 			if err != nil {
 				t.Fatal(err)
@@ -300,7 +282,7 @@ var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Reques
 // refuses or is missing, 502 when connecting times out; each logged once,
 // with the address.
 func TestConnectErrors(t *testing.T) {
-	root := docRoot(t)
+	root := testkit.Site(t)
 	dir := t.TempDir()
 	// A unix socket file with no one listening.
 	stale := filepath.Join(dir, "stale.sock")
@@ -356,34 +338,17 @@ func TestConnectErrors(t *testing.T) {
 // server, an implementation written apart from this client, with and
 // without kept connections.
 func TestStdlibServer(t *testing.T) {
-	root := docRoot(t)
-	addr := filepath.Join(t.TempDir(), "go.sock")
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	root := testkit.Site(t)
+	addr := testkit.ServeUnix(t, "go.sock", func(ln net.Listener) {
 		fcgi.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
 			w.Header().Set("X-Method", r.Method)
 			fmt.Fprintf(w, "%s %s %d %s %s", r.URL.Path, r.URL.RawQuery, len(body), r.Header.Get("X-Test"), fcgi.ProcessEnv(r)["SCRIPT_FILENAME"])
 		}))
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
 	})
 	for _, keep := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keep %v", keep), func(t *testing.T) {
-			h, err := New(Options{Network: "unix", Address: addr, Root: root, KeepConn: keep})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h.Close()
-			srv := httptest.NewServer(h)
-			defer srv.Close()
+			h, srv := serve(t, Options{Network: "unix", Address: addr, Root: root, KeepConn: keep})
 			for i := range 5 {
 				body := strings.Repeat("z", i*50000)
 				req, _ := http.NewRequest("PUT", srv.URL+"/app/index.php/more?i="+fmt.Sprint(i), strings.NewReader(body))
@@ -409,7 +374,7 @@ func TestStdlibServer(t *testing.T) {
 // TestFlushes: each piece of the body reaches the client before the next
 // is written by the server.
 func TestFlushes(t *testing.T) {
-	root := docRoot(t)
+	root := testkit.Site(t)
 	next := make(chan struct{})
 	s := newFakeServer(t, func(c net.Conn, _ *fakeRequest) bool {
 		c.Write(rec(typeStdout, "Content-Type: text/plain\r\n\r\n"))
@@ -424,32 +389,19 @@ func TestFlushes(t *testing.T) {
 		c.Write(stdout(""))
 		return true
 	})
-	h, _ := New(Options{Network: "unix", Address: s.addr, Root: root})
-	defer h.Close()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root})
 	resp, err := http.Get(srv.URL + "/index.php")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	for i := range 3 {
-		line, err := br.ReadString('\n')
-		if err != nil || line != fmt.Sprintf("piece %d\n", i) {
-			t.Fatalf("piece %d: %q, %v", i, line, err)
-		}
-		next <- struct{}{}
-	}
-	if rest, _ := io.ReadAll(br); len(rest) != 0 {
-		t.Fatalf("after the pieces: %q", rest)
-	}
+	testkit.ReadTicks(t, resp.Body, "piece %d\n", 3, func(int) { next <- struct{}{} })
 }
 
 // TestClientGone: a client that leaves mid-response closes the connection
 // to the FastCGI server, which sees its writes fail.
 func TestClientGone(t *testing.T) {
-	root := docRoot(t)
+	root := testkit.Site(t)
 	failed := make(chan error, 1)
 	s := newFakeServer(t, func(c net.Conn, _ *fakeRequest) bool {
 		c.Write(rec(typeStdout, "Content-Type: text/plain\r\n\r\n"))
@@ -464,10 +416,7 @@ func TestClientGone(t *testing.T) {
 		failed <- errors.New("the client's leaving went unnoticed")
 		return false
 	})
-	h, _ := New(Options{Network: "unix", Address: s.addr, Root: root, KeepConn: true})
-	defer h.Close()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, KeepConn: true})
 	resp, err := http.Get(srv.URL + "/index.php")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package fastcgi
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -345,16 +344,7 @@ func testPHP(t *testing.T, s *phpSite) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		br := bufio.NewReader(resp.Body)
-		for i := range 3 {
-			// PHP waits for go<i> before its next tick: this line
-			// arrived while the script was still running.
-			line, err := br.ReadString('\n')
-			if err != nil || line != fmt.Sprintf("tick %d\n", i) {
-				t.Fatalf("tick %d: %q %v", i, line, err)
-			}
-			os.WriteFile(filepath.Join(dir, fmt.Sprint("go", i)), nil, 0o644)
-		}
+		testkit.ReadTicks(t, resp.Body, "tick %d\n", 3, testkit.GoAhead(t, dir))
 	})
 	t.Run("connections", func(t *testing.T) {
 		before := s.dials.Load()

@@ -9,10 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/core/child/internal/testkit"
 )
 
 // fakeRequest is a request as the fake server read it.
@@ -27,27 +28,20 @@ type fakeRequest struct {
 // how well or badly it behaves. It keeps a connection open only when the
 // request asked for it and respond returned true.
 type fakeServer struct {
-	ln      net.Listener
 	addr    string
 	respond func(c net.Conn, req *fakeRequest) (keep bool)
 
 	mu    sync.Mutex
 	reqs  []*fakeRequest
 	conns int
-	wg    sync.WaitGroup
 }
 
 func newFakeServer(t testing.TB, respond func(c net.Conn, req *fakeRequest) bool) *fakeServer {
 	t.Helper()
-	addr := filepath.Join(t.TempDir(), "fcgi.sock")
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &fakeServer{ln: ln, addr: addr, respond: respond}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s := &fakeServer{respond: respond}
+	s.addr = testkit.ServeUnix(t, "fcgi.sock", func(ln net.Listener) {
+		var wg sync.WaitGroup
+		defer wg.Wait()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -56,16 +50,8 @@ func newFakeServer(t testing.TB, respond func(c net.Conn, req *fakeRequest) bool
 			s.mu.Lock()
 			s.conns++
 			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serveConn(c)
-			}()
+			wg.Go(func() { s.serveConn(c) })
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.wg.Wait()
 	})
 	return s
 }

@@ -80,3 +80,19 @@ func SizedBody(r *http.Request, max int64) (*Body, error) {
 	b.Reader, b.Length = f, m
 	return b, nil
 }
+
+// RequestBody returns r's body as SizedBody does, or answers r itself, 413
+// for a body past max and 400 for one that could not be read, and returns
+// false.
+func RequestBody(w http.ResponseWriter, r *http.Request, max int64) (*Body, bool) {
+	b, err := SizedBody(r, max)
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		Error(w, http.StatusRequestEntityTooLarge)
+		return nil, false
+	case err != nil:
+		Error(w, http.StatusBadRequest)
+		return nil, false
+	}
+	return b, true
+}

@@ -10,33 +10,8 @@ import (
 	"github.com/phasedhq/phased/core/child/internal/testkit"
 )
 
-// layout makes a folder of scripts next to a folder that must stay out of
-// reach, and returns the script folder:
-//
-//	index.php, a/b/c.php, dir.php/index.php, img.png, fifo.php (a FIFO)
-//	link-in.php -> index.php, link-out.php -> ../outside/secret.php
-//	dir-out -> ../outside, abs-out.php -> <outside>/secret.php
-func layout(t testing.TB) string {
-	t.Helper()
-	base := t.TempDir()
-	testkit.Tree(t, base, map[string]string{
-		"root/index.php":          "<?php echo 1;",
-		"root/a/b/c.php":          "<?php echo 2;",
-		"root/dir.php/index.php":  "<?php echo 3;",
-		"root/img.png":            "png",
-		"root/fifo.php":           "fifo:",
-		"root/link-in.php":        "symlink:index.php",
-		"root/link-out.php":       "symlink:../outside/secret.php",
-		"root/dir-out":            "symlink:../outside",
-		"root/abs-out.php":        "symlink:" + filepath.Join(base, "outside/secret.php"),
-		"outside/secret.php":      "secret",
-		"outside/sub/another.php": "secret",
-	})
-	return filepath.Join(base, "root")
-}
-
 func TestFind(t *testing.T) {
-	root := layout(t)
+	root := testkit.Site(t)
 	rt, err := OpenRoot(root)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +77,7 @@ func TestFind(t *testing.T) {
 // TestFindSymlinkedRoot: a root reached through a symlink (a deploy's
 // "current") is resolved, and what is inside it stays reachable.
 func TestFindSymlinkedRoot(t *testing.T) {
-	root := layout(t)
+	root := testkit.Site(t)
 	link := filepath.Join(t.TempDir(), "current")
 	if err := os.Symlink(root, link); err != nil {
 		t.Fatal(err)
@@ -174,7 +149,7 @@ func FuzzFind(f *testing.F) {
 	} {
 		f.Add(p)
 	}
-	rt, err := OpenRoot(layout(f))
+	rt, err := OpenRoot(testkit.Site(f))
 	if err != nil {
 		f.Fatal(err)
 	}

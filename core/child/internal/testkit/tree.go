@@ -34,3 +34,37 @@ func Tree(t testing.TB, base string, tree map[string]string) {
 		}
 	}
 }
+
+// Site lays out a document root of scripts next to a folder that must stay
+// out of its reach, and returns the root, its symlinks resolved:
+//
+//	index.php, a/b/c.php, dir.php/index.php, app/index.php
+//	sub/index.html, page.html, img.png, fifo.php (a FIFO)
+//	link-in.php -> index.php, link-out.php -> ../outside/secret.php
+//	dir-out -> ../outside, abs-out.php -> <outside>/secret.php
+//
+// with outside/secret.php and outside/sub/another.php beside the root.
+func Site(t testing.TB) string {
+	t.Helper()
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	Tree(t, base, map[string]string{
+		"www/index.php":           "<?php",
+		"www/a/b/c.php":           "<?php",
+		"www/dir.php/index.php":   "<?php",
+		"www/app/index.php":       "<?php",
+		"www/sub/index.html":      "<p>static index</p>",
+		"www/page.html":           "<p>page</p>",
+		"www/img.png":             "png",
+		"www/fifo.php":            "fifo:",
+		"www/link-in.php":         "symlink:index.php",
+		"www/link-out.php":        "symlink:../outside/secret.php",
+		"www/dir-out":             "symlink:../outside",
+		"www/abs-out.php":         "symlink:" + filepath.Join(base, "outside/secret.php"),
+		"outside/secret.php":      "<?php // secret",
+		"outside/sub/another.php": "<?php // secret",
+	})
+	return filepath.Join(base, "www")
+}
