@@ -92,11 +92,12 @@ type Response struct {
 	c         *Client
 	cn        *conn
 	stderr    io.Writer
-	left      int   // content bytes of the current STDOUT record still to read
-	pad       int   // padding bytes after them
-	err       error // sticky: io.EOF after END_REQUEST, or what went wrong
-	gotRecord bool  // a record came back
-	sent      chan error
+	left      int         // content bytes of the current STDOUT record still to read
+	pad       int         // padding bytes after them
+	err       error       // sticky: io.EOF after END_REQUEST, or what went wrong
+	gotRecord bool        // a record came back
+	sent      chan error  // the result of sending the request
+	sendErr   error       // that result, when the request was sent at once
 	stop      func() bool // stops the context's closing of cn
 	closed    bool
 
@@ -120,7 +121,10 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 			return nil, err
 		}
 		r := c.start(ctx, cn, req)
-		err = r.begin()
+		err = r.sendErr
+		if err == nil {
+			err = r.begin()
+		}
 		if err == nil {
 			return r, nil
 		}
@@ -147,7 +151,8 @@ func (c *Client) start(ctx context.Context, cn *conn, req *Request) *Response {
 		flags = flagKeepConn
 	}
 	if req.Stdin == nil {
-		r.sent <- send(cn, req.Params, nil, flags)
+		r.sendErr = send(cn, req.Params, nil, flags)
+		r.sent <- r.sendErr
 	} else {
 		go func() { r.sent <- send(cn, req.Params, req.Stdin, flags) }()
 	}

@@ -371,3 +371,21 @@ func listenOnce(t *testing.T, serve func(net.Conn)) *Client {
 		return d.DialContext(ctx, "unix", addr)
 	}}
 }
+
+// failingWriter is a connection whose writes fail and whose reads wait.
+type failingWriter struct{ net.Conn }
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.EIO }
+
+// TestClientSendError: a request that cannot be sent fails at once with
+// why, rather than waiting for an answer that cannot come.
+func TestClientSendError(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	c := &Client{Dial: func(context.Context) (net.Conn, error) { return failingWriter{a}, nil }}
+	start := time.Now()
+	_, err := c.Do(context.Background(), &Request{})
+	if !errors.Is(err, syscall.EIO) || time.Since(start) > time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+}
