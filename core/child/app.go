@@ -8,9 +8,13 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/phasedhq/phased/core/child/appserver"
+	"github.com/phasedhq/phased/core/child/cgi"
+	"github.com/phasedhq/phased/core/child/fastcgi"
 	"github.com/phasedhq/phased/core/child/proxy"
+	"github.com/phasedhq/phased/core/child/static"
 	"github.com/phasedhq/phased/internal/childrt"
 	"github.com/phasedhq/phased/internal/contract"
 )
@@ -21,21 +25,56 @@ import (
 // server dying while the child serves is the child's death too: the master
 // replaces it.
 func serveApp(rt *childrt.Runtime, a *contract.App) error {
-	if a.Type != contract.AppHTTP {
-		return fmt.Errorf("app.type %s: not served by this build", a.Type)
-	}
 	var srv *appserver.Server
 	threads := max(rt.Threads, 1)
-	h := proxy.New(proxy.Options{
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			if srv == nil {
-				return nil, errors.New("the app server is not running")
+	dial := func(ctx context.Context) (net.Conn, error) {
+		if srv == nil {
+			return nil, errors.New("the app server is not running")
+		}
+		return srv.Dial(ctx)
+	}
+	st := rt.Contract.Static
+	files := static.New(static.Options{Root: st.Root, DirectoryListing: st.Listing})
+	var h http.Handler
+	switch a.Type {
+	case contract.AppHTTP:
+		h = proxy.New(proxy.Options{
+			Dial: dial, Conns: threads, MaxBodySize: a.MaxBodySize, BodyBufferSize: a.BodyBufferSize,
+			ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
+		})
+	case contract.AppFastCGI:
+		o := fastcgi.Options{Dial: dial, Network: "unix", Address: "(the child's own)", Root: st.Root, Index: a.FastCGIIndex,
+			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, Logger: rt.Log, Software: "phased"}
+		if addr := a.FastCGIAddress; addr != "" {
+			o.Dial, o.Network, o.Address = nil, "tcp", addr
+			if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+				o.Network, o.Address = "unix", p
 			}
-			return srv.Dial(ctx)
-		},
-		Conns: threads, MaxBodySize: a.MaxBodySize, BodyBufferSize: a.BodyBufferSize,
-		ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
-	})
+		}
+		fh, err := fastcgi.New(o)
+		if err != nil {
+			return fmt.Errorf("app.fastcgi: %w", err)
+		}
+		defer fh.Close()
+		h = fh
+	case contract.AppCGI:
+		var aliases []cgi.Alias
+		for prefix, dir := range a.CGIPaths {
+			aliases = append(aliases, cgi.Alias{Prefix: prefix, Dir: dir})
+		}
+		sort.Slice(aliases, func(i, j int) bool { return len(aliases[i].Prefix) > len(aliases[j].Prefix) })
+		ch, err := cgi.New(cgi.Options{Aliases: aliases, Next: files, Timeout: a.CGITimeout, DocumentRoot: st.Root,
+			Env: appEnvList(a), MaxBufferedBody: a.MaxBodySize, Logger: rt.Log, Software: "phased"})
+		if err != nil {
+			return fmt.Errorf("app.cgi: %w", err)
+		}
+		h = ch
+	default:
+		return fmt.Errorf("app.type %s: not served by this build", a.Type)
+	}
+	if len(a.Command) == 0 { // CGI, or an external FastCGI server: nothing to run
+		return rt.Serve(h)
+	}
 	app := &childrt.App{
 		Inits: []func(context.Context, *childrt.Runtime) error{func(ctx context.Context, rt *childrt.Runtime) error {
 			var err error
@@ -72,17 +111,22 @@ func watch(rt *childrt.Runtime, srv *appserver.Server) {
 	rt.Fail(fmt.Errorf("app server (pid %d) exited: %s", srv.PID(), srv.ExitStatus()))
 }
 
-// appEnv is the app server's environment: the child's (the master's, as
-// it passed it on) with app.env.
-func appEnv(a *contract.App) []string {
-	env := contract.Environ(os.Environ())
+// appEnvList is app.env as NAME=value entries, in name order.
+func appEnvList(a *contract.App) []string {
 	keys := make([]string, 0, len(a.Env))
 	for k := range a.Env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	out := make([]string, 0, len(keys))
 	for _, k := range keys {
-		env = append(env, k+"="+a.Env[k])
+		out = append(out, k+"="+a.Env[k])
 	}
-	return env
+	return out
+}
+
+// appEnv is the app server's environment: the child's (the master's, as
+// it passed it on) with app.env.
+func appEnv(a *contract.App) []string {
+	return append(contract.Environ(os.Environ()), appEnvList(a)...)
 }

@@ -104,7 +104,9 @@ func (c *Config) validateApp(v *validator) {
 		}
 	}
 	v.oneOf("app.listen", a.Listen, []string{"socket", "port"})
-	if a.HealthCheck != "" && !strings.HasPrefix(a.HealthCheck, "/") {
+	if a.HealthCheck != "" && a.Type != AppHTTP {
+		v.errorf("app.health_check", "is for app servers that speak HTTP (type http)")
+	} else if a.HealthCheck != "" && !strings.HasPrefix(a.HealthCheck, "/") {
 		v.errorf("app.health_check", "%q must be a path starting with / (or empty)", a.HealthCheck)
 	}
 	v.oneOf("app.stop_signal", a.StopSignal, StopSignals)
