@@ -11,6 +11,7 @@ require (
 	github.com/knadh/koanf/providers/env/v2 v2.0.2
 	github.com/knadh/koanf/v2 v2.4.1
 	github.com/lmittmann/tint v1.2.1
+	github.com/mholt/acmez/v3 v3.1.7
 	github.com/prometheus/client_golang v1.25.0
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/sys v0.49.0
@@ -19,10 +20,7 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require (
-	github.com/mholt/acmez/v3 v3.1.7 // indirect
-	golang.org/x/crypto v0.57.0 // indirect
-)
+require golang.org/x/crypto v0.57.0 // indirect
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -104,6 +104,7 @@ func (m *Master) do(a supervisor.Action) supervisor.Event {
 		}
 	case supervisor.Ready:
 		m.ready(a.Err)
+		m.serving = a.Err == nil
 	case supervisor.TakeOver:
 		if err := m.takeOver(); err != nil {
 			return supervisor.TakeOverFailed{Err: err}

@@ -44,6 +44,8 @@ type generation struct {
 	removed []*listen.Listener
 	// tls is each TLS listener's certificates and settings, by address.
 	tls map[string]*contract.TLS
+	// acmeHTTP is where ACME's HTTP-01 answers are, "" = none.
+	acmeHTTP string
 }
 
 // proc is a child process.
@@ -60,7 +62,7 @@ type proc struct {
 func (m *Master) newGeneration(p *pass) *generation {
 	g := &generation{num: p.gen, started: time.Now(), pass: p.num, cfg: p.cfg, cfgPath: p.cfgPath, plan: p.plan,
 		who: p.who, launch: p.launch, hooks: p.hooks, plugin: p.plugin, policy: p.policy, limits: p.limits, board: p.board,
-		oldLns: p.oldLns, removed: p.removed, tls: p.tls}
+		oldLns: p.oldLns, removed: p.removed, tls: p.tls, acmeHTTP: p.acmeHTTP}
 	p.board, p.plugin, p.hooks = nil, nil, nil // the generation owns them now
 	if g.limits.AcceptMutex == "flock" {
 		g.mutex = m.acceptLocks(g)

@@ -114,6 +114,8 @@ type Master struct {
 	replies map[supervisor.RequestID]func(control.Response)
 	nextReq supervisor.RequestID
 	upgrade *handover.Upgrade
+	acme    acmeState
+	serving bool           // the first generation served
 	queues  []mpm.Listener // the listeners' queues as last sampled
 	sampled time.Time
 }
@@ -127,6 +129,7 @@ const (
 	evUpgrade
 	evMaintained // an MPM's answer to a maintenance tick
 	evRelaunched // an MPM plugin relaunch's outcome
+	evACME       // an ACME order's outcome
 )
 
 // event is what the master's goroutines hand its event loop.
@@ -307,6 +310,9 @@ func (m *Master) loop(sigs chan os.Signal) error {
 				}
 			}
 			m.handle(supervisor.Tick{})
+			if m.serving {
+				m.acmeTick(now)
+			}
 		}
 		m.publishChildren() // a few stores: /metrics sees every spawn, ready and exit at once
 		if done, err := m.sv.Done(); done {
@@ -353,6 +359,8 @@ func (m *Master) onEvent(ev event) {
 		m.handle(supervisor.Maintained{Gen: ev.gen, Epoch: ev.epoch, Resp: ev.resp, Err: ev.err})
 	case evRelaunched:
 		m.relaunched(ev)
+	case evACME:
+		m.acmeDone(ev.err)
 	}
 }
 

@@ -44,6 +44,9 @@ type pass struct {
 	oldLns  []*listen.Listener       // the listener set before the pass
 	removed []*listen.Listener       // sockets the pass no longer wants, closed on commit
 	tls     map[string]*contract.TLS // each TLS listener's material, by address
+	// acmeHTTP is where ACME's HTTP-01 answers are, when a listener orders
+	// certificates.
+	acmeHTTP string
 }
 
 // runPass runs configuration pass num for generation gen. log is where the
@@ -161,7 +164,9 @@ func (m *Master) builtinSteps(p *pass, plog *logSwitch) []phases.Step {
 	}
 	tlsStep := func(context.Context, *phases.HookContext) error {
 		var err error
-		p.tls, err = loadTLS(p.cfg)
+		if p.tls, err = loadTLS(p.cfg); err == nil {
+			m.addACME(p)
+		}
 		return err
 	}
 	if p == nil {

@@ -143,6 +143,7 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 	if anyTLS {
 		c.Tickets = files.Add(contract.FileTickets, m.tickets.File())
 	}
+	c.ACMEChallenges = g.acmeHTTP
 	if m.access != nil {
 		c.AccessLog = &contract.AccessLog{File: files.Add(contract.FileAccessLog, m.access), Format: cfg.AccessLog.Format}
 	}

@@ -70,3 +70,7 @@ func (s *Supervisor) Generations() []GenInfo {
 func (s *Supervisor) info(g *gen) GenInfo {
 	return GenInfo{GenSpec: g.GenSpec, Started: g.started, Draining: g.draining, Crashes: g.crashes, LastExit: g.lastExit, NextSpawn: g.nextSpawn}
 }
+
+// CanRestart reports whether a restart would start now: the master serves,
+// is not stopping, and no restart or upgrade is in progress.
+func (s *Supervisor) CanRestart() bool { return s.stop == nil && s.current != nil && s.busy() == "" }

@@ -1,0 +1,182 @@
+package tls
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/e2e"
+)
+
+// need finds a program from a Debian package, installing the package as
+// root when it is missing; without it the test skips, loudly, but never
+// under CI=true.
+func need(t *testing.T, prog, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(prog); err == nil {
+		return p
+	}
+	if os.Getuid() == 0 {
+		exec.Command("apt-get", "install", "-y", "-qq", pkg).Run()
+		if p, err := exec.LookPath(prog); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (Debian's %s) is not installed and could not be", prog, pkg)
+	}
+	t.Skipf("SKIPPED LOUDLY: %s (Debian's %s) is not installed and could not be", prog, pkg)
+	return ""
+}
+
+// run starts a program for the test, ends it (by pid) at cleanup, and
+// returns its output so far on demand.
+func run(t *testing.T, env []string, argv ...string) func() string {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	var out syncWriter
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	})
+	return out.String
+}
+
+// waitListening waits until addr accepts.
+func waitListening(t *testing.T, addr string, out func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen:\n%s", addr, out())
+		}
+	}
+}
+
+// TestACME obtains a certificate from a real ACME server, Debian's pebble
+// (with its DNS, pebble-challtestsrv, pointing every name at 127.0.0.1),
+// for each challenge: the master orders it, the children answer the
+// challenge on phased's own listeners, and the certificate is rolled out
+// with a graceful restart, after which the TLS listener serves it.
+func TestACME(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	pebble := need(t, "pebble", "pebble")
+	challtest := need(t, "pebble-challtestsrv", "pebble")
+	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
+		t.Run(challenge, func(t *testing.T) {
+			dir := t.TempDir()
+			dns, dnsMgmt, acmeAddr, mgmt := e2e.FreePort(t), e2e.FreePort(t), e2e.FreePort(t), e2e.FreePort(t)
+			plain, secure := e2e.FreePort(t), e2e.FreePort(t)
+			_, plainPort, _ := net.SplitHostPort(plain)
+			_, securePort, _ := net.SplitHostPort(secure)
+			genCert(t, dir, "pebble", "localhost")
+			cfg := fmt.Sprintf(`{"pebble": {"listenAddress": %q, "managementListenAddress": %q, "certificate": %q, "privateKey": %q,
+				"httpPort": %s, "tlsPort": %s, "ocspResponderURL": "", "externalAccountBindingRequired": false}}`,
+				acmeAddr, mgmt, filepath.Join(dir, "pebble.crt"), filepath.Join(dir, "pebble.key"), plainPort, securePort)
+			os.WriteFile(filepath.Join(dir, "pebble.json"), []byte(cfg), 0o644)
+			dnsOut := run(t, nil, challtest, "-dns01", dns, "-http01", "", "-https01", "", "-tlsalpn01", "",
+				"-management", dnsMgmt, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+			waitListening(t, dnsMgmt, dnsOut)
+			pebbleOut := run(t, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}, pebble, "-config", filepath.Join(dir, "pebble.json"), "-dnsserver", dns)
+			waitListening(t, acmeAddr, pebbleOut)
+
+			e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
+			os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+			conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(plain, fmt.Sprintf(`listen:
+  - %s
+  - address: %s
+    tls:
+      acme: {names: [phased.test], directory: "https://%s/dir", ca: pebble.crt, challenge: %s, email: ops@phased.test}
+`, plain, secure, acmeAddr, challenge)))
+			p := e2e.Start(t, dir, nil, "-f", conf)
+			p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
+			p.WaitLog(t, "ACME: certificate issued", 1, 60*time.Second)
+			p.WaitLog(t, "graceful restart done", 1, 30*time.Second)
+			for _, step := range []string{"ACME: ordering a certificate", "ACME: " + strings.ToUpper(challenge[:len(challenge)-3]) + "-01 challenge presented",
+				"ACME: certificate issued", "ACME: rolling the new certificate out with a graceful restart", "graceful restart done"} {
+				for _, r := range p.Log.Records(step) {
+					t.Logf("%s  %s", r["time"], step)
+				}
+			}
+
+			// The TLS listener serves pebble's certificate for the name,
+			// which verifies against pebble's root.
+			roots := x509.NewCertPool()
+			mc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 5 * time.Second}
+			resp, err := mc.Get("https://" + mgmt + "/roots/0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rootPEM, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			roots.AppendCertsFromPEM(rootPEM)
+			c, err := tls.Dial("tcp", secure, &tls.Config{ServerName: "phased.test", RootCAs: roots})
+			if err != nil {
+				t.Fatalf("the TLS listener's certificate does not verify against pebble's root: %v\n%s", err, p.Log)
+			}
+			leaf := c.ConnectionState().PeerCertificates[0]
+			c.Close()
+			if !strings.Contains(leaf.Issuer.CommonName, "Pebble") || leaf.DNSNames[0] != "phased.test" {
+				t.Fatalf("served %v issued by %q", leaf.DNSNames, leaf.Issuer.CommonName)
+			}
+			// The account and the certificate are in the storage for the
+			// next start, and the status page shows the expiry.
+			for _, f := range []string{"acme/account.json", "acme/certificates/phased.test/cert.pem", "acme/certificates/phased.test/key.pem"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("storage: %v", err)
+				}
+			}
+			_, body, _ := e2e.Get("http://" + plain + "/server-status?json")
+			var st struct {
+				Certificates []struct {
+					Names       []string `json:"names"`
+					SecondsLeft int64    `json:"seconds_left"`
+				} `json:"certificates"`
+			}
+			json.Unmarshal([]byte(body), &st)
+			if len(st.Certificates) != 1 || st.Certificates[0].Names[0] != "phased.test" || st.Certificates[0].SecondsLeft <= 0 {
+				t.Errorf("status page certificates: %s", body)
+			}
+		})
+	}
+}
+
+// syncWriter is a buffer safe for concurrent writes.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
