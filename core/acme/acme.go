@@ -98,7 +98,7 @@ func Obtain(ctx context.Context, o Options) (Stored, error) {
 		return Stored{}, err
 	}
 	client := &acmez.Client{
-		Client: &acmeproto.Client{Directory: o.Directory, HTTPClient: hc, UserAgent: "phased", Logger: o.Log.With("acme", "client")},
+		Client:           &acmeproto.Client{Directory: o.Directory, HTTPClient: hc, UserAgent: "phased", Logger: o.Log.With("acme", "client")},
 		ChallengeSolvers: map[string]acmez.Solver{},
 	}
 	switch o.Challenge {
