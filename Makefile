@@ -15,13 +15,9 @@ build:
 run: build
 	./$(BIN)
 
-## test: the whole suite with the race detector, end-to-end suites included (as root, installs what the suite needs from Debian when it is missing, once: chromium for the status page's browser test, about 20 s; postgresql-client's psql for the startup-scripts example's migration; prometheus-apache-exporter, which reads the status page as it reads Apache's)
+## test: the whole suite with the race detector, end-to-end suites included. As root it first installs, once, the Debian packages the suite runs against (.ci/deps --list: real clients such as curl, h2load, testssl.sh, chromium, apache_exporter, pebble, HAProxy, and real app servers such as gunicorn, puma, Starman, php-cgi, node); what cannot be installed makes its tests skip loudly
 test:
-	@missing=""; command -v chromium >/dev/null || missing="chromium"; command -v psql >/dev/null || missing="$$missing postgresql-client"; \
-	  [ -x /usr/bin/prometheus-apache-exporter ] || missing="$$missing prometheus-apache-exporter"; \
-	  [ -z "$$missing" ] || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
-	  echo "make test: could not install$$missing; the tests that need them will skip"
+	@.ci/deps --soft
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
 

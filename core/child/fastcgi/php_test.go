@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/core/child/internal/testkit"
+	"github.com/phasedhq/phased/internal/e2e"
 )
 
 // The PHP scripts of the integration tests.
@@ -57,47 +58,9 @@ for ($i = 0; $i < 3; $i++) {
 `,
 }
 
-// phpCGI returns the path of Debian's php-cgi, installing it when it is
-// missing and this test runs as root with apt-get. Without it the test is
-// skipped, loudly, unless CI is "true", where it fails.
-func phpCGI(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("php-cgi"); err == nil {
-		return p
-	}
-	phpInstall.Do(func() {
-		if os.Geteuid() != 0 {
-			phpInstallErr = "not root"
-			return
-		}
-		if _, err := exec.LookPath("apt-get"); err != nil {
-			phpInstallErr = "no apt-get"
-			return
-		}
-		for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "php-cgi"}} {
-			cmd := exec.Command("apt-get", args...)
-			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				phpInstallErr = fmt.Sprintf("apt-get %s: %v\n%s", args[0], err, out)
-				return
-			}
-		}
-	})
-	if p, err := exec.LookPath("php-cgi"); err == nil {
-		return p
-	}
-	msg := "php-cgi is missing and could not be installed (" + phpInstallErr + "): the PHP integration tests did NOT run"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPED: " + msg)
-	return ""
-}
-
-var (
-	phpInstall    sync.Once
-	phpInstallErr string
-)
+// phpCGI is Debian's php-cgi (installed when missing, as root; see
+// e2e.Program).
+func phpCGI(t testing.TB) string { return e2e.Program(t, "php-cgi", "php-cgi") }
 
 // phpServer is a php-cgi -b process the test started.
 type phpServer struct {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -287,12 +286,7 @@ func TestStartupScriptsExample(t *testing.T) {
 // generation serving.
 func TestStartupScriptsMigratePostgres(t *testing.T) {
 	db := e2e.PGTest(t)
-	if _, err := exec.LookPath("psql"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("psql is not installed: the example's migration needs it (.ci/run installs postgresql-client)")
-		}
-		t.Skip("psql is not installed: the example's migration needs it (make test installs postgresql-client as root)")
-	}
+	e2e.Program(t, "psql", "postgresql-client") // the example's migration runs it
 	schema := fmt.Sprintf("phased_example_%d", os.Getpid())
 	ctx := context.Background()
 	if _, err := db.DB.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {

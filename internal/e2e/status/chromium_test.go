@@ -14,22 +14,8 @@ import (
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
-// chromium finds Debian's headless browser. Without it the test is skipped
-// with a loud message, except in CI (CI=true), where .ci/run installs it and
-// its absence is a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (apt-get install chromium); .ci/run should have installed it")
-	}
-	t.Skip("SKIPPED: chromium is not installed; apt-get install chromium to run the status page's browser test")
-	return ""
-}
+// chromium is Debian's headless browser.
+func chromium(t *testing.T) string { return e2e.Program(t, "chromium", "chromium") }
 
 // TestStatusPageRendersInChromium opens /server-status in headless Chromium
 // and checks that the rendered page carries the live scoreboard: as many

@@ -32,9 +32,7 @@ const apacheExporter = "/usr/bin/prometheus-apache-exporter"
 // the version it parses from ServerVersion).
 func TestApacheExporter(t *testing.T) {
 	e2e.Binary(t) // skips with -short
-	if _, err := os.Stat(apacheExporter); err != nil {
-		e2e.SkipLoudly(t, "prometheus-apache-exporter is not installed (apt-get install prometheus-apache-exporter): phased was NOT checked against apache_exporter")
-	}
+	e2e.Program(t, apacheExporter, "prometheus-apache-exporter")
 	for _, mpm := range []string{"worker", "event"} {
 		t.Run(mpm, func(t *testing.T) { testApacheExporter(t, mpm) })
 	}

@@ -20,27 +20,6 @@ import (
 	"github.com/phasedhq/phased/internal/e2e"
 )
 
-// need finds a program from a Debian package, installing the package as
-// root when it is missing; without it the test skips, loudly, but never
-// under CI=true.
-func need(t *testing.T, prog, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(prog); err == nil {
-		return p
-	}
-	if os.Getuid() == 0 {
-		exec.Command("apt-get", "install", "-y", "-qq", pkg).Run()
-		if p, err := exec.LookPath(prog); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (Debian's %s) is not installed and could not be", prog, pkg)
-	}
-	t.Skipf("SKIPPED LOUDLY: %s (Debian's %s) is not installed and could not be", prog, pkg)
-	return ""
-}
-
 // run starts a program for the test, ends it (by pid) at cleanup, and
 // returns its output so far on demand.
 func run(t *testing.T, env []string, argv ...string) func() string {
@@ -82,8 +61,8 @@ func TestACME(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	pebble := need(t, "pebble", "pebble")
-	challtest := need(t, "pebble-challtestsrv", "pebble")
+	pebble := e2e.Program(t, "pebble", "pebble")
+	challtest := e2e.Program(t, "pebble-challtestsrv", "pebble")
 	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
 		t.Run(challenge, func(t *testing.T) {
 			dir := t.TempDir()

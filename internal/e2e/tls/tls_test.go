@@ -33,8 +33,8 @@ func TestHTTPSAndHTTP2(t *testing.T) {
 			t.Fatalf("h2=%v: %s %s %q", h2, resp.Proto, resp.Status, body)
 		}
 	}
-	if _, err := exec.LookPath("curl"); err == nil {
-		out, err := exec.Command("curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "https://"+s.TLSAddr+"/hello.txt").Output()
+	{
+		out, err := exec.Command(e2e.Program(t, "curl", "curl"), "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "https://"+s.TLSAddr+"/hello.txt").Output()
 		if err != nil || string(out) != "2 200" {
 			t.Fatalf("curl --http2: %q %v", out, err)
 		}
@@ -100,10 +100,7 @@ func TestRedirectAndH2C(t *testing.T) {
 		t.Fatalf("redirect: %s Location %q", resp.Status, resp.Header.Get("Location"))
 	}
 	h := start(t, "h2c: true", siteTLS, "")
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("no curl")
-	}
-	out, err := exec.Command("curl", "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", h.URL("/hello.txt")).Output()
+	out, err := exec.Command(e2e.Program(t, "curl", "curl"), "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", h.URL("/hello.txt")).Output()
 	if err != nil || string(out) != "2 200" {
 		t.Fatalf("curl --http2-prior-knowledge on h2c: %q %v", out, err)
 	}

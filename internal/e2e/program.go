@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var aptMu sync.Mutex
+
+// Program finds prog, which Debian's package pkg provides (the list the
+// suite needs is .ci/deps; make test installs it). When prog is missing and
+// the test runs as root, Program installs pkg, once; when it still cannot
+// be found the test skips loudly (see SkipLoudly), and fails under CI=true.
+// prog is a name on PATH, an absolute path, or interpreter:module (python3,
+// ruby or perl, and a module it must load: "ruby:rack"), for which Program
+// returns the interpreter's path.
+func Program(t testing.TB, prog, pkg string) string {
+	t.Helper()
+	if p, ok := lookProgram(prog); ok {
+		return p
+	}
+	if os.Getuid() == 0 {
+		aptMu.Lock()
+		if _, ok := lookProgram(prog); !ok {
+			cmd := exec.Command("apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", pkg)
+			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Logf("apt-get install %s: %v\n%s", pkg, err, out)
+			}
+		}
+		aptMu.Unlock()
+		if p, ok := lookProgram(prog); ok {
+			return p
+		}
+	}
+	SkipLoudly(t, fmt.Sprintf("%s (Debian's %s) is not installed and could not be: the test did NOT run", prog, pkg))
+	return ""
+}
+
+func lookProgram(prog string) (string, bool) {
+	if interp, mod, ok := strings.Cut(prog, ":"); ok {
+		p, err := exec.LookPath(interp)
+		if err != nil {
+			return "", false
+		}
+		var args []string
+		switch interp {
+		case "python3":
+			args = []string{"-c", "import " + mod}
+		case "ruby":
+			args = []string{"-e", "require '" + mod + "'"}
+		case "perl":
+			args = []string{"-M" + mod, "-e", "1"}
+		default:
+			return "", false
+		}
+		return p, exec.Command(p, args...).Run() == nil
+	}
+	if len(prog) > 0 && prog[0] == '/' {
+		_, err := os.Stat(prog)
+		return prog, err == nil
+	}
+	p, err := exec.LookPath(prog)
+	return p, err == nil
+}
