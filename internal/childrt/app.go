@@ -70,17 +70,12 @@ func (c *App) ServeRuntime(rt *Runtime, h http.Handler) error {
 
 // serveChild serves h on a master's runtime, reading stop signals from sigs.
 func (c *App) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal) error {
-	fail := func(err error) error {
-		rt.closeListeners()
-		rt.Log.Error("child-init failed; this child exits", "err", err)
-		return fmt.Errorf("%w: %w", ErrChildInit, err)
-	}
 	if err := rt.runHooks(phase.ChildInit); err != nil {
-		return fail(err)
+		return rt.failInit(err)
 	}
 	stopped, err := c.init(rt, sigs)
 	if err != nil && !stopped {
-		return fail(err)
+		return rt.failInit(err)
 	}
 	if stopped {
 		rt.closeListeners()
