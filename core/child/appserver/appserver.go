@@ -208,7 +208,12 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-s.exited:
 			return fmt.Errorf("app.command: the app server exited before it answered on %s: %s%s", where, s.ExitStatus(), s.lastOutput())
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			var unhealthy *healthError
+			switch {
+			case errors.As(last, &unhealthy):
+				return fmt.Errorf("app.health_check: GET %s on %s answered %s, not 2xx, until app.start_timeout (%s) passed%s",
+					s.o.HealthCheck, where, unhealthy.status, s.o.StartTimeout, s.lastOutput())
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
 				return fmt.Errorf("app.start_timeout: the app server did not answer on %s within %s (last: %v)%s", where, s.o.StartTimeout, last, s.lastOutput())
 			}
 			return ctx.Err()
@@ -249,9 +254,16 @@ func (s *Server) probe(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("app.health_check: GET %s answered %s", s.o.HealthCheck, resp.Status)
+		return &healthError{path: s.o.HealthCheck, status: resp.Status}
 	}
 	return nil
+}
+
+// healthError is a health check that answered, but not 2xx.
+type healthError struct{ path, status string }
+
+func (e *healthError) Error() string {
+	return fmt.Sprintf("app.health_check: GET %s answered %s", e.path, e.status)
 }
 
 // lastOutput is the app server's last stderr lines, for an error message.
