@@ -197,7 +197,9 @@ for (const sig of ['SIGTERM', 'SIGQUIT', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2
 }
 
 trace(`app-start pid=${process.pid} slot=${env.PHASED_SLOT} generation=${env.PHASED_GENERATION}`);
-if (!flag('no-listen')) {
+if (flag('no-listen')) {
+  setInterval(() => {}, 1 << 30); // alive, and never answering
+} else {
   if (env.PHASED_APP_SOCKET) {
     server.listen(env.PHASED_APP_SOCKET);
   } else {
