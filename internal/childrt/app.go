@@ -130,7 +130,9 @@ func (c *App) init(rt *Runtime, sigs chan os.Signal) (stopped bool, err error) {
 	}()
 	for i, f := range c.Inits {
 		if err = f(ctx, rt); err != nil {
-			err = fmt.Errorf("OnInit hook %d of %d: %w", i+1, len(c.Inits), err)
+			if len(c.Inits) > 1 { // which one; one alone says what it is
+				err = fmt.Errorf("OnInit hook %d of %d: %w", i+1, len(c.Inits), err)
+			}
 			break
 		}
 	}
