@@ -40,8 +40,8 @@ func testListenPort(t *testing.T, s *e2e.Server) {
 		e.BodySha256 != sha([]byte("hello")) {
 		t.Errorf("through phased to the app on a port: %+v", e)
 	}
-	if kids := appStatus(t, s); len(kids) != 1 || kids[0].AppPID != st.PID {
-		t.Errorf("phased status: %+v, want the app %d", kids, st.PID)
+	if !slices.Contains(appPIDs(t, s), st.PID) {
+		t.Errorf("phased status: %+v, want the app %d", appStatus(t, s), st.PID)
 	}
 }
 
@@ -72,8 +72,8 @@ func TestHTTPAppPortAndBadConfig(t *testing.T) {
 		{"not a program", "app: {type: http, listen: port, command: [./not-a-program.sh]}\n", true, []string{"app.command[0]", "permission denied"}},
 		{"port with socket", strings.Replace(good, "  listen: port\n", "  listen: socket\n", 1), true, []string{"app.command[2]", "{port}", "listen: socket"}},
 		{"never listens", strings.Replace(good, "  listen: port\n", "  listen: port\n  start_timeout: 500ms\n", 1), false, nil},
-		// Time to start listening, and then to answer 500.
-		{"unhealthy", strings.Replace(good, "  listen: port\n", "  listen: port\n  health_check: /health\n  start_timeout: 1s\n", 1), false,
+		// Time to start listening, even on a busy machine, then to answer 500.
+		{"unhealthy", strings.Replace(good, "  listen: port\n", "  listen: port\n  health_check: /health\n  start_timeout: 2s\n", 1), false,
 			[]string{"app.health_check", "GET /health", "500 Internal Server Error", "app.start_timeout"}},
 	}
 	cases[3].app = strings.Replace(cases[3].app, `"--port={port}"`, `"--port={port}", "--no-listen"`, 1)

@@ -215,21 +215,6 @@ func waitApps(t *testing.T, s *e2e.Server, n int, not []int, within time.Duratio
 	}
 }
 
-// logRecords returns the master's error-log records (JSON lines) whose msg
-// contains msg.
-func logRecords(s *e2e.Server, msg string) []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(s.Log.String(), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil {
-			if m, _ := rec["msg"].(string); strings.Contains(m, msg) {
-				out = append(out, rec)
-			}
-		}
-	}
-	return out
-}
-
 // num reads a JSON number of a log record as an int.
 func num(rec map[string]any, key string) int {
 	f, _ := rec[key].(float64)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
 // traceHook is an exec hook for child-init and child-exit: it appends what
@@ -122,7 +123,7 @@ hooks:
 	}
 	for _, stream := range []string{"stdout", "stderr"} {
 		s.Log.Wait(t, "app "+stream+": tagged", 1, 5*time.Second)
-		recs := logRecords(s, "app "+stream+": tagged")
+		recs := s.Log.Records("app " + stream + ": tagged")
 		if len(recs) != 1 || num(recs[0], "pid") != child || num(recs[0], "slot") != 0 || num(recs[0], "app_pid") != st.PID || recs[0]["stream"] != stream {
 			t.Errorf("the app's %s line in the error log: %v; want it tagged with child %d, slot 0, app %d", stream, recs, child, st.PID)
 		}
@@ -163,7 +164,7 @@ hooks:
 	s.Log.Wait(t, "app server did not stop in time; killing it", 1, 10*time.Second)
 	os.Remove(filepath.Join(s.Dir, "ignore-stop"))
 	e2e.WaitGone(t, append(old, apps...), 5*time.Second)
-	rec := logRecords(s, "app server did not stop in time; killing it")[0]
+	rec := s.Log.Records("app server did not stop in time; killing it")[0]
 	if num(rec, "app_pid") != apps[0] || rec["after"] != "1s" || rec["signal"] != "quit" {
 		t.Errorf("the kill of the app that ignored its stop signal was logged as %v; want app %d, after 1s, signal quit", rec, apps[0])
 	}
@@ -236,9 +237,17 @@ func TestHTTPAppFailures(t *testing.T) {
 		}
 		resp.Body.Close()
 		fat, _ := strconv.Atoi(resp.Header.Get("X-App-Pid"))
+		// The child alone is well under the limit; its app is over it.
+		for _, c := range appStatus(t, s) {
+			if c.AppPID == fat {
+				if own := procfs.Memory(c.PID); own >= 100<<20 || procfs.Memory(fat) < 200<<20 {
+					t.Errorf("child %d has %d bytes of its own, its app %d has %d", c.PID, own, fat, procfs.Memory(fat))
+				}
+			}
+		}
 		s.Log.Wait(t, "child exceeds max_memory_per_child, retiring it", 1, 10*time.Second)
 		e2e.WaitGone(t, []int{fat}, 10*time.Second)
-		rec := logRecords(s, "child exceeds max_memory_per_child")[0]
+		rec := s.Log.Records("child exceeds max_memory_per_child, retiring it")[0]
 		mem, _ := strconv.ParseInt(fmt.Sprint(rec["memory"]), 10, 64)
 		if mem < 200<<20 {
 			t.Errorf("the child was retired at %d bytes: the app's 200 MiB are not counted", mem)
@@ -253,7 +262,7 @@ func TestHTTPAppFailures(t *testing.T) {
 			t.Errorf("a request whose app crashed got %d %q", code, body)
 		}
 		s.Log.Wait(t, "app server exited unexpectedly", 1, 5*time.Second)
-		rec := logRecords(s, "app server exited unexpectedly")[0]
+		rec := s.Log.Records("app server exited unexpectedly; this child exits and is replaced")[0]
 		crashed := num(rec, "app_pid")
 		if rec["status"] != "exit status 7" || !strings.Contains(fmt.Sprint(rec["stderr"]), "crashing on purpose: boom-while-serving") ||
 			!slices.Contains(before, crashed) {
