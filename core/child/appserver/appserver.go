@@ -34,6 +34,10 @@ import (
 // tailLines is how many of an app server's last stderr lines are kept.
 const tailLines = 20
 
+// maxLine is the longest piece of an app server's output one log record
+// takes: a longer line is logged in pieces of that size.
+const maxLine = 64 << 10
+
 // Options says how to run one app server.
 type Options struct {
 	// Command is its argv, with placeholders: {socket}, {port},
@@ -174,13 +178,16 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// copyOutput writes the app server's output to the log a line at a time,
-// and keeps stderr's last lines.
+// copyOutput writes the app server's output to the log a line at a time
+// (a very long one in pieces), and keeps stderr's last lines. It reads until
+// the app server closes its end: were it to stop, the app server would die
+// of a broken pipe at its next write.
 func (s *Server) copyOutput(r io.ReadCloser, stream string) {
 	defer s.output.Done()
 	defer r.Close()
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 4<<10), 2*maxLine)
+	sc.Split(splitLines)
 	pid := s.PID()
 	for sc.Scan() {
 		line := sc.Text()
@@ -194,6 +201,16 @@ func (s *Server) copyOutput(r io.ReadCloser, stream string) {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// splitLines is bufio.ScanLines that cuts a line longer than maxLine into
+// pieces of maxLine bytes.
+func splitLines(data []byte, atEOF bool) (int, []byte, error) {
+	n, line, err := bufio.ScanLines(data, atEOF)
+	if n == 0 && err == nil && len(data) >= maxLine {
+		return maxLine, data[:maxLine], nil
+	}
+	return n, line, err
 }
 
 // waitReady waits until the app server answers, or fails.

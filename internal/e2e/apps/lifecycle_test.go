@@ -129,6 +129,19 @@ hooks:
 		}
 	}
 
+	// A line longer than the log takes in one record (2 MiB) comes in
+	// pieces, and the output goes on.
+	if code, _, err := e2e.Get(s.URL("/log?msg=long&pad=2097152")); code != 200 {
+		t.Fatalf("/log with a long line: %d %v", code, err)
+	}
+	if code, _, err := e2e.Get(s.URL("/log?msg=after-long")); code != 200 {
+		t.Fatalf("/log after a long line: %d %v", code, err)
+	}
+	s.Log.Wait(t, "app stderr: after-long", 1, 5*time.Second)
+	if recs := s.Log.Records("app stdout: after-long"); len(recs) != 1 || num(recs[0], "app_pid") != st.PID {
+		t.Errorf("after a 2 MiB line the app's output is %v", recs)
+	}
+
 	// SIGUSR1 to the child with a request in flight: the request ends,
 	// then the app gets QUIT, then the child-exit hook runs.
 	req := inFlight(s, "/hold?group=retire&ms=1500")

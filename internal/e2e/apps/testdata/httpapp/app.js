@@ -11,7 +11,7 @@
 //   /stream      ?n pieces ?ms apart: ?mode=sse (text/event-stream),
 //                chunked (no length) or accel (a length, X-Accel-Buffering: no)
 //   /trailers    a chunked body with a trailer (X-Checksum: its sha256)
-//   /log         ?msg to stdout and stderr
+//   /log         ?msg (and ?pad bytes of x) to stdout and stderr
 //   /alloc       keeps ?mb MiB of touched memory
 //   /crash       writes to stderr and exits 7 while the request waits
 //   /health      200, or 500 with --unhealthy
@@ -144,11 +144,13 @@ const server = http.createServer((req, res) => {
       res.end();
       return;
     }
-    case '/log':
-      console.log(`app stdout: ${q.get('msg')}`);
-      console.error(`app stderr: ${q.get('msg')}`);
+    case '/log': {
+      const pad = 'x'.repeat(Number(q.get('pad') || 0));
+      console.log(`app stdout: ${q.get('msg')}${pad}`);
+      console.error(`app stderr: ${q.get('msg')}${pad}`);
       res.end('logged\n');
       return;
+    }
     case '/alloc': {
       const b = Buffer.alloc(Number(q.get('mb') || 1) << 20, 1);
       kept.push(b);
