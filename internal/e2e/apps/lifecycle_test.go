@@ -137,9 +137,11 @@ hooks:
 	if code, _, err := e2e.Get(s.URL("/log?msg=after-long")); code != 200 {
 		t.Fatalf("/log after a long line: %d %v", code, err)
 	}
-	s.Log.Wait(t, "app stderr: after-long", 1, 5*time.Second)
-	if recs := s.Log.Records("app stdout: after-long"); len(recs) != 1 || num(recs[0], "app_pid") != st.PID {
-		t.Errorf("after a 2 MiB line the app's output is %v", recs)
+	for _, stream := range []string{"stdout", "stderr"} {
+		s.Log.Wait(t, "app "+stream+": after-long", 1, 5*time.Second)
+		if recs := s.Log.Records("app " + stream + ": after-long"); len(recs) != 1 || num(recs[0], "app_pid") != st.PID {
+			t.Errorf("after a 2 MiB line the app's %s is %v", stream, recs)
+		}
 	}
 
 	// SIGUSR1 to the child with a request in flight: the request ends,
