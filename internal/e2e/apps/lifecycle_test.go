@@ -183,6 +183,14 @@ hooks:
 	if num(rec, "app_pid") != apps[0] || rec["after"] != "1s" || rec["signal"] != "quit" {
 		t.Errorf("the kill of the app that ignored its stop signal was logged as %v; want app %d, after 1s, signal quit", rec, apps[0])
 	}
+	// The app said it ignored QUIT; the kill came stop_timeout after.
+	ignored := s.Log.Records(fmt.Sprintf("app %d: got SIGQUIT, ignoring it", apps[0]))
+	if len(ignored) != 1 {
+		t.Fatalf("the app's own word on its QUIT: %v", ignored)
+	}
+	if d := logTime(t, rec).Sub(logTime(t, ignored[0])); d < 900*time.Millisecond || d > 3*time.Second {
+		t.Errorf("the app ignored QUIT and was killed %s later; want stop_timeout, 1s", d)
+	}
 	waitTrace(t, s, regexp.MustCompile(fmt.Sprintf(`^hook child-exit child=%d `, old[0])))
 	got := traceLines(t, s.Dir, old[0], apps[0])
 	want := []*regexp.Regexp{
@@ -201,8 +209,18 @@ hooks:
 	}
 	// The new generation's app serves.
 	if now := stats(t, s); now.Env["PHASED_GENERATION"] != "2" {
-		t.Errorf("after -k graceful the app is of generation %q %+v; trace:\n%s\n%s", now.Env["PHASED_GENERATION"], now, strings.Join(e2e.ReadTrace(t, s.Dir), "\n"), s.Log)
+		t.Errorf("after -k graceful the app is of generation %q; trace:\n%s", now.Env["PHASED_GENERATION"], strings.Join(e2e.ReadTrace(t, s.Dir), "\n"))
 	}
+}
+
+// logTime is when a log record was written.
+func logTime(t *testing.T, rec map[string]any) time.Time {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["time"]))
+	if err != nil {
+		t.Fatalf("log record %v: %v", rec, err)
+	}
+	return at
 }
 
 // TestHTTPAppFailures: under prefork an app process never has more than
