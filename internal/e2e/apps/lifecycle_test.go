@@ -41,8 +41,8 @@ func traceLines(t *testing.T, dir string, pids ...int) []string {
 	return out
 }
 
-// inFlight starts a GET of path and returns its status code when it is
-// done (0 and the error when it failed).
+// inFlight starts a GET of path on a fresh connection and returns nil when
+// it is answered 200, else what went wrong.
 func inFlight(s *e2e.Server, path string) <-chan error {
 	done := make(chan error, 1)
 	go func() {

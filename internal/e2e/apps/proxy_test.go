@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -458,25 +457,14 @@ func testSlowClientReader(t *testing.T, s *e2e.Server) {
 // requests reach one app process at once, and no more: N+2 slow requests
 // at once, and the app counted exactly N in flight at its busiest.
 func testWorkerConcurrency(t *testing.T, s *e2e.Server) {
-	var wg sync.WaitGroup
-	errs := make(chan error, proxyThreads+2)
+	var reqs []<-chan error
 	for range proxyThreads + 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, body, err := e2e.Get(s.URL("/hold?group=worker&ms=1000"))
-			if err == nil && code != 200 {
-				err = fmt.Errorf("%d %q", code, body)
-			}
-			if err != nil {
-				errs <- err
-			}
-		}()
+		reqs = append(reqs, inFlight(s, "/hold?group=worker&ms=1000"))
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("a slow request failed: %v", err)
+	for _, r := range reqs {
+		if err := <-r; err != nil {
+			t.Errorf("a slow request failed: %v", err)
+		}
 	}
 	if got := stats(t, s).Max["worker"]; got != proxyThreads {
 		t.Errorf("with threads_per_child %d, %d slow requests at once: at most %d were in the app at once, want %d",
