@@ -168,10 +168,15 @@ hooks:
 	apps := waitApps(t, s, 1, []int{st.PID}, 10*time.Second)
 	old := e2e.Workers(s.PID())
 	e2e.WriteFile(t, s.Dir, "ignore-stop", "")
-	req = inFlight(s, "/hold?group=graceful&ms=1000")
+	req = inFlight(s, "/hold?group=graceful&ms=2500")
 	waitBusy(t, s)
 	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
+	}
+	select { // -k graceful returns as the old generation starts to drain
+	case err := <-req:
+		t.Fatalf("the request in flight ended (%v) before its child began to drain", err)
+	default:
 	}
 	if err := <-req; err != nil {
 		t.Fatalf("the request in flight during -k graceful: %v", err)

@@ -292,16 +292,16 @@ func testLargeBodies(t *testing.T, s *e2e.Server) {
 	}
 }
 
-// arrivals reads a response body and returns when each line of it
-// arrived, since start.
-func arrivals(t *testing.T, r io.Reader, start time.Time) (lines []string, at []time.Duration) {
+// arrivals reads a response body and returns its lines and when each
+// arrived.
+func arrivals(t *testing.T, r io.Reader) (lines []string, at []time.Time) {
 	t.Helper()
 	br := bufio.NewReaderSize(r, 64)
 	for {
 		line, err := br.ReadString('\n')
 		if strings.TrimSpace(line) != "" {
 			lines = append(lines, strings.TrimSpace(line))
-			at = append(at, time.Since(start))
+			at = append(at, time.Now())
 		}
 		if err == io.EOF {
 			return lines, at
@@ -312,30 +312,32 @@ func arrivals(t *testing.T, r io.Reader, start time.Time) (lines []string, at []
 	}
 }
 
+var writtenAt = regexp.MustCompile(` at (\d+)$`)
+
 // testStreaming: Server-Sent Events, a chunked response and a response
 // with a length but X-Accel-Buffering: no, each written by the app a piece
-// every 200 ms, reach the client piece by piece, not at the end; the
+// every 250 ms, reach the client piece by piece: the first arrives before
+// the app wrote the last (read whole first, it would arrive after). The
 // X-Accel-Buffering header stays between phased and the app.
 func testStreaming(t *testing.T, s *e2e.Server) {
 	for _, mode := range []string{"sse", "chunked", "accel"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, s)
-			start := time.Now()
-			c.send("GET /stream?mode=" + mode + "&n=4&ms=200 HTTP/1.1\nHost: x\n\n")
+			c.send("GET /stream?mode=" + mode + "&n=4&ms=250 HTTP/1.1\nHost: x\n\n")
 			resp, err := http.ReadResponse(c.br, nil)
 			if err != nil || resp.StatusCode != 200 {
 				t.Fatalf("%v %v", resp, err)
 			}
-			lines, at := arrivals(t, resp.Body, start)
+			lines, at := arrivals(t, resp.Body)
 			resp.Body.Close()
-			if len(lines) != 4 {
+			m := writtenAt.FindStringSubmatch(lines[len(lines)-1])
+			if len(lines) != 4 || m == nil {
 				t.Fatalf("got %q, want 4 pieces", lines)
 			}
-			// The app writes the pieces over 600 ms: streamed, the first
-			// comes long before the last (read whole, together).
-			if spread := at[3] - at[0]; spread < 300*time.Millisecond {
-				t.Errorf("the pieces arrived at %v: together, not as the app wrote them", at)
+			last, _ := strconv.ParseInt(m[1], 10, 64)
+			if first := at[0].UnixMilli(); first >= last {
+				t.Errorf("the first piece arrived at %d, after the app wrote the last at %d: held back, not streamed (%q)", first, last, lines)
 			}
 			switch mode {
 			case "sse":
@@ -459,7 +461,9 @@ func testSlowClientReader(t *testing.T, s *e2e.Server) {
 func testWorkerConcurrency(t *testing.T, s *e2e.Server) {
 	var reqs []<-chan error
 	for range proxyThreads + 2 {
-		reqs = append(reqs, inFlight(s, "/hold?group=worker&ms=1000"))
+		// Each is held until N were in the app at once (or 5 s), then
+		// 500 ms more: time for one more to come in, were it let in.
+		reqs = append(reqs, inFlight(s, fmt.Sprintf("/hold?group=worker&until=%d&ms=500", proxyThreads)))
 	}
 	for _, r := range reqs {
 		if err := <-r; err != nil {

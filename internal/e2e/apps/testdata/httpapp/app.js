@@ -6,9 +6,12 @@
 //   /echo...     the request as the app saw it, as JSON (?hold=ms first)
 //   /stats       what the app has seen: request tags, the most requests at
 //                once per group, when big responses finished, its env
-//   /hold        counts itself in ?group while it waits ?ms, then answers
+//   /hold        counts itself in ?group while it waits ?ms, then answers;
+//                with ?until=n it waits first until n of its group were in
+//                the app at once (at most 5 s)
 //   /big         ?size bytes of pattern(i) with a Content-Length
-//   /stream      ?n pieces ?ms apart: ?mode=sse (text/event-stream),
+//   /stream      ?n pieces ?ms apart, each with when it was written
+//                (unix ms): ?mode=sse (text/event-stream),
 //                chunked (no length) or accel (a length, X-Accel-Buffering: no)
 //   /trailers    a chunked body with a trailer (X-Checksum: its sha256)
 //   /log         ?msg (and ?pad bytes of x) to stdout and stderr
@@ -97,11 +100,18 @@ const server = http.createServer((req, res) => {
       inflight[g] = (inflight[g] || 0) + 1;
       maxInflight[g] = Math.max(maxInflight[g] || 0, inflight[g]);
       req.resume();
-      setTimeout(() => {
+      const until = Number(q.get('until') || 0);
+      const start = Date.now();
+      const done = () => {
         inflight[g]--;
         res.setHeader('X-App-Max', String(maxInflight[g]));
         res.end(`held ${g}\n`);
-      }, Number(q.get('ms') || 500));
+      };
+      const wait = () => {
+        if (maxInflight[g] >= until || Date.now() - start > 5000) setTimeout(done, Number(q.get('ms') || 500));
+        else setTimeout(wait, 10);
+      };
+      wait();
       return;
     }
     case '/big': {
@@ -116,7 +126,8 @@ const server = http.createServer((req, res) => {
       const n = Number(q.get('n') || 5);
       const ms = Number(q.get('ms') || 150);
       const mode = q.get('mode') || 'chunked';
-      const piece = (i) => (mode === 'sse' ? `data: event ${i}\n\n` : `piece ${i}\n`);
+      // Each piece says when it was written, in the same width.
+      const piece = (i) => (mode === 'sse' ? `data: event ${i} at ${Date.now()}\n\n` : `piece ${i} at ${Date.now()}\n`);
       if (mode === 'sse') res.setHeader('Content-Type', 'text/event-stream');
       else res.setHeader('Content-Type', 'text/plain');
       if (mode === 'accel') {
