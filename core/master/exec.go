@@ -196,7 +196,8 @@ func (m *Master) childExited(pid int, st *os.ProcessState) {
 	if p.appDir != "" {
 		os.RemoveAll(p.appDir)
 	}
-	m.handle(supervisor.ChildExited{Child: id, Status: how, Counter: scoreboard.ExitCounter(st, contract.ExitChildInit), LastRequest: last})
+	m.handle(supervisor.ChildExited{Child: id, Status: how, Counter: scoreboard.ExitCounter(st, contract.ExitChildInit), LastRequest: last,
+		Reason: p.initErr})
 }
 
 // describe says how a process ended.

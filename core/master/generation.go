@@ -56,6 +56,8 @@ type proc struct {
 	slot   int
 	cmd    *exec.Cmd
 	appDir string // the folder its app server uses; removed when it has exited
+	// initErr is why its child-init failed, as it said before exiting.
+	initErr string
 }
 
 // newGeneration takes what pass p made as a new generation.

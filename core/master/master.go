@@ -20,6 +20,7 @@ import (
 	"github.com/phasedhq/phased/core/pidfile"
 	"github.com/phasedhq/phased/core/reaper"
 	"github.com/phasedhq/phased/core/supervisor"
+	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/internal/tickets"
 	"github.com/phasedhq/phased/phases"
@@ -343,7 +344,9 @@ func (m *Master) onEvent(ev event) {
 		m.childExited(ev.pid, ev.state)
 	case evMsg:
 		if id, ok := m.byPID[ev.pid]; ok {
-			if e, ok := parseEvent(ev.msg); ok {
+			if why, ok := contract.ParseInitFailed(ev.msg); ok {
+				m.procs[id].initErr = why // for the report of its exit, which follows
+			} else if e, ok := parseEvent(ev.msg); ok {
 				m.handle(supervisor.ChildSaid{Child: id, Event: e})
 			}
 		}

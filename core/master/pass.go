@@ -293,6 +293,11 @@ func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if len(cfg.App.Command) > 0 {
+		if _, err := appProgram(cfg); err != nil {
+			return err
+		}
+	}
 	if err := CheckMPM(ctx, cfg, log); err != nil {
 		return err
 	}

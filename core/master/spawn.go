@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/supervisor"
@@ -80,7 +81,9 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	m.counters.Add(scoreboard.Spawned, 1)
 	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: pid, Slot: slot, Generation: g.num}, m.log)
 	m.log.Debug("child started", "pid", pid, "generation", g.num, "slot", slot)
+	said := make(chan struct{})
 	go func() {
+		defer close(said)
 		defer r.Close()
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
@@ -89,6 +92,12 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	}()
 	go func() {
 		cmd.Wait()
+		// What the child said before it exited (why its child-init
+		// failed) comes first, unless a process it left holds the pipe.
+		select {
+		case <-said:
+		case <-time.After(time.Second):
+		}
 		m.events <- event{kind: evExit, pid: pid, state: cmd.ProcessState}
 	}()
 	return pid, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +49,11 @@ type ChildStatus struct {
 	Busy     int    `json:"busy"`
 	Requests uint64 `json:"requests"`
 	Bytes    uint64 `json:"bytes"`
+	// AppPID is the app server the child owns (app.type http), 0 when it
+	// owns none; AppMemory is that app server's memory with its own
+	// processes (PSS, or RSS), in bytes.
+	AppPID    int   `json:"app_pid,omitempty"`
+	AppMemory int64 `json:"app_memory_bytes,omitempty"`
 }
 
 func (m *Master) status() Status {
@@ -75,6 +81,12 @@ func (m *Master) status() Status {
 		c := ChildStatus{PID: k.PID, Generation: k.Gen, Slot: k.Slot, State: state,
 			Uptime: time.Since(k.Started).Round(time.Second).String()}
 		if g := m.gens[k.Gen]; g != nil && k.Slot < g.board.Procs() {
+			if p := g.board.Proc(k.Slot); p.PID() == k.PID {
+				c.AppPID = p.AppPID()
+			}
+			if c.AppPID != 0 {
+				c.AppMemory = procfs.TreeMemory(c.AppPID)
+			}
 			for j := range min(g.limits.ThreadsPerChild, g.board.ThreadsPerProc()) {
 				w := g.board.Worker(k.Slot, j).Snapshot()
 				c.Requests += w.Requests
@@ -108,9 +120,18 @@ func WriteStatus(w io.Writer, s Status) {
 	if s.BackoffUntil != "" {
 		fmt.Fprintf(w, "children keep dying (%d in a row, last: %s); next start at %s\n", s.Crashes, s.LastExit, s.BackoffUntil)
 	}
-	fmt.Fprintf(w, "%-8s %-4s %-4s %-9s %-8s %-5s %-9s %s\n", "PID", "GEN", "SLOT", "STATE", "UPTIME", "BUSY", "REQUESTS", "BYTES")
+	apps := slices.ContainsFunc(s.Children, func(c ChildStatus) bool { return c.AppPID != 0 })
+	head := fmt.Sprintf("%-8s %-4s %-4s %-9s %-8s %-5s %-9s %-11s", "PID", "GEN", "SLOT", "STATE", "UPTIME", "BUSY", "REQUESTS", "BYTES")
+	if apps {
+		head += fmt.Sprintf(" %-8s %s", "APP PID", "APP MEM")
+	}
+	fmt.Fprintln(w, strings.TrimRight(head, " "))
 	for _, c := range s.Children {
-		fmt.Fprintf(w, "%-8d %-4d %-4d %-9s %-8s %-5d %-9d %d\n", c.PID, c.Generation, c.Slot, c.State, c.Uptime, c.Busy, c.Requests, c.Bytes)
+		line := fmt.Sprintf("%-8d %-4d %-4d %-9s %-8s %-5d %-9d %-11d", c.PID, c.Generation, c.Slot, c.State, c.Uptime, c.Busy, c.Requests, c.Bytes)
+		if apps && c.AppPID != 0 {
+			line += fmt.Sprintf(" %-8d %.1fM", c.AppPID, float64(c.AppMemory)/(1<<20))
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 }
 

@@ -128,6 +128,11 @@ func (s *Supervisor) childExited(e ChildExited) {
 	if e.LastRequest != "" && !expected {
 		attrs = append(attrs, "last_request", e.LastRequest)
 	}
+	why := e.Status
+	if e.Reason != "" {
+		attrs = append(attrs, "reason", e.Reason)
+		why += ": " + e.Reason
+	}
 	if expected {
 		s.count(Count{Counter: scoreboard.ExitedNormally, N: 1})
 		s.log(slog.LevelInfo, "child exited", attrs...)
@@ -138,7 +143,7 @@ func (s *Supervisor) childExited(e ChildExited) {
 		s.log(notice, "child exited unexpectedly; replacing it", attrs...)
 		k.gen.respawn++
 		if up < s.t.EarlyDeath || !k.ready {
-			s.crashed(k.gen, e.Status)
+			s.crashed(k.gen, why)
 		} else {
 			k.gen.crashes = 0
 		}

@@ -79,6 +79,9 @@ type ChildExited struct {
 	Counter scoreboard.Counter
 	// LastRequest is the request line its busiest slot was serving.
 	LastRequest string
+	// Reason is why the child said it failed before it exited (its
+	// child-init's error), or "".
+	Reason string
 }
 
 // The commands an operator gives, by the control socket or a signal.

@@ -227,6 +227,20 @@ func TestRestartThatNeverServesRollsBack(t *testing.T) {
 			t.Fatalf("three crashes: %v", acts)
 		}
 	})
+	t.Run("child-init failures say why", func(t *testing.T) {
+		h := newHarness(t)
+		h.startServing(1)
+		h.restart(2, 1, false)
+		var acts []Action
+		for i := range 3 {
+			h.after(time.Duration(i) * 300 * time.Millisecond)
+			acts = h.do(ChildExited{Child: h.id(h.pidsOf(2)[0]), Status: "exit status 3 (child-init failed)", Reason: "app.start_timeout: no answer"})
+		}
+		if !has(acts, Reply{Req: 2, Err: "generation 2 did not become ready: its children exit status 3 (child-init failed): app.start_timeout: no answer; the old generation keeps serving"}) ||
+			logAttr(acts, "child exited unexpectedly; replacing it", "reason") != "app.start_timeout: no answer" {
+			t.Fatalf("three child-init failures with a reason: %v", acts)
+		}
+	})
 }
 
 // TestHardRestartCutsOnceAllStoppedAccepting: a hard restart has every old

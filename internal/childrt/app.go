@@ -70,17 +70,12 @@ func (c *App) ServeRuntime(rt *Runtime, h http.Handler) error {
 
 // serveChild serves h on a master's runtime, reading stop signals from sigs.
 func (c *App) serveChild(rt *Runtime, h http.Handler, sigs chan os.Signal) error {
-	fail := func(err error) error {
-		rt.closeListeners()
-		rt.Log.Error("child-init failed; this child exits", "err", err)
-		return fmt.Errorf("%w: %w", ErrChildInit, err)
-	}
 	if err := rt.runHooks(phase.ChildInit); err != nil {
-		return fail(err)
+		return rt.failInit(err)
 	}
 	stopped, err := c.init(rt, sigs)
 	if err != nil && !stopped {
-		return fail(err)
+		return rt.failInit(err)
 	}
 	if stopped {
 		rt.closeListeners()
@@ -135,7 +130,9 @@ func (c *App) init(rt *Runtime, sigs chan os.Signal) (stopped bool, err error) {
 	}()
 	for i, f := range c.Inits {
 		if err = f(ctx, rt); err != nil {
-			err = fmt.Errorf("OnInit hook %d of %d: %w", i+1, len(c.Inits), err)
+			if len(c.Inits) > 1 { // which one; one alone says what it is
+				err = fmt.Errorf("OnInit hook %d of %d: %w", i+1, len(c.Inits), err)
+			}
 			break
 		}
 	}

@@ -273,6 +273,17 @@ func (r *Runtime) event(name contract.Event) {
 	}
 }
 
+// failInit ends a child whose child-init failed: it stops listening, logs
+// why, tells the master (which adds the reason to the child's exit status,
+// so a restart that fails for it says why), and returns err wrapped in
+// ErrChildInit.
+func (r *Runtime) failInit(err error) error {
+	r.closeListeners()
+	r.Log.Error("child-init failed; this child exits", "err", err)
+	r.event(contract.Event(contract.InitFailedLine(err.Error())))
+	return fmt.Errorf("%w: %w", ErrChildInit, err)
+}
+
 // Serve serves h on the inherited listeners until the child is told to stop,
 // then drains as the package documentation describes. It returns nil after a
 // clean drain.
@@ -285,9 +296,7 @@ func (r *Runtime) Serve(h http.Handler) error {
 
 func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 	if err := r.runHooks(phase.ChildInit); err != nil {
-		r.closeListeners()
-		r.Log.Error("child-init failed; this child exits", "err", err)
-		return fmt.Errorf("%w: %w", ErrChildInit, err)
+		return r.failInit(err)
 	}
 	s := newServer(r, h)
 	// With a master, a child that wants to go (max_connections_per_child,

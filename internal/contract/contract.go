@@ -610,6 +610,33 @@ func ParseEvent(line string) (Event, bool) {
 	return "", false
 }
 
+// initFailed starts the line of a child whose child-init failed, before it
+// exits with ExitChildInit; the rest of the line says why. The master adds
+// the reason to the child's exit status, so that a restart that fails for
+// it (an app server that never answered) says so.
+const initFailed = "init-failed "
+
+// maxInitFailure bounds the reason a child gives: an app server's last
+// lines can be long.
+const maxInitFailure = 2000
+
+// InitFailedLine is the event line that tells the master why a child's
+// child-init failed: one line, at most maxInitFailure bytes of why.
+func InitFailedLine(why string) string {
+	why = strings.Join(strings.Fields(why), " ")
+	if len(why) > maxInitFailure {
+		why = strings.ToValidUTF8(why[:maxInitFailure], "") + " ..."
+	}
+	return initFailed + why
+}
+
+// ParseInitFailed returns the reason an InitFailedLine carries, or false
+// for another line.
+func ParseInitFailed(line string) (string, bool) {
+	why, ok := strings.CutPrefix(strings.TrimSpace(line), initFailed)
+	return why, ok
+}
+
 // DrainSignal is the signal with which the master tells a child to drain
 // now (Apache's graceful-stop signal for children). SIGUSR1 and SIGTERM from
 // anyone else are requests to retire, answered by the master with

@@ -222,6 +222,15 @@ func TestParseEvent(t *testing.T) {
 	if _, ok := ParseEvent("hello"); ok {
 		t.Error("ParseEvent took an unknown line")
 	}
+	line := InitFailedLine("app.start_timeout: no answer;\n its last output: a | b " + strings.Repeat("x", 3000))
+	why, ok := ParseInitFailed(line + "\n")
+	if _, known := ParseEvent(line); !ok || known || strings.Contains(line, "\n") || len(why) > maxInitFailure+4 ||
+		!strings.HasPrefix(why, "app.start_timeout: no answer; its last output: a | b xxx") {
+		t.Errorf("InitFailedLine: %q, parsed %q %v", line, why, ok)
+	}
+	if _, ok := ParseInitFailed(string(EventReady)); ok {
+		t.Error("ParseInitFailed took another event")
+	}
 }
 
 func TestEnviron(t *testing.T) {

@@ -11,10 +11,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/phasedhq/phased/internal/procfs"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
@@ -315,7 +317,10 @@ type Status struct {
 	// Async is mod_status's event MPM block; nil for the other models.
 	Async     *AsyncStatus   `json:"async,omitempty"`
 	Listeners []ListenStatus `json:"listeners"`
-	Workers   []WorkerStatus `json:"workers"`
+	// Children are the generation's live children, with the app server
+	// each owns.
+	Children []ProcessStatus `json:"children"`
+	Workers  []WorkerStatus  `json:"workers"`
 	// Certificates are the TLS certificates served, with their expiry.
 	Certificates []Certificate `json:"certificates,omitempty"`
 
@@ -343,6 +348,18 @@ type ListenStatus struct {
 	Queue    int    `json:"queue"`
 	MaxQueue int    `json:"max_queue"`
 	Limit    int    `json:"limit"`
+}
+
+// ProcessStatus is one live child of the generation.
+type ProcessStatus struct {
+	Slot       int `json:"slot"`
+	PID        int `json:"pid"`
+	Generation int `json:"generation"`
+	// AppPID is the app server the child owns (app.type http), 0 when it
+	// owns none; AppMemory is that app server's memory with its own
+	// processes (PSS, or RSS), in bytes.
+	AppPID    int   `json:"app_pid,omitempty"`
+	AppMemory int64 `json:"app_memory_bytes,omitempty"`
 }
 
 // WorkerStatus is one worker slot that has served or is serving.
@@ -397,6 +414,11 @@ func (p *Module) collect(r *http.Request) Status {
 	for i, proc := range snap.Procs {
 		if proc.PID != 0 {
 			st.ticks.add(readCPUTicks(proc.PID))
+			ps := ProcessStatus{Slot: i, PID: proc.PID, Generation: proc.Generation, AppPID: proc.AppPID}
+			if ps.AppPID != 0 {
+				ps.AppMemory = procfs.TreeMemory(ps.AppPID)
+			}
+			st.Children = append(st.Children, ps)
 		}
 		serving := 0 // workers holding a request or a connection
 		for j, w := range snap.Workers[i] {
@@ -617,6 +639,15 @@ func (st Status) writeHTML(w io.Writer) {
 		row("stopping", "stopping", a.Stopping)
 		row("conns-total", "connections", a.ConnsTotal)
 		row("conns-keep-alive", "keep-alive (no worker)", a.ConnsKeepAlive)
+		b.WriteString("</table>\n")
+	}
+
+	if slices.ContainsFunc(st.Children, func(p ProcessStatus) bool { return p.AppPID != 0 }) {
+		b.WriteString("<h2>App servers</h2>\n<table id=\"apps\"><tr><th>Srv</th><th>PID</th><th>Gen</th><th>App PID</th><th>App memory</th></tr>\n")
+		for _, p := range st.Children {
+			fmt.Fprintf(&b, "<tr><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td class=\"n\">%d kB</td></tr>\n",
+				p.Slot, p.PID, p.Generation, p.AppPID, p.AppMemory/1024)
+		}
 		b.WriteString("</table>\n")
 	}
 

@@ -34,6 +34,10 @@ import (
 // tailLines is how many of an app server's last stderr lines are kept.
 const tailLines = 20
 
+// maxLine is the longest piece of an app server's output one log record
+// takes: a longer line is logged in pieces of that size.
+const maxLine = 64 << 10
+
 // Options says how to run one app server.
 type Options struct {
 	// Command is its argv, with placeholders: {socket}, {port},
@@ -174,13 +178,16 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// copyOutput writes the app server's output to the log a line at a time,
-// and keeps stderr's last lines.
+// copyOutput writes the app server's output to the log a line at a time
+// (a very long one in pieces), and keeps stderr's last lines. It reads until
+// the app server closes its end: were it to stop, the app server would die
+// of a broken pipe at its next write.
 func (s *Server) copyOutput(r io.ReadCloser, stream string) {
 	defer s.output.Done()
 	defer r.Close()
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 4<<10), 2*maxLine)
+	sc.Split(splitLines)
 	pid := s.PID()
 	for sc.Scan() {
 		line := sc.Text()
@@ -196,6 +203,16 @@ func (s *Server) copyOutput(r io.ReadCloser, stream string) {
 	}
 }
 
+// splitLines is bufio.ScanLines that cuts a line longer than maxLine into
+// pieces of maxLine bytes.
+func splitLines(data []byte, atEOF bool) (int, []byte, error) {
+	n, line, err := bufio.ScanLines(data, atEOF)
+	if n == 0 && err == nil && len(data) >= maxLine {
+		return maxLine, data[:maxLine], nil
+	}
+	return n, line, err
+}
+
 // waitReady waits until the app server answers, or fails.
 func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.o.StartTimeout)
@@ -208,7 +225,12 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-s.exited:
 			return fmt.Errorf("app.command: the app server exited before it answered on %s: %s%s", where, s.ExitStatus(), s.lastOutput())
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			var unhealthy *healthError
+			switch {
+			case errors.As(last, &unhealthy):
+				return fmt.Errorf("app.health_check: GET %s on %s answered %s, not 2xx, until app.start_timeout (%s) passed%s",
+					s.o.HealthCheck, where, unhealthy.status, s.o.StartTimeout, s.lastOutput())
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
 				return fmt.Errorf("app.start_timeout: the app server did not answer on %s within %s (last: %v)%s", where, s.o.StartTimeout, last, s.lastOutput())
 			}
 			return ctx.Err()
@@ -249,9 +271,16 @@ func (s *Server) probe(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("app.health_check: GET %s answered %s", s.o.HealthCheck, resp.Status)
+		return &healthError{path: s.o.HealthCheck, status: resp.Status}
 	}
 	return nil
+}
+
+// healthError is a health check that answered, but not 2xx.
+type healthError struct{ path, status string }
+
+func (e *healthError) Error() string {
+	return fmt.Sprintf("app.health_check: GET %s answered %s", e.path, e.status)
 }
 
 // lastOutput is the app server's last stderr lines, for an error message.

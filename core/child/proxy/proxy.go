@@ -81,8 +81,13 @@ func New(o Options) *Proxy {
 		DisableCompression:  true,
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      tr,
+		Rewrite:   p.rewrite,
+		Transport: tr,
+		// What the app sent goes to the client at once, whatever its
+		// length: a stream with a Content-Length (X-Accel-Buffering: no)
+		// flows too. A body read ahead is written in large pieces, so the
+		// flushes cost nothing there.
+		FlushInterval:  -1,
 		ModifyResponse: p.readAhead,
 		ErrorHandler:   p.failed,
 		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
@@ -103,9 +108,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		st := &store{dir: p.o.TempDir, memMax: p.o.BodyBufferSize}
 		n, err := copyBody(st, io.LimitReader(r.Body, p.o.MaxBodySize+1))
-		r.Body.Close()
 		switch {
 		case n > p.o.MaxBodySize:
+			// Not r.Body.Close: on a chunked body it would wait for up to
+			// 256K more of it before the 413 goes out, and a client that
+			// sent a little too much waits for the answer instead.
 			st.close()
 			p.tooLarge(w)
 			return
@@ -114,6 +121,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.bodyFailed(w, r, err)
 			return
 		}
+		r.Body.Close()
 		r.Body = &bodyReader{st: st}
 		r.ContentLength = n
 		r.TransferEncoding = nil

@@ -180,8 +180,8 @@ func TestTestSSL(t *testing.T) {
 		"SSLv2": "not offered", "SSLv3": "not offered", "TLS1": "not offered", "TLS1_1": "not offered",
 		"TLS1_2": "offered", "TLS1_3": "offered",
 		"cipherlist_NULL": "not offered", "cipherlist_aNULL": "not offered", "cipherlist_EXPORT": "not offered",
-		"cipherlist_LOW": "not offered", "cipherlist_3DES_IDEA": "not offered", "cipherlist_OBSOLETED": "not offered",
-		"cipherlist_STRONG_FS": "offered",
+		"cipherlist_LOW": "not offered", "cipherlist_3DES_IDEA": "not offered", "cipherlist_AVERAGE": "not offered", // CBC suites
+		"cipherlist_STRONG": "offered", "PFS": "offered",
 	}
 	for id, w := range want {
 		if got, ok := by[id]; !ok || !strings.HasPrefix(got, w) {

@@ -1,0 +1,39 @@
+package master
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestWriteStatusApps: the table shows each child's app server and its
+// memory when a child owns one, and stays as it was when none does.
+func TestWriteStatusApps(t *testing.T) {
+	s := Status{PID: 10, Uptime: "1m0s", Generation: 1, MPM: "prefork", Listen: []string{"127.0.0.1:80"}, Scoreboard: "_W",
+		Children: []ChildStatus{
+			{PID: 11, Generation: 1, Slot: 0, State: "ready", Uptime: "1m0s", Requests: 3, Bytes: 300, AppPID: 21, AppMemory: 42 << 20},
+			{PID: 12, Generation: 1, Slot: 1, State: "starting", Uptime: "0s"},
+		}}
+	var b strings.Builder
+	WriteStatus(&b, s)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := []string{
+		"PID      GEN  SLOT STATE     UPTIME   BUSY  REQUESTS  BYTES       APP PID  APP MEM",
+		"11       1    0    ready     1m0s     0     3         300         21       42.0M",
+		"12       1    1    starting  0s       0     0         0",
+	}
+	if got := lines[len(lines)-3:]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("with an app:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	s.Children = s.Children[1:]
+	b.Reset()
+	WriteStatus(&b, s)
+	lines = strings.Split(strings.TrimSpace(b.String()), "\n")
+	want = []string{
+		"PID      GEN  SLOT STATE     UPTIME   BUSY  REQUESTS  BYTES",
+		"12       1    1    starting  0s       0     0         0",
+	}
+	if got := lines[len(lines)-2:]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("without apps:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
