@@ -7,12 +7,15 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/phasedhq/phased/internal/clientip"
 )
 
 // Defaults a hook gets when it leaves order or timeout out.
@@ -142,6 +145,12 @@ func (c *Config) finish(ls layers, cwd string) (derived bool) {
 		}
 	}
 	c.finishListen()
+	if c.Health.Allow == nil {
+		c.Health.Allow = []string{}
+	}
+	if c.TrustedProxies == nil {
+		c.TrustedProxies = []string{}
+	}
 	return derived
 }
 
@@ -210,6 +219,47 @@ func (v *validator) positive(key string, d time.Duration) {
 	}
 }
 
+// cidrs checks a list of networks in CIDR form.
+func (v *validator) cidrs(key string, list []string) {
+	for i, cidr := range list {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			v.errorf(fmt.Sprintf("%s[%d]", key, i), "%q is not a network in CIDR form (such as 10.0.0.0/8 or ::1/128)", cidr)
+		}
+	}
+}
+
+// path checks a URL path a child answers at: "" (off) or starting with
+// "/", and none answered twice.
+func (v *validator) path(key, p string, seen map[string]string) {
+	switch {
+	case p == "":
+	case !strings.HasPrefix(p, "/"):
+		v.errorf(key, "%q must start with / (or be empty to turn it off)", p)
+	case seen[p] != "":
+		v.errorf(key, "%q is already %s", p, seen[p])
+	default:
+		seen[p] = key
+	}
+}
+
+// validateHealth checks the health endpoints, the trusted proxies and the
+// real-IP header.
+func (c *Config) validateHealth(v *validator) {
+	seen := map[string]string{}
+	v.path("status.path", c.Status.Path, seen)
+	v.path("status.metrics", c.Status.Metrics, seen)
+	v.path("health.liveness_path", c.Health.LivenessPath, seen)
+	v.path("health.readiness_path", c.Health.ReadinessPath, seen)
+	v.cidrs("health.allow", c.Health.Allow)
+	if c.Health.DrainDelay < 0 {
+		v.errorf("health.drain_delay", "must not be negative, got %s", formatDuration(c.Health.DrainDelay))
+	}
+	v.cidrs("trusted_proxies", c.TrustedProxies)
+	if !slices.ContainsFunc(clientip.Headers, func(h string) bool { return strings.EqualFold(h, c.RealIPHeader) }) {
+		v.errorf("real_ip_header", "%q is not one of %s", c.RealIPHeader, strings.Join(clientip.Headers, ", "))
+	}
+}
+
 func (v *validator) notEmpty(key, value string) {
 	if value == "" {
 		v.errorf(key, "must not be empty")
@@ -247,17 +297,8 @@ func (c *Config) validate(ls layers, derivedSocket bool) []error {
 	v.oneOf("error_log.level", c.ErrorLog.Level, logLevels)
 	v.oneOf("error_log.format", c.ErrorLog.Format, errorLogFormats)
 	v.oneOf("access_log.format", c.AccessLog.Format, accessLogFormats)
-	if c.Status.Metrics != "" && !strings.HasPrefix(c.Status.Metrics, "/") {
-		v.errorf("status.metrics", "%q must start with / (or be empty to turn metrics off)", c.Status.Metrics)
-	}
-	if c.Status.Path != "" && !strings.HasPrefix(c.Status.Path, "/") {
-		v.errorf("status.path", "%q must start with / (or be empty to turn the page off)", c.Status.Path)
-	}
-	for i, cidr := range c.Status.Allow {
-		if _, _, err := net.ParseCIDR(cidr); err != nil {
-			v.errorf(fmt.Sprintf("status.allow[%d]", i), "%q is not a network in CIDR form (such as 10.0.0.0/8 or ::1/128)", cidr)
-		}
-	}
+	v.cidrs("status.allow", c.Status.Allow)
+	c.validateHealth(v)
 
 	switch name := c.MPM.Name; {
 	case name == "":

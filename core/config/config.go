@@ -74,6 +74,25 @@ type Config struct {
 	// gracefully. Default "stop".
 	SIGTERM string `koanf:"sigterm" json:"sigterm" yaml:"sigterm"`
 
+	// TrustedProxies lists the networks (CIDRs) of the proxies and load
+	// balancers whose word on the client's address is believed: the
+	// RealIPHeader of a request from one of them, and the PROXY header on
+	// a listener with proxy_protocol (nginx's set_real_ip_from, Apache's
+	// RemoteIPTrustedProxy). Default none: every request's client is its
+	// connection's peer (or what a PROXY header says, on such a listener).
+	TrustedProxies []string `koanf:"trusted_proxies" json:"trusted_proxies" yaml:"trusted_proxies"`
+
+	// RealIPHeader is the header a trusted proxy names the client in:
+	// X-Forwarded-For, Forwarded (RFC 7239) or X-Real-IP (nginx's
+	// real_ip_header, Apache's RemoteIPHeader). Read from the right, the
+	// first address that is not a trusted proxy's is the client (nginx's
+	// real_ip_recursive on). Default X-Forwarded-For.
+	RealIPHeader string `koanf:"real_ip_header" json:"real_ip_header" yaml:"real_ip_header"`
+
+	// Health is the liveness and readiness endpoints every child answers,
+	// for load balancers and Kubernetes probes.
+	Health Health `koanf:"health" json:"health" yaml:"health"`
+
 	// Timeouts are the children's HTTP server timeouts.
 	Timeouts Timeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
 
@@ -156,6 +175,37 @@ type Status struct {
 	// SlowRequest counts a request as slow (PHP-FPM's slow requests) when it
 	// takes longer; 0 turns the count off. Default 5s.
 	SlowRequest time.Duration `koanf:"slow_request" json:"slow_request" yaml:"slow_request"`
+}
+
+// Health configures the liveness and readiness endpoints. Every child
+// answers them from shared memory the master writes, without asking the
+// master, and before the access log: a probe costs no log line.
+type Health struct {
+	// LivenessPath answers 200 while the master runs (its event loop was
+	// heard from within the last 10 s) and a generation serves (a child
+	// answered), 503 otherwise: what a Kubernetes livenessProbe or a
+	// Docker HEALTHCHECK asks. "" turns it off. Default "/livez".
+	LivenessPath string `koanf:"liveness_path" json:"liveness_path" yaml:"liveness_path"`
+
+	// ReadinessPath answers 200 while phased takes new requests, and 503
+	// from the moment a graceful stop (or a stop) begins: during
+	// DrainDelay requests are still served, so a load balancer that
+	// checks this path stops sending before the listeners close. What a
+	// Kubernetes readinessProbe or HAProxy's option httpchk asks. "" turns
+	// it off. Default "/readyz".
+	ReadinessPath string `koanf:"readiness_path" json:"readiness_path" yaml:"readiness_path"`
+
+	// Allow lists the client networks (CIDRs) that may ask; others get
+	// 403. Default loopback only: ["127.0.0.0/8", "::1/128"].
+	Allow []string `koanf:"allow" json:"allow" yaml:"allow"`
+
+	// DrainDelay is how long a graceful stop (phased -k graceful-stop,
+	// SIGWINCH, SIGTERM with sigterm: graceful-stop) answers readiness
+	// with 503 while still accepting and serving, before the listeners
+	// close and the children drain: the preStop sleep of a Kubernetes pod,
+	// built in. Set it above the balancer's check interval times its fall
+	// count. 0 or more. Default 0s.
+	DrainDelay time.Duration `koanf:"drain_delay" json:"drain_delay" yaml:"drain_delay"`
 }
 
 // MPM names the process model and carries its settings. Users write it flat,

@@ -52,6 +52,9 @@ func TestDefault(t *testing.T) {
 		DoubleStart:             true,
 		GracefulShutdownTimeout: 30 * time.Second,
 		SIGTERM:                 "stop",
+		TrustedProxies:          []string{},
+		RealIPHeader:            "X-Forwarded-For",
+		Health:                  Health{LivenessPath: "/livez", ReadinessPath: "/readyz", Allow: []string{"127.0.0.0/8", "::1/128"}},
 		Timeouts:                Timeouts{ReadHeader: 10 * time.Second, Read: 60 * time.Second, Write: 60 * time.Second, Idle: 5 * time.Second},
 		ErrorLog:                ErrorLog{Path: "stderr", Level: "info", Format: "auto"},
 		AccessLog:               AccessLog{Path: "", Format: "combined"},
@@ -559,6 +562,37 @@ func TestErrors(t *testing.T) {
 				`{file}: graceful_shutdown_timeout: must be greater than 0, got 0s`,
 				`{file}: timeouts.read: must be greater than 0, got -1s`,
 			},
+		},
+		{
+			name: "health, trusted proxies and the real-IP header",
+			file: "health:\n  liveness_path: livez\n  readiness_path: /server-status\n  allow: [10.0.0.1]\n  drain_delay: -1s\n" +
+				"trusted_proxies: [\"10.0.0.0/8\", \"lb\"]\nreal_ip_header: X-Client-IP\n",
+			want: []string{
+				`{file}: health.liveness_path: "livez" must start with / (or be empty to turn it off)`,
+				`{file}: health.readiness_path: "/server-status" is already status.path`,
+				`{file}: health.allow[0]: "10.0.0.1" is not a network in CIDR form (such as 10.0.0.0/8 or ::1/128)`,
+				`{file}: health.drain_delay: must not be negative, got -1s`,
+				`{file}: trusted_proxies[1]: "lb" is not a network in CIDR form (such as 10.0.0.0/8 or ::1/128)`,
+				`{file}: real_ip_header: "X-Client-IP" is not one of X-Forwarded-For, Forwarded, X-Real-IP`,
+			},
+		},
+		{
+			name:      "health paths from the environment and -c",
+			env:       []string{"PHASED_HEALTH__DRAIN_DELAY=soon"},
+			overrides: []string{"health.liveness_path=/metrics"},
+			want: []string{
+				`environment PHASED_HEALTH__DRAIN_DELAY: health.drain_delay: invalid duration "soon"`,
+			},
+		},
+		{
+			name:      "a health path clashing with metrics",
+			overrides: []string{"health.liveness_path=/metrics"},
+			want:      []string{`-c health.liveness_path=/metrics: health.liveness_path: "/metrics" is already status.metrics`},
+		},
+		{
+			name: "proxy_protocol is a boolean",
+			file: "listen: [{address: \"127.0.0.1:8080\", proxy_protocol: maybe}]\n",
+			want: []string{`{file}: listen[0].proxy_protocol: expected true or false, got "maybe"`},
 		},
 		{
 			name:      "unknown mpm",

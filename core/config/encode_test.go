@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // full is a configuration that sets a little of everything.
 const full = `server_root: /srv/site
-listen: ["127.0.0.1:8080", "[::1]:8443", ":0", ":0"]
+listen: ["127.0.0.1:8080", "[::1]:8443", ":0", ":0", {address: "127.0.0.1:8081", proxy_protocol: true}]
 listen_backlog: 1024
 pid_file: run/phased.pid
 document_root: htdocs
@@ -27,6 +27,9 @@ group: www-data
 double_start: false
 graceful_shutdown_timeout: 1m30s
 timeouts: {read_header: 2s, read: 1m, write: 2m, idle: 1h}
+trusted_proxies: [10.0.0.0/8, "fd00::/8"]
+real_ip_header: Forwarded
+health: {liveness_path: /-/healthy, readiness_path: /-/ready, allow: [0.0.0.0/0], drain_delay: 5s}
 error_log: {path: logs/error.log, level: notice, format: json}
 access_log: {path: logs/access.log, format: json}
 mpm:

@@ -29,6 +29,15 @@ type Listener struct {
 	// 301 to the same URL over HTTPS, on this port ("443": no port in the
 	// URL). "" serves normally. Default "".
 	RedirectHTTPS string `koanf:"redirect_https" json:"redirect_https" yaml:"redirect_https"`
+
+	// ProxyProtocol requires every connection to start with a PROXY
+	// protocol header, version 1 or 2 (HAProxy's send-proxy and
+	// send-proxy-v2, AWS NLB, nginx's proxy_protocol), before TLS on a TLS
+	// listener; the address it carries is the client's. A connection
+	// without a valid header within timeouts.read_header, or from a peer
+	// outside trusted_proxies when that is set, is closed and counted
+	// (phased_proxy_protocol_rejected_total). Default false.
+	ProxyProtocol bool `koanf:"proxy_protocol" json:"proxy_protocol" yaml:"proxy_protocol"`
 }
 
 // TLS is a listener's HTTPS: its certificates (or ACME's), the lowest
@@ -112,7 +121,7 @@ func (l Listener) HTTP2On() bool { return l.TLS != nil && (l.HTTP2 == nil || *l.
 
 // plain reports whether l is written as a plain address (-S prints it so).
 func (l Listener) plain() bool {
-	return l.TLS == nil && l.HTTP2 == nil && !l.H2C && l.RedirectHTTPS == ""
+	return l.TLS == nil && l.HTTP2 == nil && !l.H2C && l.RedirectHTTPS == "" && !l.ProxyProtocol
 }
 
 // The TLS versions min_version takes.
