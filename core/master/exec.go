@@ -52,6 +52,11 @@ func (m *Master) do(a supervisor.Action) supervisor.Event {
 		}
 	case supervisor.Reply:
 		m.answer(a)
+	case supervisor.Stopping:
+		m.stopping = true
+		for _, g := range m.gens {
+			g.board.SetStopping()
+		}
 	case supervisor.Notify:
 		m.notifyAction(a)
 	case supervisor.Log:
@@ -169,7 +174,9 @@ func (m *Master) restartPass(a supervisor.RunPass) supervisor.Event {
 	if cfg.PidFile != m.cfg.PidFile || cfg.ControlSocket != m.cfg.ControlSocket {
 		return fail(errors.New("pid_file and control_socket cannot change on a restart; stop and start instead"))
 	}
-	p, err := m.runPass(context.Background(), m.passNum+1, m.newestGen+1, cfg, m.log)
+	var p *pass
+	var err error
+	m.beatWhile(func() { p, err = m.runPass(context.Background(), m.passNum+1, m.newestGen+1, cfg, m.log) })
 	if err != nil {
 		return fail(err)
 	}

@@ -66,6 +66,10 @@ func (m *Master) newGeneration(p *pass) *generation {
 		who: p.who, launch: p.launch, hooks: p.hooks, plugin: p.plugin, policy: p.policy, limits: p.limits, board: p.board,
 		oldLns: p.oldLns, removed: p.removed, tls: p.tls, acmeHTTP: p.acmeHTTP}
 	p.board, p.plugin, p.hooks = nil, nil, nil // the generation owns them now
+	g.board.Beat(time.Now())
+	if m.stopping {
+		g.board.SetStopping() // a restart that ends during a drain delay
+	}
 	if g.limits.AcceptMutex == "flock" {
 		g.mutex = m.acceptLocks(g)
 	}
@@ -77,8 +81,44 @@ func (m *Master) newGeneration(p *pass) *generation {
 // spec is the generation as the supervisor sees it.
 func (g *generation) spec() supervisor.GenSpec {
 	return supervisor.GenSpec{Num: g.num, StartServers: g.limits.StartServers, ServerLimit: g.limits.ServerLimit,
-		ThreadsPerChild: g.limits.ThreadsPerChild, DrainTimeout: g.cfg.GracefulShutdownTimeout,
+		ThreadsPerChild: g.limits.ThreadsPerChild, DrainTimeout: g.cfg.GracefulShutdownTimeout, DrainDelay: g.cfg.Health.DrainDelay,
 		MPM: g.cfg.MPM.Name, Plugin: g.plugin.Name(), PluginPID: g.plugin.PID()}
+}
+
+// beat tells every generation's children the master's event loop runs
+// (their liveness probe reads it).
+func (m *Master) beat(now time.Time) {
+	for _, g := range m.gens {
+		g.board.Beat(now)
+	}
+}
+
+// beatWhile runs f, which holds up the event loop (a configuration pass
+// whose hooks may run for minutes), beating for the loop meanwhile: the
+// master is busy, not wedged, and its children stay live.
+func (m *Master) beatWhile(f func()) {
+	boards := make([]*scoreboard.Board, 0, len(m.gens))
+	for _, g := range m.gens {
+		boards = append(boards, g.board) // released only by the loop, which waits for f
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				for _, b := range boards {
+					b.Beat(now)
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	f()
 }
 
 // release lets go of what a finished generation held.

@@ -116,9 +116,12 @@ type Master struct {
 	nextReq supervisor.RequestID
 	upgrade *handover.Upgrade
 	acme    acmeState
-	serving bool           // the first generation served
-	queues  []mpm.Listener // the listeners' queues as last sampled
-	sampled time.Time
+	serving bool // the first generation served
+	// stopping: the master is stopping (or in a graceful stop's drain
+	// delay); every generation's children answer readiness with 503.
+	stopping bool
+	queues   []mpm.Listener // the listeners' queues as last sampled
+	sampled  time.Time
 }
 
 type eventKind int
@@ -292,6 +295,7 @@ func (m *Master) loop(sigs chan os.Signal) error {
 		case ev := <-m.events:
 			m.onEvent(ev)
 		case now := <-t.C:
+			m.beat(now)
 			if wd > 0 && now.Sub(lastWatchdog) >= wd {
 				lastWatchdog = now
 				m.notify("WATCHDOG=1") // sent from the event loop: a stuck loop starves it

@@ -124,7 +124,11 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 			Idle: cfg.Timeouts.Idle, Drain: cfg.GracefulShutdownTimeout},
 		Status: contract.Status{Path: cfg.Status.Path, Allow: slices.Clone(cfg.Status.Allow), Metrics: cfg.Status.Metrics,
 			SlowRequest: cfg.Status.SlowRequest},
-		Hooks: childHooks(g),
+		Health: contract.Health{Liveness: cfg.Health.LivenessPath, Readiness: cfg.Health.ReadinessPath,
+			Allow: slices.Clone(cfg.Health.Allow)},
+		TrustedProxies: slices.Clone(cfg.TrustedProxies),
+		RealIPHeader:   cfg.RealIPHeader,
+		Hooks:          childHooks(g),
 	}
 	if cfg.App.Type != config.AppGo {
 		c.Static = &contract.Static{Root: cfg.DocumentRoot, Listing: cfg.DirectoryListing}
@@ -144,7 +148,7 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 	for i, l := range m.lns.List() {
 		cl := contract.Listener{Addr: l.Addr, File: files.Add(contract.ListenerFile(i), l.File), TLS: g.tls[l.Addr]}
 		if o, ok := opts[l.Addr]; ok {
-			cl.H2C, cl.RedirectHTTPS = o.H2C, o.RedirectHTTPS
+			cl.H2C, cl.RedirectHTTPS, cl.ProxyProtocol = o.H2C, o.RedirectHTTPS, o.ProxyProtocol
 		}
 		anyTLS = anyTLS || cl.TLS != nil
 		c.Listeners = append(c.Listeners, cl)

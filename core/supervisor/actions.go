@@ -115,7 +115,13 @@ type AbortUpgrade struct{}
 // new master its go-ahead.
 type HandOver struct{}
 
+// Stopping tells every generation's children, and those of any generation
+// still to come, that the master is stopping: their readiness probe
+// answers 503 from now on (scoreboard.Board.SetStopping).
+type Stopping struct{}
+
 func (Spawn) action()           {}
+func (Stopping) action()        {}
 func (Signal) action()          {}
 func (Reply) action()           {}
 func (Notify) action()          {}

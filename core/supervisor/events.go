@@ -33,6 +33,10 @@ type GenSpec struct {
 	// DrainTimeout bounds the generation's graceful drain
 	// (graceful_shutdown_timeout).
 	DrainTimeout time.Duration
+	// DrainDelay is how long a graceful stop keeps the generation serving
+	// while its readiness probe says 503, before it drains
+	// (health.drain_delay).
+	DrainDelay time.Duration
 	// MPM is mpm.name; Plugin and PluginPID name its plugin process, for
 	// the log.
 	MPM       string

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"syscall"
+	"time"
 
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -35,6 +36,21 @@ func (s *Supervisor) command(c Command) {
 		s.reply(c.Req, false, errStopping.Error())
 		return
 	}
+	if l := s.leaving; l != nil {
+		switch c.Cmd {
+		case CmdGracefulStop:
+			if c.Req != 0 {
+				l.replies = append(l.replies, c.Req)
+			}
+		case CmdStop: // hurry: stop now, and answer who waited too
+			s.leaving = nil
+			s.beginStop(false, c.Req)
+			s.stop.replies = append(s.stop.replies, l.replies...)
+		default:
+			s.reply(c.Req, false, errStopping.Error())
+		}
+		return
+	}
 	switch c.Cmd {
 	case CmdGraceful, CmdRestart:
 		s.restart(c.Req, c.Cmd == CmdRestart)
@@ -43,7 +59,7 @@ func (s *Supervisor) command(c Command) {
 	case CmdUpgrade:
 		s.startUpgrade(c.Req)
 	case CmdGracefulStop:
-		s.beginStop(true, c.Req)
+		s.gracefulStop(c.Req)
 	case CmdStop:
 		s.beginStop(false, c.Req)
 	default:
@@ -253,13 +269,58 @@ func (s *Supervisor) escalate() {
 	}
 }
 
+// gracefulStop begins a graceful stop: with a drain delay, readiness says
+// 503 first while every child serves as before (the MPM maintains, a
+// recycled child is replaced), and the stop itself begins when the delay
+// is over (endDrainDelay); without one, or before the first generation
+// serves, at once.
+func (s *Supervisor) gracefulStop(req RequestID) {
+	delay := time.Duration(0)
+	if s.current != nil && (s.pending == nil || !s.pending.first) {
+		delay = s.current.DrainDelay
+	}
+	if delay <= 0 {
+		s.beginStop(true, req)
+		return
+	}
+	s.leaving = &leaving{at: s.now.Add(delay)}
+	if req != 0 {
+		s.leaving.replies = append(s.leaving.replies, req)
+	}
+	s.announceStop()
+	s.log(notice, "graceful stop: readiness answers 503; serving on until the drain delay is over", "drain_delay", delay.String())
+}
+
+// announceStop tells the children (readiness) and systemd that the
+// master is stopping.
+func (s *Supervisor) announceStop() {
+	s.announced = true
+	s.emit(Stopping{})
+	s.emit(Notify{States: []string{"STOPPING=1"}})
+}
+
+// endDrainDelay begins the stop of a graceful stop whose drain delay is
+// over.
+func (s *Supervisor) endDrainDelay() {
+	l := s.leaving
+	if l == nil || s.now.Before(l.at) {
+		return
+	}
+	s.leaving = nil
+	s.log(slog.LevelInfo, "drain delay over; draining")
+	s.beginStop(true, 0)
+	s.stop.replies = append(s.stop.replies, l.replies...)
+}
+
 // beginStop stops the master: every generation drains, gracefully or at
 // once; a stop during a graceful stop hurries it.
 func (s *Supervisor) beginStop(graceful bool, req RequestID) {
 	switch {
 	case s.stop == nil:
-		if !s.upgraded {
-			s.emit(Notify{States: []string{"STOPPING=1"}})
+		if !s.upgraded && !s.announced {
+			// A binary upgrade's old master leaves readiness alone: the
+			// new master serves the same sockets.
+			s.announceStop()
 		}
 		s.stop = &stopping{graceful: graceful}
 		if s.pending != nil && s.pending.req != 0 {

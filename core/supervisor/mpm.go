@@ -13,6 +13,7 @@ import (
 // tick is the executor's clock: escalations, the MPM's maintenance once a
 // Tick, respawns as the back-off allows.
 func (s *Supervisor) tick() {
+	s.endDrainDelay()
 	s.escalate()
 	if s.now.Sub(s.lastTick) >= s.t.Tick {
 		s.lastTick = s.now

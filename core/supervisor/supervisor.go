@@ -55,20 +55,23 @@ func DefaultTimings() Timings {
 
 // Supervisor is the master's state. Its zero value is not usable; call New.
 type Supervisor struct {
-	t        Timings
-	now      time.Time
-	out      []Action
-	gens     []*gen
-	current  *gen
-	kids     []*child // in ChildID order
-	nextID   ChildID
-	pending  *restart
-	stop     *stopping
-	recycle  *recycling
-	upgrade  *upgrading
-	upgraded bool // a new master took over: drain and exit, no shutdown phase
-	startErr error
-	lastTick time.Time
+	t       Timings
+	now     time.Time
+	out     []Action
+	gens    []*gen
+	current *gen
+	kids    []*child // in ChildID order
+	nextID  ChildID
+	pending *restart
+	stop    *stopping
+	leaving *leaving // a graceful stop's drain delay, before stop
+	// announced: the children and systemd were told the master stops.
+	announced bool
+	recycle   *recycling
+	upgrade   *upgrading
+	upgraded  bool // a new master took over: drain and exit, no shutdown phase
+	startErr  error
+	lastTick  time.Time
 	// takingOver is the first generation of a binary upgrade's new
 	// master, serving, while it takes over from the old master.
 	takingOver *gen
@@ -132,6 +135,14 @@ type restart struct {
 type stopping struct {
 	graceful bool
 	replies  []RequestID
+}
+
+// leaving is a graceful stop during its drain delay: readiness says 503
+// while everything serves as before, until at; then the stop begins, and
+// replies wait for its end.
+type leaving struct {
+	at      time.Time
+	replies []RequestID
 }
 
 type upgrading struct{ req RequestID }
@@ -202,8 +213,9 @@ func (s *Supervisor) Done() (bool, error) {
 // exits without the shutdown phase.
 func (s *Supervisor) Upgraded() bool { return s.upgraded }
 
-// Stopping reports whether the master is stopping.
-func (s *Supervisor) Stopping() bool { return s.stop != nil }
+// Stopping reports whether the master is stopping, its drain delay
+// included.
+func (s *Supervisor) Stopping() bool { return s.stop != nil || s.leaving != nil }
 
 // Busy reports why a restart, recycle or upgrade cannot start now, or "".
 func (s *Supervisor) busy() string {
@@ -214,6 +226,8 @@ func (s *Supervisor) busy() string {
 		return fmt.Sprintf("a restart to generation %d is still in progress", s.pending.gen.Num)
 	case s.upgrade != nil:
 		return "a binary upgrade is in progress; the new master will take the restart"
+	case s.leaving != nil:
+		return errStopping.Error()
 	}
 	return ""
 }

@@ -328,6 +328,130 @@ func TestStopDuringGracefulStopHurries(t *testing.T) {
 	}
 }
 
+// hasStopping reports whether acts tell the children the master stops.
+func hasStopping(acts []Action) bool {
+	return slices.ContainsFunc(acts, func(a Action) bool { _, ok := a.(Stopping); return ok })
+}
+
+func e2eSorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+// startDelayed starts generation 1 with n children and a drain delay.
+func (h *harness) startDelayed(n int, delay time.Duration) []int {
+	h.t.Helper()
+	g := spec(1, n)
+	g.DrainDelay = delay
+	h.do(Started{Gen: g})
+	pids := h.pidsOf(1)
+	h.ready(pids...)
+	return pids
+}
+
+// TestGracefulStopDrainDelay: with health.drain_delay, a graceful stop
+// first says so to the children (readiness 503) and serves on as before:
+// a crashed child is replaced, a child asking to retire gets its
+// replacement first, restarts are refused, a second graceful stop waits
+// with the first; only when the delay is over do the children drain.
+func TestGracefulStopDrainDelay(t *testing.T) {
+	h := newHarness(t)
+	pids := h.startDelayed(2, 5*time.Second)
+	acts := h.do(Command{Req: 1, Cmd: CmdGracefulStop})
+	if !hasStopping(acts) || !has(acts, Notify{States: []string{"STOPPING=1"}}) || len(h.signals(acts)) > 0 || len(replies(acts)) > 0 {
+		t.Fatalf("graceful stop with a drain delay: %v", acts)
+	}
+	if !hasLog(acts, "readiness answers 503") || logAttr(acts, "graceful stop: readiness answers 503; serving on until the drain delay is over", "drain_delay") != "5s" {
+		t.Fatalf("not logged: %v", logs(acts))
+	}
+	if !h.s.Stopping() {
+		t.Fatal("Stopping() false during the drain delay")
+	}
+	h.after(7 * time.Second / 2) // older than EarlyDeath aside, still inside the delay
+	if acts := h.exit(pids[0]); !slices.Equal(spawns(acts), []string{"1/0"}) {
+		t.Fatalf("a crash during the drain delay is not replaced: %v", acts)
+	}
+	if acts := h.say(pids[1], contract.EventRetireRequest); !slices.Equal(spawns(acts), []string{"1/2"}) {
+		t.Fatalf("a retire request during the drain delay: %v", acts)
+	}
+	for _, cmd := range []string{CmdGraceful, CmdRecycle, CmdUpgrade} {
+		if acts := h.do(Command{Req: 7, Cmd: cmd}); !has(acts, Reply{Req: 7, Err: "phased is stopping"}) {
+			t.Fatalf("%s during the drain delay: %v", cmd, acts)
+		}
+	}
+	if acts := h.do(Command{Req: 2, Cmd: CmdGracefulStop}); len(replies(acts)) > 0 || hasStopping(acts) {
+		t.Fatalf("a second graceful stop: %v", acts)
+	}
+	if acts := h.after(time.Second); len(h.signals(acts)) > 0 {
+		t.Fatalf("drained before the delay was over: %v", acts)
+	}
+	acts = h.after(600 * time.Millisecond)
+	live := h.pidsOf(1)
+	want := make([]string, 0, len(live))
+	for _, p := range live {
+		want = append(want, itoa(p)+":drain")
+	}
+	if got := h.signals(acts); !slices.Equal(e2eSorted(got), e2eSorted(want)) || !hasLog(acts, "drain delay over; draining") {
+		t.Fatalf("delay over: signals %v, want %v; %v", got, want, acts)
+	}
+	if has(acts, Notify{States: []string{"STOPPING=1"}}) {
+		t.Fatalf("STOPPING=1 told twice: %v", acts)
+	}
+	if got := h.s.StopReplies(); !slices.Equal(got, []RequestID{1, 2}) {
+		t.Fatalf("stop replies %v", got)
+	}
+}
+
+// TestStopDuringDrainDelay: a stop during the drain delay stops now, and
+// answers whoever waited for the graceful stop too.
+func TestStopDuringDrainDelay(t *testing.T) {
+	h := newHarness(t)
+	pid := h.startDelayed(1, 5*time.Second)[0]
+	h.do(Command{Req: 1, Cmd: CmdGracefulStop})
+	acts := h.do(Command{Req: 2, Cmd: CmdStop})
+	if got := h.signals(acts); !slices.Equal(got, []string{itoa(pid) + ":drain"}) || !hasLog(acts, "generation draining") {
+		t.Fatalf("stop during the drain delay: %v", acts)
+	}
+	if got := h.signals(h.say(pid, contract.EventClosed)); !slices.Equal(got, []string{itoa(pid) + ":stop"}) {
+		t.Fatalf("not cut: %v", got)
+	}
+	if got := h.s.StopReplies(); !slices.Equal(got, []RequestID{2, 1}) {
+		t.Fatalf("stop replies %v", got)
+	}
+}
+
+// TestStoppingWithoutDelay: every stop tells the children it is stopping
+// (readiness 503), a graceful one without a delay and a hard one alike,
+// and a first start that never served has no delay to wait.
+func TestStoppingWithoutDelay(t *testing.T) {
+	for _, cmd := range []string{CmdGracefulStop, CmdStop} {
+		h := newHarness(t)
+		pid := h.startServing(1)[0]
+		acts := h.do(Command{Cmd: cmd})
+		if !hasStopping(acts) || !slices.Equal(h.signals(acts), []string{itoa(pid) + ":drain"}) {
+			t.Fatalf("%s: %v", cmd, acts)
+		}
+	}
+	h := newHarness(t)
+	g := spec(1, 1)
+	g.DrainDelay = time.Minute
+	h.do(Started{Gen: g})
+	pid := h.pidsOf(1)[0]
+	if acts := h.do(Command{Cmd: CmdGracefulStop}); !slices.Equal(h.signals(acts), []string{itoa(pid) + ":drain"}) {
+		t.Fatalf("graceful stop before the first generation served: %v", acts)
+	}
+}
+
+// TestUpgradeKeepsReadiness: the old master of a binary upgrade drains at
+// once and never says it is stopping: the new master serves the same
+// sockets, so the instance stays ready, whatever the drain delay.
+func TestUpgradeKeepsReadiness(t *testing.T) {
+	h := newHarness(t)
+	pid := h.startDelayed(1, 5*time.Second)[0]
+	h.do(Command{Req: 1, Cmd: CmdUpgrade})
+	acts := h.do(UpgradeReported{Started: true, PID: 999})
+	if hasStopping(acts) || !slices.Equal(h.signals(acts), []string{itoa(pid) + ":drain"}) {
+		t.Fatalf("upgraded: %v", acts)
+	}
+}
+
 func TestCrashesAreReplacedWithBackoff(t *testing.T) {
 	h := newHarness(t)
 	h.startServing(1)

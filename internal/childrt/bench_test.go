@@ -112,9 +112,14 @@ func (f fastBytes) ServeFast(p string) ([]byte, []byte, bool) {
 
 // load sends b.N requests for /hello.txt to addr over 16 keep-alive
 // connections and reports req/s.
-func load(b *testing.B, addr string) {
+func load(b *testing.B, addr string) { loadPath(b, addr, "/hello.txt", "hello\n") }
+
+// loadPath sends b.N requests for path to addr over 16 keep-alive
+// connections, each answered 200 with a body ending in body, and reports
+// req/s.
+func loadPath(b *testing.B, addr, path, body string) {
 	const conns = 16
-	req := []byte("GET /hello.txt HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
+	req := []byte("GET " + path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
 	// Every response is as long as the first: same headers, and a Date of
 	// fixed width.
 	size := func() int {
@@ -156,7 +161,7 @@ func load(b *testing.B, addr string) {
 					failed.Add(1)
 					return
 				}
-				if _, err := io.ReadFull(c, buf); err != nil || !bytes.HasSuffix(buf, []byte("hello\n")) {
+				if _, err := io.ReadFull(c, buf); err != nil || !bytes.HasSuffix(buf, []byte(body)) {
 					failed.Add(1)
 					return
 				}

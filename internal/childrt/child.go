@@ -1,6 +1,7 @@
 package childrt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/phasedhq/phased/internal/acceptmutex"
 	"github.com/phasedhq/phased/internal/accesslog"
+	"github.com/phasedhq/phased/internal/clientip"
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/exechook"
 	"github.com/phasedhq/phased/internal/loglevel"
@@ -97,6 +99,8 @@ type Runtime struct {
 	board     *scoreboard.Board
 	counters  *scoreboard.Counters
 	status    *status.Module
+	health    *health
+	realIP    *clientip.Resolver
 	events    *os.File
 	access    *accesslog.Writer
 	format    accesslog.Format
@@ -195,6 +199,18 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	allow, err := clientip.ParseNets(c.Health.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("health.allow: %w", err)
+	}
+	r.health = newHealth(c.Health.Liveness, c.Health.Readiness, allow, r.board)
+	trusted, err := clientip.ParseNets(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	if r.realIP, err = clientip.NewResolver(trusted, cmp.Or(c.RealIPHeader, clientip.XForwardedFor)); err != nil {
+		return nil, fmt.Errorf("real_ip_header: %w", err)
 	}
 	if c.Tickets != "" {
 		f, err := c.File(c.Tickets)
@@ -468,6 +484,11 @@ type server struct {
 	board    *scoreboard.Board
 	proc     int
 
+	// realIP finds the client behind trusted proxies (nil: none are);
+	// health answers the liveness and readiness probes (nil: off).
+	realIP *clientip.Resolver
+	health *health
+
 	// The fast path (fast.go): the responder, the listener through which
 	// it hands connections to srv, the status module (whose paths it leaves
 	// to srv), the timeouts.
@@ -481,7 +502,7 @@ type server struct {
 }
 
 func newServer(r *Runtime, h http.Handler) *server {
-	s := &server{log: r.Log, model: r.Model, board: r.board, proc: r.Slot, counters: r.counters}
+	s := &server{log: r.Log, model: r.Model, board: r.board, proc: r.Slot, counters: r.counters, health: r.health, realIP: r.realIP}
 	s.slow = r.slow
 	if r.status != nil {
 		h = r.status.Wrap(h)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/phasedhq/phased/internal/accesslog"
+	"github.com/phasedhq/phased/internal/clientip"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
@@ -99,6 +101,24 @@ type fastRequest struct {
 	// For the access log: the Referer and User-Agent values, if sent.
 	referer, agent       []byte
 	hasReferer, hasAgent bool
+
+	// The headers in which a trusted proxy names the client
+	// (internal/clientip), if sent; fwdTwice: one of them came twice.
+	xff, forwarded, xRealIP []byte
+	fwdTwice                bool
+}
+
+// fwdValue returns the value of header (one of clientip's), or nil.
+func (req *fastRequest) fwdValue(header string) []byte {
+	switch header {
+	case clientip.XForwardedFor:
+		return req.xff
+	case clientip.Forwarded:
+		return req.forwarded
+	case clientip.XRealIP:
+		return req.xRealIP
+	}
+	return nil
 }
 
 // parse results besides a complete request.
@@ -213,6 +233,15 @@ func parseFast(b []byte, req *fastRequest) int {
 				return parseHandoff
 			}
 			req.agent, req.hasAgent = value, true
+		case asciiEqualFold(name, "x-forwarded-for"):
+			req.fwdTwice = req.fwdTwice || req.xff != nil
+			req.xff = value
+		case asciiEqualFold(name, "forwarded"):
+			req.fwdTwice = req.fwdTwice || req.forwarded != nil
+			req.forwarded = value
+		case asciiEqualFold(name, "x-real-ip"):
+			req.fwdTwice = req.fwdTwice || req.xRealIP != nil
+			req.xRealIP = value
 		case asciiEqualFold(name, "content-length"), asciiEqualFold(name, "transfer-encoding"),
 			asciiEqualFold(name, "expect"), asciiEqualFold(name, "upgrade"),
 			asciiEqualFold(name, "range"), hasPrefixFold(name, "if-"),
@@ -430,10 +459,7 @@ func (s *server) serveFast(c net.Conn) {
 			rd, wr = r, r
 		}
 	}
-	remote := ""
-	if s.alog != nil {
-		remote = c.RemoteAddr().String()
-	}
+	cl := s.fastPeer(c)
 	var (
 		req      fastRequest
 		first    = true
@@ -451,11 +477,19 @@ func (s *server) serveFast(c net.Conn) {
 				}
 				break
 			}
-			ok := n != parseHandoff && !s.status.Serves(bstr(req.path))
-			if ok {
+			// A request whose client a trusted proxy names twice goes
+			// to net/http, which reads every line of the header.
+			ok := n != parseHandoff && !s.status.Serves(bstr(req.path)) && !(cl.trusted && req.fwdTwice)
+			switch {
+			case ok && s.health.serves(bstr(req.path)):
 				getOut()
 				s.track(c, http.StateActive)
-				out, now, ok = s.answerFast(c, out, &req, remote, now)
+				client, _ := cl.of(s, &req)
+				out = s.answerHealth(out, &req, client, now)
+			case ok:
+				getOut()
+				s.track(c, http.StateActive)
+				out, now, ok = s.answerFast(c, out, &req, &cl, now)
 			}
 			if !ok {
 				// net/http answers this request and the rest of the
@@ -544,6 +578,58 @@ func rearm(cur *time.Time, by time.Time, slack time.Duration, set func(time.Time
 	return set(by)
 }
 
+// fastClient is who is at the other end of a fast connection: its peer
+// (the address a PROXY header gave, on a listener with proxy_protocol),
+// and whether the peer is a trusted proxy whose header names the client.
+type fastClient struct {
+	peer    netip.Addr
+	port    uint16
+	remote  string // peer:port, for the access log ("" without one)
+	trusted bool
+}
+
+// fastPeer reads c's peer once, for all its requests.
+func (s *server) fastPeer(c net.Conn) fastClient {
+	ap := addrPort(c.RemoteAddr())
+	cl := fastClient{peer: ap.Addr(), port: ap.Port(), trusted: s.realIP.Trusts(ap.Addr())}
+	if s.alog != nil {
+		cl.remote = c.RemoteAddr().String()
+	}
+	return cl
+}
+
+// of returns the client of req and its address as the access log writes
+// it: the peer's, or the one a trusted proxy's header names.
+func (cl *fastClient) of(s *server, req *fastRequest) (netip.Addr, string) {
+	if !cl.trusted {
+		return cl.peer, cl.remote
+	}
+	v := req.fwdValue(s.realIP.Header())
+	if v == nil {
+		return cl.peer, cl.remote
+	}
+	client := s.realIP.Client(cl.peer, []string{bstr(v)})
+	remote := cl.remote
+	if client != cl.peer && s.alog != nil {
+		remote = netip.AddrPortFrom(client, cl.port).String()
+	}
+	return client, remote
+}
+
+// addrPort reads a connection's address; the zero AddrPort when it is not
+// an IP address.
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(t.IP)
+		return netip.AddrPortFrom(ip.Unmap(), uint16(t.Port))
+	}
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
 // idle marks c idle since now, as track does for http.StateIdle.
 func (s *server) idle(c net.Conn, now time.Time) {
 	if sc := connSlot(c); sc != nil {
@@ -584,7 +670,7 @@ var (
 // unchanged, when the responder declines.
 // start is when the request was read; answerFast returns the clock at the
 // end of the request.
-func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, remote string, start time.Time) ([]byte, time.Time, bool) {
+func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastClient, start time.Time) ([]byte, time.Time, bool) {
 	slot := -1
 	sc := connSlot(c)
 	if sc != nil {
@@ -610,9 +696,10 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, remote str
 	if req.head {
 		method = "HEAD"
 	}
+	client, remote := cl.of(s, req)
 	if s.board != nil && slot >= 0 {
 		ws = s.board.Worker(s.proc, slot)
-		ws.StartRequest(start, method, bstr(req.target), req.proto)
+		ws.StartRequest(start, client, method, bstr(req.target), req.proto)
 	}
 	header, body, ok := s.fast.ServeFast(bstr(req.path))
 	if !ok {

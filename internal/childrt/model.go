@@ -6,10 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/phasedhq/phased/internal/clientip"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
@@ -313,8 +315,15 @@ type ctxKey struct{}
 // ambiguously (see framingConn).
 func (s *server) scored(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.realIP != nil {
+			s.realClient(r)
+		}
 		if s.isDraining() || ambiguousFraming(r) {
 			w.Header().Set("Connection", "close")
+		}
+		if s.health.serves(r.URL.Path) {
+			s.health.ServeHTTP(w, r)
+			return
 		}
 		sc, _ := r.Context().Value(ctxKey{}).(*slotConn)
 		slot := -1
@@ -331,11 +340,30 @@ func (s *server) scored(h http.Handler) http.Handler {
 		}
 		ws := s.board.Worker(s.proc, slot)
 		start := time.Now()
-		ws.StartRequest(start, r.Method, r.RequestURI, r.Proto)
+		ws.StartRequest(start, clientip.FromRemoteAddr(r.RemoteAddr), r.Method, r.RequestURI, r.Proto)
 		cw := &countingWriter{ResponseWriter: w}
 		defer func() { s.endRequest(ws, start, cw.n) }()
 		h.ServeHTTP(cw, r)
 	})
+}
+
+// realClient makes r's RemoteAddr the client a trusted proxy's header
+// names (with the connection's port, as Apache's mod_remoteip), so that
+// everything after it (the status page's and health checks' allow lists,
+// the access log, the scoreboard, an app's X-Forwarded-For, CGI's
+// REMOTE_ADDR) sees the client, not the proxy.
+func (s *server) realClient(r *http.Request) {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !s.realIP.Trusts(peer.Addr()) {
+		return
+	}
+	values := r.Header.Values(s.realIP.Header())
+	if len(values) == 0 {
+		return
+	}
+	if c := s.realIP.Client(peer.Addr().Unmap(), values); c != peer.Addr().Unmap() {
+		r.RemoteAddr = netip.AddrPortFrom(c, peer.Port()).String()
+	}
 }
 
 // requestSlot takes a slot for a request in the event model: the one

@@ -41,7 +41,7 @@ import (
 )
 
 // Version is the contract version this build writes and reads.
-const Version = 4
+const Version = 5
 
 // Env is the one environment variable a master gives a child: the number of
 // the descriptor that carries the child's contract.
@@ -117,6 +117,13 @@ type Child struct {
 	Timeouts Timeouts `json:"timeouts"`
 	// Status is where the status page and the metrics are served.
 	Status Status `json:"status"`
+	// Health is where the liveness and readiness probes are answered.
+	Health Health `json:"health"`
+	// TrustedProxies are the networks (CIDRs) whose RealIPHeader, and
+	// PROXY header on a listener with ProxyProtocol, is believed.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	// RealIPHeader is the header a trusted proxy names the client in.
+	RealIPHeader string `json:"real_ip_header,omitempty"`
 	// Hooks are the child-init and child-exit exec hooks, in run order.
 	Hooks []Hook `json:"hooks,omitempty"`
 	// Static is the built-in child's static files; nil for Go app
@@ -151,6 +158,9 @@ type Listener struct {
 	// RedirectHTTPS, on a plain listener, answers every request with a 301
 	// to HTTPS on this port ("443": none in the URL).
 	RedirectHTTPS string `json:"redirect_https,omitempty"`
+	// ProxyProtocol requires a PROXY protocol header (v1 or v2) at the
+	// start of every connection, before TLS.
+	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
 }
 
 // TLS is a listener's HTTPS, with the certificates the master read (so a
@@ -217,6 +227,15 @@ type Status struct {
 	// SlowRequest is the duration above which a request counts as slow;
 	// 0 = off.
 	SlowRequest time.Duration `json:"slow_request,omitempty"`
+}
+
+// Health is where a child answers liveness and readiness probes.
+type Health struct {
+	// Liveness and Readiness are the paths; "" = off.
+	Liveness  string `json:"liveness,omitempty"`
+	Readiness string `json:"readiness,omitempty"`
+	// Allow are the networks (CIDRs) that may ask.
+	Allow []string `json:"allow,omitempty"`
 }
 
 // Hook is a child-init or child-exit exec hook.

@@ -1,6 +1,7 @@
 package scoreboard
 
 import (
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,7 @@ func BenchmarkRequest(b *testing.B) {
 		w := sb.Worker(0, 0)
 		b.ReportAllocs()
 		for b.Loop() {
-			w.StartRequest(now, "GET", "/index.html", "HTTP/1.1")
+			w.StartRequest(now, netip.Addr{}, "GET", "/index.html", "HTTP/1.1")
 			w.EndRequest(now, 1234)
 		}
 	})
@@ -29,7 +30,7 @@ func BenchmarkRequest(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			w := sb.Worker(0, int(next.Add(1)-1)%sb.ThreadsPerProc())
 			for pb.Next() {
-				w.StartRequest(now, "GET", "/index.html", "HTTP/1.1")
+				w.StartRequest(now, netip.Addr{}, "GET", "/index.html", "HTTP/1.1")
 				w.EndRequest(now, 1234)
 			}
 		})
@@ -46,7 +47,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		sb.Proc(i).SetPID(1000 + i)
 		for j := 0; j < sb.ThreadsPerProc(); j++ {
 			w := sb.Worker(i, j)
-			w.StartRequest(now, "GET", "/some/rather/long/path/to/a/resource.html?with=query", "HTTP/1.1")
+			w.StartRequest(now, netip.Addr{}, "GET", "/some/rather/long/path/to/a/resource.html?with=query", "HTTP/1.1")
 			w.EndRequest(now, 4096)
 			w.SetState(State(j % NumStates))
 		}

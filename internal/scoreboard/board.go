@@ -6,30 +6,32 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Segment layout, version 2 (version 1 had no connection count in a
-// ProcSlot). Every record starts on a 64-byte boundary and
+// Segment layout, version 3 (version 1 had no connection count in a
+// ProcSlot, version 2 no health word and heartbeat in the header and no
+// client address in a WorkerSlot). Every record starts on a 64-byte boundary and
 // every field is naturally aligned, so each one can be accessed with
 // sync/atomic straight in the mapping:
 //
 //	offset 0                       header (64 bytes)
 //	offset 64                      procs x ProcSlot (64 bytes each)
-//	offset 64 + procs*64           procs x threads x WorkerSlot (128 bytes
+//	offset 64 + procs*64           procs x threads x WorkerSlot (192 bytes
 //	                               each), proc-major: Worker(i, j) is record
 //	                               i*threads + j
 const (
 	// magic spells "phasedSB" when read as a big-endian number.
 	magic = 0x7068617365645342
 	// layoutVersion changes whenever the header or a slot record changes.
-	layoutVersion = 2
+	layoutVersion = 3
 
 	headerSize = 64
 	procSize   = 64
-	workerSize = 128
+	workerSize = 192
 
 	// lineSize is the fixed size of the request-line field.
 	lineSize  = 64
@@ -42,7 +44,9 @@ const (
 )
 
 // header is the start of every segment. Geometry fields are written once by
-// Create before the segment is shared; generation may change later.
+// Create before the segment is shared; generation may change later, health
+// and heartbeat are the master's word to the generation's children (see
+// SetStopping and Beat).
 type header struct {
 	magic      atomic.Uint64
 	version    atomic.Uint32
@@ -52,8 +56,14 @@ type header struct {
 	procSize   atomic.Uint32
 	workerSize atomic.Uint32
 	generation atomic.Int64
-	_          [24]byte
+	health     atomic.Uint32 // healthStopping
+	_          uint32
+	heartbeat  atomic.Int64 // unix nanoseconds of the master's last Beat; 0 = never
+	_          [8]byte
 }
+
+// The bits of header.health.
+const healthStopping = 1
 
 // Compile-time checks that the records have the sizes the layout promises.
 var (
@@ -260,6 +270,25 @@ func (b *Board) Generation() int { return int(b.hdr.generation.Load()) }
 // master sets it once after Create; Summary counts a worker as idle only
 // when its process's generation equals it, as mod_status does.
 func (b *Board) SetGeneration(g int) { b.hdr.generation.Store(int64(g)) }
+
+// SetStopping records that the master is stopping (a graceful stop began,
+// or a stop): from then on the generation's children answer their
+// readiness probe with 503, so load balancers send them nothing new while
+// they still serve. Only the master calls it; it cannot be undone.
+func (b *Board) SetStopping() { b.hdr.health.Or(healthStopping) }
+
+// Stopping reports whether SetStopping was called. It is one atomic load:
+// children read it on every readiness probe.
+func (b *Board) Stopping() bool { return b.hdr.health.Load()&healthStopping != 0 }
+
+// Beat records that the master's event loop ran at now. The master beats
+// every board it owns a few times a second, and children answer their
+// liveness probe from how long ago the last beat was (Heartbeat).
+func (b *Board) Beat(now time.Time) { b.hdr.heartbeat.Store(now.UnixNano()) }
+
+// Heartbeat returns when the master last called Beat; the zero Time if it
+// never did.
+func (b *Board) Heartbeat() time.Time { return unixTime(b.hdr.heartbeat.Load()) }
 
 // Proc returns the record of process slot i (0 <= i < Procs). It panics if i
 // is out of range.

@@ -2,6 +2,7 @@ package scoreboard
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,7 +85,7 @@ func TestStates(t *testing.T) {
 
 func TestLayout(t *testing.T) {
 	b := newBoard(t, 3, 5)
-	if got := len(b.mem); got != 64+3*64+15*128 {
+	if got := len(b.mem); got != 64+3*64+15*192 {
 		t.Errorf("segment is %d bytes", got)
 	}
 	for i := 0; i < 3; i++ {
@@ -98,9 +99,9 @@ func TestLayout(t *testing.T) {
 		}
 	}
 	first := uintptr(unsafe.Pointer(b.Worker(0, 0)))
-	if last := uintptr(unsafe.Pointer(b.Worker(2, 4))); last+128 != uintptr(unsafe.Pointer(&b.mem[0]))+uintptr(len(b.mem)) {
+	if last := uintptr(unsafe.Pointer(b.Worker(2, 4))); last+192 != uintptr(unsafe.Pointer(&b.mem[0]))+uintptr(len(b.mem)) {
 		t.Errorf("last worker does not end the segment")
-	} else if last-first != 14*128 {
+	} else if last-first != 14*192 {
 		t.Errorf("workers are not contiguous, proc-major")
 	}
 	target, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(b.File().Fd())))
@@ -166,7 +167,7 @@ func TestBoardReadWrite(t *testing.T) {
 	w := b.Worker(0, 1)
 	w.SetState(Idle)
 	w.StartConn()
-	w.StartRequest(t0, "GET", "/index.html?q=1", "HTTP/1.1")
+	w.StartRequest(t0, netip.Addr{}, "GET", "/index.html?q=1", "HTTP/1.1")
 	if w.State() != Writing {
 		t.Errorf("state after StartRequest = %v, want writing", w.State())
 	}
@@ -176,7 +177,7 @@ func TestBoardReadWrite(t *testing.T) {
 	}
 	w.EndRequest(t0.Add(5*time.Millisecond), 1234)
 	w.SetState(KeepAlive)
-	w.StartRequest(t0.Add(time.Second), "POST", "/form", "HTTP/1.1")
+	w.StartRequest(t0.Add(time.Second), netip.MustParseAddr("192.0.2.7"), "POST", "/form", "HTTP/1.1")
 	w.EndRequest(t0.Add(time.Second+2*time.Millisecond), 10)
 	w.SetState(KeepAlive)
 
@@ -190,6 +191,7 @@ func TestBoardReadWrite(t *testing.T) {
 		LastDuration: 2 * time.Millisecond,
 		RequestLine:  "POST /form HTTP/1.1",
 		ConnCount:    2,
+		Client:       netip.MustParseAddr("192.0.2.7"),
 	}
 	if !equalInfo(got, want) {
 		t.Errorf("Snapshot() =\n  %+v\nwant\n  %+v", got, want)
@@ -249,7 +251,62 @@ func TestBoardReadWrite(t *testing.T) {
 func equalInfo(a, b WorkerInfo) bool {
 	return a.State == b.State && a.Requests == b.Requests && a.Bytes == b.Bytes &&
 		a.LastUsed.Equal(b.LastUsed) && a.RequestStart.Equal(b.RequestStart) &&
-		a.LastDuration == b.LastDuration && a.RequestLine == b.RequestLine && a.ConnCount == b.ConnCount
+		a.LastDuration == b.LastDuration && a.RequestLine == b.RequestLine && a.ConnCount == b.ConnCount &&
+		a.Client == b.Client
+}
+
+// TestClient: the client's address goes with the request: IPv4 as IPv4,
+// IPv6 as IPv6, unknown as the zero Addr, and each request replaces the
+// last one's.
+func TestClient(t *testing.T) {
+	b := newBoard(t, 1, 1)
+	w := b.Worker(0, 0)
+	for _, c := range []string{"192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1", ""} {
+		var a netip.Addr
+		if c != "" {
+			a = netip.MustParseAddr(c)
+		}
+		w.StartRequest(time.Now(), a, "GET", "/", "HTTP/1.1")
+		want := a.Unmap()
+		if got := w.Snapshot().Client; got != want {
+			t.Errorf("client %q reads back %v, want %v", c, got, want)
+		}
+	}
+}
+
+// TestHealth: the master's word to children, stopping and its heartbeat,
+// is in the header, seen through another mapping of the segment.
+func TestHealth(t *testing.T) {
+	b, err := Create("health", 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dup, err := dupFile(b.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(dup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Stopping() || !c.Heartbeat().IsZero() {
+		t.Fatalf("a new board: stopping %v, heartbeat %v", c.Stopping(), c.Heartbeat())
+	}
+	now := time.Unix(1700000000, 123)
+	b.Beat(now)
+	if got := c.Heartbeat(); !got.Equal(now) {
+		t.Errorf("heartbeat %v, want %v", got, now)
+	}
+	b.SetStopping()
+	b.SetStopping()
+	if !c.Stopping() {
+		t.Error("SetStopping not seen")
+	}
+	if c.Generation() != 0 {
+		t.Error("SetStopping touched the generation")
+	}
 }
 
 // TestSummaryRules replays mod_status's rules for idle and busy workers.
@@ -309,8 +366,8 @@ func TestRequestLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// A longer line first, so leftovers would show.
-			w.StartRequest(time.Now(), "GET", long, "HTTP/1.1")
-			w.StartRequest(time.Now(), tt.method, tt.uri, tt.proto)
+			w.StartRequest(time.Now(), netip.Addr{}, "GET", long, "HTTP/1.1")
+			w.StartRequest(time.Now(), netip.Addr{}, tt.method, tt.uri, tt.proto)
 			got := w.Snapshot().RequestLine
 			if got != tt.want {
 				t.Errorf("line %q (%d bytes), want %q", got, len(got), tt.want)
@@ -335,7 +392,7 @@ func TestClearProc(t *testing.T) {
 		t.Fatalf("Conns = %d after 3 accepted and 1 closed, want 2", pi.Conns)
 	}
 	w := b.Worker(1, 0)
-	w.StartRequest(time.Now(), "GET", "/last", "HTTP/1.1")
+	w.StartRequest(time.Now(), netip.Addr{}, "GET", "/last", "HTTP/1.1")
 	w.EndRequest(time.Now(), 5)
 	b.Worker(1, 1).SetState(Idle)
 	// The child died between the two halves of an update.
@@ -366,7 +423,7 @@ func TestClearProc(t *testing.T) {
 func TestStuckWriter(t *testing.T) {
 	b := newHeapBoard(t, 1, 1)
 	w := b.Worker(0, 0)
-	w.StartRequest(time.Now(), "GET", "/", "HTTP/1.1")
+	w.StartRequest(time.Now(), netip.Addr{}, "GET", "/", "HTTP/1.1")
 	w.beginWrite()
 	start := time.Now()
 	if got := w.Snapshot().RequestLine; got != "GET / HTTP/1.1" {
@@ -388,7 +445,7 @@ func TestStuckWriter(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	b := newBoard(t, 2, 3)
-	b.Worker(1, 2).StartRequest(time.Unix(5, 0), "GET", "/shared", "HTTP/1.1")
+	b.Worker(1, 2).StartRequest(time.Unix(5, 0), netip.Addr{}, "GET", "/shared", "HTTP/1.1")
 
 	// Open a second mapping through the memfd's /proc link, as a child
 	// would through its inherited descriptor.
@@ -453,7 +510,7 @@ func TestOpenErrors(t *testing.T) {
 		{name: "wrong version", content: patch(8, 99), invalid: true, want: "layout version 99"},
 		{name: "wrong record size", content: patch(28, 96), invalid: true, want: "record sizes"},
 		{name: "zero procs", content: patch(16, 0), invalid: true, want: "must be positive"},
-		{name: "truncated", content: func(m []byte) []byte { return m[:len(m)-128] }, invalid: true, want: "need"},
+		{name: "truncated", content: func(m []byte) []byte { return m[:len(m)-192] }, invalid: true, want: "need"},
 		{name: "too long", content: func(m []byte) []byte { return append(m, make([]byte, 4096)...) }, invalid: true, want: "need"},
 		{name: "geometry larger than file", content: patch(20, 1000), invalid: true, want: "2 procs x 1000 threads need"},
 		{
@@ -576,7 +633,7 @@ func TestNoAllocs(t *testing.T) {
 	now := time.Now()
 	n := testing.AllocsPerRun(100, func() {
 		w.StartConn()
-		w.StartRequest(now, "GET", "/index.html", "HTTP/1.1")
+		w.StartRequest(now, netip.Addr{}, "GET", "/index.html", "HTTP/1.1")
 		w.EndRequest(now, 512)
 		w.SetState(KeepAlive)
 	})
@@ -639,4 +696,13 @@ func TestCountersHistogram(t *testing.T) {
 	if c.MaxQueue(0) != 5 {
 		t.Fatalf("max queue %d", c.MaxQueue(0))
 	}
+}
+
+// dupFile returns a new descriptor of f's file, as a child inherits one.
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "dup"), nil
 }

@@ -53,6 +53,11 @@ const (
 	// them.
 	AccessLogDroppedLines
 	AccessLogWriteErrors
+	// ProxyRejected counts connections children closed on a listener with
+	// proxy_protocol because they did not start with a valid PROXY header
+	// (none, a malformed one, one that took longer than
+	// timeouts.read_header) or came from a peer outside trusted_proxies.
+	ProxyRejected
 	numCounters
 )
 

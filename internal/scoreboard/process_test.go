@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -71,13 +72,13 @@ func TestHelperProcess(t *testing.T) {
 		t0 := time.Unix(1700000000, 0)
 		w := b.Worker(1, 0)
 		w.StartConn()
-		w.StartRequest(t0, "GET", "/from-child", "HTTP/1.1")
+		w.StartRequest(t0, netip.Addr{}, "GET", "/from-child", "HTTP/1.1")
 		w.EndRequest(t0.Add(3*time.Millisecond), 1234)
-		w.StartRequest(t0.Add(time.Second), "HEAD", "/again", "HTTP/1.1")
+		w.StartRequest(t0.Add(time.Second), netip.Addr{}, "HEAD", "/again", "HTTP/1.1")
 		w.EndRequest(t0.Add(time.Second+time.Millisecond), 0)
 		w.SetState(KeepAlive)
 		b.Worker(1, 1).SetState(Idle)
-		b.Worker(1, 2).StartRequest(t0.Add(2*time.Second), "POST", "/upload", "HTTP/2.0")
+		b.Worker(1, 2).StartRequest(t0.Add(2*time.Second), netip.Addr{}, "POST", "/upload", "HTTP/2.0")
 		fmt.Println("done")
 	case "churn":
 		// A busy worker in slot (0, 1), until the parent closes stdin.

@@ -2,6 +2,7 @@ package scoreboard
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ func churnURI(k uint64) string {
 // requests finished, and runs until stop reports true.
 func churn(w *WorkerSlot, served *atomic.Uint64, stop func() bool) {
 	for k := uint64(1); !stop(); k++ {
-		w.StartRequest(time.Unix(0, int64(k)), "GET", churnURI(k), "HTTP/1.1")
+		w.StartRequest(time.Unix(0, int64(k)), netip.Addr{}, "GET", churnURI(k), "HTTP/1.1")
 		w.EndRequest(time.Unix(0, int64(k)+1000), int64(k))
 		served.Store(k)
 	}

@@ -2,6 +2,7 @@ package scoreboard
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -142,7 +143,7 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 
 // WorkerSlot is the record of one worker (one thread of a worker child, or
 // the single worker of a prefork child), living in the shared segment; get
-// one with Board.Worker. It is two cache lines, so workers updating
+// one with Board.Worker. It is three whole cache lines, so workers updating
 // neighbouring slots do not slow each other down. A WorkerSlot must not be
 // copied.
 //
@@ -153,7 +154,8 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 // atomic loads and stores on the shared memory: no lock, no system call, no
 // allocation.
 //
-// The request line, the request start time and the counters are guarded by
+// The request line, the client's address, the request start time and the
+// counters are guarded by
 // a sequence lock: the writer makes seq odd, writes, and makes it even again;
 // a reader retries until it read the same even seq before and after. So
 // Snapshot never returns half of one request line and half of another. The
@@ -172,6 +174,8 @@ type WorkerSlot struct {
 	reqStart  atomic.Int64 // unix nanoseconds, 0 = never
 	lastDur   atomic.Int64 // nanoseconds
 	line      [lineWords]atomic.Uint64
+	client    [2]atomic.Uint64 // the client's address, 16 bytes (IPv4 mapped); zero = unknown
+	_         [48]byte
 }
 
 // WorkerInfo is a consistent copy of a WorkerSlot, taken by
@@ -197,6 +201,11 @@ type WorkerInfo struct {
 	// ConnCount is the number of requests served on the current
 	// connection (reset by StartConn).
 	ConnCount uint64
+	// Client is the address of the client of the current (or last)
+	// request (mod_status's Client): the real one when a proxy said who
+	// it was (PROXY protocol, a trusted X-Forwarded-For). The zero Addr
+	// if unknown.
+	Client netip.Addr
 }
 
 // SetState records what the worker is doing.
@@ -225,13 +234,14 @@ func (w *WorkerSlot) StartConn() {
 	w.endWrite(s)
 }
 
-// StartRequest records that the worker began handling a request at now:
-// the state becomes Writing (Apache's SERVER_BUSY_WRITE: the request has
-// been read and the reply is under way), and the start time and the request
-// line "method uri proto" are recorded. The line is cut to 64 bytes, at a
-// UTF-8 boundary. Only the slot's owner may call it; it neither allocates
-// nor makes a system call.
-func (w *WorkerSlot) StartRequest(now time.Time, method, uri, proto string) {
+// StartRequest records that the worker began handling a request at now
+// from client: the state becomes Writing (Apache's SERVER_BUSY_WRITE: the
+// request has been read and the reply is under way), and the start time,
+// the client's address (the zero Addr when unknown) and the request line
+// "method uri proto" are recorded. The line is cut to 64 bytes, at a UTF-8
+// boundary. Only the slot's owner may call it; it neither allocates nor
+// makes a system call.
+func (w *WorkerSlot) StartRequest(now time.Time, client netip.Addr, method, uri, proto string) {
 	var buf [lineSize]byte
 	n := copy(buf[:], method)
 	n += copy(buf[n:], " ")
@@ -248,8 +258,14 @@ func (w *WorkerSlot) StartRequest(now time.Time, method, uri, proto string) {
 			n = k
 		}
 	}
+	var ip [16]byte
+	if client.IsValid() {
+		ip = client.As16()
+	}
 	s := w.beginWrite()
 	w.reqStart.Store(now.UnixNano())
+	w.client[0].Store(binary.LittleEndian.Uint64(ip[:8]))
+	w.client[1].Store(binary.LittleEndian.Uint64(ip[8:]))
 	for i := 0; i < (n+7)/8; i++ {
 		w.line[i].Store(binary.LittleEndian.Uint64(buf[i*8:]))
 	}
@@ -318,6 +334,14 @@ func (w *WorkerSlot) read(info *WorkerInfo, line *[lineSize]byte) int {
 			info.LastUsed = unixTime(w.lastUsed.Load())
 			info.RequestStart = unixTime(w.reqStart.Load())
 			info.LastDuration = time.Duration(w.lastDur.Load())
+			c0, c1 := w.client[0].Load(), w.client[1].Load()
+			info.Client = netip.Addr{}
+			if c0|c1 != 0 {
+				var ip [16]byte
+				binary.LittleEndian.PutUint64(ip[:8], c0)
+				binary.LittleEndian.PutUint64(ip[8:], c1)
+				info.Client = netip.AddrFrom16(ip).Unmap()
+			}
 			n := min(int(w.lineLen.Load()), lineSize)
 			for i := 0; i < (n+7)/8; i++ {
 				binary.LittleEndian.PutUint64(line[i*8:], w.line[i].Load())
