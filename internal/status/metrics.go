@@ -48,6 +48,7 @@ var (
 		"status (an unasked exit with a status) or child_init (their child-init hooks failed).", []string{"cause"}, nil)
 	alogDropDesc = prometheus.NewDesc("phased_access_log_dropped_lines_total", "Access-log lines the children lost to failed writes (a full disk, an I/O error) since the master started; the error log says why.", nil, nil)
 	alogErrDesc  = prometheus.NewDesc("phased_access_log_write_errors_total", "Failed writes to the access log since the master started; each loses the batch of lines it carried.", nil, nil)
+	proxyRejDesc = prometheus.NewDesc("phased_proxy_protocol_rejected_total", "Connections children closed on a listener with proxy_protocol because they did not start with a valid PROXY header in time, or came from outside trusted_proxies; none was served.", nil, nil)
 	maxDesc      = prometheus.NewDesc("phased_max_children_reached_total", "Maintenance ticks that wanted more children than the MPM's limit allows.", nil, nil)
 	durDesc      = prometheus.NewDesc("phased_request_duration_seconds", "How long requests took, from the children, since the master started.", nil, nil)
 )
@@ -56,7 +57,7 @@ type collector struct{ m *Module }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{workersDesc, slotsDesc, procsDesc, reqDesc, bytesDesc, countDesc, restartDesc, queueDesc, limitDesc,
-		maxQDesc, acceptDesc, slowDesc, cutDesc, alogDropDesc, alogErrDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc, certDesc} {
+		maxQDesc, acceptDesc, slowDesc, cutDesc, alogDropDesc, alogErrDesc, proxyRejDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc, certDesc} {
 		ch <- d
 	}
 }
@@ -134,6 +135,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(cutDesc, prometheus.CounterValue, float64(k.Get(scoreboard.ConnectionsCut)))
 		ch <- prometheus.MustNewConstMetric(alogDropDesc, prometheus.CounterValue, float64(k.Get(scoreboard.AccessLogDroppedLines)))
 		ch <- prometheus.MustNewConstMetric(alogErrDesc, prometheus.CounterValue, float64(k.Get(scoreboard.AccessLogWriteErrors)))
+		ch <- prometheus.MustNewConstMetric(proxyRejDesc, prometheus.CounterValue, float64(k.Get(scoreboard.ProxyRejected)))
 		ch <- prometheus.MustNewConstMetric(maxDesc, prometheus.CounterValue, float64(k.Get(scoreboard.MaxChildrenReached)))
 		for _, g := range k.Generations() {
 			gen := strconv.Itoa(g.Generation)

@@ -4,8 +4,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
@@ -117,5 +120,29 @@ func TestWrap(t *testing.T) {
 	}
 	if _, err := New(Options{Path: "/s", Allow: []string{"10.0.0.0/33"}, Board: m.board, Counters: k}); err == nil || !strings.Contains(err.Error(), "status.allow") {
 		t.Errorf("New with a bad network = %v", err)
+	}
+}
+
+// TestClientColumn: the page shows each worker's client (mod_status's
+// Client), in HTML and ?json, as the scoreboard recorded it.
+func TestClientColumn(t *testing.T) {
+	k, err := scoreboard.CreateCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	m := module(t, k)
+	b := m.board.(*scoreboard.Board)
+	b.Proc(0).SetPID(os.Getpid())
+	b.Worker(0, 0).StartRequest(time.Now(), netip.MustParseAddr("198.51.100.23"), "GET", "/x", "HTTP/1.1")
+	b.Worker(0, 1).StartRequest(time.Now(), netip.Addr{}, "GET", "/y", "HTTP/1.1")
+	for q, want := range map[string]string{"": "<td>198.51.100.23</td><td>GET /x HTTP/1.1</td>", "?json": `"client": "198.51.100.23"`} {
+		req := httptest.NewRequest("GET", "/server-status"+q, nil)
+		req.RemoteAddr = "192.0.2.7:1"
+		rec := httptest.NewRecorder()
+		m.Wrap(http.NotFoundHandler()).ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("status%s lacks %q:\n%s", q, want, rec.Body.String())
+		}
 	}
 }

@@ -364,15 +364,18 @@ type ProcessStatus struct {
 
 // WorkerStatus is one worker slot that has served or is serving.
 type WorkerStatus struct {
-	Slot        string  `json:"slot"` // "process-thread", as Apache's Srv
-	PID         int     `json:"pid"`
-	Generation  int     `json:"generation"`
-	State       string  `json:"state"`
-	Requests    uint64  `json:"requests"`
-	Bytes       uint64  `json:"bytes"`
-	SinceLast   float64 `json:"seconds_since_last_request"`
-	LastMillis  int64   `json:"last_request_ms"`
-	RequestLine string  `json:"request"`
+	Slot       string  `json:"slot"` // "process-thread", as Apache's Srv
+	PID        int     `json:"pid"`
+	Generation int     `json:"generation"`
+	State      string  `json:"state"`
+	Requests   uint64  `json:"requests"`
+	Bytes      uint64  `json:"bytes"`
+	SinceLast  float64 `json:"seconds_since_last_request"`
+	LastMillis int64   `json:"last_request_ms"`
+	// Client is the address of the current (or last) request's client,
+	// the real one behind a PROXY header or a trusted proxy; "" if unknown.
+	Client      string `json:"client"`
+	RequestLine string `json:"request"`
 }
 
 func (p *Module) collect(r *http.Request) Status {
@@ -431,6 +434,9 @@ func (p *Module) collect(r *http.Request) Status {
 			ws := WorkerStatus{Slot: fmt.Sprintf("%d-%d", i, j), PID: proc.PID, Generation: proc.Generation,
 				State: string(w.State.Letter()), Requests: w.Requests, Bytes: w.Bytes,
 				LastMillis: w.LastDuration.Milliseconds(), RequestLine: w.RequestLine}
+			if w.Client.IsValid() {
+				ws.Client = w.Client.String()
+			}
 			if !w.LastUsed.IsZero() {
 				ws.SinceLast = now.Sub(w.LastUsed).Round(time.Millisecond).Seconds()
 			}
@@ -655,10 +661,10 @@ func (st Status) writeHTML(w io.Writer) {
 	b.WriteString("<p>Scoreboard Key: <code>_</code> waiting for connection, <code>S</code> starting up, <code>R</code> reading request, " +
 		"<code>W</code> sending reply, <code>K</code> keepalive, <code>C</code> closing connection, <code>L</code> logging, " +
 		"<code>G</code> gracefully finishing, <code>I</code> idle cleanup, <code>.</code> open slot with no current process</p>\n")
-	b.WriteString("<table id=\"workers\"><tr><th>Srv</th><th>PID</th><th>Gen</th><th>Acc</th><th>M</th><th>SS</th><th>Req</th><th>Bytes</th><th>Request</th></tr>\n")
+	b.WriteString("<table id=\"workers\"><tr><th>Srv</th><th>PID</th><th>Gen</th><th>Acc</th><th>M</th><th>SS</th><th>Req</th><th>Bytes</th><th>Client</th><th>Request</th></tr>\n")
 	for _, ws := range st.Workers {
-		fmt.Fprintf(&b, "<tr><td>%s</td><td>%d</td><td>%d</td><td>%d</td><td><b>%s</b></td><td>%.0f</td><td>%d</td><td>%d</td><td>%s</td></tr>\n",
-			ws.Slot, ws.PID, ws.Generation, ws.Requests, e(ws.State), ws.SinceLast, ws.LastMillis, ws.Bytes, e(ws.RequestLine))
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%d</td><td>%d</td><td>%d</td><td><b>%s</b></td><td>%.0f</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td></tr>\n",
+			ws.Slot, ws.PID, ws.Generation, ws.Requests, e(ws.State), ws.SinceLast, ws.LastMillis, ws.Bytes, e(ws.Client), e(ws.RequestLine))
 	}
 	b.WriteString("</table>\n<hr /><address>phased</address>\n</body></html>\n")
 	io.WriteString(w, b.String())
