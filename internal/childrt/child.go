@@ -101,6 +101,7 @@ type Runtime struct {
 	status    *status.Module
 	health    *health
 	realIP    *clientip.Resolver
+	trusted   clientip.Nets // trusted_proxies
 	events    *os.File
 	access    *accesslog.Writer
 	format    accesslog.Format
@@ -205,11 +206,10 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		return nil, fmt.Errorf("health.allow: %w", err)
 	}
 	r.health = newHealth(c.Health.Liveness, c.Health.Readiness, allow, r.board)
-	trusted, err := clientip.ParseNets(c.TrustedProxies)
-	if err != nil {
+	if r.trusted, err = clientip.ParseNets(c.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted_proxies: %w", err)
 	}
-	if r.realIP, err = clientip.NewResolver(trusted, cmp.Or(c.RealIPHeader, clientip.XForwardedFor)); err != nil {
+	if r.realIP, err = clientip.NewResolver(r.trusted, cmp.Or(c.RealIPHeader, clientip.XForwardedFor)); err != nil {
 		return nil, fmt.Errorf("real_ip_header: %w", err)
 	}
 	if c.Tickets != "" {
@@ -548,6 +548,7 @@ func newServer(r *Runtime, h http.Handler) *server {
 			s.board.Worker(s.proc, j).SetState(scoreboard.Starting)
 		}
 	}
+	s.wrapProxy(r)
 	s.wrapTLS(r)
 	s.srv = &http.Server{
 		Protocols:         s.protocols(r),

@@ -366,8 +366,9 @@ func connSlot(c net.Conn) *slotConn {
 	case *slotConn:
 		return c
 	case *replayConn:
-		sc, _ := c.Conn.(*slotConn)
-		return sc
+		return connSlot(c.Conn)
+	case *proxyConn:
+		return connSlot(c.Conn)
 	case *tls.Conn:
 		return connSlot(c.NetConn())
 	case *framingConn:
@@ -449,13 +450,23 @@ func (s *server) serveFast(c net.Conn) {
 		putOut()
 	}()
 	to := s.timeouts
+	sock := c // what raw system calls may read and write
+	if pc, ok := c.(*proxyConn); ok {
+		// The PROXY header first; what came after it in the same read
+		// is the start of the first request.
+		if pc.handshake() != nil {
+			return
+		}
+		in = append(in, pc.buffered()...)
+		sock = pc.Conn
+	}
 	// The fast path reads and writes with raw system calls (rawio.go).
 	var (
 		rd io.Reader = c
 		wr io.Writer = c
 	)
 	if rawIOEnabled {
-		if r := newRawIO(c); r != nil {
+		if r := newRawIO(sock); r != nil {
 			rd, wr = r, r
 		}
 	}
