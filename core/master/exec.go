@@ -52,6 +52,8 @@ func (m *Master) do(a supervisor.Action) supervisor.Event {
 		}
 	case supervisor.Reply:
 		m.answer(a)
+	case supervisor.ReleaseListeners:
+		m.lns.Close()
 	case supervisor.Stopping:
 		m.stopping = true
 		for _, g := range m.gens {

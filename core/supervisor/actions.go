@@ -120,22 +120,30 @@ type HandOver struct{}
 // answers 503 from now on (scoreboard.Board.SetStopping).
 type Stopping struct{}
 
-func (Spawn) action()           {}
-func (Stopping) action()        {}
-func (Signal) action()          {}
-func (Reply) action()           {}
-func (Notify) action()          {}
-func (Log) action()             {}
-func (Count) action()           {}
-func (RunPass) action()         {}
-func (Maintain) action()        {}
-func (KillMPM) action()         {}
-func (RelaunchMPM) action()     {}
-func (CommitListeners) action() {}
-func (Rollback) action()        {}
-func (GenerationDone) action()  {}
-func (Ready) action()           {}
-func (TakeOver) action()        {}
-func (StartUpgrade) action()    {}
-func (AbortUpgrade) action()    {}
-func (HandOver) action()        {}
+// ReleaseListeners lets go of the master's copies of the listening
+// sockets: the master stops, and no child will be started again. Once the
+// draining children have closed theirs too, the kernel refuses new
+// connections (a balancer or client fails over at once) instead of
+// queueing them for nobody and resetting them when the master exits.
+type ReleaseListeners struct{}
+
+func (Spawn) action()            {}
+func (Stopping) action()         {}
+func (ReleaseListeners) action() {}
+func (Signal) action()           {}
+func (Reply) action()            {}
+func (Notify) action()           {}
+func (Log) action()              {}
+func (Count) action()            {}
+func (RunPass) action()          {}
+func (Maintain) action()         {}
+func (KillMPM) action()          {}
+func (RelaunchMPM) action()      {}
+func (CommitListeners) action()  {}
+func (Rollback) action()         {}
+func (GenerationDone) action()   {}
+func (Ready) action()            {}
+func (TakeOver) action()         {}
+func (StartUpgrade) action()     {}
+func (AbortUpgrade) action()     {}
+func (HandOver) action()         {}

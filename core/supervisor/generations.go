@@ -323,6 +323,7 @@ func (s *Supervisor) beginStop(graceful bool, req RequestID) {
 			s.announceStop()
 		}
 		s.stop = &stopping{graceful: graceful}
+		s.emit(ReleaseListeners{})
 		if s.pending != nil && s.pending.req != 0 {
 			s.reply(s.pending.req, false, errStopping.Error())
 		}

@@ -333,6 +333,11 @@ func hasStopping(acts []Action) bool {
 	return slices.ContainsFunc(acts, func(a Action) bool { _, ok := a.(Stopping); return ok })
 }
 
+// hasRelease reports whether acts let go of the master's listening sockets.
+func hasRelease(acts []Action) bool {
+	return slices.ContainsFunc(acts, func(a Action) bool { _, ok := a.(ReleaseListeners); return ok })
+}
+
 func e2eSorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
 // startDelayed starts generation 1 with n children and a drain delay.
@@ -355,7 +360,7 @@ func TestGracefulStopDrainDelay(t *testing.T) {
 	h := newHarness(t)
 	pids := h.startDelayed(2, 5*time.Second)
 	acts := h.do(Command{Req: 1, Cmd: CmdGracefulStop})
-	if !hasStopping(acts) || !has(acts, Notify{States: []string{"STOPPING=1"}}) || len(h.signals(acts)) > 0 || len(replies(acts)) > 0 {
+	if !hasStopping(acts) || !has(acts, Notify{States: []string{"STOPPING=1"}}) || len(h.signals(acts)) > 0 || len(replies(acts)) > 0 || hasRelease(acts) {
 		t.Fatalf("graceful stop with a drain delay: %v", acts)
 	}
 	if !hasLog(acts, "readiness answers 503") || logAttr(acts, "graceful stop: readiness answers 503; serving on until the drain delay is over", "drain_delay") != "5s" {
@@ -388,7 +393,7 @@ func TestGracefulStopDrainDelay(t *testing.T) {
 	for _, p := range live {
 		want = append(want, itoa(p)+":drain")
 	}
-	if got := h.signals(acts); !slices.Equal(e2eSorted(got), e2eSorted(want)) || !hasLog(acts, "drain delay over; draining") {
+	if got := h.signals(acts); !slices.Equal(e2eSorted(got), e2eSorted(want)) || !hasLog(acts, "drain delay over; draining") || !hasRelease(acts) {
 		t.Fatalf("delay over: signals %v, want %v; %v", got, want, acts)
 	}
 	if has(acts, Notify{States: []string{"STOPPING=1"}}) {
@@ -425,7 +430,7 @@ func TestStoppingWithoutDelay(t *testing.T) {
 		h := newHarness(t)
 		pid := h.startServing(1)[0]
 		acts := h.do(Command{Cmd: cmd})
-		if !hasStopping(acts) || !slices.Equal(h.signals(acts), []string{itoa(pid) + ":drain"}) {
+		if !hasStopping(acts) || !hasRelease(acts) || !slices.Equal(h.signals(acts), []string{itoa(pid) + ":drain"}) {
 			t.Fatalf("%s: %v", cmd, acts)
 		}
 	}
