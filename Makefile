@@ -38,11 +38,12 @@ bench: build
 	$(GO) run ./bench/startup -n 10 -bin $(BIN)
 	bench/compare/run.sh
 
-## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation (root; about 16 min); tables in bench/reliability/RESULTS.md
+## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation, then a rolling deploy of three instances behind HAProxy (root; about 20 min); tables in bench/reliability/RESULTS.md and bench/cluster/RESULTS.md
 soak: build
-	@command -v ab >/dev/null && command -v wrk >/dev/null && command -v nginx >/dev/null && [ -x /usr/sbin/apache2 ] || \
-	  { apt-get update -qq && apt-get install -y -qq apache2 apache2-utils nginx wrk; }
+	@command -v ab >/dev/null && command -v wrk >/dev/null && command -v nginx >/dev/null && [ -x /usr/sbin/apache2 ] && command -v haproxy >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq apache2 apache2-utils nginx wrk haproxy; }
 	$(GO) run ./bench/reliability
+	$(GO) run ./bench/reliability -cluster
 
 ## bench-mpm: req/s, p99 and RSS of each MPM vs one Go process and Apache prefork (root; about 7 min)
 bench-mpm: build

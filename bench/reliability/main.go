@@ -207,6 +207,20 @@ func run() int {
 		return fatal(err)
 	}
 
+	if *clusterMode {
+		if !flagSet("conc") {
+			*concs = "8"
+		}
+		if !flagSet("results") {
+			*results = "bench/cluster/RESULTS.md"
+		}
+		cls, kaList, cs, err := clientSettings(*clients, *kas, *concs)
+		if err != nil {
+			return fatal(err)
+		}
+		return runCluster(phasedBin, cls, kaList, cs, o, *results, cmdline)
+	}
+
 	var kinds []kind
 	for _, s := range split(*servers) {
 		switch s {
@@ -220,35 +234,9 @@ func run() int {
 			return fatal(fmt.Errorf("unknown server %q", s))
 		}
 	}
-	var cls []client
-	for _, c := range split(*clients) {
-		switch c {
-		case "go":
-			cls = append(cls, goClient{})
-		case "ab":
-			cls = append(cls, abClient{})
-		case "wrk":
-			cls = append(cls, wrkClient{})
-		default:
-			return fatal(fmt.Errorf("unknown client %q", c))
-		}
-		if c != "go" {
-			if _, err := exec.LookPath(c); err != nil {
-				return fatal(fmt.Errorf("%s not found (apt-get install -y apache2-utils wrk)", c))
-			}
-		}
-	}
-	var cs []int
-	for _, s := range split(*concs) {
-		var n int
-		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
-			return fatal(fmt.Errorf("bad concurrency %q", s))
-		}
-		cs = append(cs, n)
-	}
-	var kaList []bool
-	for _, s := range split(*kas) {
-		kaList = append(kaList, s == "on" || s == "true" || s == "1")
+	cls, kaList, cs, err := clientSettings(*clients, *kas, *concs)
+	if err != nil {
+		return fatal(err)
 	}
 	only := split(*ops)
 
@@ -308,6 +296,41 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// clientSettings reads -clients, -keepalive and -conc.
+func clientSettings(clients, kas, concs string) ([]client, []bool, []int, error) {
+	var cls []client
+	for _, c := range split(clients) {
+		switch c {
+		case "go":
+			cls = append(cls, goClient{})
+		case "ab":
+			cls = append(cls, abClient{})
+		case "wrk":
+			cls = append(cls, wrkClient{})
+		default:
+			return nil, nil, nil, fmt.Errorf("unknown client %q", c)
+		}
+		if c != "go" {
+			if _, err := exec.LookPath(c); err != nil {
+				return nil, nil, nil, fmt.Errorf("%s not found (apt-get install -y apache2-utils wrk)", c)
+			}
+		}
+	}
+	var cs []int
+	for _, s := range split(concs) {
+		var n int
+		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
+			return nil, nil, nil, fmt.Errorf("bad concurrency %q", s)
+		}
+		cs = append(cs, n)
+	}
+	var kaList []bool
+	for _, s := range split(kas) {
+		kaList = append(kaList, s == "on" || s == "true" || s == "1")
+	}
+	return cls, kaList, cs, nil
 }
 
 func summary(c cell) string {

@@ -36,6 +36,17 @@ func (r LoadResult) String() string {
 // exactly the failures these tests exist to catch. With keepAlive, a client
 // reuses its connection until the server answers "Connection: close".
 func Load(addr, path string, clients int, keepAlive bool, limit int, stop <-chan struct{}) LoadResult {
+	return LoadFrom("", addr, path, clients, keepAlive, limit, stop)
+}
+
+// LoadFrom is Load with the clients' connections bound to the source
+// address src ("127.0.0.2"; "" lets the system choose), so that a test can
+// tell them from a proxy's in a server's logs.
+func LoadFrom(src, addr, path string, clients int, keepAlive bool, limit int, stop <-chan struct{}) LoadResult {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
 	var (
 		mu    sync.Mutex
 		total LoadResult
@@ -101,7 +112,7 @@ func Load(addr, path string, clients int, keepAlive bool, limit int, stop <-chan
 				}
 				start := time.Now()
 				if conn == nil {
-					c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+					c, err := d.Dial("tcp", addr)
 					if err != nil {
 						fail(err)
 						time.Sleep(5 * time.Millisecond)
