@@ -2,6 +2,7 @@ package master
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -25,11 +26,18 @@ type Predecessor struct {
 	Counters *os.File
 }
 
+// errUpgradeAsInit refuses a binary upgrade of a master that is PID 1.
+var errUpgradeAsInit = errors.New("phased is PID 1 (a container's init): when the old master exits, the kernel ends every process of its PID namespace, the new master too; " +
+	"replace the container instead (a new image, a rolling update)")
+
 // startUpgrade re-executes the binary at this master's path with its
 // listening sockets (core/handover), as nginx's and Unicorn's USR2 do. The
 // new master runs its configuration passes and starts its children while
 // this one serves; its report comes back as an event.
 func (m *Master) startUpgrade() error {
+	if os.Getpid() == 1 {
+		return errUpgradeAsInit
+	}
 	children, _ := json.Marshal(m.status().Children)
 	st := handover.State{PID: os.Getpid(), Started: m.started, Activated: m.opts.Activated != nil, Children: children}
 	if cur, ok := m.sv.Current(); ok {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
 // sample is one probe or request: when it was sent, and its status or
@@ -245,4 +247,52 @@ func TestHealthPathsAndAllow(t *testing.T) {
 			t.Errorf("%s from outside health.allow: %d %q", path, resp.StatusCode, b)
 		}
 	}
+}
+
+// TestUpgradeRefusedAsPID1: a master that is PID 1 of its PID namespace (a
+// container's init) refuses a binary upgrade, naming why, and serves on:
+// the old master's exit would end the whole namespace, the new master
+// with it. (Before, -k upgrade answered "new master serving" and the
+// container went down a moment later.)
+func TestUpgradeRefusedAsPID1(t *testing.T) {
+	unshare := e2e.Program(t, "unshare", "util-linux")
+	dir := t.TempDir()
+	addr := e2e.FreePort(t)
+	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "access_log: {path: \"\"}\n"))
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", e2e.Binary(t), "-f", conf)
+	cmd.Dir, cmd.Env = dir, e2e.Environ(t)
+	var out strings.Builder
+	cmd.Stderr = &syncWriter{w: &out}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	top := cmd.Process.Pid
+	t.Cleanup(func() {
+		for _, p := range append(procfs.Descendants(top), top) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+		cmd.Wait()
+	})
+	e2e.WaitServing(t, "http://"+addr+"/hello.txt", 20*time.Second)
+	code, _, errOut := e2e.Run(t, dir, nil, "-f", conf, "-k", "upgrade")
+	if code != 1 || !strings.Contains(errOut, "PID 1") {
+		t.Fatalf("-k upgrade of PID 1: exit %d %q", code, errOut)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if code, err := get(addr, "/hello.txt"); code != 200 {
+		t.Fatalf("not serving after the refused upgrade: %d %v", code, err)
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
