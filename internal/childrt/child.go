@@ -243,7 +243,8 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 			path = p // the file the master opened, for the error log
 		}
 		r.access = accesslog.NewWriter(f, accesslog.WriterOptions{
-			Log: r.Log.With("access_log", path),
+			BufferSize: accessLogBatch(f),
+			Log:        r.Log.With("access_log", path),
 			OnDrop: func(lines int, _ error) {
 				counters.Add(scoreboard.AccessLogDroppedLines, uint64(lines))
 				counters.Add(scoreboard.AccessLogWriteErrors, 1)
@@ -251,6 +252,22 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		})
 	}
 	return r, nil
+}
+
+// pipeBuf is Linux's PIPE_BUF: a write to a pipe of at most this many
+// bytes reaches it whole, never interleaved with another writer's.
+const pipeBuf = 4096
+
+// accessLogBatch is the largest batch of access-log lines a child writes
+// at once to f: the Writer's default for a file (Linux makes each write to
+// an O_APPEND file atomic), pipeBuf for a pipe or anything else (the
+// master's stdout that a container's log collector reads), where a larger
+// write may be split and interleaved with another child's lines.
+func accessLogBatch(f *os.File) int {
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		return 0
+	}
+	return pipeBuf
 }
 
 // Fail makes a serving child stop at once and Serve return err: something

@@ -219,3 +219,26 @@ func TestCurrentOutsidePhased(t *testing.T) {
 		t.Fatalf("Current() = %v, want ErrNotChild", err)
 	}
 }
+
+// TestAccessLogBatch: access-log lines go to a pipe (a container's stdout)
+// in writes no larger than PIPE_BUF, which a pipe never interleaves with
+// another child's; to a file in the Writer's larger batches.
+func TestAccessLogBatch(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	if n := accessLogBatch(pw); n != pipeBuf {
+		t.Errorf("a pipe: batch %d, want %d", n, pipeBuf)
+	}
+	f, err := os.Create(t.TempDir() + "/access.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n := accessLogBatch(f); n != 0 {
+		t.Errorf("a file: batch %d, want the default (0)", n)
+	}
+}
