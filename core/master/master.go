@@ -35,6 +35,14 @@ import (
 // supervisor.Timings.Tick.
 const loopTick = 250 * time.Millisecond
 
+// maxSocketPath is the longest path a unix socket binds to on Linux;
+// pluginSocketTail is what go-plugin adds below the plugin socket folder
+// ("/" + a 10-digit folder + "/plugin" + 10 digits).
+const (
+	maxSocketPath    = 107
+	pluginSocketTail = 1 + 10 + 7 + 10
+)
+
 // ticketRotation is how often a new TLS session ticket key is made; with
 // tickets.Keep keys kept, a ticket resumes for up to three rotations more.
 const ticketRotation = 12 * time.Hour
@@ -235,6 +243,10 @@ func Run(opts Options) (err error) {
 	// Children that run as another user must reach their config file in it.
 	os.Chmod(m.rundir, 0o711)
 	m.plugdir = filepath.Join(m.rundir, "plugins")
+	if n := len(m.plugdir) + pluginSocketTail; n > maxSocketPath {
+		os.RemoveAll(m.rundir)
+		return rollback(fmt.Errorf("the runtime folder %s is too long: plugin sockets below it would take %d bytes, a unix socket at most %d; set TMPDIR to a shorter folder", m.rundir, n, maxSocketPath))
+	}
 	if err = os.Mkdir(m.plugdir, 0o711); err != nil {
 		return rollback(fmt.Errorf("creating the plugin socket directory: %w", err))
 	}

@@ -49,3 +49,24 @@ func TestAccessLogOnStdout(t *testing.T) {
 		})
 	}
 }
+
+// TestLongTMPDIR: a TMPDIR so long that the plugin sockets phased makes
+// below it cannot be bound fails the start naming TMPDIR; it failed with
+// go-plugin's "bind: invalid argument" and a page about the plugin's
+// architecture and dynamic libraries.
+func TestLongTMPDIR(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(e2e.ProcessTempDir(t), strings.Repeat("x", 80))
+	if err := os.MkdirAll(long, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(e2e.FreePort(t), "access_log: {path: \"\"}\n"))
+	code, _, errOut := e2e.Run(t, dir, []string{"TMPDIR=" + long}, "-f", conf)
+	if code != 1 || !strings.Contains(errOut, "set TMPDIR to a shorter folder") || strings.Contains(errOut, "architecture") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if left, _ := os.ReadDir(long); len(left) > 0 {
+		t.Errorf("left behind in TMPDIR: %v", left)
+	}
+}
