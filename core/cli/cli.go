@@ -7,6 +7,7 @@
 //	phased [-f FILE] -S                           print the effective configuration
 //	phased [-f FILE] -k start|stop|graceful|restart|graceful-stop
 //	phased [-f FILE] status [--json]
+//	phased [-f FILE] health [--ready]
 //	phased version
 //
 // Exit codes: 0 success; 1 a configuration, start or command failure (the
@@ -60,10 +61,12 @@ type options struct {
 	show      bool
 	verb      string
 	json      bool
+	ready     bool
 }
 
 const usage = `usage: phased [-f FILE] [-c key=value]... [-t | -S | -k VERB]
        phased [-f FILE] status [--json]
+       phased [-f FILE] health [--ready]
        phased version
 
   -f FILE        configuration file (default: the embedded configuration)
@@ -71,6 +74,10 @@ const usage = `usage: phased [-f FILE] [-c key=value]... [-t | -S | -k VERB]
   -t             check the configuration and exit ("Syntax OK")
   -S             print the effective configuration
   -k VERB        start | stop | graceful | restart | graceful-stop | recycle | upgrade
+
+  status         the running master's children, generations and scoreboard
+  health         ask the running master's liveness endpoint (--ready: readiness)
+                 from loopback, as a container's HEALTHCHECK; exit 0 on 200
 
 Signals: TERM/INT stop, HUP/USR1 graceful restart, WINCH graceful stop,
 USR2 binary upgrade.
@@ -94,6 +101,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.show, "S", false, "")
 	fs.StringVar(&o.verb, "k", "", "")
 	fs.BoolVar(&o.json, "json", false, "")
+	fs.BoolVar(&o.ready, "ready", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -121,6 +129,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case len(rest) == 1 && rest[0] == "status":
 		return runStatus(o, stdout, stderr)
+	case len(rest) == 1 && rest[0] == "health":
+		return runHealth(o, stdout, stderr)
 	case len(rest) > 0:
 		fmt.Fprintf(stderr, "phased: unknown command %q\n%s", rest[0], usage)
 		return 2
