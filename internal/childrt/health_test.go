@@ -1,9 +1,15 @@
 package childrt
 
 import (
+	"bytes"
+	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -178,9 +184,16 @@ func TestRealClient(t *testing.T) {
 // keep-alive connections, on the fast path (phased's own children) and
 // through net/http (a Go app's children), each with the scoreboard a
 // master gives: what a load balancer's or kubelet's check costs a child.
+// The -newconn variants open a connection per probe, as the kubelet and
+// HAProxy's checks do. The client runs on the same machine: ns/op is an
+// upper bound of the child's share.
 func BenchmarkProbe(b *testing.B) {
-	for _, fast := range []bool{true, false} {
-		name := map[bool]string{true: "fast", false: "net/http"}[fast]
+	for _, v := range []struct{ fast, newConn bool }{{true, false}, {false, false}, {true, true}} {
+		name := map[bool]string{true: "fast", false: "net/http"}[v.fast]
+		if v.newConn {
+			name += "-newconn"
+		}
+		fast := v.fast
 		b.Run(name, func(b *testing.B) {
 			rt, addr, events, board := modelRuntime(b, ModelWorker, 32)
 			if fast {
@@ -201,9 +214,72 @@ func BenchmarkProbe(b *testing.B) {
 			sigs := make(chan os.Signal, 1)
 			done := make(chan error, 1)
 			go func() { done <- rt.serve(http.NotFoundHandler(), sigs) }()
-			loadPath(b, addr, "/readyz", "ok\n")
+			if v.newConn {
+				probeNewConns(b, addr)
+			} else {
+				loadPath(b, addr, "/readyz", "ok\n")
+			}
 			sigs <- syscall.SIGINT
 			<-done
 		})
 	}
+}
+
+// BenchmarkProbeAnswer is a child's own work for one readiness probe,
+// without the network: the allow check, the scoreboard's heartbeat and
+// stopping word, the answer's bytes (the fast path's).
+func BenchmarkProbeAnswer(b *testing.B) {
+	board, err := scoreboard.Create("bench", 1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer board.Close()
+	board.Beat(time.Now())
+	s := &server{health: newHealth("/livez", "/readyz", clientip.MustParseNets("127.0.0.0/8", "::1/128"), board)}
+	req := fastRequest{path: []byte("/readyz"), proto: "HTTP/1.1"}
+	client := netip.MustParseAddr("127.0.0.1")
+	out := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		out = s.answerHealth(out[:0], &req, client, time.Now())
+	}
+	if !bytes.HasSuffix(out, []byte("ok\n")) {
+		b.Fatalf("%q", out)
+	}
+}
+
+// probeNewConns sends b.N readiness probes to addr, each on a connection
+// of its own, from 16 goroutines, and reports probes/s.
+func probeNewConns(b *testing.B, addr string) {
+	req := []byte("GET /readyz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+	var left, failed atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range 16 {
+		wg.Go(func() {
+			buf := make([]byte, 512)
+			for left.Add(-1) >= 0 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				c.Write(req)
+				n, _ := io.ReadFull(c, buf)
+				c.Close()
+				if !bytes.Contains(buf[:n], []byte("200 OK")) {
+					failed.Add(1)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d probes failed", n)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "probes/s")
 }
