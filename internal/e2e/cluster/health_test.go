@@ -262,8 +262,7 @@ func TestUpgradeRefusedAsPID1(t *testing.T) {
 	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "access_log: {path: \"\"}\n"))
 	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", e2e.Binary(t), "-f", conf)
 	cmd.Dir, cmd.Env = dir, e2e.Environ(t)
-	var out strings.Builder
-	cmd.Stderr = &syncWriter{w: &out}
+	cmd.Stderr = new(lockedBuffer)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -283,16 +282,4 @@ func TestUpgradeRefusedAsPID1(t *testing.T) {
 	if code, err := get(addr, "/hello.txt"); code != 200 {
 		t.Fatalf("not serving after the refused upgrade: %d %v", code, err)
 	}
-}
-
-// syncWriter serialises writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
