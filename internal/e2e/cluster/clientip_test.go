@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,5 +215,32 @@ func TestAppSeesTheClient(t *testing.T) {
 	s = e2e.StartServer(t, cfg(plain, e2e.FreePort(t), ""), app)
 	if code, body, err := send(t, plain, nil, "/app", "X-Forwarded-For: 6.6.6.6\r\n"); code != 200 || body != "127.0.0.1" {
 		t.Errorf("an untrusted client's X-Forwarded-For reached the app: %q %d %v", body, code, err)
+	}
+}
+
+// TestHealthCommand: phased health asks the running master's liveness
+// endpoint, and --ready its readiness, through a listener that wants a
+// PROXY header too (it sends a LOCAL one); it exits 1 when the answer is
+// not 200 or nothing answers.
+func TestHealthCommand(t *testing.T) {
+	addr := e2e.FreePort(t)
+	s := e2e.StartServer(t, fmt.Sprintf("listen: [{address: %q, proxy_protocol: true}]\nhealth: {drain_delay: 3s}\n", addr))
+	for _, args := range [][]string{{"health"}, {"health", "--ready"}} {
+		code, out, errOut := e2e.Run(t, s.Dir, nil, append([]string{"-f", s.Conf}, args...)...)
+		if code != 0 || !strings.Contains(out, ": 200 ok") {
+			t.Fatalf("%v: exit %d %q %q", args, code, out, errOut)
+		}
+	}
+	s.Signal(t, syscall.SIGWINCH)
+	s.Log.Wait(t, "readiness answers 503", 1, 5*time.Second)
+	if code, out, _ := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "health", "--ready"); code != 1 || !strings.Contains(out, "503 stopping") {
+		t.Fatalf("health --ready while stopping: exit %d %q", code, out)
+	}
+	if code, _, _ := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "health"); code != 0 {
+		t.Fatalf("health (liveness) while stopping: exit %d", code)
+	}
+	s.WaitExit(t, 15*time.Second)
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "health"); code != 1 || !strings.Contains(errOut, "refused") {
+		t.Fatalf("health with nobody listening: exit %d %q", code, errOut)
 	}
 }
