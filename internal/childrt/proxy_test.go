@@ -42,8 +42,12 @@ type proxyServer struct {
 }
 
 func proxyRuntime(t *testing.T, fast, tlsOn bool, trusted []string) *proxyServer {
+	return proxyModelRuntime(t, ModelWorker, fast, tlsOn, trusted)
+}
+
+func proxyModelRuntime(t *testing.T, model Model, fast, tlsOn bool, trusted []string) *proxyServer {
 	t.Helper()
-	rt, addr, events, b := modelRuntime(t, ModelWorker, 8)
+	rt, addr, events, b := modelRuntime(t, model, 8)
 	if fast {
 		rt.Fast = testFast{}
 	}
@@ -132,15 +136,19 @@ func (ps *proxyServer) send(t *testing.T, pre []byte, path string) (*http.Respon
 func TestProxyProtocol(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
+		model       Model
 		fast, tlsOn bool
 		path        string
 	}{
-		{"fast", true, false, "/a"},
-		{"net/http", false, false, "/b"},
-		{"tls", true, true, "/a"},
+		{"fast", ModelWorker, true, false, "/a"},
+		{"net/http", ModelWorker, false, false, "/b"},
+		{"tls", ModelWorker, true, true, "/a"},
+		{"event fast", ModelEvent, true, false, "/a"},
+		{"event handed to net/http", ModelEvent, true, false, "/b"},
+		{"prefork", ModelPrefork, true, false, "/a"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ps := proxyRuntime(t, tt.fast, tt.tlsOn, nil)
+			ps := proxyModelRuntime(t, tt.model, tt.fast, tt.tlsOn, nil)
 			for i, h := range [][]byte{header(t, 1, "198.51.100.7:4242"), header(t, 2, "[2001:db8::7]:4242")} {
 				resp, err := ps.send(t, h, tt.path)
 				if err != nil || resp.StatusCode != 200 {

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -186,6 +189,51 @@ func TestReadinessDrainDelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadinessThroughUpgrade: a binary upgrade keeps readiness 200 all
+// along, even with a drain delay: the new master serves the very sockets
+// the old one listened on, so the instance never stops being ready, and no
+// probe or request fails.
+func TestReadinessThroughUpgrade(t *testing.T) {
+	s := e2e.StartServer(t, "health: {drain_delay: 2s}\n")
+	ready := poll(s.Addr, "/readyz", 20*time.Millisecond)
+	reqs := poll(s.Addr, "/hello.txt", 10*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "upgrade")
+	if code != 0 {
+		t.Fatalf("-k upgrade: exit %d %q %q", code, out, errOut)
+	}
+	s.WaitExit(t, 15*time.Second) // the old master drained and left
+	time.Sleep(300 * time.Millisecond)
+	for what, samples := range map[string][]sample{"readiness": ready.end(), "request": reqs.end()} {
+		if len(samples) < 10 {
+			t.Fatalf("only %d %s samples", len(samples), what)
+		}
+		for _, x := range samples {
+			if x.err != nil || x.code != 200 {
+				t.Fatalf("%s at %s during the upgrade: %d %v", what, x.at.Format("15:04:05.000"), x.code, x.err)
+			}
+		}
+	}
+	if s.Log.Count("readiness answers 503") > 0 {
+		t.Fatal("the old master said it was stopping")
+	}
+	// The new master is not the test's child: stop it by its pid file.
+	b, err := os.ReadFile(filepath.Join(s.Dir, "run/phased.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	kids := e2e.Descendants(pid)
+	t.Cleanup(func() {
+		for _, p := range append(kids, pid) {
+			if p > 1 {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	})
+	e2e.Kill(t, pid, syscall.SIGTERM)
 }
 
 // TestLiveness: liveness answers 200 while the master runs, and 503 once
