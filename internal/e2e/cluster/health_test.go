@@ -84,6 +84,20 @@ func get(addr, path string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// logTime returns the time of the master's first log record msg.
+func logTime(t *testing.T, s *e2e.Server, msg string) time.Time {
+	t.Helper()
+	recs := s.Log.Records(msg)
+	if len(recs) == 0 {
+		t.Fatalf("no %q in the log", msg)
+	}
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(recs[0]["time"]))
+	if err != nil {
+		t.Fatalf("%q's time: %v", msg, err)
+	}
+	return at
+}
+
 // halfRequest opens a connection to addr and sends a request's first
 // header lines: a request in flight until finish sends the rest and reads
 // the answer.
@@ -129,10 +143,12 @@ func TestReadinessDrainDelay(t *testing.T) {
 			// A request in flight across the end of the delay.
 			finish := halfRequest(t, s.Addr)
 			s.Log.Wait(t, "drain delay over; draining", 1, 10*time.Second)
-			over := time.Now()
-			if d := over.Sub(start); d < delay-100*time.Millisecond {
+			if d := time.Since(start); d < delay-100*time.Millisecond {
 				t.Fatalf("the drain delay ended after %s, not %s", d, delay)
 			}
+			// When the children were told to drain, by the log's clock;
+			// what was sent up to a moment before it must have been served.
+			over := logTime(t, s, "drain delay over; draining").Add(-50 * time.Millisecond)
 			rs, qs := ready.end(), reqs.end()
 
 			// Readiness: 200 before the stop, then 503 from within a
@@ -154,7 +170,7 @@ func TestReadinessDrainDelay(t *testing.T) {
 			// Requests: every one sent before the delay's end answered 200.
 			served := 0
 			for _, q := range qs {
-				if q.at.Before(over.Add(-100 * time.Millisecond)) {
+				if q.at.Before(over) {
 					if q.err != nil || q.code != 200 {
 						t.Fatalf("request at +%s during the drain delay: %d %v", q.at.Sub(start), q.code, q.err)
 					}
