@@ -212,7 +212,7 @@ func TestAppSeesTheClient(t *testing.T) {
 	}
 
 	plain = e2e.FreePort(t)
-	s = e2e.StartServer(t, cfg(plain, e2e.FreePort(t), ""), app)
+	e2e.StartServer(t, cfg(plain, e2e.FreePort(t), ""), app)
 	if code, body, err := send(t, plain, nil, "/app", "X-Forwarded-For: 6.6.6.6\r\n"); code != 200 || body != "127.0.0.1" {
 		t.Errorf("an untrusted client's X-Forwarded-For reached the app: %q %d %v", body, code, err)
 	}
