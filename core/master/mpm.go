@@ -239,6 +239,46 @@ func (m *Master) sampleQueues(now time.Time) {
 	m.queues, m.sampled = out, now
 }
 
+// acceptStall is how long a child may wait in its accept loop without
+// recording it before the master calls it stuck: it records it about ten
+// times a second while it waits.
+const acceptStall = 3 * time.Second
+
+// watchAccept logs each child that the scoreboard shows waiting in its
+// accept loop without having run it for acceptStall: a child that is
+// stopped (SIGSTOP, a debugger) or wedged. One that holds the accept lock
+// (accept_mutex flock) stops every sibling from accepting on that listener
+// meanwhile, as in Apache, and is logged as an error; under accept_mutex
+// epoll or none its siblings accept without it. Each child is logged once
+// until its accept loop runs again, which is logged too.
+func (m *Master) watchAccept(now time.Time) {
+	seen := map[int]bool{}
+	for _, g := range m.gens {
+		for slot, p := range g.board.Snapshot().Procs {
+			if p.PID == 0 || p.Generation != g.num {
+				continue
+			}
+			stalled := p.AcceptWait != scoreboard.NotAccepting && !p.AcceptBeat.IsZero() && now.Sub(p.AcceptBeat) > acceptStall
+			attrs := []any{"pid", p.PID, "generation", g.num, "slot", slot}
+			switch {
+			case stalled && !m.stuckAccept[p.PID]:
+				attrs = append(attrs, "for", now.Sub(p.AcceptBeat).Round(time.Second).String())
+				if p.AcceptWait == scoreboard.AcceptHoldingLock {
+					m.log.Error("child holds the accept lock without accepting (stopped or wedged): its siblings cannot accept on that listener until it runs again or exits", attrs...)
+				} else {
+					m.log.Warn("child waits to accept without running (stopped or wedged); its siblings accept without it", attrs...)
+				}
+			case !stalled && m.stuckAccept[p.PID]:
+				m.log.Info("child's accept loop runs again", attrs...)
+			}
+			if stalled {
+				seen[p.PID] = true
+			}
+		}
+	}
+	m.stuckAccept = seen
+}
+
 // connectionLimit is a child's max_connections_per_child with its jitter.
 func connectionLimit(l *mpm.ConfigureResponse) int {
 	if l.MaxConnectionsPerChild <= 0 {

@@ -80,7 +80,7 @@ func (c Config) Model() mpm.Model {
 func (c Config) response() *mpm.ConfigureResponse {
 	mutex := "none"
 	if c.Model() == mpm.Prefork {
-		mutex = "flock" // as the built-in prefork: no thundering herd
+		mutex = "epoll" // as the built-in prefork: no thundering herd, no lock
 	}
 	return &mpm.ConfigureResponse{
 		Model:                  c.Model(),

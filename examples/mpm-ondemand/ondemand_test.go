@@ -35,13 +35,13 @@ func TestConfigure(t *testing.T) {
 		{
 			name: "defaults",
 			want: &mpm.ConfigureResponse{Model: mpm.Prefork, ThreadsPerChild: 1, ServerLimit: 5, StartServers: 0,
-				MaxRequestWorkers: 5, AcceptMutex: "flock"},
+				MaxRequestWorkers: 5, AcceptMutex: "epoll"},
 		},
 		{
 			name:     "the README's snippet",
 			settings: map[string]any{"max_children": 8, "process_idle_timeout": "30s"},
 			want: &mpm.ConfigureResponse{Model: mpm.Prefork, ThreadsPerChild: 1, ServerLimit: 8,
-				MaxRequestWorkers: 8, AcceptMutex: "flock"},
+				MaxRequestWorkers: 8, AcceptMutex: "epoll"},
 		},
 		{
 			name:     "threads make the worker model",
@@ -53,7 +53,7 @@ func TestConfigure(t *testing.T) {
 			name:     "integers as strings and idle timeout in seconds",
 			settings: map[string]any{"max_children": "3", "process_idle_timeout": 20},
 			want: &mpm.ConfigureResponse{Model: mpm.Prefork, ThreadsPerChild: 1, ServerLimit: 3,
-				MaxRequestWorkers: 3, AcceptMutex: "flock"},
+				MaxRequestWorkers: 3, AcceptMutex: "epoll"},
 		},
 		{name: "unknown key", settings: map[string]any{"start_servers": 2}, wantKey: "start_servers"},
 		{name: "first unknown key in sorted order", settings: map[string]any{"pm": "ondemand", "min_spare": 1}, wantKey: "min_spare"},

@@ -141,8 +141,8 @@ func TestConfigureErrors(t *testing.T) {
 		{"negative memory", map[string]any{"max_memory_per_child": -1}, "max_memory_per_child", "must not be negative, got -1"},
 		{"bad memory", map[string]any{"max_memory_per_child": "12x"}, "max_memory_per_child", `want a size such as "512M" or "1G", got "12x"`},
 		{"huge memory", map[string]any{"max_memory_per_child": "99999999999T"}, "max_memory_per_child", `size "99999999999T" is out of range`},
-		{"accept_mutex value", map[string]any{"accept_mutex": "fcntl"}, "accept_mutex", `want one of flock, none, got "fcntl"`},
-		{"accept_mutex type", map[string]any{"accept_mutex": 1}, "accept_mutex", "want one of flock, none, got int"},
+		{"accept_mutex value", map[string]any{"accept_mutex": "fcntl"}, "accept_mutex", `want one of epoll, flock, none, got "fcntl"`},
+		{"accept_mutex type", map[string]any{"accept_mutex": 1}, "accept_mutex", "want one of epoll, flock, none, got int"},
 		{"event key", map[string]any{"async_request_worker_factor": 2}, "async_request_worker_factor", `unknown key "async_request_worker_factor" for the worker MPM`},
 	}
 	for _, tt := range tests {

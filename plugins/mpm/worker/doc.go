@@ -22,7 +22,7 @@
 //	                           and replace lost ones (HWSKeepStartServers)
 //	max_connections_per_child_jitter 0  up to that many more, per child
 //	max_memory_per_child 0     retire a child above it: bytes or "512M"
-//	accept_mutex         none  flock or none
+//	accept_mutex         none  epoll, flock or none (see the prefork MPM)
 //
 // Configure applies worker_check_config's clamps, and those Apache applies
 // when it starts running, each with a note worded as Apache's warning:
