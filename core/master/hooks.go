@@ -44,19 +44,24 @@ func (l *launcher) launchHooks(ctx context.Context, plan *phases.Plan) (*hookPlu
 		p, err := host.Launch(l.options("hook "+s.Name, host.KindHook, []string{s.Plugin}))
 		if err != nil {
 			hp.kill()
-			return nil, fmt.Errorf("hook %q: %w", s.Name, err)
+			return nil, fmt.Errorf("hooks[%d].plugin: hook %q: %w", s.Index, s.Name, err)
 		}
 		proc := &hookProc{name: s.Name, plugin: p}
 		hp.procs[s.Name] = proc
 		if proc.client, err = p.Hook(); err == nil {
-			proc.desc, err = proc.client.Describe(ctx, &hook.DescribeRequest{Protocol: p.Protocol()})
+			dctx, cancel := context.WithTimeout(ctx, describeBound)
+			proc.desc, err = proc.client.Describe(dctx, &hook.DescribeRequest{Protocol: p.Protocol()})
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+				err = fmt.Errorf("plugin %s: Describe did not answer within %s: %w", s.Plugin, describeBound, err)
+			}
 		}
 		if err == nil && !slices.Contains(proc.desc.Phases, hook.Phase(s.Phase)) {
 			err = fmt.Errorf("plugin %s does not implement the %s phase (it implements %v)", s.Plugin, s.Phase, proc.desc.Phases)
 		}
 		if err != nil {
 			hp.kill()
-			return nil, fmt.Errorf("hook %q: %w", s.Name, err)
+			return nil, fmt.Errorf("hooks[%d]: hook %q: %w", s.Index, s.Name, err)
 		}
 	}
 	plan.SetPluginRunner(hp.run)

@@ -21,6 +21,8 @@ import (
 	"github.com/phasedhq/phased/plugins/mpm/prefork"
 	"github.com/phasedhq/phased/plugins/mpm/worker"
 	"github.com/phasedhq/phased/sdk/mpm"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // maintainBound is how long one Maintain call may take.
@@ -85,13 +87,23 @@ func (l *launcher) launchMPM(cfg *config.Config) (*host.Plugin, mpm.MPM, error) 
 	return p, policy, nil
 }
 
+// describeBound bounds a plugin's Configure (an MPM) or Describe (a hook
+// plugin): a plugin that starts and then does not answer fails the pass,
+// and `phased -t`, instead of holding it.
+const describeBound = 10 * time.Second
+
 // configureMPM launches the MPM of cfg and has it read its settings.
 func (l *launcher) configureMPM(ctx context.Context, cfg *config.Config) (*host.Plugin, mpm.MPM, *mpm.ConfigureResponse, error) {
 	p, policy, err := l.launchMPM(cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	resp, err := policy.Configure(ctx, &mpm.ConfigureRequest{Settings: cfg.MPM.Settings})
+	cctx, cancel := context.WithTimeout(ctx, describeBound)
+	resp, err := policy.Configure(cctx, &mpm.ConfigureRequest{Settings: cfg.MPM.Settings})
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+		err = fmt.Errorf("Configure did not answer within %s: %w", describeBound, err)
+	}
 	if err == nil && (resp.ServerLimit < 1 || resp.ThreadsPerChild < 1 || resp.StartServers < 0) {
 		err = fmt.Errorf("nonsensical limits (server_limit %d, threads_per_child %d, start_servers %d)",
 			resp.ServerLimit, resp.ThreadsPerChild, resp.StartServers)

@@ -122,6 +122,12 @@ func Launch(o Options) (*Plugin, error) {
 	client := goplugin.NewClient(cfg)
 	rpc, err := client.Client()
 	if err != nil {
+		if cmd.Process != nil {
+			// Its process group (Setpgid): a script that never shook hands
+			// may have started programs that hold its stderr, which
+			// go-plugin's Kill waits for.
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		client.Kill()
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s (%s): %w", o.Name, o.Argv[0], explain(err))
