@@ -130,6 +130,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := load(o)
+	if err != nil && (o.verb == "graceful" || o.verb == "restart") {
+		// The master re-reads the file itself: let it fail the pass, so
+		// that its error log says so, as for a SIGHUP, and answer.
+		if sock, serr := config.ControlSocket(configOptions(o)); serr == nil {
+			if resp, cerr := control.Call(sock, control.Request{Cmd: o.verb}, time.Minute); cerr == nil {
+				if resp.OK { // the master's environment makes the file good
+					fmt.Fprintf(stderr, "phased: %s: done; the configuration as this command reads it: %v\n", o.verb, err)
+					return 0
+				}
+				fmt.Fprintf(stderr, "phased: %s: %s\n", o.verb, resp.Error)
+				return 1
+			}
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "phased: %v\n", err)
 		return 1
@@ -175,7 +189,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 func load(o options) (*config.Config, error) {
-	return config.Load(config.LoadOptions{File: o.file, Env: os.Environ(), Overrides: o.overrides})
+	return config.Load(configOptions(o))
+}
+
+// configOptions is where o's configuration comes from.
+func configOptions(o options) config.LoadOptions {
+	return config.LoadOptions{File: o.file, Env: os.Environ(), Overrides: o.overrides}
 }
 
 func versionString() string {
