@@ -54,6 +54,9 @@ type proc struct {
 	slot   int
 	cmd    *exec.Cmd
 	appDir string // the folder its app server uses; removed when it has exited
+	// baseRequests and baseBytes are the slot's counters when the child
+	// was spawned: what earlier children in the slot served.
+	baseRequests, baseBytes uint64
 }
 
 // newGeneration takes what pass p made as a new generation.

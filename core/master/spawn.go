@@ -71,11 +71,15 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	out := m.errlog.File()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: g.who.Credential()}
+	var baseReq, baseBytes uint64 // the slot's counters so far: its earlier children's
+	if slot < g.board.Procs() {
+		baseReq, baseBytes, _ = slotTotals(g, slot)
+	}
 	if err := cmd.Start(); err != nil {
 		return fail(err)
 	}
 	pid := cmd.Process.Pid
-	m.procs[id] = &proc{id: id, pid: pid, gen: g, slot: slot, cmd: cmd, appDir: appDir}
+	m.procs[id] = &proc{id: id, pid: pid, gen: g, slot: slot, cmd: cmd, appDir: appDir, baseRequests: baseReq, baseBytes: baseBytes}
 	m.byPID[pid] = id
 	m.counters.Add(scoreboard.Spawned, 1)
 	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: pid, Slot: slot, Generation: g.num}, m.log)

@@ -42,12 +42,16 @@ type ChildStatus struct {
 	State      string `json:"state"`
 	Uptime     string `json:"uptime"`
 	// Busy is how many of its worker slots hold a request or a
-	// connection; Requests and Bytes are what its slots served (from the
-	// generation's scoreboard: a slot's counters are the slot's, as in
-	// Apache, so they include what earlier children in that slot served).
+	// connection; Requests and Bytes are what this child served since it
+	// started (Apache's "this child" count).
 	Busy     int    `json:"busy"`
 	Requests uint64 `json:"requests"`
 	Bytes    uint64 `json:"bytes"`
+	// SlotRequests and SlotBytes are what its slot served in this
+	// generation, earlier children in the slot included (Apache's "this
+	// slot" count, what the scoreboard keeps).
+	SlotRequests uint64 `json:"slot_requests"`
+	SlotBytes    uint64 `json:"slot_bytes"`
 }
 
 func (m *Master) status() Status {
@@ -55,7 +59,7 @@ func (m *Master) status() Status {
 		Listen: m.boundAddrs(), MPM: m.cfg.MPM.Name, Stopping: m.sv.Stopping()}
 	if cur, ok := m.sv.Current(); ok {
 		s.Generation, s.Crashes, s.LastExit = cur.Num, cur.Crashes, cur.LastExit
-		if time.Now().Before(cur.NextSpawn) {
+		if cur.Crashes > 0 && time.Now().Before(cur.NextSpawn) {
 			s.BackoffUntil = cur.NextSpawn.Format(time.RFC3339)
 		}
 		if g := m.gens[cur.Num]; g != nil {
@@ -75,13 +79,11 @@ func (m *Master) status() Status {
 		c := ChildStatus{PID: k.PID, Generation: k.Gen, Slot: k.Slot, State: state,
 			Uptime: time.Since(k.Started).Round(time.Second).String()}
 		if g := m.gens[k.Gen]; g != nil && k.Slot < g.board.Procs() {
-			for j := range min(g.limits.ThreadsPerChild, g.board.ThreadsPerProc()) {
-				w := g.board.Worker(k.Slot, j).Snapshot()
-				c.Requests += w.Requests
-				c.Bytes += w.Bytes
-				if w.State != scoreboard.Idle && w.State != scoreboard.Dead && w.State != scoreboard.Starting {
-					c.Busy++
-				}
+			c.SlotRequests, c.SlotBytes, c.Busy = slotTotals(g, k.Slot)
+			c.Requests, c.Bytes = c.SlotRequests, c.SlotBytes
+			if p := m.procs[k.ID]; p != nil {
+				c.Requests -= min(p.baseRequests, c.Requests)
+				c.Bytes -= min(p.baseBytes, c.Bytes)
 			}
 		}
 		s.Children = append(s.Children, c)
@@ -97,6 +99,20 @@ func (m *Master) status() Status {
 	return s
 }
 
+// slotTotals adds up what slot's workers in g's scoreboard served, and
+// counts those busy.
+func slotTotals(g *generation, slot int) (requests, bytes uint64, busy int) {
+	for j := range min(g.limits.ThreadsPerChild, g.board.ThreadsPerProc()) {
+		w := g.board.Worker(slot, j).Snapshot()
+		requests += w.Requests
+		bytes += w.Bytes
+		if w.State != scoreboard.Idle && w.State != scoreboard.Dead && w.State != scoreboard.Starting {
+			busy++
+		}
+	}
+	return requests, bytes, busy
+}
+
 // WriteStatus prints s as a table.
 func WriteStatus(w io.Writer, s Status) {
 	fmt.Fprintf(w, "phased (pid %d) up %s, generation %d, mpm %s, listening on %s\n",
@@ -105,7 +121,7 @@ func WriteStatus(w io.Writer, s Status) {
 		fmt.Fprintln(w, "stopping")
 	}
 	fmt.Fprintf(w, "%d busy, %d idle workers\nscoreboard: %s\n", s.Busy, s.Idle, s.Scoreboard)
-	if s.BackoffUntil != "" {
+	if s.BackoffUntil != "" && s.Crashes > 0 {
 		fmt.Fprintf(w, "children keep dying (%d in a row, last: %s); next start at %s\n", s.Crashes, s.LastExit, s.BackoffUntil)
 	}
 	fmt.Fprintf(w, "%-8s %-4s %-4s %-9s %-8s %-5s %-9s %s\n", "PID", "GEN", "SLOT", "STATE", "UPTIME", "BUSY", "REQUESTS", "BYTES")

@@ -212,3 +212,17 @@ func TestMPMPluginCrashIsSurvived(t *testing.T) {
 	e2e.HoldConnections(t, s.Addr, 3)
 	s.WaitChildren(t, 3, 10*time.Second)
 }
+
+// TestQuietStartAndCheck: a start and a -t log nothing at info about the
+// plugin processes phased stops itself (the double start's rehearsal, the
+// check's MPM).
+func TestQuietStartAndCheck(t *testing.T) {
+	s := e2e.StartServer(t, "")
+	if recs := s.Log.Records("plugin process exited"); len(recs) != 0 {
+		t.Fatalf("start logged %v", recs)
+	}
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-t")
+	if code != 0 || strings.Contains(errOut, "plugin process exited") || strings.Contains(errOut, "failed to exit gracefully") {
+		t.Fatalf("-t: exit %d, stderr %q", code, errOut)
+	}
+}
