@@ -319,6 +319,13 @@ type Hook struct {
 
 	// Timeout bounds one run of the hook; 0 or unset means 30s.
 	Timeout time.Duration `koanf:"timeout" json:"timeout" yaml:"timeout"`
+
+	// Settings are the hook plugin's own settings, verbatim, for the
+	// plugin to read and validate (as an MPM does its mpm: keys): config
+	// does not know them. The master passes them with Describe and every
+	// phase (plugin protocol 3); a plugin rejects one with an error naming
+	// hooks[i].settings.KEY. Plugin hooks only.
+	Settings map[string]any `koanf:"settings" json:"settings,omitempty" yaml:"settings,omitempty"`
 }
 
 // LoadOptions says where configuration comes from. Layers apply in this

@@ -90,7 +90,7 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 	// modules; their records follow the master's error log.
 	level, _ := logging.ParseLevel(cfg.ErrorLog.Level)
 	p.launch = &launcher{exe: m.exe, log: slog.New(m.logSw), level: level, socketDir: m.plugdir, dir: cfg.ServerRoot, who: p.who}
-	if p.hooks, err = p.launch.launchHooks(ctx, p.plan); err != nil {
+	if p.hooks, err = p.launch.launchHooks(ctx, p.plan, cfg.Hooks); err != nil {
 		return p, err
 	}
 	info := phases.Info{Phase: phases.Configure, Pass: num, Generation: gen, Slot: -1, ConfigPath: p.cfgPath}
@@ -326,7 +326,7 @@ func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	level, _ := logging.ParseLevel(cfg.ErrorLog.Level)
 	l := &launcher{exe: exe, log: log, level: level, socketDir: dir, dir: cfg.ServerRoot}
-	hooks, err := l.launchHooks(ctx, plan)
+	hooks, err := l.launchHooks(ctx, plan, cfg.Hooks)
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,9 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	switch {
-	case msg == msgProcessExited && a.st.stopping.Load(), msg == msgNotGraceful && !a.st.started.Load():
+	case msg == msgProcessExited && (a.st.stopping.Load() || !a.st.started.Load()),
+		msg == msgNotGraceful && !a.st.started.Load():
+		// Launch's error says why a plugin did not start.
 		level = hclog.Debug
 		if level < a.level {
 			return

@@ -52,11 +52,11 @@ func playPlugin(scenario string) int {
 	case "ok":
 		mpm.Logger().Warn("plugin says hello", "answer", 42)
 		mpm.Serve(worker.New())
-	case "protocol-3":
-		// A plugin from a future SDK that speaks only protocol 3.
+	case "protocol-4":
+		// A plugin from a future SDK that speaks only protocol 4.
 		goplugin.Serve(&goplugin.ServeConfig{
 			HandshakeConfig:  Handshake,
-			VersionedPlugins: map[int]goplugin.PluginSet{3: {"mpm": &mpm.Plugin{Impl: worker.New()}}},
+			VersionedPlugins: map[int]goplugin.PluginSet{4: {"mpm": &mpm.Plugin{Impl: worker.New()}}},
 			GRPCServer:       goplugin.DefaultGRPCServer,
 		})
 	case "protocol-1":
@@ -124,8 +124,8 @@ func TestLaunchAndRelayLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Protocol() != 2 {
-		t.Fatalf("negotiated protocol %d, want 2", p.Protocol())
+	if p.Protocol() != 3 {
+		t.Fatalf("negotiated protocol %d, want 3", p.Protocol())
 	}
 	m, err := p.MPM()
 	if err != nil {
@@ -165,7 +165,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 		timeout  time.Duration
 		want     []string
 	}{
-		{"protocol-3", 0, []string{"test protocol-3", "incompatible protocol version", "Plugin version: 3", "[1 2]"}},
+		{"protocol-4", 0, []string{"test protocol-4", "incompatible protocol version", "Plugin version: 4", "[1 2 3]"}},
 		{"bad-cookie", 0, []string{"test bad-cookie", "not a phased plugin"}},
 		{"hang-at-handshake", 500 * time.Millisecond, []string{"test hang-at-handshake", "did not complete the handshake in time"}},
 		{"stdout-garbage", 0, []string{"test stdout-garbage"}},

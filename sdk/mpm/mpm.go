@@ -91,6 +91,11 @@ type ConfigureResponse struct {
 	// Notes are adjustments the MPM made (clamps), which the master logs
 	// as Apache logs its "WARNING: MaxRequestWorkers of ... " lines.
 	Notes []string
+	// Name is what the master calls the MPM in its log, its metrics'
+	// labels, `phased status` and the status page's ServerMPM: a short
+	// word such as "ondemand". Empty means the plugin file's base name
+	// (a built-in MPM is called by its mpm.name).
+	Name string
 }
 
 // ChildState is a child's life stage as the master sees it.
