@@ -75,7 +75,7 @@ func (l *launcher) launchMPM(cfg *config.Config) (*host.Plugin, mpm.MPM, error) 
 	} else if BuiltinMPM(name) == nil {
 		return nil, nil, fmt.Errorf("mpm.name: unknown MPM %q (prefork, worker, event, or the path of a plugin)", name)
 	}
-	p, err := host.Launch(l.options("mpm "+name, host.KindMPM, argv))
+	p, err := host.Launch(l.options("mpm "+MPMName(name, nil), host.KindMPM, argv))
 	if err != nil {
 		return nil, nil, fmt.Errorf("mpm.name: %w", err)
 	}
@@ -135,7 +135,7 @@ func CheckMPM(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	p.Kill()
 	for _, n := range resp.Notes {
-		log.Warn(n, "mpm", cfg.MPM.Name)
+		log.Warn(n, "mpm", MPMName(cfg.MPM.Name, resp))
 	}
 	return nil
 }

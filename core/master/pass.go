@@ -106,7 +106,7 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 		return p, err
 	}
 	for _, n := range p.limits.Notes {
-		p.errlog.Logger().Warn(n, "mpm", cfg.MPM.Name)
+		p.errlog.Logger().Warn(n, "mpm", MPMName(cfg.MPM.Name, p.limits))
 	}
 	if p.board, err = scoreboard.Create(fmt.Sprintf("phased-generation-%d", gen), p.limits.ServerLimit, p.limits.ThreadsPerChild); err != nil {
 		return p, fmt.Errorf("creating the scoreboard: %w", err)

@@ -110,7 +110,7 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 	c := contract.Child{
 		Generation: g.num, Pass: g.pass, Slot: slot, MasterPID: os.Getpid(),
 		MasterStart: m.started, GenerationStart: g.started, ConfigPath: g.cfgPath,
-		MPM: cfg.MPM.Name, ServerVersion: m.opts.Version, Model: string(g.limits.Model), Threads: g.limits.ThreadsPerChild,
+		MPM: g.mpmName(), ServerVersion: m.opts.Version, Model: string(g.limits.Model), Threads: g.limits.ThreadsPerChild,
 		MaxConnections: connectionLimit(g.limits), AcceptMutex: g.mutex,
 		AcceptWakeOne: g.limits.AcceptMutex == "epoll",
 		Scoreboard:    files.Add(contract.FileScoreboard, g.board.File()),

@@ -56,13 +56,14 @@ type ChildStatus struct {
 
 func (m *Master) status() Status {
 	s := Status{PID: os.Getpid(), Uptime: time.Since(m.started).Round(time.Second).String(),
-		Listen: m.boundAddrs(), MPM: m.cfg.MPM.Name, Stopping: m.sv.Stopping()}
+		Listen: m.boundAddrs(), MPM: MPMName(m.cfg.MPM.Name, nil), Stopping: m.sv.Stopping()}
 	if cur, ok := m.sv.Current(); ok {
 		s.Generation, s.Crashes, s.LastExit = cur.Num, cur.Crashes, cur.LastExit
 		if cur.Crashes > 0 && time.Now().Before(cur.NextSpawn) {
 			s.BackoffUntil = cur.NextSpawn.Format(time.RFC3339)
 		}
 		if g := m.gens[cur.Num]; g != nil {
+			s.MPM = g.mpmName()
 			snap := g.board.Snapshot()
 			sum := snap.Summary()
 			s.Scoreboard, s.Idle, s.Busy = snap.Letters(), sum.Idle, sum.Busy

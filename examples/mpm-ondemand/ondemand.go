@@ -83,6 +83,7 @@ func (c Config) response() *mpm.ConfigureResponse {
 		mutex = "epoll" // as the built-in prefork: no thundering herd, no lock
 	}
 	return &mpm.ConfigureResponse{
+		Name:                   "ondemand",
 		Model:                  c.Model(),
 		ThreadsPerChild:        c.ThreadsPerChild,
 		ServerLimit:            c.MaxChildren,

@@ -27,6 +27,19 @@ func TestThirdPartyMPMOndemand(t *testing.T) {
 	if n := len(e2e.Workers(s.PID())); n < 1 {
 		t.Fatal("no child after the first request")
 	}
+	// The MPM names itself: "ondemand", not its file's path, on the status
+	// page, in metrics' labels and in phased status.
+	_, auto, _ := e2e.Get(s.URL("/server-status?auto"))
+	if !strings.Contains(auto, "ServerMPM: ondemand\n") {
+		t.Errorf("status page:\n%s", auto)
+	}
+	if st := s.Status(t); st["mpm"] != "ondemand" {
+		t.Errorf("phased status: mpm %v, want ondemand", st["mpm"])
+	}
+	_, metrics, _ := e2e.Get(s.URL("/metrics"))
+	if strings.Contains(metrics, bin) {
+		t.Errorf("metrics name the MPM by its path %s", bin)
+	}
 	s.WaitChildren(t, 0, 10*time.Second)
 }
 
