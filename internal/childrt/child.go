@@ -411,8 +411,8 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 					bound = min(bound, 2*time.Second)
 					r.Log.Warn("master is gone; draining briefly", "bound", bound)
 				} else if sig != DrainSignal && withMaster {
-					// An operator's signal (seed 000's SIGUSR1 to one
-					// process, without its 500).
+					// An operator's signal (SIGUSR1 to one process, to
+					// recycle it, without a 500 to anyone).
 					askToRetire(contract.EventRetireRequest, "child asked to retire", "signal", sig.String())
 					continue
 				}

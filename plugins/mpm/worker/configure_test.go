@@ -24,7 +24,7 @@ func TestConfigure(t *testing.T) {
 		want     mpm.ConfigureResponse
 	}{
 		{"defaults", nil, def},
-		{"seed 001", seed001, with(func(r *mpm.ConfigureResponse) {
+		{"worked example", workedExample, with(func(r *mpm.ConfigureResponse) {
 			r.ThreadsPerChild, r.ServerLimit, r.StartServers, r.MaxRequestWorkers = 5, 3, 1, 15
 		})},
 		{"alias max_clients", map[string]any{"max_clients": 200}, with(func(r *mpm.ConfigureResponse) {
@@ -164,7 +164,7 @@ func TestConfigureErrors(t *testing.T) {
 func TestConfigureErrorKeepsConfig(t *testing.T) {
 	p := newPolicy()
 	ctx := context.Background()
-	if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: seed001}); err != nil {
+	if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: workedExample}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: map[string]any{"bogus": 1}}); err == nil {

@@ -48,7 +48,7 @@
 //
 // Where phased goes beyond Apache: reaching max_request_workers is logged at
 // warn every tick it happens, not once per lifetime; keep_start_servers
-// (from Hitachi's HWSKeepStartServers, seed 001); a child over
+// (Hitachi HTTP Server's HWSKeepStartServers); a child over
 // max_memory_per_child is retired, at most one a tick, with its replacement
 // spawned first; and the first tick of a generation starts whatever the
 // master has not yet started of start_servers. A retiring child holds its
