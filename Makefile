@@ -15,7 +15,7 @@ build:
 run: build
 	./$(BIN)
 
-## test: the whole suite with the race detector, end-to-end suites included (as root, installs what the suite needs from Debian when it is missing, once: chromium for the status page's browser test, about 20 s; postgresql-client's psql for the startup-scripts example's migration; prometheus-apache-exporter, which reads the status page as it reads Apache's)
+## test: the whole suite with the race detector, end-to-end suites included (as root, installs what the suite needs from Debian when it is missing, once: chromium for the status page's browser test, about 20 s; postgresql-client's psql for the startup-scripts example's migration; prometheus-apache-exporter, which reads the status page as it reads Apache's); one go test run, through internal/testreport, which ends with the skipped tests and their reasons
 test:
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	  [ -x /usr/bin/prometheus-apache-exporter ] || missing="$$missing prometheus-apache-exporter"; \
@@ -23,7 +23,7 @@ test:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
 	  echo "make test: could not install$$missing; the tests that need them will skip"
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(GO) run ./internal/testreport -race -count=1 -timeout 9m $(PKGS)
 
 ## test-short: unit tests only (skips process-level suites)
 test-short:

@@ -301,6 +301,10 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "phased ") {
 		t.Fatalf("version: %d %q", code, out)
 	}
+	code, flag, _ := e2e.Run(t, t.TempDir(), nil, "--version")
+	if code != 0 || flag != out {
+		t.Fatalf("--version: %d %q, want %q as phased version says", code, flag, out)
+	}
 }
 
 func TestHardRestartStopsOldChildrenAtOnce(t *testing.T) {
