@@ -102,7 +102,7 @@ func (l *launcher) configureMPM(ctx context.Context, cfg *config.Config) (*host.
 	resp, err := policy.Configure(cctx, &mpm.ConfigureRequest{Settings: cfg.MPM.Settings})
 	cancel()
 	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
-		err = fmt.Errorf("Configure did not answer within %s: %w", describeBound, err)
+		err = fmt.Errorf("its Configure did not answer within %s: %w", describeBound, err)
 	}
 	if err == nil && (resp.ServerLimit < 1 || resp.ThreadsPerChild < 1 || resp.StartServers < 0) {
 		err = fmt.Errorf("nonsensical limits (server_limit %d, threads_per_child %d, start_servers %d)",

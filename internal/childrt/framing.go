@@ -2,8 +2,8 @@ package childrt
 
 import (
 	"bytes"
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
