@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
 // helperEnv, when set, makes TestHelperProcess play a child serving the
@@ -208,6 +210,11 @@ func TestWakeOneServesPastAStoppedProcess(t *testing.T) {
 	stopped := helpers[0].cmd.Process.Pid
 	if err := syscall.Kill(stopped, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !procfs.Stopped(stopped); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not stop", stopped)
+		}
 	}
 	byPid := map[string]int{}
 	for i := range 100 {

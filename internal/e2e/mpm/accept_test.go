@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
 // stop sends SIGSTOP to pid and, at cleanup, SIGCONT, so that the child can
@@ -21,6 +22,13 @@ func stop(t *testing.T, pid int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	// The signal is delivered asynchronously: until every thread has
+	// stopped, the child may still accept.
+	for deadline := time.Now().Add(5 * time.Second); !procfs.Stopped(pid); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d did not stop", pid)
+		}
+	}
 }
 
 // requestsSucceed makes n requests, each on a new connection and bounded
