@@ -119,6 +119,9 @@ type Master struct {
 	serving bool           // the first generation served
 	queues  []mpm.Listener // the listeners' queues as last sampled
 	sampled time.Time
+	// stuckAccept holds the children seen stopped in their accept loop,
+	// by pid, each logged once until it runs again (watchAccept).
+	stuckAccept map[int]bool
 }
 
 type eventKind int
@@ -298,6 +301,7 @@ func (m *Master) loop(sigs chan os.Signal) error {
 			}
 			if now.Sub(m.sampled) >= time.Second {
 				m.sampleQueues(now)
+				m.watchAccept(now)
 			}
 			if now.Sub(m.rotated) >= ticketRotation {
 				m.rotated = now

@@ -58,6 +58,9 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// ModuleRoot returns the phased module's root folder (where go.mod is).
+func ModuleRoot() string { return moduleRoot() }
+
 func moduleRoot() string {
 	dir, _ := os.Getwd()
 	for {

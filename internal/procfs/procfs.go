@@ -79,8 +79,11 @@ func Descendants(pid int) []int {
 func Zombie(pid int) bool { return state(pid) == 'Z' }
 
 // state is the state letter of /proc/PID/stat (R, S, D, Z, X ...), or 0.
-func state(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+func state(pid int) byte { return statState("/proc/" + strconv.Itoa(pid) + "/stat") }
+
+// statState is the state letter of a stat file, or 0.
+func statState(path string) byte {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
@@ -97,4 +100,20 @@ func state(pid int) byte {
 func Alive(pid int) bool {
 	st := state(pid)
 	return st != 0 && st != 'Z' && st != 'X'
+}
+
+// Stopped reports whether every thread of pid is stopped (SIGSTOP, or a
+// tracer): a stop signal is delivered asynchronously, and until every
+// thread has stopped, the process may still run.
+func Stopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		if st := statState(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name())); st != 'T' && st != 't' {
+			return false
+		}
+	}
+	return true
 }

@@ -407,7 +407,7 @@ func TestHookBeforeTheLogsOpen(t *testing.T) {
   - {name: mklogdir, phase: open-logs, exec: [mkdir, -p, logs/sub], before: ["phased:logs"]}
 `))
 	_, out, _ := e2e.Run(t, dir, nil, "-f", conf, "-S")
-	if !strings.Contains(out, "# open-logs:   phased:listen (-1000) -> mklogdir (middle) -> phased:logs (-999)") {
+	if !strings.Contains(out, "# open-logs:   phased:listen (-1000) -> phased:tls (-998) -> mklogdir (middle) -> phased:logs (-999)") {
 		t.Fatalf("-S order:\n%s", out)
 	}
 	if code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t"); code != 0 {
