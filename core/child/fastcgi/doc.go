@@ -35,6 +35,15 @@
 // "try_files $uri $uri/ /index.php?$query_string" does; a missing path
 // with a script extension is still 404.
 //
+// Files that hold source or settings without being scripts are 403 rather
+// than sent as they are: PHP's per-folder settings ".user.ini" (which
+// php-cgi and php-fpm read), a copy of a script whose name goes on after
+// the script extension with anything but a letter ("config.php.bak",
+// "index.php~", "old.php5", ".index.php.swp"), and, when ".php" is a
+// script extension, PHP's other source extensions (.phtml, .pht, .phps,
+// .phar, .inc). The name in the URL and the name the file resolves to
+// are both checked, case aside.
+//
 // SCRIPT_FILENAME and DOCUMENT_ROOT are sent with their symlinks resolved
 // (nginx's $realpath_root), so that the file the app server opens is the
 // one checked here, and a deploy that repoints a "current" symlink is

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -240,6 +241,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		gateway.Error(w, http.StatusInternalServerError)
 	case f.Info.IsDir():
 		h.serveDir(w, r, root, p)
+	case h.isSource(path.Base(f.Name)) || h.isSource(filepath.Base(f.File)):
+		gateway.Error(w, http.StatusForbidden)
 	case !h.isScript(f.Name):
 		h.other(w, r)
 	default:
@@ -320,6 +323,48 @@ func (h *Handler) isScript(name string) bool {
 	}
 	return false
 }
+
+// phpSources are the names ending PHP source that is not run when .php is
+// the script extension: other extensions PHP files are given, and include
+// files.
+var phpSources = []string{".phtml", ".pht", ".phps", ".phar", ".inc"}
+
+// isSource reports whether file name is source that must not be served as
+// a static file: PHP's per-folder settings (.user.ini, which php-cgi and
+// php-fpm read), a copy of a script whose name goes on after the script
+// extension with anything but a letter ("wp-config.php.bak",
+// "index.php~", "index.php5", ".index.php.swp"), and, when .php is a
+// script extension, PHP's other source extensions (phpSources).
+func (h *Handler) isSource(name string) bool {
+	lower := strings.ToLower(name)
+	if lower == ".user.ini" {
+		return true
+	}
+	for _, ext := range h.exts {
+		ext = strings.ToLower(ext)
+		for i := 0; ; {
+			j := strings.Index(lower[i:], ext)
+			if j < 0 {
+				break
+			}
+			i += j + len(ext)
+			if i < len(lower) && !isLetter(lower[i]) {
+				return true
+			}
+		}
+		if ext == ".php" {
+			for _, src := range phpSources {
+				if strings.HasSuffix(lower, src) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// isLetter reports whether b is an ASCII lowercase letter.
+func isLetter(b byte) bool { return 'a' <= b && b <= 'z' }
 
 // namesScript reports whether some segment of URL path p ends in a script
 // extension, as nginx's location ~ [^/]\.php(/|$) would match it.

@@ -145,6 +145,44 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// TestSourceNotServed: the files that hold PHP source or settings but are
+// not scripts (.user.ini, a script's backup copies, PHP's other source
+// extensions) are 403, never handed to the static handler to be sent as
+// they are; look-alikes that are not source are served.
+func TestSourceNotServed(t *testing.T) {
+	root := testkit.Site(t)
+	testkit.Tree(t, root, map[string]string{
+		".user.ini": "display_errors=On", "sub/.USER.INI": "x", "config.php.bak": "<?php", "index.php~": "<?php",
+		".index.php.swp": "<?php", "old.php5": "<?php", "view.phtml": "<?php", "lib.inc": "<?php", "src.phps": "<?php",
+		"app.phar": "<?php", "CONFIG.PHP.OLD": "<?php", "link.txt": "symlink:config.php.bak",
+		"phpinfo.txt": "text", "my.photo.png": "png", "notes.php.txt/x": "a folder", "user.ini": "not PHP's",
+	})
+	s := newFakeServer(t, answer(stdout("Content-Type: text/plain\r\n\r\nscript")))
+	h, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, Static: staticStub})
+	for path, want := range map[string]int{
+		"/.user.ini": 403, "/sub/.USER.INI": 403, "/config.php.bak": 403, "/index.php~": 403, "/.index.php.swp": 403,
+		"/old.php5": 403, "/view.phtml": 403, "/lib.inc": 403, "/src.phps": 403, "/app.phar": 403, "/CONFIG.PHP.OLD": 403,
+		"/link.txt": 403, "/config.php.bak/x": 403,
+		"/phpinfo.txt": 200, "/my.photo.png": 200, "/user.ini": 200, "/img.png": 200,
+	} {
+		code, body, _ := get(t, srv.URL+path)
+		if code != want || (want == 200 && body != "static "+path) {
+			t.Errorf("GET %s = %d %q, want %d", path, code, body, want)
+		}
+	}
+	if n, _ := s.requests(); n != 0 {
+		t.Errorf("%d requests reached the FastCGI server", n)
+	}
+	// With other script extensions, PHP's own are files like any other.
+	h.Close()
+	_, srv = serve(t, Options{Network: "unix", Address: s.addr, Root: root, Static: staticStub, Extensions: []string{".cgi"}})
+	for _, path := range []string{"/view.phtml", "/lib.inc", "/config.php.bak"} {
+		if code, _, _ := get(t, srv.URL+path); code != 200 {
+			t.Errorf("with extensions [.cgi], GET %s = %d, want 200", path, code)
+		}
+	}
+}
+
 // TestParams: the params of a request, beyond the script's.
 func TestParams(t *testing.T) {
 	root := testkit.Site(t)
