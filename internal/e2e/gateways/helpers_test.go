@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,12 +66,22 @@ type answer struct {
 	body   string
 }
 
-// do sends one request on a fresh connection.
+// do sends one request on a fresh connection; header is name, value
+// pairs. It fails t when there is no response.
 func do(t *testing.T, method, u, contentType, body string, header ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	a, err := fetch(method, u, contentType, body, header...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return a
+}
+
+// fetch is do for another goroutine than the test's: it returns the error.
+func fetch(method, u, contentType, body string, header ...string) (answer, error) {
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		return answer{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -82,14 +93,14 @@ func do(t *testing.T, method, u, contentType, body string, header ...string) ans
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
+		return answer{}, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, u, err)
+		return answer{}, fmt.Errorf("%s %s: reading the body: %w", method, u, err)
 	}
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	return answer{resp.StatusCode, resp.Header, string(b)}, nil
 }
 
 // get is do for a GET.
@@ -231,6 +242,8 @@ func stop(t *testing.T, s *e2e.Server, pids []int) {
 	}
 	e2e.WaitGone(t, pids, 5*time.Second)
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // union returns the sorted pids of both, once each.
 func union(a, b []int) []int {

@@ -2,7 +2,6 @@ package gateways
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -250,5 +249,3 @@ func containsPID(pids []int, pid int) bool {
 	}
 	return false
 }
-
-var _ = fmt.Sprint
