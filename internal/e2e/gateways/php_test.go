@@ -153,13 +153,14 @@ type fpm struct {
 }
 
 // startFPM runs Debian's php-fpm on the example's php-fpm.conf in dir, its
-// prefix: its pid file and socket in dir/run, in the foreground, with -R
+// prefix: its pid file, log and socket in dir/run, in the foreground (its
+// log on stderr too, -O), with -R
 // when the test runs as root (php-fpm refuses root without it). It is
 // killed by its PID, its process group with it, at the test's end.
 func startFPM(t *testing.T, dir string) *fpm {
 	t.Helper()
 	bin := e2e.Program(t, "/usr/sbin/php-fpm*", "php-fpm")
-	args := []string{"-y", filepath.Join(dir, "php-fpm.conf"), "-p", dir, "-F"}
+	args := []string{"-y", filepath.Join(dir, "php-fpm.conf"), "-p", dir, "-F", "-O"}
 	if os.Getuid() == 0 {
 		args = append(args, "-R")
 	}
