@@ -17,13 +17,13 @@ import (
 func cgiEnv(t *testing.T, a answer) map[string]string {
 	t.Helper()
 	if a.code != 200 || a.header.Get("Content-Type") != "text/plain; charset=utf-8" {
-		t.Fatalf("env.sh: %d %v %q", a.code, a.header, a.body)
+		t.Fatalf("env.sh: %d %v %q", a.code, a.header, short(a.body))
 	}
 	env := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSuffix(a.body, "\n"), "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
-			t.Fatalf("env.sh: line %q in:\n%s", line, a.body)
+			t.Fatalf("env.sh: line %q in:\n%s", short(line), short(a.body))
 		}
 		env[k] = v
 	}
@@ -47,16 +47,17 @@ func withArg(pid int, suffix string) []int {
 }
 
 // TestCGIExample runs examples/app-cgi/phased.yaml, with app.cgi.timeout
-// at 2s instead of 30s so that the timeout is seen soon: the sh script
+// at 2s instead of 30s so that the timeout is seen soon, and
+// app.max_body_size at 64K instead of 100M: the sh script
 // sees RFC 3875's meta-variables and the headers as HTTP_*, and a POST's
-// body on its stdin; the Python form answers a POST; a file that is not
+// body on its stdin, 413 for a body over app.max_body_size; the Python form answers a POST; a file that is not
 // executable is 403, a missing one 404, and the rest of the site static;
 // a script that runs past the timeout is killed with what it started, and
 // the client gets 504.
 func TestCGIExample(t *testing.T) {
 	e2e.Program(t, "/usr/bin/python3", "python3") // form.py's interpreter
 	dir := example(t, "app-cgi")
-	s := startExample(t, dir, "phased.yaml", "app.cgi.timeout=2s")
+	s := startExample(t, dir, "phased.yaml", "app.cgi.timeout=2s", "app.max_body_size=64K")
 	_, port, _ := strings.Cut(s.Addr, ":")
 
 	env := cgiEnv(t, do(t, "GET", s.URL("/cgi-bin/env.sh/some/path?a=1&b=two%20words"), "", "",
@@ -84,6 +85,11 @@ func TestCGIExample(t *testing.T) {
 		}
 	}
 
+	big := strings.Repeat("x", 64<<10)
+	if env := cgiEnv(t, do(t, "POST", s.URL("/cgi-bin/env.sh"), "text/plain", big)); env["CONTENT_LENGTH"] != "65536" {
+		t.Errorf("a POST of app.max_body_size: CONTENT_LENGTH=%q", env["CONTENT_LENGTH"])
+	}
+	expect(t, "POST over app.max_body_size", do(t, "POST", s.URL("/cgi-bin/env.sh"), "text/plain", big+"x"), 413)
 	expect(t, "GET /cgi-bin/form.py", get(t, s.URL("/cgi-bin/form.py")), 200, "<h1>A form, in Python</h1>", `<form method="post">`)
 	expect(t, "POST /cgi-bin/form.py", post(t, s.URL("/cgi-bin/form.py"), url.Values{"name": {"Bob & Co"}, "x": {"1"}}), 200,
 		`<p id="greeting">Hello, Bob &amp; Co!</p>`, "<p>2 fields, process ")

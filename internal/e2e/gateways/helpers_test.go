@@ -115,7 +115,7 @@ func post(t *testing.T, u string, form url.Values) answer {
 func expect(t *testing.T, what string, a answer, code int, want ...string) {
 	t.Helper()
 	if a.code != code {
-		t.Errorf("%s: %d, want %d; body %q", what, a.code, code, a.body)
+		t.Errorf("%s: %d, want %d; body %q", what, a.code, code, short(a.body))
 		return
 	}
 	for _, w := range want {
@@ -123,6 +123,14 @@ func expect(t *testing.T, what string, a answer, code int, want ...string) {
 			t.Errorf("%s: the body lacks %q:\n%s", what, w, a.body)
 		}
 	}
+}
+
+// short is s cut to 300 bytes, for a failure message.
+func short(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
 }
 
 // child is one child in phased status --json, with its app.

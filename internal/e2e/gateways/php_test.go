@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -119,11 +120,16 @@ func TestPHPExample(t *testing.T) {
 // the kernel kills php-cgi's parent (its parent-death signal), which leaves
 // its PHP processes behind, still holding the child's socket. The master
 // ends them as it reaps the child, and the replacement has a php-cgi of its
-// own.
+// own. With app.max_body_size at 64K (not 100M), a POST over it is 413
+// before it reaches PHP.
 func TestPHPChildKilled(t *testing.T) {
 	e2e.Program(t, "php-cgi", "php-cgi")
 	dir := example(t, "app-php")
-	s := startExample(t, dir, "phased.yaml")
+	s := startExample(t, dir, "phased.yaml", "app.max_body_size=64K")
+	message := strings.Repeat("x", 60<<10)
+	expect(t, "POST under app.max_body_size", post(t, s.URL("/form.php"), url.Values{"message": {message}}), 200,
+		"Your message has 61440 bytes.")
+	expect(t, "POST over app.max_body_size", post(t, s.URL("/form.php"), url.Values{"message": {message + message}}), 413)
 	apps := readyApps(t, s, 1, 2)
 	victim := apps[0]
 	php := tree(victim.AppPID)
