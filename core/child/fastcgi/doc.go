@@ -67,7 +67,10 @@
 // needs CONTENT_LENGTH first, so a body of unknown length (chunked) is read
 // whole before the request is sent, up to Options.MaxBufferedBody (413
 // past it), in memory up to 1 MiB and in an unlinked temporary file past
-// that. The child is expected to have buffered slow clients already.
+// that. With Options.BufferBody every body is read whole first (that much
+// in memory, the rest in a temporary file in Options.TempDir), so that a
+// client that sends slowly holds no FastCGI worker, and any body over
+// MaxBufferedBody is 413; a phased child sets it to app.body_buffer_size.
 //
 // # The answer
 //

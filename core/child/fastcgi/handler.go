@@ -105,6 +105,18 @@ type Options struct {
 	// 0 means DefaultMaxBufferedBody. A longer one is answered 413.
 	MaxBufferedBody int64
 
+	// BufferBody, when above 0, makes every request body be read whole
+	// before the request is sent to the server, BufferBody bytes of it in
+	// memory and the rest in an unlinked temporary file in TempDir, so
+	// that a client sending slowly holds no FastCGI worker (nginx's
+	// fastcgi_request_buffering). Then a body over MaxBufferedBody is 413,
+	// whatever its length. 0 streams a body of known length as it comes.
+	BufferBody int64
+
+	// TempDir is where BufferBody's temporary files go; "" means the
+	// system's.
+	TempDir string
+
 	// Software is SERVER_SOFTWARE; "" means "phased".
 	Software string
 
@@ -127,6 +139,8 @@ type Handler struct {
 	software string
 	maxHead  int
 	maxBody  int64
+	bufBody  int64
+	tempDir  string
 	addr     string
 	log      *slog.Logger
 	client   *Client
@@ -154,6 +168,8 @@ func New(opts Options) (*Handler, error) {
 		software: opts.Software,
 		maxHead:  opts.MaxHeaderBytes,
 		maxBody:  opts.MaxBufferedBody,
+		bufBody:  opts.BufferBody,
+		tempDir:  opts.TempDir,
 		addr:     opts.Network + ":" + opts.Address,
 		log:      opts.Logger,
 	}
@@ -383,7 +399,7 @@ func (h *Handler) serveFound(w http.ResponseWriter, r *http.Request, root gatewa
 		gateway.Error(w, http.StatusForbidden)
 		return
 	}
-	body, ok := gateway.RequestBody(w, r, h.maxBody)
+	body, ok := gateway.RequestBody(w, r, h.maxBody, h.bufBody, h.tempDir)
 	if !ok {
 		return
 	}

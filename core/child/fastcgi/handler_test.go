@@ -1,6 +1,7 @@
 package fastcgi
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -476,5 +477,64 @@ func TestNewErrors(t *testing.T) {
 		if _, err := New(opts); err == nil {
 			t.Errorf("New(%+v) did not fail", opts)
 		}
+	}
+}
+
+// TestBufferBody: with BufferBody a request reaches the FastCGI server
+// only once its whole body is in, so a client sending slowly holds no
+// worker; without it, the body is streamed as it comes (the baseline: the
+// server is connected to before the body is in). The part of the body
+// past BufferBody waits in an unlinked file of TempDir, and a body over
+// MaxBufferedBody is 413 whatever its length.
+func TestBufferBody(t *testing.T) {
+	root := testkit.Site(t)
+	s := newFakeServer(t, answer(stdout("Content-Type: text/plain\r\n\r\nscript")))
+	tmp := t.TempDir()
+	for _, buffer := range []int64{0, 4} {
+		_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, BufferBody: buffer, TempDir: tmp, MaxBufferedBody: 16})
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, before := s.requests()
+		fmt.Fprintf(c, "POST /index.php HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+		if buffer == 0 {
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if _, conns := s.requests(); conns > before {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("streaming: the server was not connected to while the body came")
+				}
+			}
+		} else {
+			time.Sleep(300 * time.Millisecond)
+			if _, conns := s.requests(); conns != before {
+				t.Fatal("BufferBody: the server was connected to before the body was in")
+			}
+		}
+		fmt.Fprintf(c, "world")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != "script" || string(s.last().stdin) != "helloworld" {
+			t.Fatalf("BufferBody %d: %d %q, the server read %q", buffer, resp.StatusCode, b, s.last().stdin)
+		}
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("left in TempDir: %v", ents)
+	}
+	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, BufferBody: 4, MaxBufferedBody: 16})
+	resp, err := http.Post(srv.URL+"/index.php", "text/plain", strings.NewReader("seventeen bytes!!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("a body over MaxBufferedBody with BufferBody: %d, want 413", resp.StatusCode)
 	}
 }
