@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/control"
 	"github.com/phasedhq/phased/core/handover"
@@ -455,9 +457,27 @@ func (m *Master) openErrorLog(cfg *config.Config) (*logging.Log, error) {
 	return logging.Open(logging.Options{Path: cfg.ErrorLog.Path, Level: cfg.ErrorLog.Level, Format: cfg.ErrorLog.Format, Stderr: m.opts.Stderr})
 }
 
-func openAccessLog(cfg *config.Config) (*os.File, error) {
-	if cfg.AccessLog.Path == "" {
+// openAccessLog opens the access log the children write to: a file, or a
+// copy of the master's stdout or stderr (the error log's, m.opts.Stderr)
+// for "stdout" and "stderr", never a file of that name.
+func (m *Master) openAccessLog(cfg *config.Config) (*os.File, error) {
+	var std *os.File
+	switch cfg.AccessLog.Path {
+	case "":
 		return nil, nil
+	case "stdout":
+		std = os.Stdout
+	case "stderr":
+		std = m.opts.Stderr
+	}
+	if std != nil {
+		// A copy of the descriptor: the pass closes its access log when it
+		// is done with it, and must not close the master's own.
+		fd, err := unix.FcntlInt(std.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("opening access log on %s: %w", cfg.AccessLog.Path, err)
+		}
+		return os.NewFile(uintptr(fd), cfg.AccessLog.Path), nil
 	}
 	f, err := os.OpenFile(cfg.AccessLog.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {

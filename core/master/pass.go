@@ -157,7 +157,7 @@ func (m *Master) builtinSteps(p *pass, plog *logSwitch) []phases.Step {
 		if p.errlog, err = m.openErrorLog(p.cfg); err != nil {
 			return err
 		}
-		if p.access, err = openAccessLog(p.cfg); err != nil {
+		if p.access, err = m.openAccessLog(p.cfg); err != nil {
 			return err
 		}
 		plog.set(p.errlog.Logger().Handler())

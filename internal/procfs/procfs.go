@@ -81,18 +81,39 @@ func Zombie(pid int) bool { return state(pid) == 'Z' }
 // state is the state letter of /proc/PID/stat (R, S, D, Z, X ...), or 0.
 func state(pid int) byte { return statState("/proc/" + strconv.Itoa(pid) + "/stat") }
 
-// statState is the state letter of a stat file, or 0.
+// statState is the state letter of a stat file (a process's or a
+// thread's), or 0.
 func statState(path string) byte {
+	f := statFields(path)
+	if len(f) == 0 || len(f[0]) != 1 {
+		return 0
+	}
+	return f[0][0]
+}
+
+// Pgid returns the process group of pid, or 0 when it is gone.
+func Pgid(pid int) int {
+	f := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
+	if len(f) < 3 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[2])
+	return n
+}
+
+// statFields returns the fields of a stat file that follow the command
+// name (state, ppid, pgrp ...), or nil.
+func statFields(path string) []string {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0
+		return nil
 	}
-	// The state follows the command name, which is in parentheses.
+	// The command name is in parentheses and may hold spaces and ')'.
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
+	if i < 0 {
+		return nil
 	}
-	return b[i+2]
+	return strings.Fields(string(b[i+1:]))
 }
 
 // Alive reports whether pid is a live process: not gone, and not a zombie

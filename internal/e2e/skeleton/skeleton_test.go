@@ -51,6 +51,29 @@ func TestServesStaticFilesAndWritesAccessLog(t *testing.T) {
 	}
 }
 
+// TestAccessLogOnStdoutAndStderr: access_log.path "stdout" and "stderr"
+// are the master's own streams, as the config says, not files of those
+// names in the working folder; and a graceful restart, which opens the
+// logs again, leaves them working.
+func TestAccessLogOnStdoutAndStderr(t *testing.T) {
+	for _, stream := range []string{"stdout", "stderr"} {
+		t.Run(stream, func(t *testing.T) {
+			s := e2e.StartServer(t, "access_log: {path: "+stream+", format: common}\n")
+			e2e.Get(s.URL("/hello.txt"))
+			s.Log.Wait(t, `"GET /hello.txt HTTP/1.1" 200 6`, 1, 5*time.Second)
+			if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
+				t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
+			}
+			s.WaitLog(t, `"generation finished"`, 1, 10*time.Second)
+			e2e.Get(s.URL("/hello.txt?after"))
+			s.Log.Wait(t, `"GET /hello.txt?after HTTP/1.1" 200 6`, 1, 5*time.Second)
+			if _, err := os.Stat(filepath.Join(s.Dir, stream)); err == nil {
+				t.Errorf("the access log went to a file named %s", stream)
+			}
+		})
+	}
+}
+
 func TestConfigTest(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "logs"), 0o755) // the access log's folder
