@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,9 @@ var aptMu sync.Mutex
 // the test runs as root, Program installs pkg, once; when it still cannot
 // be found the test skips loudly (see SkipLoudly), and fails under CI=true.
 // prog is a name on PATH, an absolute path, or interpreter:module (python3,
-// ruby or perl, and a module it must load: "ruby:rack"), for which Program
+// ruby or perl, by name or absolute path, and a module it must load:
+// "ruby:rack", "/usr/bin/python3:psycopg2" for the Python that Debian's
+// gunicorn runs, whatever python3 is first on PATH), for which Program
 // returns the interpreter's path.
 func Program(t testing.TB, prog, pkg string) string {
 	t.Helper()
@@ -48,7 +51,7 @@ func lookProgram(prog string) (string, bool) {
 			return "", false
 		}
 		var args []string
-		switch interp {
+		switch filepath.Base(interp) {
 		case "python3":
 			args = []string{"-c", "import " + mod}
 		case "ruby":
