@@ -1,0 +1,319 @@
+package langs
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/e2e"
+)
+
+// example is a copy of one of examples/ to run, and the master running it.
+type example struct {
+	*e2e.Server
+	restart time.Duration // how long gracefulUnderLoad's -k graceful took
+}
+
+// startExample copies examples/name into a new folder, rewrites the
+// listen address of its configuration file conf (127.0.0.1:8080) to a free
+// one, and starts the master on it with env and flags (-c key=value),
+// waiting until it serves. Everything else is as shipped.
+func startExample(t *testing.T, name, conf string, env []string, flags ...string) *example {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "..", "examples", name))); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, conf)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "127.0.0.1:8080"); n != 1 {
+		t.Fatalf("examples/%s/%s names 127.0.0.1:8080 %d times, want once", name, conf, n)
+	}
+	addr := e2e.FreePort(t)
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), "127.0.0.1:8080", addr, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := e2e.Run(t, dir, env, append([]string{"-f", path, "-t"}, flags...)...); code != 0 {
+		t.Fatalf("phased -t on examples/%s/%s: %d %s %s", name, conf, code, out, errOut)
+	}
+	p := e2e.Start(t, dir, env, append([]string{"-f", path}, flags...)...)
+	p.WaitLog(t, "resuming normal operations", 1, 30*time.Second)
+	return &example{Server: &e2e.Server{Proc: p, Addr: addr, Conf: path}}
+}
+
+// client makes one request per connection: a kept-alive one would hold a
+// slot of a child, and a prefork child has just one.
+var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// getJSON GETs path and decodes its JSON answer into v, failing t unless
+// it is 200.
+func (x *example) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := client.Get(x.URL(path))
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || json.Unmarshal(b, v) != nil {
+		t.Fatalf("GET %s = %s %q", path, resp.Status, b)
+	}
+}
+
+// answer is what the examples' apps answer: / names the app and its
+// server, /echo what it read of a request body, /slow how long it slept.
+type answer struct {
+	App     string `json:"app"`
+	PID     int    `json:"pid"`
+	Server  string `json:"server"`
+	Method  string `json:"method"`
+	Length  int    `json:"length"`
+	Sha256  string `json:"sha256"`
+	SleptMS int    `json:"slept_ms"`
+}
+
+// checkRequests drives the requests every example answers through x: GET /
+// (the app, served by server), POST /echo with a body of 1 MiB (the app
+// reads all of it), and GET /stream (pieces that arrive as the app writes
+// them, not all at the end).
+func (x *example) checkRequests(t *testing.T, app, server string) {
+	t.Helper()
+	var a answer
+	x.getJSON(t, "/", &a)
+	if a.App != app || !strings.Contains(strings.ToLower(a.Server), strings.ToLower(server)) || a.PID == 0 {
+		t.Errorf("GET / answered %+v; want app %s under %s", a, app, server)
+	}
+	body := make([]byte, 1<<20)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	sum := sha256.Sum256(body)
+	resp, err := client.Post(x.URL("/echo"), "application/octet-stream", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("POST /echo: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e answer
+	if resp.StatusCode != 200 || json.Unmarshal(b, &e) != nil || e.Method != "POST" || e.Length != len(body) || e.Sha256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("POST /echo of %d bytes = %s %q", len(body), resp.Status, b)
+	}
+	x.checkStream(t)
+}
+
+// checkStream GETs /stream?n=4&ms=300: four lines, 300 ms apart. The first
+// must arrive before the app wrote the last (each line says when it was
+// written): the response flows through, it is not held until the end.
+func (x *example) checkStream(t *testing.T) {
+	t.Helper()
+	resp, err := client.Get(x.URL("/stream?n=4&ms=300"))
+	if err != nil {
+		t.Fatalf("GET /stream: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /stream = %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var lines []string
+	var firstAt time.Time
+	for sc.Scan() {
+		if firstAt.IsZero() {
+			firstAt = time.Now()
+		}
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) != 4 {
+		t.Fatalf("GET /stream: %q, want 4 pieces", lines)
+	}
+	f := strings.Fields(lines[3]) // "piece 3 at 1733000000.123"
+	written, err := strconv.ParseFloat(f[len(f)-1], 64)
+	if err != nil {
+		t.Fatalf("GET /stream: last piece %q", lines[3])
+	}
+	if last := time.UnixMilli(int64(written * 1000)); !firstAt.Before(last) {
+		t.Errorf("GET /stream: the first piece arrived at %s, after the app wrote the last at %s: the response was not streamed",
+			firstAt.Format(time.StampMilli), last.Format(time.StampMilli))
+	}
+}
+
+// loadLimit bounds the requests of gracefulUnderLoad's load; the load
+// must still run when the restart is over, so it must not reach it.
+const loadLimit = 100000
+
+// gracefulUnderLoad restarts x gracefully (-k graceful) under a small
+// bounded load (4 clients on kept-alive connections, at most loadLimit
+// requests) and fails t unless every request is answered 2xx and the old
+// generation's children are gone while the load still runs.
+func (x *example) gracefulUnderLoad(t *testing.T) e2e.LoadResult {
+	t.Helper()
+	old := e2e.Workers(x.PID())
+	stop := make(chan struct{})
+	result := make(chan e2e.LoadResult, 1)
+	go func() { result <- e2e.Load(x.Addr, "/", 4, true, loadLimit, stop) }()
+	time.Sleep(300 * time.Millisecond)
+	began := time.Now()
+	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "graceful"); code != 0 {
+		close(stop)
+		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
+	}
+	x.restart = time.Since(began)
+	e2e.WaitGone(t, old, 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	res := <-result
+	if res.Errors != 0 || res.Non2xx != 0 || res.Requests < 50 || res.Requests >= loadLimit {
+		t.Fatalf("load over a graceful restart: %s; log:\n%s", res, x.Log)
+	}
+	return res
+}
+
+// retireInFlight starts GET /slow, long enough to outlast the start of a
+// new generation (twice what gracefulUnderLoad's took, and a second),
+// waits until it is in an app, restarts gracefully (-k graceful) and fails
+// t unless the request was still in flight when its child began to drain,
+// is answered 200, and its child is gone.
+func (x *example) retireInFlight(t *testing.T) {
+	t.Helper()
+	old := e2e.Workers(x.PID())
+	done := make(chan error, 1)
+	ms := max(2*x.restart+time.Second, 2*time.Second).Milliseconds()
+	go func() {
+		resp, err := client.Get(x.URL(fmt.Sprintf("/slow?ms=%d", ms)))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("%s %q", resp.Status, b)
+			}
+		}
+		done <- err
+	}()
+	x.waitBusy(t)
+	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "graceful"); code != 0 {
+		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
+	}
+	select { // -k graceful returns as the old generation starts to drain
+	case err := <-done:
+		t.Fatalf("the request in flight (%d ms) ended (%v) before its child began to drain", ms, err)
+	default:
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the request in flight while its child retired: %v; log:\n%s", err, x.Log)
+	}
+	e2e.WaitGone(t, old, 30*time.Second)
+}
+
+// waitBusy waits until phased status shows a request in flight.
+func (x *example) waitBusy(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for x.Status(t)["busy_workers"].(float64) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request in flight after 10s: %v", x.Status(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// shortenDrain sets graceful_shutdown_timeout: 1s in x's configuration
+// file, for the generation the next graceful restart starts (the one that
+// drains then keeps its own): see stopsGracefully.
+func (x *example) shortenDrain(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(x.Conf)
+	if err != nil || strings.Contains(string(b), "\ngraceful_shutdown_timeout:") {
+		t.Fatalf("%s: %v, or it sets graceful_shutdown_timeout already", x.Conf, err)
+	}
+	if err := os.WriteFile(x.Conf, append(b, "\ngraceful_shutdown_timeout: 1s\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopsGracefully checks the app server's side of a child's retirement:
+// the example's stop_signal must let an app server finish the request it
+// is running. In a generation whose graceful_shutdown_timeout is 1s (see
+// shortenDrain), a request of 2.5 s outlasts its child's drain on a
+// graceful stop (-k graceful-stop): the child cuts its client's connection
+// and stops its app server while the request is still in it. The app logs
+// "slow request done" when it ends one: with a graceful stop signal that
+// line comes after the cut, from the app being stopped, which exits before
+// its stop_timeout. The master exits at the end.
+func (x *example) stopsGracefully(t *testing.T) {
+	t.Helper()
+	go client.Get(x.URL("/slow?ms=2500")) // cut at the drain timeout
+	x.waitBusy(t)
+	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "graceful-stop"); code != 0 {
+		t.Fatalf("-k graceful-stop: %d %s %s", code, out, errOut)
+	}
+	if code := x.WaitExit(t, 30*time.Second); code != 0 {
+		t.Fatalf("graceful stop: exit %d; log:\n%s", code, x.Log)
+	}
+	log := x.Log.String()
+	cut := max(strings.Index(log, "drain timed out; connections cut"), strings.Index(log, "child stopped immediately"))
+	done := strings.LastIndex(log, "slow request done")
+	if cut < 0 || done < cut || x.Log.Count("app server stopped") == 0 {
+		t.Fatalf("the app server was stopped with a request in it, which it did not finish (drain cut at %d, request done at %d); log:\n%s", cut, done, log)
+	}
+	if n := x.Log.Count("app server did not stop in time"); n != 0 {
+		t.Fatalf("an app server did not stop on its stop signal; log:\n%s", log)
+	}
+}
+
+// childStatus is one child in `phased status --json`, with its app.
+type childStatus struct {
+	PID      int    `json:"pid"`
+	Slot     int    `json:"slot"`
+	State    string `json:"state"`
+	AppPID   int    `json:"app_pid"`
+	AppBytes int64  `json:"app_memory_bytes"`
+}
+
+// children returns the children `phased status --json` lists.
+func (x *example) children(t *testing.T) []childStatus {
+	t.Helper()
+	code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "status", "--json")
+	var st struct {
+		Children []childStatus `json:"children"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("phased status --json: %d %s %s", code, out, errOut)
+	}
+	return st.Children
+}
+
+// apps returns the app pids of the ready children, sorted.
+func (x *example) apps(t *testing.T) []int {
+	t.Helper()
+	var out []int
+	for _, c := range x.children(t) {
+		if c.State == "ready" && c.AppPID != 0 {
+			out = append(out, c.AppPID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// signalChild sends sig to one serving child of x.
+func (x *example) signalChild(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	if err := e2e.Kill(t, pid, sig); err != nil {
+		t.Fatalf("kill -%v %d: %v", sig, pid, err)
+	}
+}
