@@ -180,6 +180,7 @@ func (x *example) gracefulUnderLoad(t *testing.T) e2e.LoadResult {
 	if res.Errors != 0 || res.Non2xx != 0 || res.Requests < 50 || res.Requests >= loadLimit {
 		t.Fatalf("load over a graceful restart: %s; log:\n%s", res, x.Log)
 	}
+	t.Logf("-k graceful took %s; load: %s", x.restart.Round(time.Millisecond), res)
 	return res
 }
 
@@ -217,6 +218,7 @@ func (x *example) retireInFlight(t *testing.T) {
 		t.Fatalf("the request in flight while its child retired: %v; log:\n%s", err, x.Log)
 	}
 	e2e.WaitGone(t, old, 30*time.Second)
+	t.Logf("a request of %d ms in flight through -k graceful: answered 200", ms)
 }
 
 // waitBusy waits until phased status shows a request in flight.
@@ -258,6 +260,7 @@ func (x *example) stopsGracefully(t *testing.T) {
 	t.Helper()
 	go client.Get(x.URL("/slow?ms=2500")) // cut at the drain timeout
 	x.waitBusy(t)
+	began := time.Now()
 	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "graceful-stop"); code != 0 {
 		t.Fatalf("-k graceful-stop: %d %s %s", code, out, errOut)
 	}
@@ -273,6 +276,8 @@ func (x *example) stopsGracefully(t *testing.T) {
 	if n := x.Log.Count("app server did not stop in time"); n != 0 {
 		t.Fatalf("an app server did not stop on its stop signal; log:\n%s", log)
 	}
+	t.Logf("graceful stop with a request cut at the drain timeout, finished by the app on its stop signal: %s",
+		time.Since(began).Round(time.Millisecond))
 }
 
 // childStatus is one child in `phased status --json`, with its app.
