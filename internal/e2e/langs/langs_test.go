@@ -23,7 +23,6 @@ import (
 // example is a copy of one of examples/ to run, and the master running it.
 type example struct {
 	*e2e.Server
-	restart time.Duration // how long gracefulUnderLoad's -k graceful took
 }
 
 // startExample copies examples/name into a new folder, rewrites the
@@ -157,7 +156,7 @@ func (x *example) checkStream(t *testing.T) {
 const loadLimit = 100000
 
 // gracefulUnderLoad restarts x gracefully (-k graceful) under a small
-// bounded load (4 clients on kept-alive connections, at most loadLimit
+// bounded load (4 clients, a connection per request, at most loadLimit
 // requests) and fails t unless every request is answered 2xx and the old
 // generation's children are gone while the load still runs.
 func (x *example) gracefulUnderLoad(t *testing.T) e2e.LoadResult {
@@ -165,14 +164,14 @@ func (x *example) gracefulUnderLoad(t *testing.T) e2e.LoadResult {
 	old := e2e.Workers(x.PID())
 	stop := make(chan struct{})
 	result := make(chan e2e.LoadResult, 1)
-	go func() { result <- e2e.Load(x.Addr, "/", 4, true, loadLimit, stop) }()
+	go func() { result <- e2e.Load(x.Addr, "/", 4, false, loadLimit, stop) }()
 	time.Sleep(300 * time.Millisecond)
 	began := time.Now()
 	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "graceful"); code != 0 {
 		close(stop)
 		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
 	}
-	x.restart = time.Since(began)
+	took := time.Since(began)
 	e2e.WaitGone(t, old, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
@@ -180,22 +179,19 @@ func (x *example) gracefulUnderLoad(t *testing.T) e2e.LoadResult {
 	if res.Errors != 0 || res.Non2xx != 0 || res.Requests < 50 || res.Requests >= loadLimit {
 		t.Fatalf("load over a graceful restart: %s; log:\n%s", res, x.Log)
 	}
-	t.Logf("-k graceful took %s; load: %s", x.restart.Round(time.Millisecond), res)
+	t.Logf("-k graceful took %s; load: %s", took.Round(time.Millisecond), res)
 	return res
 }
 
-// retireInFlight starts GET /slow, long enough to outlast the start of a
-// new generation (twice what gracefulUnderLoad's took, and a second),
-// waits until it is in an app, restarts gracefully (-k graceful) and fails
-// t unless the request was still in flight when its child began to drain,
-// is answered 200, and its child is gone.
+// retireInFlight starts GET /slow?ms=2000, waits until a child serves it,
+// tells that child to drain now (SIGWINCH, what the master sends a child it
+// retires) and fails t unless the request was still in flight then, is
+// answered 200, and the child is gone after it.
 func (x *example) retireInFlight(t *testing.T) {
 	t.Helper()
-	old := e2e.Workers(x.PID())
 	done := make(chan error, 1)
-	ms := max(2*x.restart+time.Second, 2*time.Second).Milliseconds()
 	go func() {
-		resp, err := client.Get(x.URL(fmt.Sprintf("/slow?ms=%d", ms)))
+		resp, err := client.Get(x.URL("/slow?ms=2000"))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -205,79 +201,65 @@ func (x *example) retireInFlight(t *testing.T) {
 		}
 		done <- err
 	}()
-	x.waitBusy(t)
-	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "graceful"); code != 0 {
-		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
-	}
-	select { // -k graceful returns as the old generation starts to drain
+	busy := x.waitBusy(t)
+	x.signalChild(t, busy, syscall.SIGWINCH)
+	select {
 	case err := <-done:
-		t.Fatalf("the request in flight (%d ms) ended (%v) before its child began to drain", ms, err)
+		t.Fatalf("the request in flight ended (%v) before its child began to drain", err)
 	default:
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("the request in flight while its child retired: %v; log:\n%s", err, x.Log)
 	}
-	e2e.WaitGone(t, old, 30*time.Second)
-	t.Logf("a request of %d ms in flight through -k graceful: answered 200", ms)
+	e2e.WaitGone(t, []int{busy}, 30*time.Second)
 }
 
-// waitBusy waits until phased status shows a request in flight.
-func (x *example) waitBusy(t *testing.T) {
+// waitBusy waits until phased status shows a child serving a request,
+// and returns its pid.
+func (x *example) waitBusy(t *testing.T) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for x.Status(t)["busy_workers"].(float64) < 1 {
+	for {
+		for _, c := range x.children(t) {
+			if c.Busy > 0 {
+				return c.PID
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no request in flight after 10s: %v", x.Status(t))
+			t.Fatalf("no request in flight after 10s: %v", x.children(t))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// shortenDrain sets graceful_shutdown_timeout: 1s in x's configuration
-// file, for the generation the next graceful restart starts (the one that
-// drains then keeps its own): see stopsGracefully.
-func (x *example) shortenDrain(t *testing.T) {
-	t.Helper()
-	b, err := os.ReadFile(x.Conf)
-	if err != nil || strings.Contains(string(b), "\ngraceful_shutdown_timeout:") {
-		t.Fatalf("%s: %v, or it sets graceful_shutdown_timeout already", x.Conf, err)
-	}
-	if err := os.WriteFile(x.Conf, append(b, "\ngraceful_shutdown_timeout: 1s\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// stopsGracefully checks the app server's side of a child's retirement:
-// the example's stop_signal must let an app server finish the request it
-// is running. In a generation whose graceful_shutdown_timeout is 1s (see
-// shortenDrain), a request of 2.5 s outlasts its child's drain on a
-// graceful stop (-k graceful-stop): the child cuts its client's connection
-// and stops its app server while the request is still in it. The app logs
+// stopsGracefully checks the app server's side of its child's end: the
+// example's stop_signal must let an app server finish the request it is
+// running. On a stop (-k stop) a child cuts its connections at once, then
+// stops its app server, with a request of 2.5 s still in it. The app logs
 // "slow request done" when it ends one: with a graceful stop signal that
 // line comes after the cut, from the app being stopped, which exits before
 // its stop_timeout. The master exits at the end.
 func (x *example) stopsGracefully(t *testing.T) {
 	t.Helper()
-	go client.Get(x.URL("/slow?ms=2500")) // cut at the drain timeout
+	go client.Get(x.URL("/slow?ms=2500")) // cut by the stop
 	x.waitBusy(t)
 	began := time.Now()
-	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "graceful-stop"); code != 0 {
-		t.Fatalf("-k graceful-stop: %d %s %s", code, out, errOut)
+	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "stop"); code != 0 {
+		t.Fatalf("-k stop: %d %s %s", code, out, errOut)
 	}
 	if code := x.WaitExit(t, 30*time.Second); code != 0 {
-		t.Fatalf("graceful stop: exit %d; log:\n%s", code, x.Log)
+		t.Fatalf("stop: exit %d; log:\n%s", code, x.Log)
 	}
 	log := x.Log.String()
-	cut := max(strings.Index(log, "drain timed out; connections cut"), strings.Index(log, "child stopped immediately"))
+	cut := strings.Index(log, "child stopped immediately")
 	done := strings.LastIndex(log, "slow request done")
 	if cut < 0 || done < cut || x.Log.Count("app server stopped") == 0 {
-		t.Fatalf("the app server was stopped with a request in it, which it did not finish (drain cut at %d, request done at %d); log:\n%s", cut, done, log)
+		t.Fatalf("the app server was stopped with a request in it, which it did not finish (cut at %d, request done at %d); log:\n%s", cut, done, log)
 	}
 	if n := x.Log.Count("app server did not stop in time"); n != 0 {
 		t.Fatalf("an app server did not stop on its stop signal; log:\n%s", log)
 	}
-	t.Logf("graceful stop with a request cut at the drain timeout, finished by the app on its stop signal: %s",
-		time.Since(began).Round(time.Millisecond))
+	t.Logf("stop with a request cut in its child, finished by the app on its stop signal: %s", time.Since(began).Round(time.Millisecond))
 }
 
 // childStatus is one child in `phased status --json`, with its app.
@@ -285,6 +267,7 @@ type childStatus struct {
 	PID      int    `json:"pid"`
 	Slot     int    `json:"slot"`
 	State    string `json:"state"`
+	Busy     int    `json:"busy"`
 	AppPID   int    `json:"app_pid"`
 	AppBytes int64  `json:"app_memory_bytes"`
 }

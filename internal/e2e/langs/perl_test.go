@@ -91,7 +91,6 @@ func TestPerlExample(t *testing.T) {
 
 	x.checkRequests(t, "perl", "starman")
 	x.gracefulUnderLoad(t)
-	x.shortenDrain(t)
 	x.retireInFlight(t)
 	x.stopsGracefully(t)
 }
