@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -262,6 +261,22 @@ func (x *example) stopsGracefully(t *testing.T) {
 	t.Logf("stop with a request cut in its child, finished by the app on its stop signal: %s", time.Since(began).Round(time.Millisecond))
 }
 
+// operate runs an example through what each must go through: the
+// requests of checkRequests (the app, served by server), a graceful restart
+// under load, then check, when not nil, on the new generation; a request
+// in flight while its child retires; and the app server's graceful stop
+// (see stopsGracefully), which ends the master.
+func (x *example) operate(t *testing.T, app, server string, check func()) {
+	t.Helper()
+	x.checkRequests(t, app, server)
+	x.gracefulUnderLoad(t)
+	if check != nil {
+		check()
+	}
+	x.retireInFlight(t)
+	x.stopsGracefully(t)
+}
+
 // childStatus is one child in `phased status --json`, with its app.
 type childStatus struct {
 	PID      int    `json:"pid"`
@@ -283,19 +298,6 @@ func (x *example) children(t *testing.T) []childStatus {
 		t.Fatalf("phased status --json: %d %s %s", code, out, errOut)
 	}
 	return st.Children
-}
-
-// apps returns the app pids of the ready children, sorted.
-func (x *example) apps(t *testing.T) []int {
-	t.Helper()
-	var out []int
-	for _, c := range x.children(t) {
-		if c.State == "ready" && c.AppPID != 0 {
-			out = append(out, c.AppPID)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // signalChild sends sig to one serving child of x.

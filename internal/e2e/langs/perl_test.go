@@ -89,8 +89,5 @@ func TestPerlExample(t *testing.T) {
 		t.Fatalf("after the restart GET /page:\n%s", got)
 	}
 
-	x.checkRequests(t, "perl", "starman")
-	x.gracefulUnderLoad(t)
-	x.retireInFlight(t)
-	x.stopsGracefully(t)
+	x.operate(t, "perl", "starman", nil)
 }

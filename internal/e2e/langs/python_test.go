@@ -24,15 +24,14 @@ func needPython(t *testing.T) {
 // gthread worker, four threads, under the worker MPM): GET, a POST body, a
 // streamed response; a graceful restart under load loses no request; a
 // request in flight while its child retires completes; and gunicorn's stop
-// signal, TERM, lets it finish a request it still runs when its child's
-// drain has timed out.
+// signal, TERM, lets it finish a request it still runs when its child is
+// stopped.
 func TestPythonExample(t *testing.T) {
 	t.Parallel()
 	needPython(t)
 	pg := e2e.PGTest(t)
 	dsn, name := pg.AppDSN(t)
 	x := startExample(t, "app-python", "phased.yaml", []string{"DATABASE_URL=" + dsn})
-	x.checkRequests(t, "python", "gunicorn")
 	var db struct {
 		Backend int `json:"backend"`
 		Pool    int `json:"pool"`
@@ -42,11 +41,7 @@ func TestPythonExample(t *testing.T) {
 		t.Errorf("GET /db = %+v; want a backend of a pool of 4 ({threads})", db)
 	}
 	waitPools(t, pg, x, name, 2, 4, true)
-	res := x.gracefulUnderLoad(t)
-	waitPools(t, pg, x, name, 2, 4, true)
-	x.retireInFlight(t)
-	x.stopsGracefully(t)
-	t.Logf("graceful restart under load: %s", res)
+	x.operate(t, "python", "gunicorn", func() { waitPools(t, pg, x, name, 2, 4, true) })
 }
 
 // TestPythonPoolPerProcess runs examples/app-python's phased.yaml against
@@ -145,7 +140,6 @@ func TestPythonPrefork(t *testing.T) {
 	pg := e2e.PGTest(t)
 	dsn, name := pg.AppDSN(t)
 	x := startExample(t, "app-python", "phased-prefork.yaml", []string{"DATABASE_URL=" + dsn})
-	x.checkRequests(t, "python", "gunicorn")
 	waitPools(t, pg, x, name, 0, 1, true)
 
 	// Six requests at once, each 300 ms in its app: none overlaps another
@@ -177,10 +171,7 @@ func TestPythonPrefork(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d apps served 6 requests of 300 ms at once", len(byPID))
 	waitPools(t, pg, x, name, 0, 1, true)
-	res := x.gracefulUnderLoad(t)
-	waitPools(t, pg, x, name, 0, 1, true)
-	x.retireInFlight(t)
-	x.stopsGracefully(t)
-	t.Logf("%d apps served 6 requests of 300 ms at once; graceful restart under load: %s", len(byPID), res)
+	x.operate(t, "python", "gunicorn", func() { waitPools(t, pg, x, name, 0, 1, true) })
 }

@@ -18,16 +18,12 @@ func needRack(t *testing.T, server string) {
 // threads, under the worker MPM): GET, a POST body, a streamed response; a
 // graceful restart under load loses no request; a request in flight while
 // its child retires completes; and puma's stop signal, TERM, lets it finish
-// a request it still runs when its child's drain has timed out.
+// a request it still runs when its child is stopped.
 func TestRackPuma(t *testing.T) {
 	t.Parallel()
 	needRack(t, "puma")
 	x := startExample(t, "app-rack", "phased.yaml", nil)
-	x.checkRequests(t, "rack", "puma")
-	res := x.gracefulUnderLoad(t)
-	x.retireInFlight(t)
-	x.stopsGracefully(t)
-	t.Logf("graceful restart under load: %s", res)
+	x.operate(t, "rack", "puma", nil)
 }
 
 // TestRackUnicorn runs examples/app-rack's phased-unicorn.yaml (unicorn,
@@ -38,9 +34,5 @@ func TestRackUnicorn(t *testing.T) {
 	t.Parallel()
 	needRack(t, "unicorn")
 	x := startExample(t, "app-rack", "phased-unicorn.yaml", nil)
-	x.checkRequests(t, "rack", "unicorn")
-	res := x.gracefulUnderLoad(t)
-	x.retireInFlight(t)
-	x.stopsGracefully(t)
-	t.Logf("graceful restart under load: %s", res)
+	x.operate(t, "rack", "unicorn", nil)
 }
