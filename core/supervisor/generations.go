@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"syscall"
+	"time"
 
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -215,7 +216,7 @@ func (s *Supervisor) cutIfClosed(g *gen) {
 		s.log(slog.LevelWarn, "children did not say they stopped accepting; cutting anyway", "generation", g.Num, "children", open)
 	}
 	g.cutting = false
-	g.stage, g.deadline = 1, s.now.Add(s.t.StopKillBound)
+	g.stage, g.deadline = 1, s.now.Add(s.stopKillBound(g))
 	for _, k := range s.kids {
 		if k.gen == g {
 			s.emit(Signal{Child: k.id, Sig: contract.StopSignal})
@@ -224,7 +225,7 @@ func (s *Supervisor) cutIfClosed(g *gen) {
 }
 
 // escalate moves draining generations past their bounds: StopSignal, then
-// SIGKILL.
+// SIGKILL (see stopKillBound).
 func (s *Supervisor) escalate() {
 	for _, g := range s.gens {
 		if g.cutting {
@@ -249,8 +250,14 @@ func (s *Supervisor) escalate() {
 			s.log(slog.LevelWarn, "generation did not drain in time", "generation", g.Num, "children", n, "signal", sig.String())
 		}
 		g.stage++
-		g.deadline = s.now.Add(s.t.StopKillBound)
+		g.deadline = s.now.Add(s.stopKillBound(g))
 	}
+}
+
+// stopKillBound is how long g's children have between StopSignal and
+// SIGKILL: the master's bound, and their app servers' stop timeout.
+func (s *Supervisor) stopKillBound(g *gen) time.Duration {
+	return s.t.StopKillBound + g.StopTimeout
 }
 
 // beginStop stops the master: every generation drains, gracefully or at

@@ -16,7 +16,8 @@ type Timings struct {
 	Tick time.Duration
 	// ReadyBound is how long a new generation may take to become ready.
 	ReadyBound time.Duration
-	// StopKillBound is the time between StopSignal and SIGKILL.
+	// StopKillBound is the time between StopSignal and SIGKILL, to which
+	// a generation adds its GenSpec.StopTimeout.
 	StopKillBound time.Duration
 	// CloseBound is how long a hard stop waits for children to stop
 	// accepting before it cuts them.

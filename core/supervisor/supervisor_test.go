@@ -308,6 +308,48 @@ func TestDrainEscalates(t *testing.T) {
 	}
 }
 
+// TestStopWaitsForAppServers: children that own app servers get their
+// stop timeout to exit, on top of the stop-to-kill bound, once told to
+// stop: on a graceful restart whose drain timed out, and on a stop.
+func TestStopWaitsForAppServers(t *testing.T) {
+	h := newHarness(t)
+	old := h.startServing(1)[0]
+	h.do(Command{Req: 2, Cmd: CmdGraceful})
+	g := spec(2, 1)
+	g.StopTimeout = 20 * time.Second
+	h.do(PassDone{Req: 2, Gen: g})
+	h.ready(h.pidsOf(2)...)
+	for _, step := range []struct {
+		after time.Duration
+		want  []string
+	}{
+		{31 * time.Second, []string{itoa(old) + ":stop"}}, // generation 1: no app servers
+		{6 * time.Second, []string{itoa(old) + ":kill"}},
+	} {
+		if got := h.signals(h.after(step.after)); !slices.Equal(got, step.want) {
+			t.Fatalf("generation 1, after %s more: signals %v, want %v", step.after, got, step.want)
+		}
+	}
+	h.exit(old)
+
+	pid := h.pidsOf(2)[0]
+	h.do(Command{Req: 3, Cmd: CmdStop})
+	if got := h.signals(h.say(pid, contract.EventClosed)); !slices.Equal(got, []string{itoa(pid) + ":stop"}) {
+		t.Fatalf("stop, closed: %v", got)
+	}
+	for _, step := range []struct {
+		after time.Duration
+		want  []string
+	}{
+		{24 * time.Second, nil}, // 5s and the app servers' 20s
+		{2 * time.Second, []string{itoa(pid) + ":kill"}},
+	} {
+		if got := h.signals(h.after(step.after)); !slices.Equal(got, step.want) {
+			t.Fatalf("generation 2, after %s more: signals %v, want %v", step.after, got, step.want)
+		}
+	}
+}
+
 func TestStopDuringGracefulStopHurries(t *testing.T) {
 	h := newHarness(t)
 	pid := h.startServing(1)[0]

@@ -2,6 +2,7 @@ package langs
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +23,9 @@ import (
 // example is a copy of one of examples/ to run, and the master running it.
 type example struct {
 	*e2e.Server
+	// stopRequest is how long the request lasts that stopsGracefully has
+	// in the app when it stops; 2.5 s when 0.
+	stopRequest time.Duration
 }
 
 // startExample copies examples/name into a new folder, rewrites the
@@ -234,13 +238,16 @@ func (x *example) waitBusy(t *testing.T) int {
 // stopsGracefully checks the app server's side of its child's end: the
 // example's stop_signal must let an app server finish the request it is
 // running. On a stop (-k stop) a child cuts its connections at once, then
-// stops its app server, with a request of 2.5 s still in it. The app logs
-// "slow request done" when it ends one: with a graceful stop signal that
-// line comes after the cut, from the app being stopped, which exits before
-// its stop_timeout. The master exits at the end.
+// stops its app server, with a request of x.stopRequest still in it. The
+// app logs "slow request done" when it ends one: with a graceful stop
+// signal that line comes after the cut, from the app being stopped, which
+// exits before its stop_timeout, and no child is killed meanwhile (the
+// master gives them the app's stop_timeout on top of its own bound). The
+// master exits at the end.
 func (x *example) stopsGracefully(t *testing.T) {
 	t.Helper()
-	go client.Get(x.URL("/slow?ms=2500")) // cut by the stop
+	ms := cmp.Or(x.stopRequest, 2500*time.Millisecond).Milliseconds()
+	go client.Get(x.URL(fmt.Sprintf("/slow?ms=%d", ms))) // cut by the stop
 	x.waitBusy(t)
 	began := time.Now()
 	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "stop"); code != 0 {
@@ -251,12 +258,15 @@ func (x *example) stopsGracefully(t *testing.T) {
 	}
 	log := x.Log.String()
 	cut := strings.Index(log, "child stopped immediately")
-	done := strings.LastIndex(log, "slow request done")
+	done := strings.LastIndex(log, fmt.Sprintf("slow request done after %d ms", ms))
 	if cut < 0 || done < cut || x.Log.Count("app server stopped") == 0 {
 		t.Fatalf("the app server was stopped with a request in it, which it did not finish (cut at %d, request done at %d); log:\n%s", cut, done, log)
 	}
 	if n := x.Log.Count("app server did not stop in time"); n != 0 {
 		t.Fatalf("an app server did not stop on its stop signal; log:\n%s", log)
+	}
+	if n := x.Log.Count("killed by signal"); n != 0 {
+		t.Fatalf("a child or its app was killed during the stop; log:\n%s", log)
 	}
 	t.Logf("stop with a request cut in its child, finished by the app on its stop signal: %s", time.Since(began).Round(time.Millisecond))
 }
