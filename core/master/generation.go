@@ -76,15 +76,16 @@ func (m *Master) newGeneration(p *pass) *generation {
 
 // spec is the generation as the supervisor sees it. Children that run an
 // app server (app.type http or fastcgi with a command) get its
-// app.stop_timeout to exit once told to stop, before SIGKILL.
+// app.start_timeout to become ready, and its app.stop_timeout to exit once
+// told to stop, before SIGKILL.
 func (g *generation) spec() supervisor.GenSpec {
-	var stop time.Duration
+	var start, stop time.Duration
 	if a := g.cfg.App; (a.Type == config.AppHTTP || a.Type == config.AppFastCGI) && len(a.Command) > 0 {
-		stop = a.StopTimeout
+		start, stop = a.StartTimeout, a.StopTimeout
 	}
 	return supervisor.GenSpec{Num: g.num, StartServers: g.limits.StartServers, ServerLimit: g.limits.ServerLimit,
-		ThreadsPerChild: g.limits.ThreadsPerChild, DrainTimeout: g.cfg.GracefulShutdownTimeout, StopTimeout: stop,
-		MPM: g.cfg.MPM.Name, Plugin: g.plugin.Name(), PluginPID: g.plugin.PID()}
+		ThreadsPerChild: g.limits.ThreadsPerChild, DrainTimeout: g.cfg.GracefulShutdownTimeout, StartTimeout: start,
+		StopTimeout: stop, MPM: g.cfg.MPM.Name, Plugin: g.plugin.Name(), PluginPID: g.plugin.PID()}
 }
 
 // release lets go of what a finished generation held.

@@ -23,7 +23,7 @@ func (s *Supervisor) newGeneration(spec GenSpec) *gen {
 func (s *Supervisor) started(e Started) {
 	g := s.newGeneration(e.Gen)
 	s.lastTick = s.now
-	s.pending = &restart{gen: g, first: true, handover: e.Handover, deadline: s.now.Add(s.t.ReadyBound)}
+	s.pending = &restart{gen: g, first: true, handover: e.Handover, deadline: s.now.Add(s.readyBound(g))}
 	s.maintain()
 }
 
@@ -90,7 +90,7 @@ func (s *Supervisor) passDone(e PassDone) {
 		}
 	}
 	g := s.newGeneration(e.Gen)
-	s.pending = &restart{gen: g, old: old, hard: e.Hard, deadline: s.now.Add(s.t.ReadyBound), req: e.Req}
+	s.pending = &restart{gen: g, old: old, hard: e.Hard, deadline: s.now.Add(s.readyBound(g)), req: e.Req}
 	s.log(notice, "restarting", "generation", g.Num, "hard", e.Hard)
 	if e.Hard {
 		for _, o := range old {
@@ -141,7 +141,7 @@ func (s *Supervisor) checkPending() {
 		if p.gen.lastExit != "" {
 			why += ": its children " + p.gen.lastExit
 		} else {
-			why += fmt.Sprintf(" within %s", s.t.ReadyBound)
+			why += fmt.Sprintf(" within %s", s.readyBound(p.gen))
 		}
 		if p.first {
 			s.fail(fmt.Errorf("%s", why))
@@ -252,6 +252,12 @@ func (s *Supervisor) escalate() {
 		g.stage++
 		g.deadline = s.now.Add(s.stopKillBound(g))
 	}
+}
+
+// readyBound is how long g may take to become ready: the master's bound,
+// and its app servers' start timeout.
+func (s *Supervisor) readyBound(g *gen) time.Duration {
+	return s.t.ReadyBound + g.StartTimeout
 }
 
 // stopKillBound is how long g's children have between StopSignal and

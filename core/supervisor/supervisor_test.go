@@ -40,6 +40,24 @@ func TestFirstStartReadyBound(t *testing.T) {
 			t.Fatalf("one child ready past the bound, not serving: %v", acts)
 		}
 	})
+	t.Run("app servers starting", func(t *testing.T) {
+		// Children that start app servers have their start timeout too.
+		h := newHarness(t)
+		g := spec(1, 1)
+		g.StartTimeout = 60 * time.Second
+		h.do(Started{Gen: g})
+		if acts := h.after(69 * time.Second); has(acts, Ready{Err: errString("generation 1 did not become ready within 1m10s")}) {
+			t.Fatalf("gave up on app servers within their start timeout: %v", acts)
+		}
+		if acts := h.ready(h.pidsOf(1)[0]); !has(acts, Ready{}) {
+			t.Fatalf("ready after 69s: %v", acts)
+		}
+		h = newHarness(t)
+		h.do(Started{Gen: g})
+		if acts := h.after(71 * time.Second); !has(acts, Ready{Err: errString("generation 1 did not become ready within 1m10s")}) {
+			t.Fatalf("no child ready past the bound and the start timeout: %v", acts)
+		}
+	})
 	t.Run("none ready", func(t *testing.T) {
 		h := newHarness(t)
 		h.do(Started{Gen: spec(1, 2)})
@@ -213,6 +231,21 @@ func TestRestartThatNeverServesRollsBack(t *testing.T) {
 		// The failed generation is cut after the close bound.
 		if got := h.signals(h.after(1100 * time.Millisecond)); !slices.Equal(got, []string{itoa(fresh[0]) + ":stop"}) {
 			t.Fatalf("the failed generation is not cut: %v", got)
+		}
+	})
+	t.Run("app servers starting", func(t *testing.T) {
+		h := newHarness(t)
+		h.startServing(1)
+		h.do(Command{Req: 2, Cmd: CmdGraceful})
+		g := spec(2, 1)
+		g.StartTimeout = 30 * time.Second
+		h.do(PassDone{Req: 2, Gen: g})
+		if acts := h.after(39 * time.Second); has(acts, Rollback{Gen: 2, Back: 1}) {
+			t.Fatalf("rolled back within the app servers' start timeout: %v", acts)
+		}
+		acts := h.after(2 * time.Second)
+		if !has(acts, Rollback{Gen: 2, Back: 1}) || !has(acts, Reply{Req: 2, Err: "generation 2 did not become ready within 40s; the old generation keeps serving"}) {
+			t.Fatalf("never ready past the bound and the start timeout: %v", acts)
 		}
 	})
 	t.Run("crashes", func(t *testing.T) {

@@ -8,6 +8,8 @@
 // a few settings named by -c where a test needs them), drives requests
 // through it, restarts it gracefully under load without losing one, and
 // checks that each app server stops gracefully on the stop signal its
-// example sets. A missing package skips a test loudly (e2e.Program), and
+// example sets; and an app server that boots slower than the master's own
+// bound for a generation (testdata/slowboot.py) is waited for up to its
+// app.start_timeout. A missing package skips a test loudly (e2e.Program), and
 // fails it under CI=true; the tests skip under go test -short.
 package langs
