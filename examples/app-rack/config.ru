@@ -22,6 +22,23 @@ end
 
 HOARD = []
 
+# One PostgreSQL pool per process, when DATABASE_URL is set: opened where
+# the app loads, which is the process that serves (puma itself; unicorn's
+# worker, after the fork, as unicorn.conf.rb keeps preload_app false), one
+# connection per thread ({threads}, $PHASED_THREADS).
+DB_POOL = if ENV["DATABASE_URL"].to_s != ""
+  require "pg"
+  size = (ENV["DB_POOL_SIZE"] || ENV["PHASED_THREADS"] || "1").to_i
+  pool = Queue.new
+  size.times { pool << PG.connect(ENV["DATABASE_URL"]) }
+  puts "pid #{Process.pid}: database pool of #{size} open"
+  at_exit do
+    size.times { pool.pop.close }
+    puts "pid #{Process.pid}: database pool closed"
+  end
+  pool
+end
+
 app = lambda do |env|
   req = Rack::Request.new(env)
   json = lambda do |obj, status = 200|
@@ -33,6 +50,15 @@ app = lambda do |env|
     json.call(app: "rack", pid: Process.pid, server: env["SERVER_SOFTWARE"].to_s)
   when "/health"
     [200, { "content-type" => "text/plain", "content-length" => "3" }, ["ok\n"]]
+  when "/db"
+    next json.call({ error: "no DATABASE_URL" }, 503) unless DB_POOL
+    conn = DB_POOL.pop
+    begin
+      backend, now = conn.exec("SELECT pg_backend_pid(), now()::text").values.first
+    ensure
+      DB_POOL << conn
+    end
+    json.call(pid: Process.pid, backend: backend.to_i, now: now, pool: DB_POOL.size)
   when "/echo"
     body = req.body ? req.body.read : ""
     json.call(pid: Process.pid, method: req.request_method, length: body.bytesize, sha256: Digest::SHA256.hexdigest(body))
