@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,7 +91,8 @@ type answer struct {
 }
 
 // checkRequests drives the requests every example answers through x: GET /
-// (the app, served by server), POST /echo with a body of 1 MiB (the app
+// (the app, served by server, in a process of an app server that phased
+// status shows, with its memory), POST /echo with a body of 1 MiB (the app
 // reads all of it), and GET /stream (pieces that arrive as the app writes
 // them, not all at the end).
 func (x *example) checkRequests(t *testing.T, app, server string) {
@@ -99,6 +101,16 @@ func (x *example) checkRequests(t *testing.T, app, server string) {
 	x.getJSON(t, "/", &a)
 	if a.App != app || !strings.Contains(strings.ToLower(a.Server), strings.ToLower(server)) || a.PID == 0 {
 		t.Errorf("GET / answered %+v; want app %s under %s", a, app, server)
+	}
+	shown := false
+	for _, c := range x.children(t) {
+		if c.State == "ready" && (c.AppPID == 0 || c.AppBytes <= 0) {
+			t.Errorf("phased status shows the ready child %d with app pid %d, %d bytes", c.PID, c.AppPID, c.AppBytes)
+		}
+		shown = shown || c.AppPID == a.PID || slices.Contains(e2e.Descendants(c.AppPID), a.PID)
+	}
+	if !shown {
+		t.Errorf("the process that answered GET / (%d) is no app server phased status shows, nor one of theirs: %+v", a.PID, x.children(t))
 	}
 	body := make([]byte, 1<<20)
 	for i := range body {
@@ -162,7 +174,7 @@ const loadLimit = 100000
 // bounded load (4 clients, a connection per request, at most loadLimit
 // requests) and fails t unless every request is answered 2xx and the old
 // generation's children are gone while the load still runs.
-func (x *example) gracefulUnderLoad(t *testing.T) e2e.LoadResult {
+func (x *example) gracefulUnderLoad(t *testing.T) {
 	t.Helper()
 	old := e2e.Workers(x.PID())
 	stop := make(chan struct{})
@@ -183,7 +195,6 @@ func (x *example) gracefulUnderLoad(t *testing.T) e2e.LoadResult {
 		t.Fatalf("load over a graceful restart: %s; log:\n%s", res, x.Log)
 	}
 	t.Logf("-k graceful took %s; load: %s", took.Round(time.Millisecond), res)
-	return res
 }
 
 // retireInFlight starts GET /slow?ms=2000, waits until a child serves it,
