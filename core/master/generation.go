@@ -78,11 +78,18 @@ func (m *Master) newGeneration(p *pass) *generation {
 	return g
 }
 
-// spec is the generation as the supervisor sees it.
+// spec is the generation as the supervisor sees it. Children that run an
+// app server (app.type http or fastcgi with a command) get its
+// app.start_timeout to become ready, and its app.stop_timeout to exit once
+// told to stop, before SIGKILL.
 func (g *generation) spec() supervisor.GenSpec {
+	var start, stop time.Duration
+	if a := g.cfg.App; (a.Type == config.AppHTTP || a.Type == config.AppFastCGI) && len(a.Command) > 0 {
+		start, stop = a.StartTimeout, a.StopTimeout
+	}
 	return supervisor.GenSpec{Num: g.num, StartServers: g.limits.StartServers, ServerLimit: g.limits.ServerLimit,
-		ThreadsPerChild: g.limits.ThreadsPerChild, DrainTimeout: g.cfg.GracefulShutdownTimeout,
-		MPM: g.mpmName(), Plugin: g.plugin.Name(), PluginPID: g.plugin.PID()}
+		ThreadsPerChild: g.limits.ThreadsPerChild, DrainTimeout: g.cfg.GracefulShutdownTimeout, StartTimeout: start,
+		StopTimeout: stop, MPM: g.mpmName(), Plugin: g.plugin.Name(), PluginPID: g.plugin.PID()}
 }
 
 // mpmName is what the generation's MPM is called in logs, metrics and

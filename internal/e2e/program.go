@@ -18,8 +18,10 @@ var aptMu sync.Mutex
 // be found the test skips loudly (see SkipLoudly), and fails under CI=true.
 // prog is a name on PATH, an absolute path (or a pattern of one, for a
 // program whose name carries its version: "/usr/sbin/php-fpm*", of which
-// Program returns the last match), or interpreter:module (python3,
-// ruby or perl, and a module it must load: "ruby:rack"), for which Program
+// Program returns the last match), or interpreter:module (python3, ruby or
+// perl, by name or absolute path, and a module it must load: "ruby:rack",
+// "/usr/bin/python3:psycopg2" for the Python that Debian's gunicorn runs,
+// whatever python3 is first on PATH), for which Program
 // returns the interpreter's path.
 func Program(t testing.TB, prog, pkg string) string {
 	t.Helper()
@@ -51,7 +53,7 @@ func lookProgram(prog string) (string, bool) {
 			return "", false
 		}
 		var args []string
-		switch interp {
+		switch filepath.Base(interp) {
 		case "python3":
 			args = []string{"-c", "import " + mod}
 		case "ruby":
