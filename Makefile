@@ -15,11 +15,11 @@ build:
 run: build
 	./$(BIN)
 
-## test: the whole suite with the race detector, end-to-end suites included. As root it first installs, once, the Debian packages the suite runs against (.ci/deps --list: real clients such as curl, h2load, testssl.sh, chromium, apache_exporter, pebble, HAProxy, and real app servers such as gunicorn, puma, Starman, php-cgi, node); what cannot be installed makes its tests skip loudly
+## test: the whole suite with the race detector, end-to-end suites included, in one go test run through internal/testreport, which ends with the skipped tests and their reasons. As root it first installs, once, the Debian packages the suite runs against (.ci/deps --list: real clients such as curl, h2load, testssl.sh, chromium, apache_exporter, pebble, HAProxy, and real app servers such as gunicorn, puma, Starman, php-cgi, node); what cannot be installed makes its tests skip loudly
 test:
 	@.ci/deps --soft
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(GO) run ./internal/testreport -race -count=1 -timeout 9m $(PKGS)
 
 ## test-short: unit tests only (skips process-level suites)
 test-short:

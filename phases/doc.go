@@ -1,7 +1,7 @@
 // Package phases is phased's lifecycle engine: the phases a master and its
 // children walk through, the hooks that run in each, and their order.
 //
-// The story, from Apache (seed 003): a master runs a configuration pass —
+// The story, from Apache httpd's own life cycle: a master runs a configuration pass —
 // configure, open-logs, post-config — and then restarts itself once before it
 // serves, so that every start proves a graceful restart will work. Pass 1
 // binds the listeners and opens the logs in the foreground, where an error

@@ -2,7 +2,7 @@
 // listening socket: failed accepts per connection, throughput, latency and
 // the children's CPU, with and without the accept mutex.
 //
-//	go run ./bench/herd [-children 32] [-n 20000] [-c 32] [-modes netpoller,epoll,exclusive,mutex] [-child-gomaxprocs 0]
+//	go run ./bench/herd [-children 32] [-n 20000] [-c 32] [-modes netpoller,epoll,exclusive,wakeone,mutex] [-child-gomaxprocs 0]
 //
 // For each mode it opens a listening socket on 127.0.0.1:0, starts the
 // children with the socket as their descriptor 3, drives -n HTTP/1.0
@@ -13,8 +13,12 @@
 //	netpoller  net.FileListener, as a plain Go child serves today
 //	epoll      the netpoller's epoll registration (no EPOLLEXCLUSIVE) by
 //	           hand, so that the EAGAINs after a wake-up can be counted
-//	exclusive  the same with EPOLLEXCLUSIVE, for reference
-//	mutex      internal/acceptmutex (flock, poll, accept4)
+//	exclusive  the same with EPOLLEXCLUSIVE, edge-triggered, for reference
+//	wakeone    internal/acceptmutex.ListenWakeOne, what a prefork child does
+//	           by default (accept_mutex epoll): an epoll set of its own,
+//	           EPOLLEXCLUSIVE, level-triggered, no lock
+//	mutex      internal/acceptmutex.Listen (flock, poll, accept4): Apache's
+//	           AcceptMutex flock (accept_mutex flock)
 //
 // The children are internal/acceptmutex/internal/herdchild, built here
 // with `go build`: an sdk/internal package cannot be imported from bench/,
@@ -65,7 +69,7 @@ type options struct {
 
 func main() {
 	var o options
-	modes := flag.String("modes", "netpoller,epoll,exclusive,mutex", "comma-separated modes: netpoller, epoll, exclusive, mutex")
+	modes := flag.String("modes", "netpoller,epoll,exclusive,wakeone,mutex", "comma-separated modes: netpoller, epoll, exclusive, wakeone, mutex")
 	flag.IntVar(&o.children, "children", 32, "prefork children")
 	flag.IntVar(&o.requests, "n", 20000, "requests per mode")
 	flag.IntVar(&o.clients, "c", 32, "concurrent clients")
@@ -81,7 +85,7 @@ func main() {
 
 func run(o options) error {
 	for _, m := range o.modes {
-		if !slices.Contains([]string{"netpoller", "epoll", "exclusive", "mutex"}, m) {
+		if !slices.Contains([]string{"netpoller", "epoll", "exclusive", "wakeone", "mutex"}, m) {
 			return fmt.Errorf("unknown mode %q", m)
 		}
 	}

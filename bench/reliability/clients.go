@@ -108,8 +108,8 @@ var (
 	abLongest  = regexp.MustCompile(`(?m)^\s*100%\s+(\d+) \(longest request\)`)
 )
 
-// run: ab -r (count a receive error and go on, rather than abort the run
-// as seed 000's ab did) -s 10 (per-request timeout) -t/-n (the bounds).
+// run: ab -r (count a receive error and go on, rather than abort the run as
+// ab does by default) -s 10 (per-request timeout) -t/-n (the bounds).
 func (abClient) run(l load, stop <-chan struct{}) Counts {
 	args := []string{"-r", "-s", "10", "-t", strconv.Itoa(int(l.maxTime.Seconds())), "-n", strconv.Itoa(l.limit), "-c", strconv.Itoa(l.conc)}
 	if l.keepAlive {

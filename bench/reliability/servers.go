@@ -150,7 +150,7 @@ var phasedOps = []operation{
 	{name: "graceful x3", desc: "`phased -k graceful` three times, 300 ms apart"},
 	{name: "HUP", desc: "`kill -HUP` to the master"},
 	{name: "TERM one child", desc: "SIGTERM to one serving child (its replacement starts first)"},
-	{name: "USR1 one child", desc: "SIGUSR1 to one serving child (seed 000's operation)"},
+	{name: "USR1 one child", desc: "SIGUSR1 to one serving child (the operator's way to recycle one child)"},
 	{name: "recycle", desc: "`phased -k recycle` (rolling restart)"},
 	{name: "MPM switch", desc: "config rewritten worker to event to prefork, `-k graceful` after each"},
 	{name: "recycle every K conns", desc: "`max_connections_per_child`: children recycled all along; K = 50 without keep-alive, 1 with it (a keep-alive client opens a new connection only when a retiring child closes its own); a cell with no recycle fails"},

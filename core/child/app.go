@@ -44,7 +44,8 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 		})
 	case contract.AppFastCGI:
 		o := fastcgi.Options{Dial: dial, Network: "unix", Address: "(the child's own)", Root: st.Root, Index: a.FastCGIIndex,
-			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, Logger: rt.Log, Software: "phased"}
+			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, BufferBody: a.BodyBufferSize, TempDir: a.Dir,
+			Logger: rt.Log, Software: "phased"}
 		if addr := a.FastCGIAddress; addr != "" {
 			o.Dial, o.Network, o.Address = nil, "tcp", addr
 			if p, ok := strings.CutPrefix(addr, "unix:"); ok {
@@ -72,6 +73,9 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 	default:
 		return fmt.Errorf("app.type %s: not served by this build", a.Type)
 	}
+	if a.Type != contract.AppHTTP { // the proxy has its own
+		h = maxBody(h, a.MaxBodySize)
+	}
 	if len(a.Command) == 0 { // CGI, or an external FastCGI server: nothing to run
 		return rt.Serve(h)
 	}
@@ -98,6 +102,21 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 		}},
 	}
 	return app.ServeRuntime(rt, http.Handler(h))
+}
+
+// maxBody answers 413 to a request that says its body is over max
+// (app.max_body_size), before the script sees a byte of it, and hands the
+// others to h; h bounds the bodies of unknown length itself. net/http then
+// reads and drops up to 256 KiB of the body, so that a client still
+// sending it gets the answer, and closes the connection past that.
+func maxBody(h http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			http.Error(w, "413 Request Entity Too Large: the body is over app.max_body_size", http.StatusRequestEntityTooLarge)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // watch makes the child fail when its app server exits unasked.

@@ -8,7 +8,7 @@
 //	phased [-f FILE] -k start|stop|graceful|restart|graceful-stop
 //	phased [-f FILE] status [--json]
 //	phased [-f FILE] health [--ready]
-//	phased version
+//	phased version (or phased --version)
 //
 // Exit codes: 0 success; 1 a configuration, start or command failure (the
 // message names the file, key or address at fault); 2 a usage error.
@@ -62,16 +62,17 @@ type options struct {
 	verb      string
 	json      bool
 	ready     bool
+	version   bool
 }
 
 const usage = `usage: phased [-f FILE] [-c key=value]... [-t | -S | -k VERB]
        phased [-f FILE] status [--json]
        phased [-f FILE] health [--ready]
-       phased version
+       phased version | phased --version
 
   -f FILE        configuration file (default: the embedded configuration)
   -c key=value   override one configuration key (dotted: mpm.start_servers=4); repeatable
-  -t             check the configuration and exit ("Syntax OK")
+  -t             check the configuration, its plugins, user and folders, and exit ("Syntax OK")
   -S             print the effective configuration
   -k VERB        start | stop | graceful | restart | graceful-stop | recycle | upgrade
 
@@ -102,6 +103,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.verb, "k", "", "")
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.ready, "ready", false, "")
+	fs.BoolVar(&o.version, "version", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -124,7 +126,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		rest = rest[:1]
 	}
 	switch {
-	case len(rest) == 1 && rest[0] == "version":
+	case o.version && len(rest) == 0, len(rest) == 1 && rest[0] == "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
 	case len(rest) == 1 && rest[0] == "status":
@@ -140,6 +142,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := load(o)
+	if err != nil && (o.verb == "graceful" || o.verb == "restart") {
+		// The master re-reads the file itself: let it fail the pass, so
+		// that its error log says so, as for a SIGHUP, and answer.
+		if sock, serr := config.ControlSocket(configOptions(o)); serr == nil {
+			if resp, cerr := control.Call(sock, control.Request{Cmd: o.verb}, time.Minute); cerr == nil {
+				if resp.OK { // the master's environment makes the file good
+					fmt.Fprintf(stderr, "phased: %s: done; the configuration as this command reads it: %v\n", o.verb, err)
+					return 0
+				}
+				fmt.Fprintf(stderr, "phased: %s: %s\n", o.verb, resp.Error)
+				return 1
+			}
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "phased: %v\n", err)
 		return 1
@@ -185,7 +201,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 func load(o options) (*config.Config, error) {
-	return config.Load(config.LoadOptions{File: o.file, Env: os.Environ(), Overrides: o.overrides})
+	return config.Load(configOptions(o))
+}
+
+// configOptions is where o's configuration comes from.
+func configOptions(o options) config.LoadOptions {
+	return config.LoadOptions{File: o.file, Env: os.Environ(), Overrides: o.overrides}
 }
 
 func versionString() string {

@@ -117,6 +117,11 @@ func (c *Config) finish(ls layers, cwd string) (derived bool) {
 	c.ControlSocket = c.abs(c.ControlSocket)
 	c.ErrorLog.Path = c.logPath(c.ErrorLog.Path)
 	c.AccessLog.Path = c.logPath(c.AccessLog.Path)
+	for i := range c.Hooks {
+		if len(c.Hooks[i].Settings) == 0 {
+			c.Hooks[i].Settings = nil // none, however it was decoded
+		}
+	}
 	if strings.Contains(c.MPM.Name, "/") {
 		c.MPM.Name = c.abs(c.MPM.Name)
 	}
@@ -337,6 +342,14 @@ func (c *Config) validate(ls layers, derivedSocket bool) []error {
 			v.errorf(key, "has both exec and plugin; a hook is one or the other")
 		case len(h.Exec) > 0 && h.Exec[0] == "":
 			v.errorf(key+".exec[0]", "must not be empty")
+		}
+		if len(h.Settings) > 0 && h.Plugin == "" {
+			v.errorf(key+".settings", "only a hook plugin has settings (an exec hook reads its arguments)")
+		}
+		for k, s := range h.Settings {
+			if !finite(s) {
+				v.errorf(key+".settings."+k, "must be a finite number")
+			}
 		}
 		if h.Timeout < 0 {
 			v.errorf(key+".timeout", "must not be negative, got %s", formatDuration(h.Timeout))

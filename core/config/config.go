@@ -369,6 +369,13 @@ type Hook struct {
 
 	// Timeout bounds one run of the hook; 0 or unset means 30s.
 	Timeout time.Duration `koanf:"timeout" json:"timeout" yaml:"timeout"`
+
+	// Settings are the hook plugin's own settings, verbatim, for the
+	// plugin to read and validate (as an MPM does its mpm: keys): config
+	// does not know them. The master passes them with Describe and every
+	// phase (plugin protocol 3); a plugin rejects one with an error naming
+	// hooks[i].settings.KEY. Plugin hooks only.
+	Settings map[string]any `koanf:"settings" json:"settings,omitempty" yaml:"settings,omitempty"`
 }
 
 // LoadOptions says where configuration comes from. Layers apply in this
@@ -424,8 +431,44 @@ func Default() *Config {
 	return c
 }
 
+// ControlSocket finds the control socket of the configuration opts names
+// reading only server_root, pid_file and control_socket, and leaving every
+// other key unchecked: a -k graceful or restart can then reach a master
+// whose file has since been broken, and the master, re-reading the file,
+// fails the pass, logs why and answers with the error. It fails when even
+// those keys cannot be read (a file that is missing or is not YAML).
+func ControlSocket(opts LoadOptions) (string, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the working directory: %w", err)
+	}
+	c, err := loadLayers(opts, cwd, func(l *layer) *layer {
+		if l.kind == kindDefault {
+			return l
+		}
+		kept := map[string]any{}
+		for _, key := range []string{"server_root", "pid_file", "control_socket"} {
+			if v, ok := l.data[key].(string); ok {
+				kept[key] = v
+			}
+		}
+		return newLayer(l.kind, l.name, kept, l.sources)
+	})
+	if err != nil {
+		return "", err
+	}
+	return c.ControlSocket, nil
+}
+
 // load is Load with the working directory given.
 func load(opts LoadOptions, cwd string) (*Config, error) {
+	return loadLayers(opts, cwd, nil)
+}
+
+// loadLayers is load with each layer passed through keep, when set, before
+// the layers are checked and merged; errors found while reading a layer
+// are dropped then.
+func loadLayers(opts LoadOptions, cwd string, keep func(*layer) *layer) (*Config, error) {
 	var errs []error
 	def, err := yamlLayer(kindDefault, "default", defaultYAML)
 	if err != nil {
@@ -463,6 +506,12 @@ func load(opts LoadOptions, cwd string) (*Config, error) {
 		l, lerrs := overrideLayer(opts.Overrides)
 		errs = append(errs, lerrs...)
 		layers = append(layers, l)
+	}
+	if keep != nil {
+		for i, l := range layers {
+			layers[i] = keep(l)
+		}
+		errs = nil
 	}
 	return build(layers, cwd, file, errs)
 }

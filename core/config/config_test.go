@@ -966,3 +966,22 @@ func TestTLSListener(t *testing.T) {
 		t.Errorf("JSON round trip: %+v, want %+v", back.Listen, c.Listen)
 	}
 }
+
+// TestControlSocketOfABrokenFile: the control socket is found from
+// server_root, pid_file and control_socket alone, whatever else is wrong.
+func TestControlSocketOfABrokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "phased.yaml")
+	os.WriteFile(file, []byte("server_root: "+dir+"\npid_file: run/x.pid\nbogus_key: 1\nmpm: {name: 3}\n"), 0o644)
+	if _, err := Load(LoadOptions{File: file}); err == nil {
+		t.Fatal("Load accepted a broken file")
+	}
+	sock, err := ControlSocket(LoadOptions{File: file})
+	if want := filepath.Join(dir, "run/x.sock"); err != nil || sock != want {
+		t.Fatalf("ControlSocket = %q, %v; want %q", sock, err, want)
+	}
+	os.WriteFile(file, []byte("server_root: [\n"), 0o644)
+	if _, err := ControlSocket(LoadOptions{File: file}); err == nil {
+		t.Fatal("ControlSocket of a file that is not YAML did not fail")
+	}
+}

@@ -54,6 +54,7 @@ hooks:
     order: 15
     after: [migrate]
     timeout: 5m
+    settings: {url: "http://127.0.0.1:9/", depth: 2, paths: [/a, /b]}
 `
 
 func loadFull(t *testing.T) *Config {

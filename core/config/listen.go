@@ -91,10 +91,6 @@ type ACME struct {
 	// plain listener on port 80 of these names, as the directory dials
 	// it) or "tls-alpn-01" (on this listener). Default "tls-alpn-01".
 	Challenge string `koanf:"challenge" json:"challenge" yaml:"challenge"`
-	// ChallengePort is the port the directory dials for the challenge
-	// (a test ACME server's setting); 0 means the standard one (80 or
-	// 443). Default 0.
-	ChallengePort int `koanf:"challenge_port" json:"challenge_port" yaml:"challenge_port"`
 	// RenewBefore is how long before expiry a certificate is renewed.
 	// Default 720h (30 days).
 	RenewBefore time.Duration `koanf:"renew_before" json:"renew_before" yaml:"renew_before"`
@@ -203,9 +199,6 @@ func (c *Config) validateListener(v *validator, key string, l Listener) {
 			}
 		}
 		v.oneOf(key+".tls.acme.challenge", a.Challenge, []string{"http-01", "tls-alpn-01"})
-		if a.ChallengePort < 0 || a.ChallengePort > 65535 {
-			v.errorf(key+".tls.acme.challenge_port", "must be between 0 and 65535")
-		}
 		if a.RenewBefore <= 0 {
 			v.errorf(key+".tls.acme.renew_before", "must be greater than 0")
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/phasedhq/phased/core/control"
 	"github.com/phasedhq/phased/core/logging"
+	"github.com/phasedhq/phased/core/reaper"
 	"github.com/phasedhq/phased/core/supervisor"
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -201,12 +202,33 @@ func (m *Master) childExited(pid int, st *os.ProcessState) {
 	g := p.gen
 	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildExited, PID: pid, Slot: p.slot, Generation: g.num, Status: how}, m.log)
 	last := g.lastRequest(p.slot)
+	appPID := g.board.Proc(p.slot).AppPID()
 	g.board.ClearProc(p.slot)
 	if p.appDir != "" {
 		os.RemoveAll(p.appDir)
+		m.endAppLeftovers(appPID)
 	}
 	m.handle(supervisor.ChildExited{Child: id, Status: how, Counter: scoreboard.ExitCounter(st, contract.ExitChildInit), LastRequest: last,
 		Reason: p.initErr})
+}
+
+// endAppLeftovers ends what is left of the app server of a child that has
+// exited, by its process group (the app server leads one of its own). A
+// child stops its app server, workers and all, before it exits; one that
+// was killed cannot, and the kernel then kills only the app server itself
+// (its parent-death signal): the workers that a php-cgi or a gunicorn
+// forked would serve on, orphans, holding the dead child's socket. Only
+// children that are phased's own binary (app types with an app server,
+// appDir set) report an app pid.
+func (m *Master) endAppLeftovers(appPID int) {
+	if appPID == 0 {
+		return
+	}
+	keep := make([]int, 0, len(m.byPID))
+	for pid := range m.byPID {
+		keep = append(keep, pid)
+	}
+	reaper.EndGroup(m.log, appPID, keep)
 }
 
 // describe says how a process ended.

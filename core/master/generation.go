@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/phasedhq/phased/core/config"
@@ -58,6 +59,9 @@ type proc struct {
 	appDir string // the folder its app server uses; removed when it has exited
 	// initErr is why its child-init failed, as it said before exiting.
 	initErr string
+	// baseRequests and baseBytes are the slot's counters when the child
+	// was spawned: what earlier children in the slot served.
+	baseRequests, baseBytes uint64
 }
 
 // newGeneration takes what pass p made as a new generation.
@@ -78,11 +82,37 @@ func (m *Master) newGeneration(p *pass) *generation {
 	return g
 }
 
-// spec is the generation as the supervisor sees it.
+// spec is the generation as the supervisor sees it. Children that run an
+// app server (app.type http or fastcgi with a command) get its
+// app.start_timeout to become ready, and its app.stop_timeout to exit once
+// told to stop, before SIGKILL.
 func (g *generation) spec() supervisor.GenSpec {
+	var start, stop time.Duration
+	if a := g.cfg.App; (a.Type == config.AppHTTP || a.Type == config.AppFastCGI) && len(a.Command) > 0 {
+		start, stop = a.StartTimeout, a.StopTimeout
+	}
 	return supervisor.GenSpec{Num: g.num, StartServers: g.limits.StartServers, ServerLimit: g.limits.ServerLimit,
 		ThreadsPerChild: g.limits.ThreadsPerChild, DrainTimeout: g.cfg.GracefulShutdownTimeout, DrainDelay: g.cfg.Health.DrainDelay,
-		MPM: g.cfg.MPM.Name, Plugin: g.plugin.Name(), PluginPID: g.plugin.PID()}
+		StartTimeout: start,
+		StopTimeout:  stop, MPM: g.mpmName(), Plugin: g.plugin.Name(), PluginPID: g.plugin.PID()}
+}
+
+// mpmName is what the generation's MPM is called in logs, metrics and
+// status: see MPMName.
+func (g *generation) mpmName() string { return MPMName(g.cfg.MPM.Name, g.limits) }
+
+// MPMName is what an MPM is called in the log, the status page's
+// ServerMPM, metrics' labels and `phased status`: the name the plugin gives
+// itself in its ConfigureResponse, or else a built-in's mpm.name, or a
+// plugin file's base name (mpm.name is its path).
+func MPMName(name string, limits *mpm.ConfigureResponse) string {
+	if limits != nil && limits.Name != "" {
+		return limits.Name
+	}
+	if strings.Contains(name, "/") {
+		return filepath.Base(name)
+	}
+	return name
 }
 
 // beat tells every generation's children the master's event loop runs

@@ -126,12 +126,15 @@ type Master struct {
 	nextReq supervisor.RequestID
 	upgrade *handover.Upgrade
 	acme    acmeState
-	serving bool // the first generation served
+	serving bool           // the first generation served
+	queues  []mpm.Listener // the listeners' queues as last sampled
+	sampled time.Time
+	// stuckAccept holds the children seen stopped in their accept loop,
+	// by pid, each logged once until it runs again (watchAccept).
+	stuckAccept map[int]bool
 	// stopping: the master is stopping (or in a graceful stop's drain
 	// delay); every generation's children answer readiness with 503.
 	stopping bool
-	queues   []mpm.Listener // the listeners' queues as last sampled
-	sampled  time.Time
 }
 
 type eventKind int
@@ -316,6 +319,7 @@ func (m *Master) loop(sigs chan os.Signal) error {
 			}
 			if now.Sub(m.sampled) >= time.Second {
 				m.sampleQueues(now)
+				m.watchAccept(now)
 			}
 			if now.Sub(m.rotated) >= ticketRotation {
 				m.rotated = now
@@ -469,9 +473,9 @@ func (m *Master) openErrorLog(cfg *config.Config) (*logging.Log, error) {
 	return logging.Open(logging.Options{Path: cfg.ErrorLog.Path, Level: cfg.ErrorLog.Level, Format: cfg.ErrorLog.Format, Stderr: m.opts.Stderr})
 }
 
-// openAccessLog opens the access log children write: a file, or a copy
-// of the master's stdout or stderr (what a container's log collector
-// reads), which the master may close without closing its own.
+// openAccessLog opens the access log the children write to: a file, or a
+// copy of the master's stdout or stderr (the error log's, m.opts.Stderr)
+// for "stdout" and "stderr", never a file of that name.
 func (m *Master) openAccessLog(cfg *config.Config) (*os.File, error) {
 	var std *os.File
 	switch cfg.AccessLog.Path {
@@ -483,7 +487,9 @@ func (m *Master) openAccessLog(cfg *config.Config) (*os.File, error) {
 		std = m.opts.Stderr
 	}
 	if std != nil {
-		fd, err := unix.FcntlInt(std.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+		// A copy of the descriptor: the pass closes its access log when it
+		// is done with it, and must not close the master's own.
+		fd, err := unix.FcntlInt(std.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("opening access log on %s: %w", cfg.AccessLog.Path, err)
 		}

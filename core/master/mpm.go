@@ -21,6 +21,8 @@ import (
 	"github.com/phasedhq/phased/plugins/mpm/prefork"
 	"github.com/phasedhq/phased/plugins/mpm/worker"
 	"github.com/phasedhq/phased/sdk/mpm"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // maintainBound is how long one Maintain call may take.
@@ -73,7 +75,7 @@ func (l *launcher) launchMPM(cfg *config.Config) (*host.Plugin, mpm.MPM, error) 
 	} else if BuiltinMPM(name) == nil {
 		return nil, nil, fmt.Errorf("mpm.name: unknown MPM %q (prefork, worker, event, or the path of a plugin)", name)
 	}
-	p, err := host.Launch(l.options("mpm "+name, host.KindMPM, argv))
+	p, err := host.Launch(l.options("mpm "+MPMName(name, nil), host.KindMPM, argv))
 	if err != nil {
 		return nil, nil, fmt.Errorf("mpm.name: %w", err)
 	}
@@ -85,13 +87,23 @@ func (l *launcher) launchMPM(cfg *config.Config) (*host.Plugin, mpm.MPM, error) 
 	return p, policy, nil
 }
 
+// describeBound bounds a plugin's Configure (an MPM) or Describe (a hook
+// plugin): a plugin that starts and then does not answer fails the pass,
+// and `phased -t`, instead of holding it.
+const describeBound = 10 * time.Second
+
 // configureMPM launches the MPM of cfg and has it read its settings.
 func (l *launcher) configureMPM(ctx context.Context, cfg *config.Config) (*host.Plugin, mpm.MPM, *mpm.ConfigureResponse, error) {
 	p, policy, err := l.launchMPM(cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	resp, err := policy.Configure(ctx, &mpm.ConfigureRequest{Settings: cfg.MPM.Settings})
+	cctx, cancel := context.WithTimeout(ctx, describeBound)
+	resp, err := policy.Configure(cctx, &mpm.ConfigureRequest{Settings: cfg.MPM.Settings})
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+		err = fmt.Errorf("its Configure did not answer within %s: %w", describeBound, err)
+	}
 	if err == nil && (resp.ServerLimit < 1 || resp.ThreadsPerChild < 1 || resp.StartServers < 0) {
 		err = fmt.Errorf("nonsensical limits (server_limit %d, threads_per_child %d, start_servers %d)",
 			resp.ServerLimit, resp.ThreadsPerChild, resp.StartServers)
@@ -123,7 +135,7 @@ func CheckMPM(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	p.Kill()
 	for _, n := range resp.Notes {
-		log.Warn(n, "mpm", cfg.MPM.Name)
+		log.Warn(n, "mpm", MPMName(cfg.MPM.Name, resp))
 	}
 	return nil
 }
@@ -237,6 +249,46 @@ func (m *Master) sampleQueues(now time.Time) {
 		out = append(out, mpm.Listener{Addr: l.Addr, QueueDepth: depth})
 	}
 	m.queues, m.sampled = out, now
+}
+
+// acceptStall is how long a child may wait in its accept loop without
+// recording it before the master calls it stuck: it records it about ten
+// times a second while it waits.
+const acceptStall = 3 * time.Second
+
+// watchAccept logs each child that the scoreboard shows waiting in its
+// accept loop without having run it for acceptStall: a child that is
+// stopped (SIGSTOP, a debugger) or wedged. One that holds the accept lock
+// (accept_mutex flock) stops every sibling from accepting on that listener
+// meanwhile, as in Apache, and is logged as an error; under accept_mutex
+// epoll or none its siblings accept without it. Each child is logged once
+// until its accept loop runs again, which is logged too.
+func (m *Master) watchAccept(now time.Time) {
+	seen := map[int]bool{}
+	for _, g := range m.gens {
+		for slot, p := range g.board.Snapshot().Procs {
+			if p.PID == 0 || p.Generation != g.num {
+				continue
+			}
+			stalled := p.AcceptWait != scoreboard.NotAccepting && !p.AcceptBeat.IsZero() && now.Sub(p.AcceptBeat) > acceptStall
+			attrs := []any{"pid", p.PID, "generation", g.num, "slot", slot}
+			switch {
+			case stalled && !m.stuckAccept[p.PID]:
+				attrs = append(attrs, "for", now.Sub(p.AcceptBeat).Round(time.Second).String())
+				if p.AcceptWait == scoreboard.AcceptHoldingLock {
+					m.log.Error("child holds the accept lock without accepting (stopped or wedged): its siblings cannot accept on that listener until it runs again or exits", attrs...)
+				} else {
+					m.log.Warn("child waits to accept without running (stopped or wedged); its siblings accept without it", attrs...)
+				}
+			case !stalled && m.stuckAccept[p.PID]:
+				m.log.Info("child's accept loop runs again", attrs...)
+			}
+			if stalled {
+				seen[p.PID] = true
+			}
+		}
+	}
+	m.stuckAccept = seen
 }
 
 // connectionLimit is a child's max_connections_per_child with its jitter.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -92,7 +93,7 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 	// modules; their records follow the master's error log.
 	level, _ := logging.ParseLevel(cfg.ErrorLog.Level)
 	p.launch = &launcher{exe: m.exe, log: slog.New(m.logSw), level: level, socketDir: m.plugdir, dir: cfg.ServerRoot, who: p.who}
-	if p.hooks, err = p.launch.launchHooks(ctx, p.plan); err != nil {
+	if p.hooks, err = p.launch.launchHooks(ctx, p.plan, cfg.Hooks); err != nil {
 		return p, err
 	}
 	info := phases.Info{Phase: phases.Configure, Pass: num, Generation: gen, Slot: -1, ConfigPath: p.cfgPath}
@@ -108,7 +109,7 @@ func (m *Master) runPass(ctx context.Context, num, gen int, cfg *config.Config, 
 		return p, err
 	}
 	for _, n := range p.limits.Notes {
-		p.errlog.Logger().Warn(n, "mpm", cfg.MPM.Name)
+		p.errlog.Logger().Warn(n, "mpm", MPMName(cfg.MPM.Name, p.limits))
 	}
 	if p.board, err = scoreboard.Create(fmt.Sprintf("phased-generation-%d", gen), p.limits.ServerLimit, p.limits.ThreadsPerChild); err != nil {
 		return p, fmt.Errorf("creating the scoreboard: %w", err)
@@ -285,9 +286,12 @@ func (m *Master) runShutdown() {
 }
 
 // DryRun is `phased -t`: the configure phase only, with PHASED_DRY_RUN=1, as
-// `httpd -t` runs Apache's config phase and nothing else. The MPM and the
-// configure phase's plugin hooks are launched to check the settings, then
-// stopped.
+// `httpd -t` runs Apache's config phase and nothing else. Beforehand it
+// checks what would fail the start as surely: the children's user and
+// group (and what they must be able to read and run), the log files'
+// folders, the TLS material, and every plugin, as `httpd -t` loads its
+// modules: the MPM is launched and runs Configure, every hook plugin
+// (whatever its phase) is launched and runs Describe, and each is stopped.
 func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	plan, err := NewPlan(cfg)
 	if err != nil {
@@ -298,13 +302,23 @@ func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	if err := CheckMPM(ctx, cfg, log); err != nil {
 		return err
 	}
 	if _, err := loadTLS(cfg); err != nil {
 		return err
 	}
-	if len(plan.Steps(phases.Configure)) == 0 {
+	if _, err := checkIdentity(cfg, exe); err != nil {
+		return err
+	}
+	if err := checkLogFolders(cfg, plan); err != nil {
+		return err
+	}
+	if len(plan.Plugins()) == 0 && len(plan.Steps(phases.Configure)) == 0 {
 		return nil
 	}
 	dir, err := os.MkdirTemp("", "phased-check-")
@@ -320,17 +334,16 @@ func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	level, _ := logging.ParseLevel(cfg.ErrorLog.Level)
 	l := &launcher{exe: exe, log: log, level: level, socketDir: dir, dir: cfg.ServerRoot}
-	hooks, err := l.launchHooks(ctx, plan)
+	hooks, err := l.launchHooks(ctx, plan, cfg.Hooks)
 	if err != nil {
 		return err
 	}
 	defer hooks.kill()
+	if len(plan.Steps(phases.Configure)) == 0 {
+		return nil
+	}
 	info := phases.Info{Phase: phases.Configure, Pass: 1, Generation: 1, DryRun: true, Slot: -1, ConfigPath: path}
 	return plan.Run(ctx, info, log)
 }
@@ -340,11 +353,16 @@ func DryRun(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // and read server_root and document_root: children that cannot would die at
 // once, again and again.
 func (m *Master) checkUser(cfg *config.Config) (*privdrop.Identity, error) {
+	return checkIdentity(cfg, m.exe)
+}
+
+// checkIdentity is checkUser for the phased binary exe.
+func checkIdentity(cfg *config.Config, exe string) (*privdrop.Identity, error) {
 	who, err := privdrop.Resolve(cfg.User, cfg.Group)
 	if err != nil || who == nil {
 		return nil, err
 	}
-	if err := who.CheckExecutable("the phased binary", m.exe); err != nil {
+	if err := who.CheckExecutable("the phased binary", exe); err != nil {
 		return nil, err
 	}
 	if len(cfg.App.Command) > 0 {
@@ -365,6 +383,48 @@ func (m *Master) checkUser(cfg *config.Config) (*privdrop.Identity, error) {
 		}
 	}
 	return who, nil
+}
+
+// checkLogFolders fails when the folder of error_log.path or
+// access_log.path does not exist, naming the key, as Apache's `httpd -t`
+// refuses an ErrorLog in a missing directory: the open-logs phase would fail
+// to create the file. A hook that runs before phased:logs (in the configure
+// phase, or ordered before it in open-logs) may create the folder, so then
+// the check is left to the start.
+func checkLogFolders(cfg *config.Config, plan *phases.Plan) error {
+	for _, s := range plan.Steps(phases.Configure) {
+		if s.Index >= 0 {
+			return nil
+		}
+	}
+	for _, s := range plan.Steps(phases.OpenLogs) {
+		if s.Name == StepLogs {
+			break
+		}
+		if s.Index >= 0 {
+			return nil
+		}
+	}
+	for _, l := range []struct{ key, path string }{
+		{"error_log.path", cfg.ErrorLog.Path},
+		{"access_log.path", cfg.AccessLog.Path},
+	} {
+		switch l.path {
+		case "", "stderr", "stdout":
+			continue
+		}
+		dir := filepath.Dir(l.path)
+		fi, err := os.Stat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%s: folder %s does not exist (create it, or have a hook before phased:logs create it)", l.key, dir)
+		case err != nil:
+			return fmt.Errorf("%s: %w", l.key, err)
+		case !fi.IsDir():
+			return fmt.Errorf("%s: %s is not a folder", l.key, dir)
+		}
+	}
+	return nil
 }
 
 // cleanStaleRundirs removes the runtime folders (effective configurations,

@@ -72,11 +72,15 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	out := m.errlog.File()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: g.who.Credential()}
+	var baseReq, baseBytes uint64 // the slot's counters so far: its earlier children's
+	if slot < g.board.Procs() {
+		baseReq, baseBytes, _ = slotTotals(g, slot)
+	}
 	if err := cmd.Start(); err != nil {
 		return fail(err)
 	}
 	pid := cmd.Process.Pid
-	m.procs[id] = &proc{id: id, pid: pid, gen: g, slot: slot, cmd: cmd, appDir: appDir}
+	m.procs[id] = &proc{id: id, pid: pid, gen: g, slot: slot, cmd: cmd, appDir: appDir, baseRequests: baseReq, baseBytes: baseBytes}
 	m.byPID[pid] = id
 	m.counters.Add(scoreboard.Spawned, 1)
 	g.hooks.notify(hook.ChildEventRequest{Kind: hook.ChildSpawned, PID: pid, Slot: slot, Generation: g.num}, m.log)
@@ -115,11 +119,12 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 	c := contract.Child{
 		Generation: g.num, Pass: g.pass, Slot: slot, MasterPID: os.Getpid(),
 		MasterStart: m.started, GenerationStart: g.started, ConfigPath: g.cfgPath,
-		MPM: cfg.MPM.Name, ServerVersion: m.opts.Version, Model: string(g.limits.Model), Threads: g.limits.ThreadsPerChild,
+		MPM: g.mpmName(), ServerVersion: m.opts.Version, Model: string(g.limits.Model), Threads: g.limits.ThreadsPerChild,
 		MaxConnections: connectionLimit(g.limits), AcceptMutex: g.mutex,
-		Scoreboard: files.Add(contract.FileScoreboard, g.board.File()),
-		Counters:   files.Add(contract.FileCounters, m.counters.File()),
-		Log:        contract.Log{Format: format, Level: cfg.ErrorLog.Level},
+		AcceptWakeOne: g.limits.AcceptMutex == "epoll",
+		Scoreboard:    files.Add(contract.FileScoreboard, g.board.File()),
+		Counters:      files.Add(contract.FileCounters, m.counters.File()),
+		Log:           contract.Log{Format: format, Level: cfg.ErrorLog.Level},
 		Timeouts: contract.Timeouts{ReadHeader: cfg.Timeouts.ReadHeader, Read: cfg.Timeouts.Read, Write: cfg.Timeouts.Write,
 			Idle: cfg.Timeouts.Idle, Drain: cfg.GracefulShutdownTimeout},
 		Status: contract.Status{Path: cfg.Status.Path, Allow: slices.Clone(cfg.Status.Allow), Metrics: cfg.Status.Metrics,

@@ -43,12 +43,16 @@ type ChildStatus struct {
 	State      string `json:"state"`
 	Uptime     string `json:"uptime"`
 	// Busy is how many of its worker slots hold a request or a
-	// connection; Requests and Bytes are what its slots served (from the
-	// generation's scoreboard: a slot's counters are the slot's, as in
-	// Apache, so they include what earlier children in that slot served).
+	// connection; Requests and Bytes are what this child served since it
+	// started (Apache's "this child" count).
 	Busy     int    `json:"busy"`
 	Requests uint64 `json:"requests"`
 	Bytes    uint64 `json:"bytes"`
+	// SlotRequests and SlotBytes are what its slot served in this
+	// generation, earlier children in the slot included (Apache's "this
+	// slot" count, what the scoreboard keeps).
+	SlotRequests uint64 `json:"slot_requests"`
+	SlotBytes    uint64 `json:"slot_bytes"`
 	// AppPID is the app server the child owns (app.type http), 0 when it
 	// owns none; AppMemory is that app server's memory with its own
 	// processes (PSS, or RSS), in bytes.
@@ -58,13 +62,14 @@ type ChildStatus struct {
 
 func (m *Master) status() Status {
 	s := Status{PID: os.Getpid(), Uptime: time.Since(m.started).Round(time.Second).String(),
-		Listen: m.boundAddrs(), MPM: m.cfg.MPM.Name, Stopping: m.sv.Stopping()}
+		Listen: m.boundAddrs(), MPM: MPMName(m.cfg.MPM.Name, nil), Stopping: m.sv.Stopping()}
 	if cur, ok := m.sv.Current(); ok {
 		s.Generation, s.Crashes, s.LastExit = cur.Num, cur.Crashes, cur.LastExit
-		if time.Now().Before(cur.NextSpawn) {
+		if cur.Crashes > 0 && time.Now().Before(cur.NextSpawn) {
 			s.BackoffUntil = cur.NextSpawn.Format(time.RFC3339)
 		}
 		if g := m.gens[cur.Num]; g != nil {
+			s.MPM = g.mpmName()
 			snap := g.board.Snapshot()
 			sum := snap.Summary()
 			s.Scoreboard, s.Idle, s.Busy = snap.Letters(), sum.Idle, sum.Busy
@@ -87,13 +92,11 @@ func (m *Master) status() Status {
 			if c.AppPID != 0 {
 				c.AppMemory = procfs.TreeMemory(c.AppPID)
 			}
-			for j := range min(g.limits.ThreadsPerChild, g.board.ThreadsPerProc()) {
-				w := g.board.Worker(k.Slot, j).Snapshot()
-				c.Requests += w.Requests
-				c.Bytes += w.Bytes
-				if w.State != scoreboard.Idle && w.State != scoreboard.Dead && w.State != scoreboard.Starting {
-					c.Busy++
-				}
+			c.SlotRequests, c.SlotBytes, c.Busy = slotTotals(g, k.Slot)
+			c.Requests, c.Bytes = c.SlotRequests, c.SlotBytes
+			if p := m.procs[k.ID]; p != nil {
+				c.Requests -= min(p.baseRequests, c.Requests)
+				c.Bytes -= min(p.baseBytes, c.Bytes)
 			}
 		}
 		s.Children = append(s.Children, c)
@@ -109,6 +112,20 @@ func (m *Master) status() Status {
 	return s
 }
 
+// slotTotals adds up what slot's workers in g's scoreboard served, and
+// counts those busy.
+func slotTotals(g *generation, slot int) (requests, bytes uint64, busy int) {
+	for j := range min(g.limits.ThreadsPerChild, g.board.ThreadsPerProc()) {
+		w := g.board.Worker(slot, j).Snapshot()
+		requests += w.Requests
+		bytes += w.Bytes
+		if w.State != scoreboard.Idle && w.State != scoreboard.Dead && w.State != scoreboard.Starting {
+			busy++
+		}
+	}
+	return requests, bytes, busy
+}
+
 // WriteStatus prints s as a table.
 func WriteStatus(w io.Writer, s Status) {
 	fmt.Fprintf(w, "phased (pid %d) up %s, generation %d, mpm %s, listening on %s\n",
@@ -117,7 +134,7 @@ func WriteStatus(w io.Writer, s Status) {
 		fmt.Fprintln(w, "stopping")
 	}
 	fmt.Fprintf(w, "%d busy, %d idle workers\nscoreboard: %s\n", s.Busy, s.Idle, s.Scoreboard)
-	if s.BackoffUntil != "" {
+	if s.BackoffUntil != "" && s.Crashes > 0 {
 		fmt.Fprintf(w, "children keep dying (%d in a row, last: %s); next start at %s\n", s.Crashes, s.LastExit, s.BackoffUntil)
 	}
 	apps := slices.ContainsFunc(s.Children, func(c ChildStatus) bool { return c.AppPID != 0 })

@@ -3,12 +3,10 @@ package master
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/internal/contract"
@@ -92,18 +90,4 @@ func loadCertificate(certFile, keyFile string) (contract.Certificate, error) {
 		return c, fmt.Errorf("cert %s: %w", certFile, err)
 	}
 	return c, nil
-}
-
-// certExpiry is when the leaf certificate of a PEM chain expires, and its
-// names.
-func certExpiry(certPEM []byte) (time.Time, []string, error) {
-	block, _ := pem.Decode(certPEM)
-	if block == nil {
-		return time.Time{}, nil, errors.New("no PEM block")
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return time.Time{}, nil, err
-	}
-	return leaf.NotAfter, leaf.DNSNames, nil
 }

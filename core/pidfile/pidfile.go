@@ -5,7 +5,8 @@
 // the pid inside, is what says "a master is running": if nobody holds it the
 // file is stale (its process is gone, or the pid now belongs to something
 // else), and a new master warns and takes it over instead of refusing to start
-// — the failure seed 001 warns about, where a stale PidFile blocks a start.
+// — the failure Apache-derived servers' manuals warn about, where a stale
+// PidFile left by a crash blocks the next start.
 package pidfile
 
 import (

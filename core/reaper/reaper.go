@@ -141,6 +141,35 @@ func EndStrays(log *slog.Logger, bound time.Duration, keep ...int) {
 	reapChildren(keep)
 }
 
+// EndGroup kills (SIGKILL) what is left of process group pgid below this
+// process: an app server's processes that outlived the child that ran it,
+// such as php-cgi's PHP processes once php-cgi itself was killed with its
+// child. It acts only on a group that a live process below this one is in,
+// so that the id cannot be a stranger's group, and none of keep (this
+// process's own children, which lead groups of their own): a pgid that is
+// one of them, or a group that holds one, is left alone. It returns the
+// pids it found in the group.
+func EndGroup(log *slog.Logger, pgid int, keep []int) []int {
+	if pgid < 2 || pgid == os.Getpid() || pgid == unix.Getpgrp() || slices.Contains(keep, pgid) {
+		return nil
+	}
+	var members []int
+	for _, pid := range procfs.Descendants(os.Getpid()) {
+		if procfs.Alive(pid) && procfs.Pgid(pid) == pgid {
+			if slices.Contains(keep, pid) {
+				return nil
+			}
+			members = append(members, pid)
+		}
+	}
+	if len(members) == 0 {
+		return nil
+	}
+	log.Warn("ending the app server's processes its child left behind", "app_pid", pgid, "pids", members)
+	unix.Kill(-pgid, unix.SIGKILL)
+	return members
+}
+
 // reapChildren reaps this process's zombie children but those in keep.
 func reapChildren(keep []int) {
 	for _, pid := range procfs.Children(os.Getpid()) {

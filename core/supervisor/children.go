@@ -3,6 +3,7 @@ package supervisor
 import (
 	"log/slog"
 	"syscall"
+	"time"
 
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -145,7 +146,8 @@ func (s *Supervisor) childExited(e ChildExited) {
 		if up < s.t.EarlyDeath || !k.ready {
 			s.crashed(k.gen, why)
 		} else {
-			k.gen.crashes = 0
+			// A child that served ends the streak, and its back-off.
+			k.gen.crashes, k.gen.nextSpawn = 0, time.Time{}
 		}
 	}
 	s.reapGenerations()

@@ -37,6 +37,15 @@ type GenSpec struct {
 	// while its readiness probe says 503, before it drains
 	// (health.drain_delay).
 	DrainDelay time.Duration
+	// StartTimeout is how much longer than Timings.ReadyBound the
+	// generation may take to become ready: a child that owns an app server
+	// waits up to its app.start_timeout for it to answer.
+	StartTimeout time.Duration
+	// StopTimeout is how much longer than Timings.StopKillBound the
+	// generation's children may take to exit once told to stop
+	// (StopSignal) before they get SIGKILL: a child that owns an app
+	// server stops it first, and waits up to its app.stop_timeout.
+	StopTimeout time.Duration
 	// MPM is mpm.name; Plugin and PluginPID name its plugin process, for
 	// the log.
 	MPM       string

@@ -23,7 +23,7 @@ func (s *Supervisor) newGeneration(spec GenSpec) *gen {
 func (s *Supervisor) started(e Started) {
 	g := s.newGeneration(e.Gen)
 	s.lastTick = s.now
-	s.pending = &restart{gen: g, first: true, handover: e.Handover, deadline: s.now.Add(s.t.ReadyBound)}
+	s.pending = &restart{gen: g, first: true, handover: e.Handover, deadline: s.now.Add(s.readyBound(g))}
 	s.maintain()
 }
 
@@ -105,7 +105,7 @@ func (s *Supervisor) passDone(e PassDone) {
 		}
 	}
 	g := s.newGeneration(e.Gen)
-	s.pending = &restart{gen: g, old: old, hard: e.Hard, deadline: s.now.Add(s.t.ReadyBound), req: e.Req}
+	s.pending = &restart{gen: g, old: old, hard: e.Hard, deadline: s.now.Add(s.readyBound(g)), req: e.Req}
 	s.log(notice, "restarting", "generation", g.Num, "hard", e.Hard)
 	if e.Hard {
 		for _, o := range old {
@@ -156,7 +156,7 @@ func (s *Supervisor) checkPending() {
 		if p.gen.lastExit != "" {
 			why += ": its children " + p.gen.lastExit
 		} else {
-			why += fmt.Sprintf(" within %s", s.t.ReadyBound)
+			why += fmt.Sprintf(" within %s", s.readyBound(p.gen))
 		}
 		if p.first {
 			s.fail(fmt.Errorf("%s", why))
@@ -231,7 +231,7 @@ func (s *Supervisor) cutIfClosed(g *gen) {
 		s.log(slog.LevelWarn, "children did not say they stopped accepting; cutting anyway", "generation", g.Num, "children", open)
 	}
 	g.cutting = false
-	g.stage, g.deadline = 1, s.now.Add(s.t.StopKillBound)
+	g.stage, g.deadline = 1, s.now.Add(s.stopKillBound(g))
 	for _, k := range s.kids {
 		if k.gen == g {
 			s.emit(Signal{Child: k.id, Sig: contract.StopSignal})
@@ -240,7 +240,7 @@ func (s *Supervisor) cutIfClosed(g *gen) {
 }
 
 // escalate moves draining generations past their bounds: StopSignal, then
-// SIGKILL.
+// SIGKILL (see stopKillBound).
 func (s *Supervisor) escalate() {
 	for _, g := range s.gens {
 		if g.cutting {
@@ -265,7 +265,7 @@ func (s *Supervisor) escalate() {
 			s.log(slog.LevelWarn, "generation did not drain in time", "generation", g.Num, "children", n, "signal", sig.String())
 		}
 		g.stage++
-		g.deadline = s.now.Add(s.t.StopKillBound)
+		g.deadline = s.now.Add(s.stopKillBound(g))
 	}
 }
 
@@ -310,6 +310,18 @@ func (s *Supervisor) endDrainDelay() {
 	s.log(slog.LevelInfo, "drain delay over; draining")
 	s.beginStop(true, 0)
 	s.stop.replies = append(s.stop.replies, l.replies...)
+}
+
+// readyBound is how long g may take to become ready: the master's bound,
+// and its app servers' start timeout.
+func (s *Supervisor) readyBound(g *gen) time.Duration {
+	return s.t.ReadyBound + g.StartTimeout
+}
+
+// stopKillBound is how long g's children have between StopSignal and
+// SIGKILL: the master's bound, and their app servers' stop timeout.
+func (s *Supervisor) stopKillBound(g *gen) time.Duration {
+	return s.t.StopKillBound + g.StopTimeout
 }
 
 // beginStop stops the master: every generation drains, gracefully or at

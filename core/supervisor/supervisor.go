@@ -14,9 +14,11 @@ import (
 type Timings struct {
 	// Tick is the MPM's maintenance interval (Apache's: a second).
 	Tick time.Duration
-	// ReadyBound is how long a new generation may take to become ready.
+	// ReadyBound is how long a new generation may take to become ready,
+	// to which it adds its GenSpec.StartTimeout.
 	ReadyBound time.Duration
-	// StopKillBound is the time between StopSignal and SIGKILL.
+	// StopKillBound is the time between StopSignal and SIGKILL, to which
+	// a generation adds its GenSpec.StopTimeout.
 	StopKillBound time.Duration
 	// CloseBound is how long a hard stop waits for children to stop
 	// accepting before it cuts them.

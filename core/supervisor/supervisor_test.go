@@ -40,6 +40,24 @@ func TestFirstStartReadyBound(t *testing.T) {
 			t.Fatalf("one child ready past the bound, not serving: %v", acts)
 		}
 	})
+	t.Run("app servers starting", func(t *testing.T) {
+		// Children that start app servers have their start timeout too.
+		h := newHarness(t)
+		g := spec(1, 1)
+		g.StartTimeout = 60 * time.Second
+		h.do(Started{Gen: g})
+		if acts := h.after(69 * time.Second); has(acts, Ready{Err: errString("generation 1 did not become ready within 1m10s")}) {
+			t.Fatalf("gave up on app servers within their start timeout: %v", acts)
+		}
+		if acts := h.ready(h.pidsOf(1)[0]); !has(acts, Ready{}) {
+			t.Fatalf("ready after 69s: %v", acts)
+		}
+		h = newHarness(t)
+		h.do(Started{Gen: g})
+		if acts := h.after(71 * time.Second); !has(acts, Ready{Err: errString("generation 1 did not become ready within 1m10s")}) {
+			t.Fatalf("no child ready past the bound and the start timeout: %v", acts)
+		}
+	})
 	t.Run("none ready", func(t *testing.T) {
 		h := newHarness(t)
 		h.do(Started{Gen: spec(1, 2)})
@@ -215,6 +233,21 @@ func TestRestartThatNeverServesRollsBack(t *testing.T) {
 			t.Fatalf("the failed generation is not cut: %v", got)
 		}
 	})
+	t.Run("app servers starting", func(t *testing.T) {
+		h := newHarness(t)
+		h.startServing(1)
+		h.do(Command{Req: 2, Cmd: CmdGraceful})
+		g := spec(2, 1)
+		g.StartTimeout = 30 * time.Second
+		h.do(PassDone{Req: 2, Gen: g})
+		if acts := h.after(39 * time.Second); has(acts, Rollback{Gen: 2, Back: 1}) {
+			t.Fatalf("rolled back within the app servers' start timeout: %v", acts)
+		}
+		acts := h.after(2 * time.Second)
+		if !has(acts, Rollback{Gen: 2, Back: 1}) || !has(acts, Reply{Req: 2, Err: "generation 2 did not become ready within 40s; the old generation keeps serving"}) {
+			t.Fatalf("never ready past the bound and the start timeout: %v", acts)
+		}
+	})
 	t.Run("crashes", func(t *testing.T) {
 		h := newHarness(t)
 		h.startServing(1)
@@ -305,6 +338,48 @@ func TestDrainEscalates(t *testing.T) {
 	h.exit(pid)
 	if done, err := h.s.Done(); !done || err != nil {
 		t.Fatalf("Done = %v, %v", done, err)
+	}
+}
+
+// TestStopWaitsForAppServers: children that own app servers get their
+// stop timeout to exit, on top of the stop-to-kill bound, once told to
+// stop: on a graceful restart whose drain timed out, and on a stop.
+func TestStopWaitsForAppServers(t *testing.T) {
+	h := newHarness(t)
+	old := h.startServing(1)[0]
+	h.do(Command{Req: 2, Cmd: CmdGraceful})
+	g := spec(2, 1)
+	g.StopTimeout = 20 * time.Second
+	h.do(PassDone{Req: 2, Gen: g})
+	h.ready(h.pidsOf(2)...)
+	for _, step := range []struct {
+		after time.Duration
+		want  []string
+	}{
+		{31 * time.Second, []string{itoa(old) + ":stop"}}, // generation 1: no app servers
+		{6 * time.Second, []string{itoa(old) + ":kill"}},
+	} {
+		if got := h.signals(h.after(step.after)); !slices.Equal(got, step.want) {
+			t.Fatalf("generation 1, after %s more: signals %v, want %v", step.after, got, step.want)
+		}
+	}
+	h.exit(old)
+
+	pid := h.pidsOf(2)[0]
+	h.do(Command{Req: 3, Cmd: CmdStop})
+	if got := h.signals(h.say(pid, contract.EventClosed)); !slices.Equal(got, []string{itoa(pid) + ":stop"}) {
+		t.Fatalf("stop, closed: %v", got)
+	}
+	for _, step := range []struct {
+		after time.Duration
+		want  []string
+	}{
+		{24 * time.Second, nil}, // 5s and the app servers' 20s
+		{2 * time.Second, []string{itoa(pid) + ":kill"}},
+	} {
+		if got := h.signals(h.after(step.after)); !slices.Equal(got, step.want) {
+			t.Fatalf("generation 2, after %s more: signals %v, want %v", step.after, got, step.want)
+		}
 	}
 }
 

@@ -1,6 +1,6 @@
 // Command app-pgpool is a Go application served by phased with one
-// PostgreSQL pool per child (seed 004: connect after the fork, never in the
-// master). Each child opens its pool in child-init, pings it, serves GET /
+// PostgreSQL pool per child (connect after the fork, never in the master,
+// as forking servers such as Unicorn teach with after_fork). Each child opens its pool in child-init, pings it, serves GET /
 // with a query, and closes its pool when it retires.
 //
 // Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test;

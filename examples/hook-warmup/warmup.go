@@ -17,17 +17,17 @@ import (
 	"github.com/phasedhq/phased/sdk/hook"
 )
 
-// IndexEnv names the environment variable that sets the index file's path;
-// unset, it is warmup.index beside document_root. A relative path is taken
-// from server_root.
-const IndexEnv = "WARMUP_INDEX"
+// SettingIndex is the plugin's one setting (its hook entry's
+// `settings: {index: PATH}`): the index file's path; unset, it is
+// warmup.index beside document_root. A relative path is taken from
+// server_root.
+const SettingIndex = "index"
 
 // Warmup is the hook plugin: a Configurer, a PostConfigurer and a
 // ChildWatcher. It keeps no state between calls: each phase reads what it
 // needs from its PhaseRequest, so nothing leaks from one pass to the next.
 type Warmup struct {
-	log       *slog.Logger
-	lookupEnv func(string) (string, bool)
+	log *slog.Logger
 }
 
 // Interface guards: the phases and events Describe announces.
@@ -38,20 +38,39 @@ var (
 	_ hook.ChildWatcher   = (*Warmup)(nil)
 )
 
-// New returns the plugin, logging through the plugin's logger (hook.Logger)
-// and reading IndexEnv from the process's environment.
+// New returns the plugin, logging through the plugin's logger (hook.Logger).
 func New() *Warmup {
-	return &Warmup{log: hook.Logger(), lookupEnv: os.LookupEnv}
+	return &Warmup{log: hook.Logger()}
 }
 
-// Describe announces the configure and post-config phases and child events.
-// Under plugin protocol 1 the master sends no child events; the plugin
-// says so once, in the log.
+// Describe checks the plugin's settings and announces the configure and
+// post-config phases and child events. Under plugin protocol 1 the master
+// sends no child events; the plugin says so once, in the log.
 func (w *Warmup) Describe(_ context.Context, req *hook.DescribeRequest) (*hook.DescribeResponse, error) {
+	if _, err := indexSetting(req.Settings); err != nil {
+		return nil, err
+	}
 	if req.Protocol < 2 {
 		w.log.Info("the master speaks plugin protocol 1: children will not be logged", "protocol", req.Protocol)
 	}
-	return hook.Implemented(w), nil
+	resp := hook.Implemented(w)
+	resp.Name = "warmup"
+	return resp, nil
+}
+
+// indexSetting reads the settings: index, a non-empty string, is the only
+// key. A wrong one is a *hook.SettingError, which the master reports as
+// hooks[i].settings.KEY.
+func indexSetting(settings map[string]any) (string, error) {
+	index := ""
+	for key, v := range settings {
+		s, ok := v.(string)
+		if key != SettingIndex || !ok || s == "" {
+			return "", &hook.SettingError{Key: key, Msg: fmt.Sprintf("the one setting is index, the index file's path; got %v", v)}
+		}
+		index = s
+	}
+	return index, nil
 }
 
 // site is the part of the effective configuration the plugin reads.
@@ -120,7 +139,10 @@ func (w *Warmup) PostConfig(ctx context.Context, req *hook.PhaseRequest) (*hook.
 	if err := checkRoot(s); err != nil {
 		return nil, err
 	}
-	index := w.indexPath(s)
+	index, err := indexPath(s, req.Settings)
+	if err != nil {
+		return nil, err
+	}
 	if req.Pass == 1 || req.DryRun {
 		n, size, err := walk(ctx, s.DocumentRoot, index, nil)
 		if err != nil {
@@ -139,15 +161,17 @@ func (w *Warmup) PostConfig(ctx context.Context, req *hook.PhaseRequest) (*hook.
 	return &hook.PhaseResponse{}, nil
 }
 
-// indexPath is IndexEnv's value, or warmup.index beside document_root.
-func (w *Warmup) indexPath(s site) string {
-	if p, ok := w.lookupEnv(IndexEnv); ok && p != "" {
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(s.ServerRoot, p)
-		}
-		return filepath.Clean(p)
+// indexPath is the index setting's path, or warmup.index beside
+// document_root.
+func indexPath(s site, settings map[string]any) (string, error) {
+	p, err := indexSetting(settings)
+	if err != nil || p == "" {
+		return filepath.Join(s.DocumentRoot, "..", "warmup.index"), err
 	}
-	return filepath.Join(s.DocumentRoot, "..", "warmup.index")
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.ServerRoot, p)
+	}
+	return filepath.Clean(p), nil
 }
 
 // walk calls visit (when not nil) for each regular file under root, in

@@ -51,17 +51,10 @@ func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
-// newWarmup returns the plugin with its log in a buffer and env as its
-// environment.
-func newWarmup(env map[string]string) (*Warmup, *logBuffer) {
+// newWarmup returns the plugin with its log in a buffer.
+func newWarmup() (*Warmup, *logBuffer) {
 	logs := &logBuffer{}
-	return &Warmup{
-		log: slog.New(slog.NewJSONHandler(logs, nil)),
-		lookupEnv: func(k string) (string, bool) {
-			v, ok := env[k]
-			return v, ok
-		},
-	}, logs
+	return &Warmup{log: slog.New(slog.NewJSONHandler(logs, nil))}, logs
 }
 
 // newSite makes server_root/public with three files (one in a folder) and
@@ -102,16 +95,17 @@ func TestDescribe(t *testing.T) {
 		childEvents bool
 		logged      int // "protocol 1" notes
 	}{
+		{protocol: 3, childEvents: true},
 		{protocol: 2, childEvents: true},
 		{protocol: 1, childEvents: false, logged: 1},
 	} {
-		w, logs := newWarmup(nil)
+		w, logs := newWarmup()
 		c := sdktest.HookProtocol(t, w, tt.protocol)
 		got, err := c.Describe(t.Context(), &hook.DescribeRequest{})
 		if err != nil {
 			t.Fatalf("protocol %d: Describe: %v", tt.protocol, err)
 		}
-		want := &hook.DescribeResponse{Phases: []hook.Phase{hook.PhaseConfigure, hook.PhasePostConfig}, ChildEvents: tt.childEvents}
+		want := &hook.DescribeResponse{Phases: []hook.Phase{hook.PhaseConfigure, hook.PhasePostConfig}, ChildEvents: tt.childEvents, Name: "warmup"}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("protocol %d: Describe = %+v, want %+v", tt.protocol, got, want)
 		}
@@ -139,7 +133,7 @@ func TestConfigure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, _ := newWarmup(nil)
+			w, _ := newWarmup()
 			_, err := sdktest.Hook(t, w).RunPhase(t.Context(), phase(hook.PhaseConfigure, 1, tt.cfg))
 			if tt.wantMsg == "" {
 				if err != nil {
@@ -158,7 +152,7 @@ func TestConfigure(t *testing.T) {
 // Configuration that is not JSON fails the phase, but is no ConfigError:
 // no key is at fault.
 func TestConfigureBadJSON(t *testing.T) {
-	w, _ := newWarmup(nil)
+	w, _ := newWarmup()
 	_, err := sdktest.Hook(t, w).RunPhase(t.Context(), phase(hook.PhaseConfigure, 1, json.RawMessage(`{`)))
 	if err == nil {
 		t.Fatal("configure accepted a configuration that is not JSON")
@@ -172,7 +166,7 @@ func TestConfigureBadJSON(t *testing.T) {
 // restart's pass rewrites it.
 func TestPostConfigPasses(t *testing.T) {
 	root, cfg := newSite(t)
-	w, logs := newWarmup(nil)
+	w, logs := newWarmup()
 	c := sdktest.Hook(t, w)
 	index := filepath.Join(root, "warmup.index")
 
@@ -225,7 +219,7 @@ func TestPostConfigPasses(t *testing.T) {
 // A dry run (`phased -t`) writes nothing, whatever the pass.
 func TestPostConfigDryRun(t *testing.T) {
 	root, cfg := newSite(t)
-	w, _ := newWarmup(nil)
+	w, _ := newWarmup()
 	req := phase(hook.PhasePostConfig, 2, cfg)
 	req.DryRun = true
 	if _, err := sdktest.Hook(t, w).RunPhase(t.Context(), req); err != nil {
@@ -236,31 +230,57 @@ func TestPostConfigDryRun(t *testing.T) {
 	}
 }
 
-// WARMUP_INDEX moves the index; a relative path is taken from server_root,
-// and an index inside document_root does not index itself.
-func TestPostConfigIndexEnv(t *testing.T) {
-	for _, tt := range []struct{ env, want string }{
-		{env: "var/site.index", want: "var/site.index"},
-		{env: "public/warmup.index", want: "public/warmup.index"},
+// The index setting moves the index; a relative path is taken from
+// server_root, and an index inside document_root does not index itself.
+func TestPostConfigIndexSetting(t *testing.T) {
+	for _, tt := range []struct{ index, want string }{
+		{index: "var/site.index", want: "var/site.index"},
+		{index: "public/warmup.index", want: "public/warmup.index"},
 	} {
 		root, cfg := newSite(t)
 		if err := os.MkdirAll(filepath.Join(root, "var"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		w, _ := newWarmup(map[string]string{IndexEnv: tt.env})
+		w, _ := newWarmup()
 		c := sdktest.Hook(t, w)
 		for pass := 2; pass <= 3; pass++ { // the second run finds the index in place
-			if _, err := c.RunPhase(t.Context(), phase(hook.PhasePostConfig, pass, cfg)); err != nil {
-				t.Fatalf("%s=%s: %v", IndexEnv, tt.env, err)
+			req := phase(hook.PhasePostConfig, pass, cfg)
+			req.Settings = map[string]any{SettingIndex: tt.index}
+			if _, err := c.RunPhase(t.Context(), req); err != nil {
+				t.Fatalf("index %s: %v", tt.index, err)
 			}
 		}
 		b, err := os.ReadFile(filepath.Join(root, tt.want))
 		if err != nil {
-			t.Fatalf("%s=%s: %v", IndexEnv, tt.env, err)
+			t.Fatalf("index %s: %v", tt.index, err)
 		}
 		if n := strings.Count(string(b), "\n"); n != 3 {
-			t.Errorf("%s=%s: index has %d lines, want 3:\n%s", IndexEnv, tt.env, n, b)
+			t.Errorf("index %s: index has %d lines, want 3:\n%s", tt.index, n, b)
 		}
+	}
+}
+
+// Describe rejects a setting it does not know, or an index that is no
+// path, with a SettingError naming the key, as the master sees it.
+func TestDescribeChecksSettings(t *testing.T) {
+	w, _ := newWarmup()
+	c := sdktest.Hook(t, w)
+	for _, tt := range []struct {
+		settings map[string]any
+		key      string
+	}{
+		{map[string]any{"indx": "x"}, "indx"},
+		{map[string]any{SettingIndex: 3}, SettingIndex},
+		{map[string]any{SettingIndex: ""}, SettingIndex},
+	} {
+		_, err := c.Describe(t.Context(), &hook.DescribeRequest{Settings: tt.settings})
+		if se, ok := errors.AsType[*hook.SettingError](err); !ok || se.Key != tt.key {
+			t.Errorf("Describe(%v) = %v, want a SettingError on %s", tt.settings, err, tt.key)
+		}
+	}
+	resp, err := c.Describe(t.Context(), &hook.DescribeRequest{Settings: map[string]any{SettingIndex: "var/x.index"}})
+	if err != nil || resp.Name != "warmup" {
+		t.Fatalf("Describe with a good index = %+v, %v", resp, err)
 	}
 }
 
@@ -268,7 +288,7 @@ func TestPostConfigIndexEnv(t *testing.T) {
 // plugin may be hung on post-config only: post-config checks it too.
 func TestPostConfigMissingRoot(t *testing.T) {
 	root := t.TempDir()
-	w, _ := newWarmup(nil)
+	w, _ := newWarmup()
 	_, err := sdktest.Hook(t, w).RunPhase(t.Context(), phase(hook.PhasePostConfig, 2, configJSON(t, root, filepath.Join(root, "gone"))))
 	if ces, ok := errors.AsType[hook.ConfigErrors](err); !ok || ces[0].Key != "document_root" {
 		t.Fatalf("post-config error = %v, want a ConfigError on document_root", err)
@@ -278,7 +298,7 @@ func TestPostConfigMissingRoot(t *testing.T) {
 // The hook bound ends the walk: the phase fails with the context's error.
 func TestPostConfigCanceled(t *testing.T) {
 	_, cfg := newSite(t)
-	w, _ := newWarmup(nil)
+	w, _ := newWarmup()
 	c := sdktest.Hook(t, w)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -290,7 +310,7 @@ func TestPostConfigCanceled(t *testing.T) {
 // Phases the plugin does not implement are refused.
 func TestUnimplementedPhases(t *testing.T) {
 	_, cfg := newSite(t)
-	w, _ := newWarmup(nil)
+	w, _ := newWarmup()
 	c := sdktest.Hook(t, w)
 	for _, p := range []hook.Phase{hook.PhaseOpenLogs, hook.PhaseShutdown} {
 		if _, err := c.RunPhase(t.Context(), phase(p, 2, cfg)); !errors.Is(err, errors.ErrUnsupported) {
@@ -304,7 +324,7 @@ func TestChildEvents(t *testing.T) {
 	exited := &hook.ChildEventRequest{Kind: hook.ChildExited, PID: 4242, Slot: 3, Generation: 2, Status: "exit status 0"}
 
 	t.Run("protocol 2", func(t *testing.T) {
-		w, logs := newWarmup(nil)
+		w, logs := newWarmup()
 		c := sdktest.Hook(t, w)
 		for _, ev := range []*hook.ChildEventRequest{spawned, exited} {
 			if err := c.ChildEvent(t.Context(), ev); err != nil {
@@ -322,7 +342,7 @@ func TestChildEvents(t *testing.T) {
 	})
 
 	t.Run("protocol 1", func(t *testing.T) {
-		w, logs := newWarmup(nil)
+		w, logs := newWarmup()
 		c := sdktest.HookProtocol(t, w, 1)
 		for _, ev := range []*hook.ChildEventRequest{spawned, exited} {
 			if err := c.ChildEvent(t.Context(), ev); !errors.Is(err, errors.ErrUnsupported) {

@@ -43,7 +43,7 @@ func TestDocsQuoteCompiledCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sources []string
-	for _, dir := range []string{".", "testdata/minimal", "../hook-warmup"} {
+	for _, dir := range []string{".", "testdata/minimal", "../hook-warmup", "../plugin-template"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)

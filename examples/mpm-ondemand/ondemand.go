@@ -80,9 +80,10 @@ func (c Config) Model() mpm.Model {
 func (c Config) response() *mpm.ConfigureResponse {
 	mutex := "none"
 	if c.Model() == mpm.Prefork {
-		mutex = "flock" // as the built-in prefork: no thundering herd
+		mutex = "epoll" // as the built-in prefork: no thundering herd, no lock
 	}
 	return &mpm.ConfigureResponse{
+		Name:                   "ondemand",
 		Model:                  c.Model(),
 		ThreadsPerChild:        c.ThreadsPerChild,
 		ServerLimit:            c.MaxChildren,

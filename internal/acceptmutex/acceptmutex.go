@@ -17,15 +17,19 @@ import (
 // takes to make a blocked Accept return.
 const pollTimeout = 100
 
-// Listener is a net.Listener on an inherited listening socket that accepts
-// only while it holds an exclusive flock on a lock file shared by every
-// process serving the same socket. Listen returns it.
+// Listener is a net.Listener on an inherited listening socket that lets
+// one of the processes sharing the socket wait for each connection: either
+// the one that holds an exclusive flock on a lock file shared by every
+// process serving the same socket (Listen), or, without a lock, one that the
+// kernel picks among those waiting in epoll with EPOLLEXCLUSIVE
+// (ListenWakeOne).
 //
 // Accept may be called from several goroutines; they take turns. Close may
 // be called from any goroutine.
 type Listener struct {
 	fd   int      // our duplicate of the socket; kept out of Go's netpoller
-	lock *os.File // this process's own open file description of the lock file
+	lock *os.File // this process's own open file description of the lock file; nil for ListenWakeOne
+	ep   int      // ListenWakeOne's epoll instance; -1 for Listen
 	addr net.Addr
 	net  string // "tcp" or "unix", for errors
 
@@ -39,6 +43,13 @@ type Listener struct {
 
 	accepted, failed, wakeups atomic.Uint64
 
+	evs [1]unix.EpollEvent // epoll_wait's events; one Accept waits at a time
+
+	// watch, when set (by Watch, before the first Accept), is told what
+	// Accept is doing: at each poll timeout while it waits, and when it
+	// stops waiting.
+	watch func(Wait)
+
 	// hook, when set (by tests, before the first Accept), is called with
 	// true just after the lock is taken and with false just before it is
 	// let go.
@@ -46,6 +57,36 @@ type Listener struct {
 }
 
 var _ net.Listener = (*Listener)(nil)
+
+// Wait is what an Accept is doing, as Watch reports it.
+type Wait int
+
+const (
+	// NotWaiting: no Accept waits for a connection (none was called, the
+	// process is serving, or it waits for the lock).
+	NotWaiting Wait = iota
+	// Waiting: an Accept waits for a connection without a lock
+	// (ListenWakeOne).
+	Waiting
+	// WaitingLocked: an Accept waits for a connection holding the lock
+	// (Listen): no other process accepts on the socket meanwhile.
+	WaitingLocked
+)
+
+// Watch makes the Listener call f with what Accept is doing: Waiting or
+// WaitingLocked when it starts waiting for a connection and again at every
+// poll timeout (about ten times a second) while it waits, NotWaiting when
+// it stops. A process that stops calling f while it waits is stopped or
+// wedged: recording the time of each call where another process sees it
+// (the scoreboard) lets that process notice. Call Watch before the first
+// Accept.
+func (l *Listener) Watch(f func(Wait)) { l.watch = f }
+
+func (l *Listener) report(w Wait) {
+	if l.watch != nil {
+		l.watch(w)
+	}
+}
 
 // Stats counts what a Listener's Accept loop has done since Listen.
 type Stats struct {
@@ -79,21 +120,17 @@ type Stats struct {
 // (os.File.Fd does that to files from net's File methods); it should pass a
 // duplicate wrapped by os.NewFile instead.
 func Listen(f *os.File, lockPath string) (*Listener, error) {
-	rc, err := f.SyscallConn()
+	fd, err := dupSocket(f)
 	if err != nil {
-		return nil, fmt.Errorf("acceptmutex: listening socket: %w", err)
+		return nil, err
 	}
-	fd := -1
-	var dupErr error
-	if err := rc.Control(func(s uintptr) {
-		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, fmt.Errorf("acceptmutex: listening socket: %w", err)
+	l, err := newListener(fd)
+	if err == nil {
+		l.lock, err = os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			err = fmt.Errorf("acceptmutex: opening lock file: %w", err)
+		}
 	}
-	if dupErr != nil {
-		return nil, fmt.Errorf("acceptmutex: duplicating listening socket: %w", os.NewSyscallError("fcntl", dupErr))
-	}
-	l, err := newListener(fd, lockPath)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -101,7 +138,75 @@ func Listen(f *os.File, lockPath string) (*Listener, error) {
 	return l, nil
 }
 
-func newListener(fd int, lockPath string) (*Listener, error) {
+// ListenWakeOne wraps the inherited listening socket f without a lock:
+// each process (each Listener) waits for connections in an epoll instance
+// of its own, with the socket registered level-triggered and
+// EPOLLEXCLUSIVE, so that the kernel wakes one of the Listeners waiting
+// at that moment for each new connection. A process that is stopped
+// (SIGSTOP, a debugger), wedged or busy serving is not waiting, so it is
+// never picked and holds nobody up: unlike a lock holder, it cannot stop
+// the others from accepting. This is what Apache does on Linux with a
+// single listener (no accept mutex; the kernel wakes one waiter).
+//
+// Listen's notes on f (a duplicate is taken, the socket is made
+// non-blocking) hold for ListenWakeOne too.
+func ListenWakeOne(f *os.File) (*Listener, error) {
+	fd, err := dupSocket(f)
+	if err != nil {
+		return nil, err
+	}
+	l, err := newListener(fd)
+	if err == nil {
+		err = l.epollExclusive()
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return l, nil
+}
+
+// epollExclusive creates l's epoll instance with the socket registered
+// EPOLLIN|EPOLLEXCLUSIVE (Linux 4.5 and later; plain EPOLLIN before).
+func (l *Listener) epollExclusive() error {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("acceptmutex: %w", os.NewSyscallError("epoll_create1", err))
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.fd)}
+	err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.fd, &ev)
+	if err == unix.EINVAL {
+		ev.Events = unix.EPOLLIN
+		err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.fd, &ev)
+	}
+	if err != nil {
+		unix.Close(ep)
+		return fmt.Errorf("acceptmutex: %w", os.NewSyscallError("epoll_ctl", err))
+	}
+	l.ep = ep
+	return nil
+}
+
+// dupSocket duplicates f's descriptor, close-on-exec.
+func dupSocket(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("acceptmutex: listening socket: %w", err)
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(s uintptr) {
+		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, fmt.Errorf("acceptmutex: listening socket: %w", err)
+	}
+	if dupErr != nil {
+		return -1, fmt.Errorf("acceptmutex: duplicating listening socket: %w", os.NewSyscallError("fcntl", dupErr))
+	}
+	return fd, nil
+}
+
+func newListener(fd int) (*Listener, error) {
 	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil {
 		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("getsockopt", err))
 	} else if v == 0 {
@@ -123,13 +228,9 @@ func newListener(fd int, lockPath string) (*Listener, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("fcntl", err))
 	}
-	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("acceptmutex: opening lock file: %w", err)
-	}
 	return &Listener{
 		fd:     fd,
-		lock:   lock,
+		ep:     -1,
 		addr:   addr,
 		net:    network,
 		turn:   make(chan struct{}, 1),
@@ -177,19 +278,28 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if l.isClosed() {
 			return nil, l.opError(net.ErrClosed)
 		}
-		if err := l.lockFile(); err != nil {
-			return nil, err
+		wait := Waiting
+		if l.lock != nil {
+			if err := l.lockFile(); err != nil {
+				return nil, err
+			}
+			wait = WaitingLocked
 		}
 		// Keep the lock while no connection comes: letting it go at each
 		// poll timeout would wake a waiter only for it to lose the lock to
 		// us again, and a waiter that loses re-queues behind us and wakes
 		// every waiter queued behind it (Linux's flock). Close is noticed
 		// at the next timeout.
+		l.report(wait)
 		nfd, err := l.pollAccept()
 		for err == nil && nfd < 0 && !l.isClosed() {
+			l.report(wait)
 			nfd, err = l.pollAccept()
 		}
-		l.unlockFile()
+		l.report(NotWaiting)
+		if l.lock != nil {
+			l.unlockFile()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -201,17 +311,28 @@ func (l *Listener) Accept() (net.Conn, error) {
 
 // pollAccept waits up to pollTimeout for the socket to become readable and
 // accepts. It returns -1 and no error when the caller should try again.
+// ListenWakeOne's Listener waits in epoll_wait instead of poll.
 func (l *Listener) pollAccept() (int, error) {
-	fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, pollTimeout)
-	if err == unix.EINTR || (err == nil && n == 0) {
-		return -1, nil
-	}
-	if err != nil {
-		return -1, l.opError(os.NewSyscallError("poll", err))
-	}
-	if fds[0].Revents&unix.POLLNVAL != 0 {
-		return -1, l.opError(os.NewSyscallError("poll", unix.EBADF))
+	if l.ep >= 0 {
+		n, err := unix.EpollWait(l.ep, l.evs[:], pollTimeout)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, l.opError(os.NewSyscallError("epoll_wait", err))
+		}
+	} else {
+		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, pollTimeout)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, l.opError(os.NewSyscallError("poll", err))
+		}
+		if fds[0].Revents&unix.POLLNVAL != 0 {
+			return -1, l.opError(os.NewSyscallError("poll", unix.EBADF))
+		}
 	}
 	l.wakeups.Add(1)
 	if l.isClosed() {
@@ -333,6 +454,9 @@ func (l *Listener) closeFDLocked() {
 	if l.closed && l.users == 0 && l.fdOpen {
 		l.fdOpen = false
 		unix.Close(l.fd)
+		if l.ep >= 0 {
+			unix.Close(l.ep)
+		}
 	}
 }
 
@@ -363,6 +487,9 @@ func (l *Listener) Close() error {
 	close(l.done)
 	l.closeFDLocked()
 	l.mu.Unlock()
+	if l.lock == nil {
+		return nil
+	}
 	// Closing our only descriptor of the lock file's open file description
 	// lets the lock go, unless flock is running on it right now (then when
 	// flock returns).

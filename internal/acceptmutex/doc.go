@@ -1,6 +1,9 @@
-// Package acceptmutex is Apache's AcceptMutex for Go: children that share
-// one listening socket take turns to accept, so that a new connection wakes
-// one child instead of all of them.
+// Package acceptmutex lets children that share one listening socket accept
+// without a thundering herd, so that a new connection wakes one child
+// instead of all of them: either without a lock, the kernel waking one
+// waiting child (ListenWakeOne, what a prefork child does by default), or
+// through Apache's AcceptMutex, children taking turns holding a lock
+// (Listen).
 //
 // # The herd
 //

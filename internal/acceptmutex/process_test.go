@@ -19,11 +19,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
 // helperEnv, when set, makes TestHelperProcess play a child serving the
 // socket on descriptor 3 through a Listener on the lock file it names.
 const helperEnv = "PHASED_ACCEPTMUTEX_HELPER_LOCK"
+
+// wakeOne as the helper's lock path makes it serve through ListenWakeOne.
+const wakeOne = "wake-one"
 
 // TestHelperProcess is a child, not a test: it serves HTTP (answering with
 // its pid) on the inherited socket until SIGTERM, then prints its Stats as
@@ -34,7 +39,13 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	f := os.NewFile(3, "listener")
-	l, err := Listen(f, lockPath)
+	var l *Listener
+	var err error
+	if lockPath == wakeOne {
+		l, err = ListenWakeOne(f)
+	} else {
+		l, err = Listen(f, lockPath)
+	}
 	f.Close()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -178,5 +189,53 @@ func TestProcessesShareSocket(t *testing.T) {
 	}
 	if total.Failed != 0 {
 		t.Errorf("children failed %d accepts, want 0 under the lock", total.Failed)
+	}
+}
+
+// TestWakeOneServesPastAStoppedProcess: with ListenWakeOne, a process that
+// is stopped (SIGSTOP) while it waits for connections holds nobody up: the
+// kernel wakes only processes that are waiting, and every request is
+// served by the others. Under Listen's lock, the same stop of the holder
+// would stop every process from accepting.
+func TestWakeOneServesPastAStoppedProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	f, addr := socket(t)
+	var helpers []*helper
+	for range 3 {
+		helpers = append(helpers, startHelper(t, f, wakeOne))
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	stopped := helpers[0].cmd.Process.Pid
+	if err := syscall.Kill(stopped, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !procfs.Stopped(stopped); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not stop", stopped)
+		}
+	}
+	byPid := map[string]int{}
+	for i := range 100 {
+		pid, err := get(client, "http://"+addr+"/")
+		if err != nil {
+			t.Fatalf("request %d with process %d stopped: %v", i, stopped, err)
+		}
+		byPid[pid]++
+	}
+	if byPid[strconv.Itoa(stopped)] != 0 {
+		t.Errorf("the stopped process served %d requests", byPid[strconv.Itoa(stopped)])
+	}
+	syscall.Kill(stopped, syscall.SIGCONT)
+	var total Stats
+	for _, h := range helpers {
+		st := h.stop(t)
+		total.Accepted += st.Accepted
+		total.Failed += st.Failed
+	}
+	t.Logf("requests by pid: %v; failed accepts: %d", byPid, total.Failed)
+	if total.Accepted < 100 {
+		t.Errorf("accepted %d connections for 100 requests", total.Accepted)
 	}
 }

@@ -107,6 +107,41 @@ type Runtime struct {
 	format    accesslog.Format
 	slow      time.Duration
 	failed    chan error // Fail's errors
+
+	acceptMu    sync.Mutex
+	acceptWaits []acceptmutex.Wait // each listener's, for watchAccept
+}
+
+// watchAccept returns what listener i of n reports its accept loop's state
+// to: the scoreboard records the most telling state of any listener (one
+// holding the lock over one waiting), with the time, so that the master can
+// tell a child stopped in its accept loop.
+func (r *Runtime) watchAccept(i, n int) func(acceptmutex.Wait) {
+	r.acceptMu.Lock()
+	if len(r.acceptWaits) < n {
+		r.acceptWaits = make([]acceptmutex.Wait, n)
+	}
+	r.acceptMu.Unlock()
+	return func(w acceptmutex.Wait) {
+		if r.board == nil {
+			return
+		}
+		r.acceptMu.Lock()
+		defer r.acceptMu.Unlock()
+		r.acceptWaits[i] = w
+		most := acceptmutex.NotWaiting
+		for _, w := range r.acceptWaits {
+			most = max(most, w)
+		}
+		sw := scoreboard.NotAccepting
+		switch most {
+		case acceptmutex.Waiting:
+			sw = scoreboard.AcceptWaiting
+		case acceptmutex.WaitingLocked:
+			sw = scoreboard.AcceptHoldingLock
+		}
+		r.board.Proc(r.Slot).SetAcceptWait(sw)
+	}
 }
 
 // Current reads the runtime from the contract the master gave the process
@@ -179,10 +214,18 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 			return nil, err
 		}
 		var ln net.Listener
-		if c.AcceptMutex != "" {
-			ln, err = acceptmutex.Listen(f, c.AcceptMutex+"."+strconv.Itoa(i))
-		} else {
+		var am *acceptmutex.Listener
+		switch {
+		case c.AcceptMutex != "":
+			am, err = acceptmutex.Listen(f, c.AcceptMutex+"."+strconv.Itoa(i))
+		case c.AcceptWakeOne:
+			am, err = acceptmutex.ListenWakeOne(f)
+		default:
 			ln, err = net.FileListener(f)
+		}
+		if am != nil {
+			am.Watch(r.watchAccept(i, len(c.Listeners)))
+			ln = am
 		}
 		f.Close()
 		if err != nil {
@@ -410,8 +453,8 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 					bound = min(bound, 2*time.Second)
 					r.Log.Warn("master is gone; draining briefly", "bound", bound)
 				} else if sig != DrainSignal && withMaster {
-					// An operator's signal (seed 000's SIGUSR1 to one
-					// process, without its 500).
+					// An operator's signal (SIGUSR1 to one process, to
+					// recycle it, without a 500 to anyone).
 					askToRetire(contract.EventRetireRequest, "child asked to retire", "signal", sig.String())
 					continue
 				}

@@ -100,6 +100,11 @@ type Child struct {
 	// AcceptMutex, when set, is a path prefix: the child accepts on
 	// listener i only while it holds an flock on PREFIX.i.
 	AcceptMutex string `json:"accept_mutex,omitempty"`
+	// AcceptWakeOne, when AcceptMutex is empty, makes the child wait for
+	// connections in an epoll set of its own with EPOLLEXCLUSIVE (the
+	// kernel wakes one waiting child per connection) instead of Go's
+	// netpoller (which every child's runtime is woken for).
+	AcceptWakeOne bool `json:"accept_wake_one,omitempty"`
 	// Listeners are the listening sockets, in the order of the listen key.
 	Listeners []Listener `json:"listeners"`
 	// Scoreboard, Counters and Events name the descriptors of the

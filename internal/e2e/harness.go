@@ -3,7 +3,7 @@
 // socket and HTTP clients, and makes sure every process it started is gone
 // when a test ends, and every file it made once the tests are done (see
 // Main). The tests themselves are in the packages below, one per area:
-// skeleton, phases, mpm, plugins, zerodowntime, apps and status.
+// skeleton, phases, mpm, plugins, zerodowntime, apps, gateways and status.
 package e2e
 
 import (
@@ -57,6 +57,9 @@ func Binary(t testing.TB) string {
 	}
 	return binPath
 }
+
+// ModuleRoot returns the phased module's root folder (where go.mod is).
+func ModuleRoot() string { return moduleRoot() }
 
 func moduleRoot() string {
 	dir, _ := os.Getwd()

@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,4 +79,22 @@ func SkipLoudly(t testing.TB, msg string) {
 	}
 	shout("!!! SKIPPED " + t.Name() + ": " + msg)
 	t.Skip(msg)
+}
+
+// appSeq numbers the apps under test in this process (see AppDSN).
+var appSeq atomic.Int64
+
+// AppDSN returns a DSN for one app under test, with an application_name of
+// its own, so that pg_stat_activity counts exactly that app's connections
+// (and not those of another test or another run on the same server).
+func (p *PG) AppDSN(t testing.TB) (dsn, name string) {
+	t.Helper()
+	name = fmt.Sprintf("phased-e2e-%d-%d", os.Getpid(), appSeq.Add(1))
+	if u, err := url.Parse(p.DSN); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("application_name", name)
+		u.RawQuery = q.Encode()
+		return u.String(), name
+	}
+	return p.DSN + " application_name=" + name, name // keyword/value form
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +16,12 @@ var aptMu sync.Mutex
 // suite needs is .ci/deps; make test installs it). When prog is missing and
 // the test runs as root, Program installs pkg, once; when it still cannot
 // be found the test skips loudly (see SkipLoudly), and fails under CI=true.
-// prog is a name on PATH, an absolute path, or interpreter:module (python3,
-// ruby or perl, and a module it must load: "ruby:rack"), for which Program
+// prog is a name on PATH, an absolute path (or a pattern of one, for a
+// program whose name carries its version: "/usr/sbin/php-fpm*", of which
+// Program returns the last match), or interpreter:module (python3, ruby or
+// perl, by name or absolute path, and a module it must load: "ruby:rack",
+// "/usr/bin/python3:psycopg2" for the Python that Debian's gunicorn runs,
+// whatever python3 is first on PATH), for which Program
 // returns the interpreter's path.
 func Program(t testing.TB, prog, pkg string) string {
 	t.Helper()
@@ -48,7 +53,7 @@ func lookProgram(prog string) (string, bool) {
 			return "", false
 		}
 		var args []string
-		switch interp {
+		switch filepath.Base(interp) {
 		case "python3":
 			args = []string{"-c", "import " + mod}
 		case "ruby":
@@ -61,8 +66,13 @@ func lookProgram(prog string) (string, bool) {
 		return p, exec.Command(p, args...).Run() == nil
 	}
 	if len(prog) > 0 && prog[0] == '/' {
-		_, err := os.Stat(prog)
-		return prog, err == nil
+		// A pattern names a program whose name carries its version
+		// (/usr/sbin/php-fpm*): the last match, the newest by name.
+		matches, _ := filepath.Glob(prog)
+		if len(matches) == 0 {
+			return prog, false
+		}
+		return matches[len(matches)-1], true
 	}
 	p, err := exec.LookPath(prog)
 	return p, err == nil

@@ -20,12 +20,15 @@ const (
 	ProtocolV1 = 1
 	// ProtocolV2 adds the Hook service's ChildEvent.
 	ProtocolV2 = 2
+	// ProtocolV3 adds the hook entry's settings to the Hook service's
+	// Describe and RunPhase, and the plugins' names for themselves.
+	ProtocolV3 = 3
 	// ProtocolLatest is the newest version.
-	ProtocolLatest = ProtocolV2
+	ProtocolLatest = ProtocolV3
 )
 
 // Versions are the protocol versions this SDK speaks, oldest first.
-func Versions() []int { return []int{ProtocolV1, ProtocolV2} }
+func Versions() []int { return []int{ProtocolV1, ProtocolV2, ProtocolV3} }
 
 // The plugin kinds, as go-plugin dispenses them.
 const (

@@ -79,17 +79,41 @@ func Descendants(pid int) []int {
 func Zombie(pid int) bool { return state(pid) == 'Z' }
 
 // state is the state letter of /proc/PID/stat (R, S, D, Z, X ...), or 0.
-func state(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+func state(pid int) byte { return statState("/proc/" + strconv.Itoa(pid) + "/stat") }
+
+// statState is the state letter of a stat file (a process's or a
+// thread's), or 0.
+func statState(path string) byte {
+	f := statFields(path)
+	if len(f) == 0 || len(f[0]) != 1 {
+		return 0
+	}
+	return f[0][0]
+}
+
+// Pgid returns the process group of pid, or 0 when it is gone.
+func Pgid(pid int) int {
+	f := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
+	if len(f) < 3 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[2])
+	return n
+}
+
+// statFields returns the fields of a stat file that follow the command
+// name (state, ppid, pgrp ...), or nil.
+func statFields(path string) []string {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0
+		return nil
 	}
-	// The state follows the command name, which is in parentheses.
+	// The command name is in parentheses and may hold spaces and ')'.
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
+	if i < 0 {
+		return nil
 	}
-	return b[i+2]
+	return strings.Fields(string(b[i+1:]))
 }
 
 // Alive reports whether pid is a live process: not gone, and not a zombie
@@ -97,4 +121,20 @@ func state(pid int) byte {
 func Alive(pid int) bool {
 	st := state(pid)
 	return st != 0 && st != 'Z' && st != 'X'
+}
+
+// Stopped reports whether every thread of pid is stopped (SIGSTOP, or a
+// tracer): a stop signal is delivered asynchronously, and until every
+// thread has stopped, the process may still run.
+func Stopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		if st := statState(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name())); st != 'T' && st != 't' {
+			return false
+		}
+	}
+	return true
 }

@@ -34,7 +34,10 @@ func TestTreeAndMemory(t *testing.T) {
 	if one <= 0 || tree <= one {
 		t.Fatalf("memory %d, with its descendant %d: want more with it", one, tree)
 	}
-	if Memory(1<<30) != 0 || Alive(1<<30) {
+	if Pgid(kids[0]) != Pgid(os.Getpid()) || Pgid(os.Getpid()) == 0 {
+		t.Fatalf("the sleep's process group is %d, the test's %d; want the same", Pgid(kids[0]), Pgid(os.Getpid()))
+	}
+	if Memory(1<<30) != 0 || Alive(1<<30) || Pgid(1<<30) != 0 {
 		t.Fatal("a process that does not exist has memory or is alive")
 	}
 }

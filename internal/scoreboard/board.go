@@ -311,8 +311,8 @@ func (b *Board) Worker(i, j int) *WorkerSlot {
 }
 
 // ClearProc marks process slot i and all its worker slots Dead, clears its
-// pid, start time, app pid, quiescing and full flags and connection count,
-// and repairs a request-line update the
+// pid, start time, app pid, quiescing and full flags, accept wait and
+// connection count, and repairs a request-line update the
 // process may have died in the middle of. The master calls it after reaping
 // the child that held the slot, before reusing it. Counters and the last
 // request line are kept: like Apache's, they belong to the slot.
@@ -323,6 +323,8 @@ func (b *Board) ClearProc(i int) {
 	p.quiescing.Store(0)
 	p.full.Store(0)
 	p.appPID.Store(0)
+	p.acceptWait.Store(0)
+	p.acceptBeat.Store(0)
 	p.conns.Store(0)
 	p.state.Store(uint32(Dead))
 	for j := 0; j < b.threads; j++ {

@@ -21,11 +21,26 @@ type ProcSlot struct {
 	quiescing  atomic.Uint32
 	startTime  atomic.Int64 // unix nanoseconds, 0 = unset
 	full       atomic.Uint32
-	_          uint32
+	acceptWait atomic.Uint32 // an AcceptWait
 	conns      atomic.Int64
 	appPID     atomic.Int64 // the app server the child owns, 0 = none
-	_          [8]byte
+	acceptBeat atomic.Int64 // unix nanoseconds of the last SetAcceptWait
 }
+
+// AcceptWait is what a child's accept loop is doing, as it records it with
+// SetAcceptWait.
+type AcceptWait uint32
+
+const (
+	// NotAccepting: the child waits for no connection (it serves, waits
+	// for the accept lock, or does not record its accept loop).
+	NotAccepting AcceptWait = iota
+	// AcceptWaiting: the child waits for a connection, holding no lock.
+	AcceptWaiting
+	// AcceptHoldingLock: the child waits for a connection holding the
+	// accept mutex; no sibling accepts on that socket meanwhile.
+	AcceptHoldingLock
+)
 
 // ProcInfo is a copy of a ProcSlot, taken by ProcSlot.Snapshot.
 type ProcInfo struct {
@@ -53,6 +68,21 @@ type ProcInfo struct {
 	// AppPID is the app server the child owns (app.type http or fastcgi);
 	// 0 when it owns none.
 	AppPID int
+	// AcceptWait is what the child's accept loop was doing when it last
+	// said so, at AcceptBeat.
+	AcceptWait AcceptWait
+	// AcceptBeat is when the child last recorded its accept loop; a child
+	// that waits for connections records it about ten times a second, so
+	// an old AcceptBeat with AcceptWait set means a child that is stopped
+	// or wedged in its accept loop. The zero Time if never recorded.
+	AcceptBeat time.Time
+}
+
+// SetAcceptWait records what the child's accept loop is doing, and the
+// time as its AcceptBeat.
+func (p *ProcSlot) SetAcceptWait(w AcceptWait) {
+	p.acceptBeat.Store(time.Now().UnixNano())
+	p.acceptWait.Store(uint32(w))
 }
 
 // SetPID records pid as the process holding the slot and the current time as
@@ -138,6 +168,8 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 		StartTime:  p.StartTime(),
 		Conns:      p.Conns(),
 		AppPID:     p.AppPID(),
+		AcceptWait: AcceptWait(p.acceptWait.Load()),
+		AcceptBeat: unixTime(p.acceptBeat.Load()),
 	}
 }
 

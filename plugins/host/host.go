@@ -71,6 +71,7 @@ type Plugin struct {
 	client   *goplugin.Client
 	cmd      *exec.Cmd
 	log      *slog.Logger
+	relay    *relayState
 	raw      any
 	protocol int
 }
@@ -109,12 +110,13 @@ func Launch(o Options) (*Plugin, error) {
 	if timeout <= 0 {
 		timeout = DefaultStartTimeout
 	}
+	relay := newSlogAdapter(o.Log.With("plugin", o.Name), o.Level)
 	cfg := &goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: PluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		Logger:           newSlogAdapter(o.Log.With("plugin", o.Name), o.Level),
+		Logger:           relay,
 		SkipHostEnv:      true,
 		StartTimeout:     timeout,
 		Managed:          false,
@@ -122,17 +124,26 @@ func Launch(o Options) (*Plugin, error) {
 	client := goplugin.NewClient(cfg)
 	rpc, err := client.Client()
 	if err != nil {
+		relay.st.stopping.Store(true) // the error says what went wrong
+		if cmd.Process != nil {
+			// Its process group (Setpgid): a script that never shook hands
+			// may have started programs that hold its stderr, which
+			// go-plugin's Kill waits for.
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		client.Kill()
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s (%s): %w", o.Name, o.Argv[0], explain(err))
 	}
+	relay.st.started.Store(true)
 	raw, err := rpc.Dispense(o.Kind)
 	if err != nil {
+		relay.st.stopping.Store(true)
 		client.Kill()
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s (%s): it does not serve a %s plugin: %w", o.Name, o.Argv[0], o.Kind, err)
 	}
-	return &Plugin{name: o.Name, sockDir: sockDir, client: client, cmd: cmd, log: o.Log, raw: raw, protocol: client.NegotiatedVersion()}, nil
+	return &Plugin{name: o.Name, sockDir: sockDir, client: client, cmd: cmd, log: o.Log, relay: relay.st, raw: raw, protocol: client.NegotiatedVersion()}, nil
 }
 
 // explain turns go-plugin's handshake errors into what an operator can act on.
@@ -181,6 +192,7 @@ func (p *Plugin) Exited() bool { return p.client.Exited() }
 // plugin cannot hold the caller. When Kill returns the process has exited
 // and Exited reports true. It is safe to call twice.
 func (p *Plugin) Kill() {
+	p.relay.stopping.Store(true) // its exit is no news
 	defer os.RemoveAll(p.sockDir)
 	done := make(chan struct{})
 	go func() {

@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,11 +52,11 @@ func playPlugin(scenario string) int {
 	case "ok":
 		mpm.Logger().Warn("plugin says hello", "answer", 42)
 		mpm.Serve(worker.New())
-	case "protocol-3":
-		// A plugin from a future SDK that speaks only protocol 3.
+	case "protocol-4":
+		// A plugin from a future SDK that speaks only protocol 4.
 		goplugin.Serve(&goplugin.ServeConfig{
 			HandshakeConfig:  Handshake,
-			VersionedPlugins: map[int]goplugin.PluginSet{3: {"mpm": &mpm.Plugin{Impl: worker.New()}}},
+			VersionedPlugins: map[int]goplugin.PluginSet{4: {"mpm": &mpm.Plugin{Impl: worker.New()}}},
 			GRPCServer:       goplugin.DefaultGRPCServer,
 		})
 	case "protocol-1":
@@ -68,6 +69,8 @@ func playPlugin(scenario string) int {
 		})
 	case "hang-at-handshake":
 		time.Sleep(time.Minute)
+	case "panic-mid-rpc":
+		mpm.Serve(badMPM{MPM: worker.New(), maintain: func() { panic("the plugin's own bug") }})
 	case "crash-mid-rpc":
 		mpm.Serve(badMPM{MPM: worker.New(), maintain: func() { os.Exit(3) }})
 	case "maintain-hangs":
@@ -121,8 +124,8 @@ func TestLaunchAndRelayLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Protocol() != 2 {
-		t.Fatalf("negotiated protocol %d, want 2", p.Protocol())
+	if p.Protocol() != 3 {
+		t.Fatalf("negotiated protocol %d, want 3", p.Protocol())
 	}
 	m, err := p.MPM()
 	if err != nil {
@@ -162,7 +165,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 		timeout  time.Duration
 		want     []string
 	}{
-		{"protocol-3", 0, []string{"test protocol-3", "incompatible protocol version", "Plugin version: 3", "[1 2]"}},
+		{"protocol-4", 0, []string{"test protocol-4", "incompatible protocol version", "Plugin version: 4", "[1 2 3]"}},
 		{"bad-cookie", 0, []string{"test bad-cookie", "not a phased plugin"}},
 		{"hang-at-handshake", 500 * time.Millisecond, []string{"test hang-at-handshake", "did not complete the handshake in time"}},
 		{"stdout-garbage", 0, []string{"test stdout-garbage"}},
@@ -302,5 +305,78 @@ func TestSocketInSocketDir(t *testing.T) {
 	p.Kill()
 	if left, _ := os.ReadDir(sockets); len(left) > 0 {
 		t.Errorf("Kill left %v in SocketDir", left)
+	}
+}
+
+// records returns the JSON records in logs whose msg is msg.
+func records(t *testing.T, logs *syncBuffer, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) == nil && r["msg"] == msg {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestPanicIsOneRecord: a plugin's panic reaches the log as one error
+// record holding the whole trace, not one record per line.
+func TestPanicIsOneRecord(t *testing.T) {
+	p, logs, err := launch(t, "panic-mid-rpc", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := p.MPM()
+	if _, err := m.Maintain(context.Background(), &mpm.MaintainRequest{Generation: 1}); err == nil {
+		t.Fatal("Maintain on a panicking plugin succeeded")
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(records(t, logs, MsgPanicked)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q record:\n%s", MsgPanicked, logs)
+		}
+	}
+	time.Sleep(2 * panicQuiet) // any stray line of the trace would be logged by now
+	recs := records(t, logs, MsgPanicked)
+	if len(recs) != 1 {
+		t.Fatalf("%d panic records, want 1:\n%s", len(recs), logs)
+	}
+	r := recs[0]
+	trace, _ := r["trace"].(string)
+	if r["level"] != "ERROR" || r["panic"] != "panic: the plugin's own bug" || r["plugin"] != "test panic-mid-rpc" ||
+		!strings.Contains(trace, "goroutine ") || strings.Count(trace, "\n") < 5 {
+		t.Fatalf("panic record: %v", r)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "goroutine ") && !strings.Contains(line, MsgPanicked) {
+			t.Fatalf("a line of the trace logged on its own: %s", line)
+		}
+	}
+}
+
+// TestStoppingIsNoNews: a plugin that phased stops, or that never
+// started, leaves nothing above debug about its exit.
+func TestStoppingIsNoNews(t *testing.T) {
+	p, logs, err := launch(t, "ok", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Kill()
+	time.Sleep(100 * time.Millisecond)
+	// The relay runs at info: a debug record is not written at all.
+	if recs := records(t, logs, msgProcessExited); len(recs) != 0 {
+		t.Fatalf("exit of a stopped plugin logged at info: %v", recs)
+	}
+	_, logs, err = launch(t, "bad-cookie", 0)
+	if err == nil {
+		t.Fatal("a plugin with someone else's cookie started")
+	}
+	for _, msg := range []string{msgNotGraceful, msgProcessExited} {
+		for _, r := range records(t, logs, msg) {
+			if r["level"] != "DEBUG" {
+				t.Fatalf("%q of a plugin that never started at %v:\n%s", msg, r["level"], logs)
+			}
+		}
 	}
 }

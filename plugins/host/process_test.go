@@ -35,12 +35,14 @@ func servePlugin(mode string) {
 		mpm.Serve(testMPM{})
 	case "hook":
 		hook.Serve(testHook{})
+	case "hook-v2": // a hook plugin built with an SDK that knew protocols 1 and 2
+		hook.Serve(testHook{}, hook.WithProtocols(1, 2))
 	case "hook-v1": // a hook plugin built with an SDK that knew only protocol 1
 		hook.Serve(testHook{}, hook.WithProtocols(1))
-	case "v3": // a plugin from a future SDK that speaks only protocol 3
+	case "v4": // a plugin from a future SDK that speaks only protocol 4
 		goplugin.Serve(&goplugin.ServeConfig{
 			HandshakeConfig:  Handshake,
-			VersionedPlugins: map[int]goplugin.PluginSet{3: {KindMPM: &mpm.Plugin{Impl: testMPM{}}}},
+			VersionedPlugins: map[int]goplugin.PluginSet{4: {KindMPM: &mpm.Plugin{Impl: testMPM{}}}},
 			GRPCServer:       goplugin.DefaultGRPCServer,
 		})
 	default:
@@ -151,8 +153,8 @@ func TestProcessMPM(t *testing.T) {
 		t.Fatalf("Maintain: %v", err)
 	}
 	t.Logf("plugin launch to first RPC: %v", time.Since(start))
-	if v := client.NegotiatedVersion(); v != ProtocolV2 {
-		t.Errorf("negotiated protocol %d, want 2", v)
+	if v := client.NegotiatedVersion(); v != ProtocolV3 {
+		t.Errorf("negotiated protocol %d, want 3", v)
 	}
 	if len(resp.Actions) != 1 || resp.Actions[0] != (mpm.Action{Kind: mpm.Spawn, Count: 1}) {
 		t.Errorf("Maintain = %+v", resp)
@@ -206,7 +208,8 @@ func TestProcessHookVersions(t *testing.T) {
 		mode         string
 		wantProtocol int
 	}{
-		{"hook", 2},
+		{"hook", 3},
+		{"hook-v2", 2},
 		{"hook-v1", 1},
 	}
 	for _, tt := range tests {
@@ -243,15 +246,15 @@ func TestProcessHookVersions(t *testing.T) {
 
 func TestProcessIncompatibleVersion(t *testing.T) {
 	skipShort(t)
-	client, _ := newClient(t, "v3")
+	client, _ := newClient(t, "v4")
 	_, err := client.Client()
 	if err == nil {
-		t.Fatal("a plugin speaking only protocol 3 started")
+		t.Fatal("a plugin speaking only protocol 4 started")
 	}
 	// go-plugin's message names the plugin's version and the host's.
-	re := regexp.MustCompile(`Plugin version: 3, Client versions: \[(1 2|2 1)\]`)
+	re := regexp.MustCompile(`Plugin version: 4, Client versions: \[[123 ]+\]`)
 	if !re.MatchString(err.Error()) {
-		t.Errorf("error %q does not name versions 3 and [1 2]", err)
+		t.Errorf("error %q does not name versions 4 and [1 2 3]", err)
 	}
 }
 

@@ -28,10 +28,13 @@ const (
 	ProtocolV1 = 1
 	// ProtocolV2 adds the hook service's child events.
 	ProtocolV2 = 2
+	// ProtocolV3 adds the hook entry's settings (hook service) and the
+	// plugins' names for themselves.
+	ProtocolV3 = 3
 )
 
 // Versions returns the plugin protocol versions this SDK speaks, oldest
-// first: 1 and 2.
+// first: 1, 2 and 3.
 func Versions() []int { return pluginrpc.Versions() }
 
 // PluginSets returns a host's go-plugin VersionedPlugins: for each

@@ -11,8 +11,8 @@ import (
 
 func TestHostPluginSets(t *testing.T) {
 	sets := PluginSets()
-	if len(sets) != 2 {
-		t.Fatalf("versions %v, want 1 and 2", reflect.ValueOf(sets).MapKeys())
+	if len(sets) != 3 {
+		t.Fatalf("versions %v, want 1, 2 and 3", reflect.ValueOf(sets).MapKeys())
 	}
 	for _, v := range Versions() {
 		set := sets[v]
@@ -40,10 +40,10 @@ func TestConstants(t *testing.T) {
 	if KindMPM != pluginrpc.KindMPM || KindHook != pluginrpc.KindHook {
 		t.Errorf("kinds %q %q, plugin side %q %q", KindMPM, KindHook, pluginrpc.KindMPM, pluginrpc.KindHook)
 	}
-	if ProtocolV1 != pluginrpc.ProtocolV1 || ProtocolV2 != pluginrpc.ProtocolV2 {
-		t.Errorf("protocols %d %d, plugin side %d %d", ProtocolV1, ProtocolV2, pluginrpc.ProtocolV1, pluginrpc.ProtocolV2)
+	if ProtocolV1 != pluginrpc.ProtocolV1 || ProtocolV2 != pluginrpc.ProtocolV2 || ProtocolV3 != pluginrpc.ProtocolV3 {
+		t.Errorf("protocols %d %d %d, plugin side %d %d %d", ProtocolV1, ProtocolV2, ProtocolV3, pluginrpc.ProtocolV1, pluginrpc.ProtocolV2, pluginrpc.ProtocolV3)
 	}
-	if !reflect.DeepEqual(Versions(), []int{1, 2}) {
+	if !reflect.DeepEqual(Versions(), []int{1, 2, 3}) {
 		t.Errorf("Versions() = %v", Versions())
 	}
 }

@@ -23,17 +23,22 @@
 //
 // Every phase call carries a PhaseRequest: the phase, the pass (1 and 2 at
 // the double start, one more per graceful restart), the generation, whether
-// this is a dry run (`phased -t`), and the effective configuration as JSON.
-// A phase fails when its method returns an error; Configure can instead
-// return ConfigErrors naming the configuration keys at fault, which the
-// master reports as configuration errors.
+// this is a dry run (`phased -t`), the effective configuration as JSON, and
+// the plugin's own settings (its hook entry's settings: mapping, which
+// Describe gets too). A phase fails when its method returns an error;
+// Configure can instead return ConfigErrors naming the configuration keys at
+// fault, which the master reports as configuration errors, and Describe or
+// any phase a *SettingError naming one of its settings, which the master
+// reports as hooks[i].settings.KEY.
 //
 // # Protocol versions
 //
-// Serve speaks plugin protocol versions 1 and 2 and the master picks the
+// Serve speaks plugin protocol versions 1, 2 and 3 and the master picks the
 // newest it also speaks. Version 1 carries Describe and the phases; version
-// 2 adds child events. Under version 1 the master never calls a
-// ChildWatcher, and DescribeRequest.Protocol says so.
+// 2 adds child events; version 3 adds the settings and the plugin's Name.
+// Under version 1 the master never calls a ChildWatcher, and
+// DescribeRequest.Protocol says so; under 1 and 2 a hook entry with
+// settings fails the configuration pass instead of leaving them unread.
 //
 // # The host side
 //

@@ -76,8 +76,14 @@ type ChildWatcher interface {
 // DescribeRequest asks a plugin what it implements.
 type DescribeRequest struct {
 	// Protocol is the plugin protocol version the master negotiated with
-	// the plugin: 1 (no child events) or 2.
+	// the plugin: 1 (no child events), 2 (no settings) or 3.
 	Protocol int
+	// Settings are the hook entry's `settings:` (protocol 3), as YAML
+	// decoded them: integers arrive as int, durations as strings like
+	// "30s". Nil when the entry has none. Describe may check them and
+	// return a *SettingError naming the key at fault: the master fails
+	// the configuration pass, and `phased -t`, with hooks[i].settings.KEY.
+	Settings map[string]any
 }
 
 // DescribeResponse is what a plugin implements.
@@ -88,6 +94,9 @@ type DescribeResponse struct {
 	// ChildEvents reports whether the plugin wants child events; it needs
 	// ChildWatcher. On the host side it is false under protocol 1.
 	ChildEvents bool
+	// Name is what the master calls the plugin in its log (protocol 3);
+	// empty means the plugin file's base name.
+	Name string
 }
 
 // Implemented returns the DescribeResponse of a value: each phase whose
@@ -136,6 +145,10 @@ type PhaseRequest struct {
 	Slot int
 	// ConfigJSON is the effective configuration as JSON.
 	ConfigJSON json.RawMessage
+	// Settings are the hook entry's `settings:` (protocol 3), as in
+	// DescribeRequest: the plugin's own settings, read afresh on every
+	// pass. A phase may return a *SettingError about one of them.
+	Settings map[string]any
 }
 
 // PhaseResponse is the outcome of a phase that succeeded. It has no fields
@@ -173,6 +186,20 @@ func (e ConfigErrors) Error() string {
 	}
 	return fmt.Sprintf("configuration: %s", strings.Join(msgs, "; "))
 }
+
+// SettingError is an error about one of the hook entry's settings. A
+// plugin returns it from Describe or a phase (wrapped or not); the master
+// reports it as hooks[i].settings.KEY: MSG, naming the entry. On the host
+// side errors.As finds it.
+type SettingError struct {
+	// Key is the setting at fault, as written under settings:.
+	Key string
+	// Msg says what is wrong with it.
+	Msg string
+}
+
+// Error returns "settings.KEY: MSG".
+func (e *SettingError) Error() string { return fmt.Sprintf("settings.%s: %s", e.Key, e.Msg) }
 
 // ChildEventKind is what happened to a child.
 type ChildEventKind string

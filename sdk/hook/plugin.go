@@ -10,6 +10,7 @@ import (
 
 	"github.com/phasedhq/phased/internal/pluginrpc"
 	pb "github.com/phasedhq/phased/sdk/internal/proto/phased/plugin/v1"
+	"github.com/phasedhq/phased/sdk/internal/value"
 )
 
 // Plugin is the go-plugin plugin of kind "hook". A plugin process serves it
@@ -22,8 +23,8 @@ type Plugin struct {
 	Impl Hook
 	// Protocol is the plugin protocol version this value is served or
 	// dispensed under: go-plugin picks the value from the version's plugin
-	// set, so each set needs its own. Under 1 there are no child events.
-	// Zero means the newest version (2).
+	// set, so each set needs its own. Under 1 there are no child events,
+	// under 1 and 2 no settings. Zero means the newest version (3).
 	Protocol int
 }
 
@@ -57,8 +58,12 @@ type server struct {
 	protocol int
 }
 
-func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.DescribeResponse, error) {
-	resp, err := s.impl.Describe(ctx, &DescribeRequest{Protocol: s.protocol})
+func (s *server) Describe(ctx context.Context, in *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	settings, err := settingsFromPB(in.GetSettings())
+	if err != nil {
+		return nil, pluginrpc.InvalidArgument("describe: %v", err)
+	}
+	resp, err := s.impl.Describe(ctx, &DescribeRequest{Protocol: s.protocol, Settings: settings})
 	if err == nil && resp == nil {
 		err = errors.New("hook: Describe returned a nil response and no error")
 	}
@@ -69,9 +74,9 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 		return nil, st
 	}
 	if err != nil {
-		return &pb.DescribeResponse{Error: pluginrpc.ErrMessage(err)}, nil
+		return &pb.DescribeResponse{Error: pluginrpc.ErrMessage(err), SettingError: settingErrorToPB(err)}, nil
 	}
-	out := &pb.DescribeResponse{ChildEvents: resp.ChildEvents}
+	out := &pb.DescribeResponse{ChildEvents: resp.ChildEvents, Name: resp.Name}
 	for _, ph := range resp.Phases {
 		out.Phases = append(out.Phases, string(ph))
 	}
@@ -92,7 +97,48 @@ func (s *server) check(resp *DescribeResponse) error {
 	return errors.Join(errs...)
 }
 
+// settingsFromPB decodes a hook entry's settings; none is nil.
+func settingsFromPB(in map[string]*pb.Value) (map[string]any, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	return value.MapFromPB(in)
+}
+
+// settingsToPB encodes a hook entry's settings for the wire, under
+// protocol 3; older protocols carry none.
+func (c *client) settingsToPB(in map[string]any) (map[string]*pb.Value, error) {
+	if len(in) == 0 || c.protocol < pluginrpc.ProtocolV3 {
+		return nil, nil
+	}
+	out, key, err := value.MapToPB(in)
+	if err != nil {
+		return nil, &SettingError{Key: key, Msg: err.Error()}
+	}
+	return out, nil
+}
+
+// settingErrorToPB is err's SettingError, if it is or wraps one.
+func settingErrorToPB(err error) *pb.SettingError {
+	if se, ok := errors.AsType[*SettingError](err); ok && se != nil {
+		return &pb.SettingError{Key: se.Key, Msg: se.Msg}
+	}
+	return nil
+}
+
+// settingErrorFromPB is the SettingError a response carries, or nil.
+func settingErrorFromPB(se *pb.SettingError) error {
+	if se == nil {
+		return nil
+	}
+	return &SettingError{Key: se.GetKey(), Msg: se.GetMsg()}
+}
+
 func (s *server) RunPhase(ctx context.Context, in *pb.RunPhaseRequest) (*pb.RunPhaseResponse, error) {
+	settings, err := settingsFromPB(in.GetSettings())
+	if err != nil {
+		return nil, pluginrpc.InvalidArgument("run phase: %v", err)
+	}
 	req := &PhaseRequest{
 		Phase:      Phase(in.GetPhase()),
 		Pass:       int(in.GetPass()),
@@ -100,11 +146,11 @@ func (s *server) RunPhase(ctx context.Context, in *pb.RunPhaseRequest) (*pb.RunP
 		DryRun:     in.GetDryRun(),
 		Slot:       -1,
 		ConfigJSON: in.GetConfigJson(),
+		Settings:   settings,
 	}
 	if in.Slot != nil {
 		req.Slot = int(in.GetSlot())
 	}
-	var err error
 	switch req.Phase {
 	case PhaseConfigure:
 		h, ok := s.impl.(Configurer)
@@ -149,7 +195,7 @@ func phaseResponse(err error) *pb.RunPhaseResponse {
 	if err == nil {
 		return &pb.RunPhaseResponse{}
 	}
-	out := &pb.RunPhaseResponse{Error: pluginrpc.ErrMessage(err)}
+	out := &pb.RunPhaseResponse{Error: pluginrpc.ErrMessage(err), SettingError: settingErrorToPB(err)}
 	if ces, ok := errors.AsType[ConfigErrors](err); ok {
 		for _, ce := range ces {
 			out.ConfigErrors = append(out.ConfigErrors, &pb.ConfigError{Key: ce.Key, Message: ce.Message})
@@ -197,15 +243,25 @@ type client struct {
 
 var _ Client = (*client)(nil)
 
-func (c *client) Describe(ctx context.Context, _ *DescribeRequest) (*DescribeResponse, error) {
-	out, err := c.rpc.Describe(ctx, &pb.DescribeRequest{})
+func (c *client) Describe(ctx context.Context, req *DescribeRequest) (*DescribeResponse, error) {
+	in := &pb.DescribeRequest{}
+	if req != nil {
+		var err error
+		if in.Settings, err = c.settingsToPB(req.Settings); err != nil {
+			return nil, err
+		}
+	}
+	out, err := c.rpc.Describe(ctx, in)
 	if err != nil {
 		return nil, pluginrpc.ErrorFromStatus("hook describe", err)
+	}
+	if err := settingErrorFromPB(out.GetSettingError()); err != nil {
+		return nil, err
 	}
 	if out.GetError() != "" {
 		return nil, pluginrpc.FromMessage(ctx, out.GetError())
 	}
-	resp := &DescribeResponse{ChildEvents: out.GetChildEvents() && c.protocol >= pluginrpc.ProtocolV2}
+	resp := &DescribeResponse{ChildEvents: out.GetChildEvents() && c.protocol >= pluginrpc.ProtocolV2, Name: out.GetName()}
 	for _, ph := range out.GetPhases() {
 		resp.Phases = append(resp.Phases, Phase(ph))
 	}
@@ -213,7 +269,12 @@ func (c *client) Describe(ctx context.Context, _ *DescribeRequest) (*DescribeRes
 }
 
 func (c *client) RunPhase(ctx context.Context, req *PhaseRequest) (*PhaseResponse, error) {
+	settings, err := c.settingsToPB(req.Settings)
+	if err != nil {
+		return nil, err
+	}
 	in := &pb.RunPhaseRequest{
+		Settings:   settings,
 		Phase:      string(req.Phase),
 		Pass:       int64(req.Pass),
 		Generation: int64(req.Generation),
@@ -227,6 +288,9 @@ func (c *client) RunPhase(ctx context.Context, req *PhaseRequest) (*PhaseRespons
 	out, err := c.rpc.RunPhase(ctx, in)
 	if err != nil {
 		return nil, pluginrpc.ErrorFromStatus("hook "+string(req.Phase), err)
+	}
+	if err := settingErrorFromPB(out.GetSettingError()); err != nil {
+		return nil, err
 	}
 	if ces := out.GetConfigErrors(); len(ces) > 0 {
 		errs := make(ConfigErrors, len(ces))

@@ -10,7 +10,7 @@ import (
 
 // Serve serves impl as a hook plugin over go-plugin's gRPC transport. It is
 // the one call a hook plugin's main makes. It speaks plugin protocol
-// versions 1 and 2 and lets the host pick the newest it also speaks. It
+// versions 1, 2 and 3 and lets the host pick the newest it also speaks. It
 // returns only when the host is done with the plugin, and go-plugin then
 // exits the process; run as a program rather than by a phased master, it
 // prints that it is a plugin and exits 1.
@@ -34,9 +34,9 @@ type ServeOption struct {
 }
 
 // WithProtocols serves only the given plugin protocol versions, instead of
-// every version this SDK speaks (1 and 2). It exists to test a host against
-// a plugin built with an older SDK: WithProtocols(1) serves no child
-// events. A version this SDK does not speak makes Serve log an error and
+// every version this SDK speaks (1, 2 and 3). It exists to test a host against
+// a plugin built with an older SDK: WithProtocols(1, 2) reads no settings,
+// WithProtocols(1) serves no child events either. A version this SDK does not speak makes Serve log an error and
 // return.
 func WithProtocols(versions ...int) ServeOption {
 	return ServeOption{apply: func(c *pluginrpc.ServeConfig) {

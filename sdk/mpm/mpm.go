@@ -79,11 +79,23 @@ type ConfigureResponse struct {
 	// MaxMemoryPerChild retires a child whose memory (PSS, or RSS) exceeds
 	// it, in bytes; 0 means no limit.
 	MaxMemoryPerChild int64
-	// AcceptMutex is "flock" or "none": how children take turns to accept.
+	// AcceptMutex is how children share a listening socket: "epoll" (no
+	// lock: each child waits in an epoll set of its own with
+	// EPOLLEXCLUSIVE, and the kernel wakes one waiting child per
+	// connection; a stopped or busy child is not waiting, so it holds
+	// nobody up), "flock" (children take turns holding a lock, as
+	// Apache's AcceptMutex flock; a holder that is stopped stops every
+	// sibling from accepting, which the master logs) or "none" (Go's
+	// netpoller: every child is woken for every connection).
 	AcceptMutex string
 	// Notes are adjustments the MPM made (clamps), which the master logs
 	// as Apache logs its "WARNING: MaxRequestWorkers of ... " lines.
 	Notes []string
+	// Name is what the master calls the MPM in its log, its metrics'
+	// labels, `phased status` and the status page's ServerMPM: a short
+	// word such as "ondemand". Empty means the plugin file's base name
+	// (a built-in MPM is called by its mpm.name).
+	Name string
 }
 
 // ChildState is a child's life stage as the master sees it.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/phasedhq/phased/internal/pluginrpc"
 	pb "github.com/phasedhq/phased/sdk/internal/proto/phased/plugin/v1"
+	"github.com/phasedhq/phased/sdk/internal/value"
 )
 
 // Plugin is the go-plugin plugin of kind "mpm". A plugin process serves it
@@ -49,7 +50,7 @@ type server struct {
 }
 
 func (s *server) Configure(ctx context.Context, in *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
-	settings, err := settingsFromPB(in.GetSettings())
+	settings, err := value.MapFromPB(in.GetSettings())
 	if err != nil {
 		return nil, pluginrpc.InvalidArgument("configure: %v", err)
 	}

@@ -13,8 +13,8 @@ import (
 //
 //	func main() { mpm.Serve(&myPolicy{}) }
 //
-// Serve speaks plugin protocol versions 1 and 2 (the MPM service is the same
-// in both) and lets the host pick the newest it also speaks. It returns only
+// Serve speaks plugin protocol versions 1, 2 and 3 (the MPM service is the
+// same in each) and lets the host pick the newest it also speaks. It returns only
 // when the host is done with the plugin, and go-plugin then exits the
 // process; run as a program rather than by a phased master, it prints that
 // it is a plugin and exits 1.
@@ -36,7 +36,7 @@ type ServeOption struct {
 }
 
 // WithProtocols serves only the given plugin protocol versions, instead of
-// every version this SDK speaks (1 and 2). It exists to test a host against
+// every version this SDK speaks (1, 2 and 3). It exists to test a host against
 // a plugin built with an older SDK; a version this SDK does not speak makes
 // Serve log an error and return.
 func WithProtocols(versions ...int) ServeOption {

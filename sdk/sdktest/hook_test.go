@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -237,5 +238,65 @@ func TestHookChildEvents(t *testing.T) {
 		if err := c.ChildEvent(t.Context(), spawned); !errors.Is(err, errors.ErrUnsupported) {
 			t.Errorf("%s: ChildEvent error %v, want ErrUnsupported", name, err)
 		}
+	}
+}
+
+// settingsHook reads one setting, n, an int, in Describe and in its
+// configure phase, and remembers what it was given.
+type settingsHook struct {
+	mu       sync.Mutex
+	describe map[string]any
+	phase    map[string]any
+}
+
+func (h *settingsHook) Describe(_ context.Context, req *hook.DescribeRequest) (*hook.DescribeResponse, error) {
+	h.mu.Lock()
+	h.describe = req.Settings
+	h.mu.Unlock()
+	for k, v := range req.Settings {
+		if _, ok := v.(int); k != "n" || !ok {
+			return nil, &hook.SettingError{Key: k, Msg: "the one setting is n, an integer"}
+		}
+	}
+	return &hook.DescribeResponse{Phases: []hook.Phase{hook.PhaseConfigure}, Name: "counter"}, nil
+}
+
+func (h *settingsHook) Configure(_ context.Context, req *hook.PhaseRequest) (*hook.ConfigureResponse, error) {
+	h.mu.Lock()
+	h.phase = req.Settings
+	h.mu.Unlock()
+	if n, _ := req.Settings["n"].(int); n > 10 {
+		return nil, fmt.Errorf("configure: %w", &hook.SettingError{Key: "n", Msg: "at most 10"})
+	}
+	return &hook.ConfigureResponse{}, nil
+}
+
+// TestHookSettings: under protocol 3 a hook entry's settings reach
+// Describe and every phase as YAML decoded them, and a SettingError comes
+// back matchable with errors.As; under 2 no settings travel.
+func TestHookSettings(t *testing.T) {
+	h := &settingsHook{}
+	c := sdktest.Hook(t, h)
+	settings := map[string]any{"n": 3}
+	d, err := c.Describe(t.Context(), &hook.DescribeRequest{Settings: settings})
+	if err != nil || d.Name != "counter" || !reflect.DeepEqual(h.describe, settings) {
+		t.Fatalf("Describe = %+v, %v; plugin got %v", d, err, h.describe)
+	}
+	_, err = c.Describe(t.Context(), &hook.DescribeRequest{Settings: map[string]any{"m": 1}})
+	if se, ok := errors.AsType[*hook.SettingError](err); !ok || se.Key != "m" {
+		t.Fatalf("Describe with a bad setting: %v, want a SettingError on m", err)
+	}
+	if _, err := c.RunPhase(t.Context(), &hook.PhaseRequest{Phase: hook.PhaseConfigure, Settings: settings}); err != nil || !reflect.DeepEqual(h.phase, settings) {
+		t.Fatalf("RunPhase: %v; plugin got %v", err, h.phase)
+	}
+	_, err = c.RunPhase(t.Context(), &hook.PhaseRequest{Phase: hook.PhaseConfigure, Settings: map[string]any{"n": 11}})
+	if se, ok := errors.AsType[*hook.SettingError](err); !ok || se.Key != "n" || se.Msg != "at most 10" {
+		t.Fatalf("RunPhase with n 11: %v, want a SettingError on n", err)
+	}
+
+	old := &settingsHook{}
+	c2 := sdktest.HookProtocol(t, old, 2)
+	if _, err := c2.Describe(t.Context(), &hook.DescribeRequest{Settings: settings}); err != nil || old.describe != nil {
+		t.Fatalf("protocol 2: Describe: %v; plugin got settings %v", err, old.describe)
 	}
 }

@@ -37,15 +37,16 @@ func MPM(tb testing.TB, impl mpm.MPM) mpm.MPM {
 	return dispense[mpm.MPM](tb, pluginrpc.KindMPM, &mpm.Plugin{Impl: impl})
 }
 
-// Hook serves impl in-process under the newest plugin protocol (2) and
+// Hook serves impl in-process under the newest plugin protocol (3) and
 // returns the host's Client for it.
 func Hook(tb testing.TB, impl hook.Hook) hook.Client {
 	tb.Helper()
 	return HookProtocol(tb, impl, pluginrpc.ProtocolLatest)
 }
 
-// HookProtocol is Hook under the given plugin protocol version, 1 or 2; under
-// 1, as with a master that negotiated it, there are no child events.
+// HookProtocol is Hook under the given plugin protocol version, 1, 2 or 3;
+// as with a master that negotiated it, under 1 there are no child events,
+// and under 1 and 2 no settings.
 func HookProtocol(tb testing.TB, impl hook.Hook, protocol int) hook.Client {
 	tb.Helper()
 	return dispense[hook.Client](tb, pluginrpc.KindHook, &hook.Plugin{Impl: impl, Protocol: protocol})

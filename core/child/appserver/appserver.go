@@ -5,9 +5,13 @@
 // for until it answers, watched while the child serves, and stopped once
 // the child has drained (its stop signal, a bound, then SIGKILL).
 //
-// The app server runs in a process group of its own, so that its stop
-// signal and SIGKILL reach its workers too (gunicorn's, puma's), and dies
-// with its child (the parent-death signal). Its stdout and stderr go to the
+// The app server runs in a process group of its own and dies with its
+// child (the parent-death signal). Its stop signal goes to its main process
+// alone, as systemd's KillMode=mixed does: a preforking server (gunicorn,
+// unicorn, Starman) stops its own workers its own way, and a worker that got
+// the signal itself would not (Starman's exit at once on QUIT, cutting the
+// request they serve). What is left of its group once it has exited, or
+// once the stop timeout has passed, is killed. Its stdout and stderr go to the
 // child's error log a line at a time, and the last lines of its stderr are
 // kept to say why it died.
 package appserver
@@ -340,9 +344,10 @@ func (s *Server) Tail() []string {
 	return append([]string(nil), s.tail...)
 }
 
-// Stop sends the stop signal to the app server's process group, waits up
-// to the stop timeout, then kills the group. It returns when the app server
-// has exited.
+// Stop sends the stop signal to the app server's main process, waits up
+// to the stop timeout for it to exit, then kills its process group: the
+// processes it left behind, or all of them when it did not stop in time. It
+// returns when the app server has exited.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	s.stopping = true
@@ -353,11 +358,14 @@ func (s *Server) Stop() {
 	default:
 	}
 	start := time.Now()
-	syscall.Kill(-s.PID(), s.o.StopSignal)
+	syscall.Kill(s.PID(), s.o.StopSignal)
 	select {
 	case <-s.exited:
 		s.o.Log.Info("app server stopped", "app_pid", s.PID(), "signal", s.o.StopSignal.String(), "status", s.ExitStatus(),
 			"took", time.Since(start).Round(time.Millisecond).String())
+		if syscall.Kill(-s.PID(), syscall.SIGKILL) == nil {
+			s.o.Log.Warn("the app server left processes behind in its process group; killed them", "app_pid", s.PID())
+		}
 	case <-time.After(s.o.StopTimeout):
 		s.o.Log.Warn("app server did not stop in time; killing it", "app_pid", s.PID(), "signal", s.o.StopSignal.String(),
 			"after", s.o.StopTimeout.String())

@@ -223,7 +223,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // run runs script f for r.
 func (h *Handler) run(w http.ResponseWriter, r *http.Request, alias Alias, f gateway.Found) {
-	body, ok := gateway.RequestBody(w, r, h.maxBody)
+	body, ok := gateway.RequestBody(w, r, h.maxBody, 0, "")
 	if !ok {
 		return
 	}

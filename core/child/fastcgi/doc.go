@@ -35,6 +35,15 @@
 // "try_files $uri $uri/ /index.php?$query_string" does; a missing path
 // with a script extension is still 404.
 //
+// Files that hold source or settings without being scripts are 403 rather
+// than sent as they are: PHP's per-folder settings ".user.ini" (which
+// php-cgi and php-fpm read), a copy of a script whose name goes on after
+// the script extension with anything but a letter ("config.php.bak",
+// "index.php~", "old.php5", ".index.php.swp"), and, when ".php" is a
+// script extension, PHP's other source extensions (.phtml, .pht, .phps,
+// .phar, .inc). The name in the URL and the name the file resolves to
+// are both checked, case aside.
+//
 // SCRIPT_FILENAME and DOCUMENT_ROOT are sent with their symlinks resolved
 // (nginx's $realpath_root), so that the file the app server opens is the
 // one checked here, and a deploy that repoints a "current" symlink is
@@ -58,7 +67,10 @@
 // needs CONTENT_LENGTH first, so a body of unknown length (chunked) is read
 // whole before the request is sent, up to Options.MaxBufferedBody (413
 // past it), in memory up to 1 MiB and in an unlinked temporary file past
-// that. The child is expected to have buffered slow clients already.
+// that. With Options.BufferBody every body is read whole first (that much
+// in memory, the rest in a temporary file in Options.TempDir), so that a
+// client that sends slowly holds no FastCGI worker, and any body over
+// MaxBufferedBody is 413; a phased child sets it to app.body_buffer_size.
 //
 // # The answer
 //

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -104,6 +105,18 @@ type Options struct {
 	// 0 means DefaultMaxBufferedBody. A longer one is answered 413.
 	MaxBufferedBody int64
 
+	// BufferBody, when above 0, makes every request body be read whole
+	// before the request is sent to the server, BufferBody bytes of it in
+	// memory and the rest in an unlinked temporary file in TempDir, so
+	// that a client sending slowly holds no FastCGI worker (nginx's
+	// fastcgi_request_buffering). Then a body over MaxBufferedBody is 413,
+	// whatever its length. 0 streams a body of known length as it comes.
+	BufferBody int64
+
+	// TempDir is where BufferBody's temporary files go; "" means the
+	// system's.
+	TempDir string
+
 	// Software is SERVER_SOFTWARE; "" means "phased".
 	Software string
 
@@ -126,6 +139,8 @@ type Handler struct {
 	software string
 	maxHead  int
 	maxBody  int64
+	bufBody  int64
+	tempDir  string
 	addr     string
 	log      *slog.Logger
 	client   *Client
@@ -153,6 +168,8 @@ func New(opts Options) (*Handler, error) {
 		software: opts.Software,
 		maxHead:  opts.MaxHeaderBytes,
 		maxBody:  opts.MaxBufferedBody,
+		bufBody:  opts.BufferBody,
+		tempDir:  opts.TempDir,
 		addr:     opts.Network + ":" + opts.Address,
 		log:      opts.Logger,
 	}
@@ -240,6 +257,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		gateway.Error(w, http.StatusInternalServerError)
 	case f.Info.IsDir():
 		h.serveDir(w, r, root, p)
+	case h.isSource(path.Base(f.Name)) || h.isSource(filepath.Base(f.File)):
+		gateway.Error(w, http.StatusForbidden)
 	case !h.isScript(f.Name):
 		h.other(w, r)
 	default:
@@ -321,6 +340,48 @@ func (h *Handler) isScript(name string) bool {
 	return false
 }
 
+// phpSources are the names ending PHP source that is not run when .php is
+// the script extension: other extensions PHP files are given, and include
+// files.
+var phpSources = []string{".phtml", ".pht", ".phps", ".phar", ".inc"}
+
+// isSource reports whether file name is source that must not be served as
+// a static file: PHP's per-folder settings (.user.ini, which php-cgi and
+// php-fpm read), a copy of a script whose name goes on after the script
+// extension with anything but a letter ("wp-config.php.bak",
+// "index.php~", "index.php5", ".index.php.swp"), and, when .php is a
+// script extension, PHP's other source extensions (phpSources).
+func (h *Handler) isSource(name string) bool {
+	lower := strings.ToLower(name)
+	if lower == ".user.ini" {
+		return true
+	}
+	for _, ext := range h.exts {
+		ext = strings.ToLower(ext)
+		for i := 0; ; {
+			j := strings.Index(lower[i:], ext)
+			if j < 0 {
+				break
+			}
+			i += j + len(ext)
+			if i < len(lower) && !isLetter(lower[i]) {
+				return true
+			}
+		}
+		if ext == ".php" {
+			for _, src := range phpSources {
+				if strings.HasSuffix(lower, src) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// isLetter reports whether b is an ASCII lowercase letter.
+func isLetter(b byte) bool { return 'a' <= b && b <= 'z' }
+
 // namesScript reports whether some segment of URL path p ends in a script
 // extension, as nginx's location ~ [^/]\.php(/|$) would match it.
 func (h *Handler) namesScript(p string) bool {
@@ -338,7 +399,7 @@ func (h *Handler) serveFound(w http.ResponseWriter, r *http.Request, root gatewa
 		gateway.Error(w, http.StatusForbidden)
 		return
 	}
-	body, ok := gateway.RequestBody(w, r, h.maxBody)
+	body, ok := gateway.RequestBody(w, r, h.maxBody, h.bufBody, h.tempDir)
 	if !ok {
 		return
 	}

@@ -1,6 +1,7 @@
 package fastcgi
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -142,6 +143,44 @@ func TestResolve(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSourceNotServed: the files that hold PHP source or settings but are
+// not scripts (.user.ini, a script's backup copies, PHP's other source
+// extensions) are 403, never handed to the static handler to be sent as
+// they are; look-alikes that are not source are served.
+func TestSourceNotServed(t *testing.T) {
+	root := testkit.Site(t)
+	testkit.Tree(t, root, map[string]string{
+		".user.ini": "display_errors=On", "sub/.USER.INI": "x", "config.php.bak": "<?php", "index.php~": "<?php",
+		".index.php.swp": "<?php", "old.php5": "<?php", "view.phtml": "<?php", "lib.inc": "<?php", "src.phps": "<?php",
+		"app.phar": "<?php", "CONFIG.PHP.OLD": "<?php", "link.txt": "symlink:config.php.bak",
+		"phpinfo.txt": "text", "my.photo.png": "png", "notes.php.txt/x": "a folder", "user.ini": "not PHP's",
+	})
+	s := newFakeServer(t, answer(stdout("Content-Type: text/plain\r\n\r\nscript")))
+	h, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, Static: staticStub})
+	for path, want := range map[string]int{
+		"/.user.ini": 403, "/sub/.USER.INI": 403, "/config.php.bak": 403, "/index.php~": 403, "/.index.php.swp": 403,
+		"/old.php5": 403, "/view.phtml": 403, "/lib.inc": 403, "/src.phps": 403, "/app.phar": 403, "/CONFIG.PHP.OLD": 403,
+		"/link.txt": 403, "/config.php.bak/x": 403,
+		"/phpinfo.txt": 200, "/my.photo.png": 200, "/user.ini": 200, "/img.png": 200,
+	} {
+		code, body, _ := get(t, srv.URL+path)
+		if code != want || (want == 200 && body != "static "+path) {
+			t.Errorf("GET %s = %d %q, want %d", path, code, body, want)
+		}
+	}
+	if n, _ := s.requests(); n != 0 {
+		t.Errorf("%d requests reached the FastCGI server", n)
+	}
+	// With other script extensions, PHP's own are files like any other.
+	h.Close()
+	_, srv = serve(t, Options{Network: "unix", Address: s.addr, Root: root, Static: staticStub, Extensions: []string{".cgi"}})
+	for _, path := range []string{"/view.phtml", "/lib.inc", "/config.php.bak"} {
+		if code, _, _ := get(t, srv.URL+path); code != 200 {
+			t.Errorf("with extensions [.cgi], GET %s = %d, want 200", path, code)
+		}
 	}
 }
 
@@ -438,5 +477,64 @@ func TestNewErrors(t *testing.T) {
 		if _, err := New(opts); err == nil {
 			t.Errorf("New(%+v) did not fail", opts)
 		}
+	}
+}
+
+// TestBufferBody: with BufferBody a request reaches the FastCGI server
+// only once its whole body is in, so a client sending slowly holds no
+// worker; without it, the body is streamed as it comes (the baseline: the
+// server is connected to before the body is in). The part of the body
+// past BufferBody waits in an unlinked file of TempDir, and a body over
+// MaxBufferedBody is 413 whatever its length.
+func TestBufferBody(t *testing.T) {
+	root := testkit.Site(t)
+	s := newFakeServer(t, answer(stdout("Content-Type: text/plain\r\n\r\nscript")))
+	tmp := t.TempDir()
+	for _, buffer := range []int64{0, 4} {
+		_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, BufferBody: buffer, TempDir: tmp, MaxBufferedBody: 16})
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, before := s.requests()
+		fmt.Fprintf(c, "POST /index.php HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+		if buffer == 0 {
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if _, conns := s.requests(); conns > before {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("streaming: the server was not connected to while the body came")
+				}
+			}
+		} else {
+			time.Sleep(300 * time.Millisecond)
+			if _, conns := s.requests(); conns != before {
+				t.Fatal("BufferBody: the server was connected to before the body was in")
+			}
+		}
+		fmt.Fprintf(c, "world")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != "script" || string(s.last().stdin) != "helloworld" {
+			t.Fatalf("BufferBody %d: %d %q, the server read %q", buffer, resp.StatusCode, b, s.last().stdin)
+		}
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("left in TempDir: %v", ents)
+	}
+	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, BufferBody: 4, MaxBufferedBody: 16})
+	resp, err := http.Post(srv.URL+"/index.php", "text/plain", strings.NewReader("seventeen bytes!!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("a body over MaxBufferedBody with BufferBody: %d, want 413", resp.StatusCode)
 	}
 }

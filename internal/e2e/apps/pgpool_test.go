@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,23 +28,9 @@ type pg struct{ *e2e.PG }
 // pgTest connects to the test database, or skips t (see e2e.PGTest).
 func pgTest(t *testing.T) *pg { return &pg{e2e.PGTest(t)} }
 
-// pgAppSeq numbers the apps under test in this process (see app).
-var pgAppSeq atomic.Int64
-
-// app returns a DSN for one app under test, with an application_name of its
-// own, so that pg_stat_activity counts exactly that app's connections (and
-// not those of another test or another run on the same server).
-func (p *pg) app(t *testing.T) (dsn, name string) {
-	t.Helper()
-	name = fmt.Sprintf("phased-e2e-%d-%d", os.Getpid(), pgAppSeq.Add(1))
-	if u, err := url.Parse(p.DSN); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		q := u.Query()
-		q.Set("application_name", name)
-		u.RawQuery = q.Encode()
-		return u.String(), name
-	}
-	return p.DSN + " application_name=" + name, name // keyword/value form
-}
+// app returns a DSN for one app under test with an application_name of its
+// own (see e2e.PG.AppDSN).
+func (p *pg) app(t *testing.T) (dsn, name string) { return p.AppDSN(t) }
 
 // conns counts the database's connections whose application_name is name.
 func (p *pg) conns(t *testing.T, name string) int {

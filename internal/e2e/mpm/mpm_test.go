@@ -65,12 +65,15 @@ func TestStartServersPerMPM(t *testing.T) {
 			if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 				t.Fatalf("GET: %d %v", code, err)
 			}
-			// Prefork takes turns to accept through Apache's accept mutex
-			// (flock on a lock file each child opened itself); the threaded
-			// models do not.
+			// No child takes turns through a lock by default: a prefork
+			// child waits in an epoll set of its own (EPOLLEXCLUSIVE)
+			// beside its runtime's; a threaded one uses the runtime's.
 			for _, k := range e2e.Workers(s.PID()) {
-				if got := holdsLockFile(k); got != (tt.name == "prefork") {
-					t.Fatalf("child %d holds an accept lock file: %v", k, got)
+				if holdsLockFile(k) {
+					t.Fatalf("child %d holds an accept lock file", k)
+				}
+				if got, want := epollSets(k), map[bool]int{true: 2, false: 1}[tt.name == "prefork"]; got != want {
+					t.Fatalf("child %d has %d epoll sets, want %d", k, got, want)
 				}
 			}
 			// Each child's GOMAXPROCS: 1 for prefork; the Go default
@@ -121,6 +124,18 @@ func childEnv(t *testing.T, pid int, name string) string {
 		}
 	}
 	return val
+}
+
+// epollSets counts pid's epoll instances.
+func epollSets(pid int) int {
+	n := 0
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); target == "anon_inode:[eventpoll]" {
+			n++
+		}
+	}
+	return n
 }
 
 // holdsLockFile reports whether pid has an accept mutex lock file open.

@@ -27,6 +27,19 @@ func TestThirdPartyMPMOndemand(t *testing.T) {
 	if n := len(e2e.Workers(s.PID())); n < 1 {
 		t.Fatal("no child after the first request")
 	}
+	// The MPM names itself: "ondemand", not its file's path, on the status
+	// page, in metrics' labels and in phased status.
+	_, auto, _ := e2e.Get(s.URL("/server-status?auto"))
+	if !strings.Contains(auto, "ServerMPM: ondemand\n") {
+		t.Errorf("status page:\n%s", auto)
+	}
+	if st := s.Status(t); st["mpm"] != "ondemand" {
+		t.Errorf("phased status: mpm %v, want ondemand", st["mpm"])
+	}
+	_, metrics, _ := e2e.Get(s.URL("/metrics"))
+	if strings.Contains(metrics, bin) {
+		t.Errorf("metrics name the MPM by its path %s", bin)
+	}
 	s.WaitChildren(t, 0, 10*time.Second)
 }
 
@@ -70,5 +83,47 @@ func TestHookPluginDyingMidPhase(t *testing.T) {
 	}
 	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 		t.Fatalf("not serving: %d %v", code, err)
+	}
+}
+
+// TestHookPluginSettings: a hook entry's settings reach the plugin
+// (examples/hook-warmup writes its index where its index setting says), a
+// setting the plugin refuses fails -t and the start naming
+// hooks[i].settings.KEY, and a plugin of an older protocol, which could not
+// read them, fails naming hooks[i].settings rather than ignore them; it
+// still runs without settings.
+func TestHookPluginSettings(t *testing.T) {
+	bin := e2e.Build(t, "./examples/hook-warmup")
+	s := e2e.StartServer(t, "hooks:\n  - {name: warmup, plugin: "+bin+", phase: post-config, settings: {index: var/site.index}}\n",
+		func(dir string) { os.MkdirAll(filepath.Join(dir, "var"), 0o755) })
+	if b, err := os.ReadFile(filepath.Join(s.Dir, "var/site.index")); err != nil || !strings.Contains(string(b), "hello.txt") {
+		t.Fatalf("index at the setting's path: %v\n%s", err, b)
+	}
+
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(e2e.FreePort(t),
+		"hooks:\n  - {name: warmup, plugin: "+bin+", phase: post-config, settings: {indx: var/site.index}}\n"))
+	code, _, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t")
+	if code != 1 || !strings.Contains(errOut, "hooks[0].settings.indx: the one setting is index") {
+		t.Fatalf("-t with a setting the plugin refuses: %d %s", code, errOut)
+	}
+	p := e2e.Start(t, dir, nil, "-f", conf)
+	if code := p.WaitExit(t, 30*time.Second); code != 1 || !strings.Contains(p.Log.String(), "hooks[0].settings.indx") {
+		t.Fatalf("start with a setting the plugin refuses: exit %d\n%s", code, p.Log)
+	}
+
+	old := e2e.Build(t, "./internal/e2e/plugins/testdata/tracehook")
+	e2e.WriteFile(t, dir, "PROTOCOL-2", "")
+	conf = e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(e2e.FreePort(t),
+		"hooks:\n  - {name: old, plugin: "+old+", phase: post-config, settings: {a: 1}}\n"))
+	code, _, errOut = e2e.Run(t, dir, nil, "-f", conf, "-t")
+	if code != 1 || !strings.Contains(errOut, "hooks[0].settings: plugin") || !strings.Contains(errOut, "protocol 2") {
+		t.Fatalf("-t with settings for a protocol 2 plugin: %d %s", code, errOut)
+	}
+	conf = e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(e2e.FreePort(t),
+		"hooks:\n  - {name: old, plugin: "+old+", phase: post-config}\n"))
+	if code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t"); code != 0 {
+		t.Fatalf("-t with a protocol 2 plugin and no settings: %d %s %s", code, out, errOut)
 	}
 }

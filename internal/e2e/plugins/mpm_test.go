@@ -119,14 +119,14 @@ func TestMPMMaintainNeverAnswers(t *testing.T) {
 			s.Log.Wait(t, `"msg":"MPM maintenance failed; children keep serving"`, 3, 10*time.Second)
 			tt.heal(t, s) // the relaunched process may answer
 			for i, r := range s.Log.Records("MPM maintenance failed; children keep serving")[:3] {
-				if r["plugin"] != "mpm "+bin || fmt.Sprint(r["pid"]) != fmt.Sprint(first) ||
+				if r["plugin"] != "mpm "+filepath.Base(bin) || fmt.Sprint(r["pid"]) != fmt.Sprint(first) ||
 					!strings.Contains(fmt.Sprint(r["err"]), "did not answer within 1s") || fmt.Sprint(r["failures"]) != fmt.Sprint(i+1) {
 					t.Fatalf("failure record %d does not name the plugin, its pid and the bound: %v", i+1, r)
 				}
 			}
 			s.Log.Wait(t, "MPM plugin relaunched", 1, 10*time.Second)
 			killed := s.Log.Records("MPM plugin keeps failing; killing and relaunching it, children keep serving")
-			if len(killed) != 1 || killed[0]["level"] != "NOTICE" || killed[0]["plugin"] != "mpm "+bin || fmt.Sprint(killed[0]["pid"]) != fmt.Sprint(first) {
+			if len(killed) != 1 || killed[0]["level"] != "NOTICE" || killed[0]["plugin"] != "mpm "+filepath.Base(bin) || fmt.Sprint(killed[0]["pid"]) != fmt.Sprint(first) {
 				t.Fatalf("kill notice: %v\nlog:\n%s", killed, s.Log)
 			}
 			if n := len(s.Log.Records("MPM plugin exited; children keep serving, relaunching it")); n != 0 {
@@ -161,7 +161,7 @@ func TestMPMRelaunchBacksOff(t *testing.T) {
 	var at []time.Time
 	for i, r := range recs {
 		want := (500 * time.Millisecond << i).String()
-		if r["retry_in"] != want || r["plugin"] != "mpm "+bin || !strings.Contains(fmt.Sprint(r["err"]), "failed at start") {
+		if r["retry_in"] != want || r["plugin"] != "mpm "+filepath.Base(bin) || !strings.Contains(fmt.Sprint(r["err"]), "failed at start") {
 			t.Fatalf("back-off record %d: want retry_in %s, the plugin and why: %v", i+1, want, r)
 		}
 		ts, err := time.Parse(time.RFC3339Nano, r["time"].(string))
@@ -211,4 +211,18 @@ func TestMPMPluginCrashIsSurvived(t *testing.T) {
 	// The relaunched MPM still maintains: held connections make it grow.
 	e2e.HoldConnections(t, s.Addr, 3)
 	s.WaitChildren(t, 3, 10*time.Second)
+}
+
+// TestQuietStartAndCheck: a start and a -t log nothing at info about the
+// plugin processes phased stops itself (the double start's rehearsal, the
+// check's MPM).
+func TestQuietStartAndCheck(t *testing.T) {
+	s := e2e.StartServer(t, "")
+	if recs := s.Log.Records("plugin process exited"); len(recs) != 0 {
+		t.Fatalf("start logged %v", recs)
+	}
+	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-t")
+	if code != 0 || strings.Contains(errOut, "plugin process exited") || strings.Contains(errOut, "failed to exit gracefully") {
+		t.Fatalf("-t: exit %d, stderr %q", code, errOut)
+	}
 }

@@ -51,8 +51,32 @@ func TestServesStaticFilesAndWritesAccessLog(t *testing.T) {
 	}
 }
 
+// TestAccessLogOnStdoutAndStderr: access_log.path "stdout" and "stderr"
+// are the master's own streams, as the config says, not files of those
+// names in the working folder; and a graceful restart, which opens the
+// logs again, leaves them working.
+func TestAccessLogOnStdoutAndStderr(t *testing.T) {
+	for _, stream := range []string{"stdout", "stderr"} {
+		t.Run(stream, func(t *testing.T) {
+			s := e2e.StartServer(t, "access_log: {path: "+stream+", format: common}\n")
+			e2e.Get(s.URL("/hello.txt"))
+			s.Log.Wait(t, `"GET /hello.txt HTTP/1.1" 200 6`, 1, 5*time.Second)
+			if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
+				t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
+			}
+			s.WaitLog(t, `"generation finished"`, 1, 10*time.Second)
+			e2e.Get(s.URL("/hello.txt?after"))
+			s.Log.Wait(t, `"GET /hello.txt?after HTTP/1.1" 200 6`, 1, 5*time.Second)
+			if _, err := os.Stat(filepath.Join(s.Dir, stream)); err == nil {
+				t.Errorf("the access log went to a file named %s", stream)
+			}
+		})
+	}
+}
+
 func TestConfigTest(t *testing.T) {
 	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "logs"), 0o755) // the access log's folder
 	good := e2e.WriteFile(t, dir, "good.yaml", e2e.Config("127.0.0.1:8080", ""))
 	unreadable := e2e.WriteFile(t, dir, "unreadable.yaml", e2e.Config("127.0.0.1:8080", ""))
 	os.Chmod(unreadable, 0)
@@ -300,6 +324,10 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "phased ") {
 		t.Fatalf("version: %d %q", code, out)
 	}
+	code, flag, _ := e2e.Run(t, t.TempDir(), nil, "--version")
+	if code != 0 || flag != out {
+		t.Fatalf("--version: %d %q, want %q as phased version says", code, flag, out)
+	}
 }
 
 func TestHardRestartStopsOldChildrenAtOnce(t *testing.T) {
@@ -352,5 +380,39 @@ func TestDeadMastersRuntimeFolderIsRemoved(t *testing.T) {
 	}
 	if s.Log.Count(`"path":"`+dead+`"`) != 1 {
 		t.Fatalf("not logged:\n%s", s.Log)
+	}
+}
+
+// TestConfigTestFailsWhatTheStartFails: `phased -t` refuses what would fail
+// the start (a user or group that does not exist, a log folder that is
+// missing, an MPM or hook plugin that is missing or does not answer),
+// naming the key, and the start fails the same way.
+func TestConfigTestFailsWhatTheStartFails(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "public"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	e2e.WriteFile(t, dir, "mute", "#!/bin/sh\nexit 0\n")
+	os.Chmod(filepath.Join(dir, "mute"), 0o755)
+	for _, tt := range []struct{ name, extra, key string }{
+		{"user", "user: no-such-user-phased\n", "user"},
+		{"group", "user: nobody\ngroup: no-such-group-phased\n", "group"},
+		{"error log folder", "error_log: {path: missing/error.log}\n", "error_log.path"},
+		{"access log folder", "access_log: {path: missing/access.log}\n", "access_log.path"},
+		{"missing MPM", "mpm: {name: ./no-such-mpm}\n", "mpm.name"},
+		{"MPM that does not answer", "mpm: {name: ./mute}\n", "mpm.name"},
+		{"missing hook plugin", "hooks: [{name: warm, plugin: ./no-such-hook, phase: post-config}]\n", "hooks[0].plugin"},
+		{"hook plugin that does not answer", "hooks: [{name: warm, plugin: ./mute, phase: shutdown}]\n", "hooks[0].plugin"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := e2e.WriteFile(t, dir, "bad.yaml", e2e.Config(e2e.FreePort(t), tt.extra))
+			code, out, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t")
+			if code != 1 || strings.Contains(out, "Syntax OK") || !strings.Contains(errOut, tt.key+":") {
+				t.Fatalf("-t: exit %d, stdout %q, stderr %q; want 1 and an error naming %s", code, out, errOut, tt.key)
+			}
+			p := e2e.Start(t, dir, nil, "-f", conf)
+			if code := p.WaitExit(t, 30*time.Second); code != 1 {
+				t.Fatalf("start: exit %d, want 1; log:\n%s", code, p.Log)
+			}
+		})
 	}
 }

@@ -532,3 +532,39 @@ func TestRequestDurationsAndPHPFPMFields(t *testing.T) {
 		t.Fatalf("?json PHP-FPM fields: %+v %v\n%s", st, err, js)
 	}
 }
+
+// TestStatusCountsSinceTheChildStarted: `phased status` shows what each
+// child served since it started; a replacement child starts at 0 while its
+// slot's counters (slot_requests) keep what the slot served, as Apache's
+// "this child" and "this slot" counts.
+func TestStatusCountsSinceTheChildStarted(t *testing.T) {
+	s := e2e.StartMPM(t, "mpm: {name: prefork, start_servers: 1, min_spare_servers: 1, max_spare_servers: 1, server_limit: 1, max_request_workers: 1}\n")
+	s.WaitChildren(t, 1, 10*time.Second)
+	for range 5 {
+		if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
+			t.Fatalf("GET: %d %v", code, err)
+		}
+	}
+	old := e2e.Workers(s.PID())[0]
+	e2e.Kill(t, old, syscall.SIGKILL)
+	var kid map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		kids, _ := s.Status(t)["children"].([]any)
+		if len(kids) == 1 {
+			if k := kids[0].(map[string]any); k["pid"] != float64(old) && k["state"] == "ready" {
+				kid = k
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready replacement of %d: %v", old, kids)
+		}
+	}
+	if kid["requests"] != float64(0) || kid["bytes"] != float64(0) || kid["slot_requests"] != float64(5) {
+		t.Fatalf("replacement child: %v; want requests 0, bytes 0, slot_requests 5", kid)
+	}
+	code, out, _ := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "status")
+	if code != 0 || strings.Contains(out, "0 in a row") {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+}

@@ -58,8 +58,8 @@ func TestBadConfigOnGracefulKeepsServing(t *testing.T) {
 	s := e2e.StartServer(t, "")
 	kids := e2e.Workers(s.PID())
 	os.WriteFile(s.Conf, []byte(e2e.Config(s.Addr, "bogus_key: 1\n")), 0o644)
-	// The client reads the same file to find the control socket, so it
-	// reports the error itself...
+	// The client finds the control socket in the broken file and lets the
+	// master fail the pass...
 	code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
 	if code != 1 || !strings.Contains(errOut, "bogus_key") {
 		t.Fatalf("-k graceful with a bad config: exit %d %q", code, errOut)
@@ -139,6 +139,54 @@ func TestGracefulStop(t *testing.T) {
 				t.Fatalf("the generation did not drain with %s:\n%s", want, s.Log)
 			}
 			e2e.WaitGone(t, kids, 5*time.Second)
+		})
+	}
+}
+
+// TestFailedGracefulIsLoggedAsSIGHUP: a graceful restart that fails, asked
+// for with -k graceful or with SIGHUP, leaves the same error record in the
+// master's error log, whether the new configuration file is broken or a
+// post-config hook fails; the old generation serves on.
+func TestFailedGracefulIsLoggedAsSIGHUP(t *testing.T) {
+	const msg = "graceful restart failed; the old generation keeps serving"
+	for _, tt := range []struct {
+		name, extra, want string
+		setup             func(dir string)
+		breakIt           func(t *testing.T, s *e2e.Server)
+	}{
+		{"bad config file", "", "bogus_key", nil, func(t *testing.T, s *e2e.Server) {
+			os.WriteFile(s.Conf, []byte(e2e.Config(s.Addr, "bogus_key: 1\n")), 0o644)
+		}},
+		{"failing post-config hook", "hooks:\n  - {name: migrate, phase: post-config, exec: [./failing.sh]}\n",
+			`hook \"migrate\" (post-config): exit status 4`, e2e.FailingScript(t), func(t *testing.T, s *e2e.Server) {
+				e2e.WriteFile(t, s.Dir, "fail", "")
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var setup []func(string)
+			if tt.setup != nil {
+				setup = append(setup, tt.setup)
+			}
+			s := e2e.StartServer(t, tt.extra, setup...)
+			tt.breakIt(t, s)
+			code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful")
+			if code != 1 {
+				t.Fatalf("-k graceful: exit %d %q", code, errOut)
+			}
+			s.Log.Wait(t, msg, 1, 10*time.Second)
+			s.Signal(t, syscall.SIGHUP)
+			s.Log.Wait(t, msg, 2, 10*time.Second)
+			recs := s.Log.Records(msg)
+			if len(recs) != 2 || recs[0]["level"] != "ERROR" || recs[0]["err"] != recs[1]["err"] ||
+				!strings.Contains(fmt.Sprint(recs[0]["err"]), strings.ReplaceAll(tt.want, `\"`, `"`)) {
+				t.Fatalf("-k graceful's and SIGHUP's records differ or do not say %s:\n%v\n%v", tt.want, recs[0], recs[len(recs)-1])
+			}
+			if !strings.Contains(errOut, fmt.Sprint(recs[0]["err"])) {
+				t.Errorf("-k graceful said %q, not the logged %q", errOut, recs[0]["err"])
+			}
+			if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
+				t.Fatalf("not serving after the failed restarts: %d %v", code, err)
+			}
 		})
 	}
 }

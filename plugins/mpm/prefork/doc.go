@@ -15,9 +15,14 @@
 //	max_connections_per_child 0  recycle a child after that many (0: never)
 //
 // and phased's own: keep_start_servers (false), max_connections_per_child_jitter
-// (0), max_memory_per_child (0; bytes or "512M") and accept_mutex ("flock",
-// or "none"): with many children on one shared socket, taking turns to
-// accept avoids waking every child for every connection.
+// (0), max_memory_per_child (0; bytes or "512M") and accept_mutex ("epoll",
+// "flock" or "none"). With many children on one shared socket, waking every
+// child for every connection ("none") wastes the CPUs; "epoll" (the
+// default) has the kernel wake one waiting child without a lock, so a child
+// that is stopped or wedged holds nobody up, as Apache on Linux accepts
+// on a single listener without its AcceptMutex. "flock" is Apache's
+// AcceptMutex flock: children take turns holding a lock, and a holder that
+// stops stops every sibling from accepting (the master logs it).
 //
 // Configure applies prefork_check_config's clamps, and prefork_run's, each
 // with a note worded as Apache's warning: max_request_workers is capped by

@@ -16,7 +16,7 @@ import (
 func TestConfigure(t *testing.T) {
 	// def is the answer to no settings at all: Apache 2.4 prefork's defaults.
 	def := mpm.ConfigureResponse{Model: mpm.Prefork, ThreadsPerChild: 1, ServerLimit: 256, StartServers: 5,
-		MaxRequestWorkers: 256, AcceptMutex: "flock"}
+		MaxRequestWorkers: 256, AcceptMutex: "epoll"}
 	with := func(f func(r *mpm.ConfigureResponse)) mpm.ConfigureResponse {
 		r := def
 		f(&r)
@@ -90,7 +90,7 @@ func TestConfigureErrors(t *testing.T) {
 		{"worker key", map[string]any{"threads_per_child": 25}, "threads_per_child", `unknown key "threads_per_child" for the prefork MPM`},
 		{"bad type", map[string]any{"min_spare_servers": "five"}, "min_spare_servers", `want an integer, got "five"`},
 		{"alias bad type", map[string]any{"max_clients": 1.5}, "max_clients", "want an integer, got 1.5"},
-		{"accept_mutex", map[string]any{"accept_mutex": "sysvsem"}, "accept_mutex", `want one of flock, none, got "sysvsem"`},
+		{"accept_mutex", map[string]any{"accept_mutex": "sysvsem"}, "accept_mutex", `want one of epoll, flock, none, got "sysvsem"`},
 		{"memory", map[string]any{"max_memory_per_child": "lots"}, "max_memory_per_child", `want a size such as "512M" or "1G", got "lots"`},
 	}
 	for _, tt := range tests {

@@ -24,7 +24,7 @@ func TestConfigure(t *testing.T) {
 		want     mpm.ConfigureResponse
 	}{
 		{"defaults", nil, def},
-		{"seed 001", seed001, with(func(r *mpm.ConfigureResponse) {
+		{"worked example", workedExample, with(func(r *mpm.ConfigureResponse) {
 			r.ThreadsPerChild, r.ServerLimit, r.StartServers, r.MaxRequestWorkers = 5, 3, 1, 15
 		})},
 		{"alias max_clients", map[string]any{"max_clients": 200}, with(func(r *mpm.ConfigureResponse) {
@@ -141,8 +141,8 @@ func TestConfigureErrors(t *testing.T) {
 		{"negative memory", map[string]any{"max_memory_per_child": -1}, "max_memory_per_child", "must not be negative, got -1"},
 		{"bad memory", map[string]any{"max_memory_per_child": "12x"}, "max_memory_per_child", `want a size such as "512M" or "1G", got "12x"`},
 		{"huge memory", map[string]any{"max_memory_per_child": "99999999999T"}, "max_memory_per_child", `size "99999999999T" is out of range`},
-		{"accept_mutex value", map[string]any{"accept_mutex": "fcntl"}, "accept_mutex", `want one of flock, none, got "fcntl"`},
-		{"accept_mutex type", map[string]any{"accept_mutex": 1}, "accept_mutex", "want one of flock, none, got int"},
+		{"accept_mutex value", map[string]any{"accept_mutex": "fcntl"}, "accept_mutex", `want one of epoll, flock, none, got "fcntl"`},
+		{"accept_mutex type", map[string]any{"accept_mutex": 1}, "accept_mutex", "want one of epoll, flock, none, got int"},
 		{"event key", map[string]any{"async_request_worker_factor": 2}, "async_request_worker_factor", `unknown key "async_request_worker_factor" for the worker MPM`},
 	}
 	for _, tt := range tests {
@@ -164,7 +164,7 @@ func TestConfigureErrors(t *testing.T) {
 func TestConfigureErrorKeepsConfig(t *testing.T) {
 	p := newPolicy()
 	ctx := context.Background()
-	if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: seed001}); err != nil {
+	if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: workedExample}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: map[string]any{"bogus": 1}}); err == nil {

@@ -22,7 +22,7 @@
 //	                           and replace lost ones (HWSKeepStartServers)
 //	max_connections_per_child_jitter 0  up to that many more, per child
 //	max_memory_per_child 0     retire a child above it: bytes or "512M"
-//	accept_mutex         none  flock or none
+//	accept_mutex         none  epoll, flock or none (see the prefork MPM)
 //
 // Configure applies worker_check_config's clamps, and those Apache applies
 // when it starts running, each with a note worded as Apache's warning:
@@ -48,7 +48,7 @@
 //
 // Where phased goes beyond Apache: reaching max_request_workers is logged at
 // warn every tick it happens, not once per lifetime; keep_start_servers
-// (from Hitachi's HWSKeepStartServers, seed 001); a child over
+// (Hitachi HTTP Server's HWSKeepStartServers); a child over
 // max_memory_per_child is retired, at most one a tick, with its replacement
 // spawned first; and the first tick of a generation starts whatever the
 // master has not yet started of start_servers. A retiring child holds its

@@ -174,14 +174,14 @@ func TestMaintainSnapshots(t *testing.T) {
 	withMem := func(c mpm.Child, mem int64) mpm.Child { c.MemoryBytes = mem; return c }
 	withState := func(c mpm.Child, s mpm.ChildState) mpm.Child { c.State = s; return c }
 	const mb = 1 << 20
-	memSeed := map[string]any{"max_memory_per_child": "100M"}
-	for k, v := range seed001 {
-		memSeed[k] = v
+	memExample := map[string]any{"max_memory_per_child": "100M"}
+	for k, v := range workedExample {
+		memExample[k] = v
 	}
 	onlyOne := map[string]any{"max_memory_per_child": "100M", "max_request_workers": 5, "threads_per_child": 5,
 		"min_spare_threads": 1, "max_spare_threads": 10, "start_servers": 1}
 	keep := map[string]any{"keep_start_servers": true}
-	for k, v := range seed001 {
+	for k, v := range workedExample {
 		keep[k] = v
 	}
 	keep["start_servers"] = 3
@@ -195,28 +195,28 @@ func TestMaintainSnapshots(t *testing.T) {
 		{"first tick tops up start_servers", nil,
 			mpm.MaintainRequest{Generation: 1, Children: []mpm.Child{withState(ready(0, 0), mpm.ChildStarting)}},
 			[]mpm.Action{{Kind: mpm.Spawn, Count: 2, Reason: policy.ReasonStartServers}}, nil},
-		{"first tick with start_servers running does maintenance", seed001,
+		{"first tick with start_servers running does maintenance", workedExample,
 			mpm.MaintainRequest{Generation: 1, Children: []mpm.Child{ready(0, 5)}},
 			[]mpm.Action{{Kind: mpm.Spawn, Count: 1, Reason: policy.ReasonMinSpare}}, nil},
-		{"a starting child counts as idle", seed001,
+		{"a starting child counts as idle", workedExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{ready(0, 5), withState(ready(1, 5), mpm.ChildStarting)}},
 			nil, nil},
-		{"a retiring child holds its slot", seed001,
+		{"a retiring child holds its slot", workedExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{ready(0, 5), withState(ready(1, 0), mpm.ChildRetiring), ready(2, 5)}},
 			nil, []string{policy.MsgReachedMax}},
-		{"a retiring child's idle threads do not count", seed001,
+		{"a retiring child's idle threads do not count", workedExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{ready(0, 5), withState(ready(1, 0), mpm.ChildRetiring)}},
 			[]mpm.Action{{Kind: mpm.Spawn, Count: 1, Reason: policy.ReasonMinSpare}}, nil},
-		{"retire prefers a child with no busy thread", seed001,
+		{"retire prefers a child with no busy thread", workedExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{ready(0, 0), ready(1, 0), ready(2, 1)}},
 			[]mpm.Action{{Kind: mpm.Retire, Slot: 1, Reason: policy.ReasonMaxSpare}}, nil},
-		{"memory: retire the largest, replacement first", memSeed,
+		{"memory: retire the largest, replacement first", memExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{withMem(ready(0, 1), 150*mb), withMem(ready(1, 1), 200*mb)}},
 			[]mpm.Action{{Kind: mpm.Spawn, Count: 1, Reason: policy.ReasonMemory}, {Kind: mpm.Retire, Slot: 1, Reason: policy.ReasonMemory}}, nil},
-		{"memory: the replacement's idle threads count", memSeed,
+		{"memory: the replacement's idle threads count", memExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{ready(0, 5), withMem(ready(1, 0), 200*mb)}},
 			[]mpm.Action{{Kind: mpm.Spawn, Count: 1, Reason: policy.ReasonMemory}, {Kind: mpm.Retire, Slot: 1, Reason: policy.ReasonMemory}}, nil},
-		{"memory: no free slot, another child serves", memSeed,
+		{"memory: no free slot, another child serves", memExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{ready(0, 0), withMem(ready(1, 0), 200*mb), ready(2, 0)}},
 			[]mpm.Action{{Kind: mpm.Retire, Slot: 1, Reason: policy.ReasonMemory}}, nil},
 		{"memory: the only child and no free slot", onlyOne,
@@ -230,7 +230,7 @@ func TestMaintainSnapshots(t *testing.T) {
 		{"keep_start_servers spawns alone", keep,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{ready(0, 0), ready(1, 0)}},
 			[]mpm.Action{{Kind: mpm.Spawn, Count: 1, Reason: policy.ReasonKeepStartServers}}, nil},
-		{"memory under the limit", memSeed,
+		{"memory under the limit", memExample,
 			mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5, Children: []mpm.Child{withMem(ready(0, 0), 100*mb)}},
 			nil, nil},
 	}
@@ -260,7 +260,7 @@ func TestMaintainSnapshots(t *testing.T) {
 // fewer ready children than it needs.
 func TestMemoryRecycleSimulated(t *testing.T) {
 	settings := map[string]any{"max_memory_per_child": "100M"}
-	for k, v := range seed001 {
+	for k, v := range workedExample {
 		settings[k] = v
 	}
 	runScriptWith(t, settings, []step{
@@ -296,7 +296,7 @@ func TestConcurrentUse(t *testing.T) {
 		wg.Go(func() {
 			for j := range 50 {
 				if i%2 == 0 {
-					_, _ = p.Configure(ctx, &mpm.ConfigureRequest{Settings: seed001})
+					_, _ = p.Configure(ctx, &mpm.ConfigureRequest{Settings: workedExample})
 				}
 				_, _ = p.Maintain(ctx, &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: j, Children: []mpm.Child{ready(0, 1)}})
 			}

@@ -48,24 +48,46 @@ func SizedBody(r *http.Request, max int64) (*Body, error) {
 	if r.ContentLength > 0 {
 		return &Body{Reader: io.LimitReader(r.Body, r.ContentLength), Length: r.ContentLength}, nil
 	}
-	var mem bytes.Buffer
-	n, err := io.Copy(&mem, io.LimitReader(r.Body, min(max, memBody)+1))
+	return readWhole(r.Body, max, memBody, "")
+}
+
+// WholeBody returns r's body read whole, whatever its length, so that the
+// app gets a request only once the client has sent all of it: up to mem
+// bytes in memory, the rest in a temporary file in dir ("" for the
+// default) that is unlinked at once. Past max bytes it returns
+// ErrBodyTooLarge.
+func WholeBody(r *http.Request, max, mem int64, dir string) (*Body, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return &Body{}, nil
+	}
+	if r.ContentLength > max {
+		return nil, ErrBodyTooLarge
+	}
+	return readWhole(r.Body, max, mem, dir)
+}
+
+// readWhole reads body to its end: up to mem bytes in memory, the rest in
+// an unlinked temporary file in dir; past max bytes it returns
+// ErrBodyTooLarge.
+func readWhole(body io.Reader, max, mem int64, dir string) (*Body, error) {
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(body, min(max, mem)+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading the request body: %w", err)
 	}
 	if n > max {
 		return nil, ErrBodyTooLarge
 	}
-	if n <= memBody {
-		return &Body{Reader: bytes.NewReader(mem.Bytes()), Length: n}, nil
+	if n <= mem {
+		return &Body{Reader: bytes.NewReader(buf.Bytes()), Length: n}, nil
 	}
-	f, err := os.CreateTemp("", "phased-body-*")
+	f, err := os.CreateTemp(dir, "phased-body-*")
 	if err != nil {
 		return nil, fmt.Errorf("buffering the request body: %w", err)
 	}
 	os.Remove(f.Name())
 	b := &Body{file: f}
-	m, err := io.Copy(f, io.MultiReader(&mem, io.LimitReader(r.Body, max-n+1)))
+	m, err := io.Copy(f, io.MultiReader(&buf, io.LimitReader(body, max-n+1)))
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
@@ -81,11 +103,17 @@ func SizedBody(r *http.Request, max int64) (*Body, error) {
 	return b, nil
 }
 
-// RequestBody returns r's body as SizedBody does, or answers r itself, 413
-// for a body past max and 400 for one that could not be read, and returns
-// false.
-func RequestBody(w http.ResponseWriter, r *http.Request, max int64) (*Body, bool) {
-	b, err := SizedBody(r, max)
+// RequestBody returns r's body as SizedBody does, or, with mem above 0, as
+// WholeBody does with mem and dir; or it answers r itself, 413 for a body
+// past max and 400 for one that could not be read, and returns false.
+func RequestBody(w http.ResponseWriter, r *http.Request, max, mem int64, dir string) (*Body, bool) {
+	var b *Body
+	var err error
+	if mem > 0 {
+		b, err = WholeBody(r, max, mem, dir)
+	} else {
+		b, err = SizedBody(r, max)
+	}
 	switch {
 	case errors.Is(err, ErrBodyTooLarge):
 		Error(w, http.StatusRequestEntityTooLarge)

@@ -23,7 +23,7 @@ func (f *fixed) Configure(_ context.Context, req *mpm.ConfigureRequest) (*mpm.Co
 	}
 	f.children.Store(int64(n))
 	return &mpm.ConfigureResponse{Model: mpm.Prefork, ThreadsPerChild: 1,
-		ServerLimit: n, StartServers: n, MaxRequestWorkers: n, AcceptMutex: "flock"}, nil
+		ServerLimit: n, StartServers: n, MaxRequestWorkers: n, AcceptMutex: "epoll"}, nil
 }
 
 func (f *fixed) Maintain(_ context.Context, req *mpm.MaintainRequest) (*mpm.MaintainResponse, error) {

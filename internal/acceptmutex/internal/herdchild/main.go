@@ -9,7 +9,7 @@
 //
 // Environment:
 //
-//	HERD_MODE  netpoller | epoll | exclusive | mutex
+//	HERD_MODE  netpoller | epoll | exclusive | wakeone | mutex
 //	HERD_LOCK  the lock file (mutex mode)
 //
 // Modes:
@@ -21,6 +21,7 @@
 //	           accept4 until EAGAIN, then epoll_wait
 //	exclusive  the same with EPOLLIN|EPOLLET|EPOLLEXCLUSIVE (for reference:
 //	           the kernel wakes one waiter)
+//	wakeone    acceptmutex.ListenWakeOne
 //	mutex      acceptmutex.Listen
 //
 // Protocol on stdout: "ready" once serving, then on SIGTERM
@@ -66,6 +67,8 @@ func main() {
 		c, err = runEpoll(stop, unix.EPOLLIN|unix.EPOLLET|unix.EPOLLEXCLUSIVE)
 	case "mutex":
 		c, err = runMutex(stop, os.Getenv("HERD_LOCK"))
+	case "wakeone":
+		c, err = runMutex(stop, "")
 	default:
 		err = fmt.Errorf("unknown HERD_MODE %q", mode)
 	}
@@ -189,9 +192,17 @@ func runEpoll(stop <-chan os.Signal, events uint32) (counters, error) {
 	}
 }
 
+// runMutex serves through acceptmutex.Listen on lockPath, or through
+// acceptmutex.ListenWakeOne when lockPath is "".
 func runMutex(stop <-chan os.Signal, lockPath string) (counters, error) {
 	f := os.NewFile(socketFD, "listener")
-	ln, err := acceptmutex.Listen(f, lockPath)
+	var ln *acceptmutex.Listener
+	var err error
+	if lockPath == "" {
+		ln, err = acceptmutex.ListenWakeOne(f)
+	} else {
+		ln, err = acceptmutex.Listen(f, lockPath)
+	}
 	f.Close()
 	if err != nil {
 		return counters{}, err

@@ -44,7 +44,7 @@ type Config struct {
 	MaxConnectionsPerChild, MaxConnectionsPerChildJitter int
 	// MaxMemoryPerChild retires a child above that many bytes; 0 is no limit.
 	MaxMemoryPerChild int64
-	// AcceptMutex is "flock" or "none".
+	// AcceptMutex is "epoll", "flock" or "none".
 	AcceptMutex string
 	// AsyncRequestWorkerFactor is event's AsyncRequestWorkerFactor; 0 for
 	// the others.
@@ -108,7 +108,7 @@ func extras(r *reader, c *Config, defaultMutex string) error {
 	if c.MaxMemoryPerChild, err = r.bytes("max_memory_per_child", 0); err != nil {
 		return err
 	}
-	if c.AcceptMutex, err = r.choice("accept_mutex", defaultMutex, "flock", "none"); err != nil {
+	if c.AcceptMutex, err = r.choice("accept_mutex", defaultMutex, "epoll", "flock", "none"); err != nil {
 		return err
 	}
 	return nil
@@ -258,7 +258,7 @@ func ParsePrefork(settings map[string]any) (*Config, error) {
 	if daemons, err = r.int("max_request_workers", preforkServerLimit, "max_clients"); err != nil {
 		return nil, err
 	}
-	if err := extras(r, c, "flock"); err != nil {
+	if err := extras(r, c, "epoll"); err != nil {
 		return nil, err
 	}
 	if err := r.unknown(); err != nil {

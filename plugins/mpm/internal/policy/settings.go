@@ -43,9 +43,16 @@ func (r *reader) lookup(key string, aliases ...string) (name string, v any, ok b
 	return name, v, ok, nil
 }
 
+// knownKeys, when set (by tests), is told every key a parse read or
+// accepted as an alias, when it checks for unknown ones.
+var knownKeys func(mpmName string, known map[string]bool)
+
 // unknown returns a SettingError for the first (in sorted order) key that no
 // read asked for.
 func (r *reader) unknown() error {
+	if knownKeys != nil {
+		knownKeys(r.mpmName, r.known)
+	}
 	var keys []string
 	for k := range r.settings {
 		if !r.known[k] {

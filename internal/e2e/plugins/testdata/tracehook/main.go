@@ -10,7 +10,8 @@
 //
 // It misbehaves on demand, steered by files there: CRASH-PHASE makes that
 // phase exit the process (status 3), HANG-PHASE makes it never answer (it
-// ignores its context). It imports only sdk/.
+// ignores its context). A file PROTOCOL-2 makes it serve protocols 1 and 2
+// only, as a plugin built with an older SDK. It imports only sdk/.
 package main
 
 import (
@@ -95,4 +96,10 @@ func appendLine(name, line string) error {
 	return err
 }
 
-func main() { hook.Serve(tracer{}) }
+func main() {
+	if _, err := os.Stat("PROTOCOL-2"); err == nil {
+		hook.Serve(tracer{}, hook.WithProtocols(1, 2))
+		return
+	}
+	hook.Serve(tracer{})
+}

@@ -324,7 +324,8 @@ func (x *ConfigureRequest) GetSettings() map[string]*Value {
 	return nil
 }
 
-// SettingError is a Configure error about one setting.
+// SettingError is an error about one setting: an MPM's Configure's, or a
+// hook plugin's about its hook entry's settings.
 type SettingError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -389,6 +390,9 @@ type ConfigureResponse struct {
 	MaxMemoryPerChild            int64                  `protobuf:"varint,8,opt,name=max_memory_per_child,json=maxMemoryPerChild,proto3" json:"max_memory_per_child,omitempty"`
 	AcceptMutex                  string                 `protobuf:"bytes,9,opt,name=accept_mutex,json=acceptMutex,proto3" json:"accept_mutex,omitempty"`
 	Notes                        []string               `protobuf:"bytes,10,rep,name=notes,proto3" json:"notes,omitempty"`
+	// name is the name the MPM gives itself, for logs, metrics and the
+	// status page; empty means the file's base name.
+	Name string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
 	// error is the message of the error Configure returned; empty on success.
 	Error string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	// setting_error is set when that error is (or wraps) a SettingError.
@@ -495,6 +499,13 @@ func (x *ConfigureResponse) GetNotes() []string {
 		return x.Notes
 	}
 	return nil
+}
+
+func (x *ConfigureResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 func (x *ConfigureResponse) GetError() string {
@@ -972,7 +983,7 @@ const file_phased_plugin_v1_mpm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x17.phased.plugin.v1.ValueR\x05value:\x028\x01\"2\n" +
 	"\fSettingError\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
-	"\x03msg\x18\x02 \x01(\tR\x03msg\"\x95\x04\n" +
+	"\x03msg\x18\x02 \x01(\tR\x03msg\"\xa9\x04\n" +
 	"\x11ConfigureResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12*\n" +
 	"\x11threads_per_child\x18\x02 \x01(\x03R\x0fthreadsPerChild\x12!\n" +
@@ -984,7 +995,8 @@ const file_phased_plugin_v1_mpm_proto_rawDesc = "" +
 	"\x14max_memory_per_child\x18\b \x01(\x03R\x11maxMemoryPerChild\x12!\n" +
 	"\faccept_mutex\x18\t \x01(\tR\vacceptMutex\x12\x14\n" +
 	"\x05notes\x18\n" +
-	" \x03(\tR\x05notes\x12\x14\n" +
+	" \x03(\tR\x05notes\x12\x12\n" +
+	"\x04name\x18\v \x01(\tR\x04name\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12C\n" +
 	"\rsetting_error\x18\x0f \x01(\v2\x1e.phased.plugin.v1.SettingErrorR\fsettingError\"\xf2\x01\n" +
 	"\x05Child\x12\x12\n" +

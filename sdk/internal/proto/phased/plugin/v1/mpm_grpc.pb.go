@@ -31,7 +31,7 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// MPM is served by an MPM plugin under protocol versions 1 and 2 alike.
+// MPM is served by an MPM plugin under every protocol version alike.
 type MPMClient interface {
 	// Configure validates the `mpm:` section and returns the child model and
 	// limits.
@@ -72,7 +72,7 @@ func (c *mPMClient) Maintain(ctx context.Context, in *MaintainRequest, opts ...g
 // All implementations must embed UnimplementedMPMServer
 // for forward compatibility.
 //
-// MPM is served by an MPM plugin under protocol versions 1 and 2 alike.
+// MPM is served by an MPM plugin under every protocol version alike.
 type MPMServer interface {
 	// Configure validates the `mpm:` section and returns the child model and
 	// limits.

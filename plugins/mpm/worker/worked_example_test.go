@@ -10,14 +10,16 @@ import (
 	"github.com/phasedhq/phased/sdk/mpm"
 )
 
-// seed001 is the worked example of seed 001 (figure 4-5):
+// workedExample is the worked example of worker-MPM process control in
+// Hitachi's HTTP Server manual (its figure 4-5; the manual that also
+// documents HWSKeepStartServers):
 //
 //	ServerLimit 3, StartServers 1, MinSpareThreads 4, MaxSpareThreads 12,
 //	ThreadsPerChild 5, MaxClients 15
 //
 // worker_check_config keeps every value: 15 / 5 = 3 servers, within
 // ServerLimit; 12 >= 4 + 5 + 1, so max_spare_threads stands.
-var seed001 = map[string]any{
+var workedExample = map[string]any{
 	"server_limit":      3,
 	"start_servers":     1,
 	"min_spare_threads": 4,
@@ -78,11 +80,11 @@ func runScriptWith(t *testing.T, settings map[string]any, script []step, before 
 	}
 }
 
-// TestSeed001 replays the worked example under a scripted load. Each row is
+// TestWorkedExample replays the worked example under a scripted load. Each row is
 // what Apache 2.4's worker MPM does with that snapshot; the comments give the
 // branch of perform_idle_server_maintenance taken.
-func TestSeed001(t *testing.T) {
-	runScript(t, seed001, []step{
+func TestWorkedExample(t *testing.T) {
+	runScript(t, workedExample, []step{
 		// Tick 0: the generation has no child yet; the first tick starts
 		// StartServers (1) children and does nothing else.
 		{load: 0, children: 0, idle: 0, spawn: 1, rate: 1},
@@ -122,10 +124,10 @@ func TestSeed001(t *testing.T) {
 	})
 }
 
-// TestSeed001Ramp starts idle and loads the server at once: the spawn rate
+// TestWorkedExampleRamp starts idle and loads the server at once: the spawn rate
 // doubles, but free slots cap what is spawned.
-func TestSeed001Ramp(t *testing.T) {
-	runScript(t, seed001, []step{
+func TestWorkedExampleRamp(t *testing.T) {
+	runScript(t, workedExample, []step{
 		{load: 0, children: 0, idle: 0, spawn: 1, rate: 1},
 		// 5 busy on one child: idle 0 < 4, spawn min(2 free, rate 1) = 1.
 		{load: 5, children: 1, idle: 0, spawn: 1, rate: 2},
@@ -138,12 +140,12 @@ func TestSeed001Ramp(t *testing.T) {
 	})
 }
 
-// TestSeed001KeepStartServers is the example with HWSKeepStartServers On
+// TestWorkedExampleKeepStartServers is the example with HWSKeepStartServers On
 // and StartServers 3: the idle threads may exceed MaxSpareThreads, but no
 // child is retired below three, and a lost child is replaced.
-func TestSeed001KeepStartServers(t *testing.T) {
+func TestWorkedExampleKeepStartServers(t *testing.T) {
 	settings := map[string]any{"keep_start_servers": true}
-	for k, v := range seed001 {
+	for k, v := range workedExample {
 		settings[k] = v
 	}
 	settings["start_servers"] = 3
