@@ -46,12 +46,13 @@ type client interface {
 }
 
 // goClient is internal/e2e.Load: raw HTTP with no silent retry on a broken
-// kept-alive connection, failures sorted into resets, refusals and the rest.
-type goClient struct{}
+// kept-alive connection, failures sorted into resets, refusals and the
+// rest; from the source address src when it is set.
+type goClient struct{ src string }
 
 func (goClient) name() string { return "go" }
 
-func (goClient) run(l load, stop <-chan struct{}) Counts {
+func (g goClient) run(l load, stop <-chan struct{}) Counts {
 	bounded := make(chan struct{})
 	go func() {
 		select {
@@ -60,7 +61,7 @@ func (goClient) run(l load, stop <-chan struct{}) Counts {
 		}
 		close(bounded)
 	}()
-	r := e2e.Load(l.addr, l.path, l.conc, l.keepAlive, l.limit, bounded)
+	r := e2e.LoadFrom(g.src, l.addr, l.path, l.conc, l.keepAlive, l.limit, bounded)
 	return Counts{Requests: r.Requests, Failed: r.Errors, Non2xx: r.Non2xx, Resets: r.Resets, Refused: r.Refused,
 		MaxStall: r.MaxLatency, Samples: r.Samples}
 }

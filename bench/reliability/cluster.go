@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/phasedhq/phased/internal/e2e"
 	"github.com/phasedhq/phased/internal/e2e/rolling"
 )
 
@@ -34,25 +33,6 @@ var (
 // clusterSource is where the Go client connects from (ab and wrk cannot
 // choose: theirs is 127.0.0.1); HAProxy connects from rolling.ProxySource.
 const clusterSource = "127.0.0.2"
-
-// goFrom is the Go client bound to a source address.
-type goFrom struct{ src string }
-
-func (goFrom) name() string { return "go" }
-
-func (g goFrom) run(l load, stop <-chan struct{}) Counts {
-	bounded := make(chan struct{})
-	go func() {
-		select {
-		case <-stop:
-		case <-time.After(l.maxTime):
-		}
-		close(bounded)
-	}()
-	r := e2e.LoadFrom(g.src, l.addr, l.path, l.conc, l.keepAlive, l.limit, bounded)
-	return Counts{Requests: r.Requests, Failed: r.Errors, Non2xx: r.Non2xx, Resets: r.Resets, Refused: r.Refused,
-		MaxStall: r.MaxLatency, Samples: r.Samples}
-}
 
 // clusterRow is one step of one cell.
 type clusterRow struct {
@@ -164,8 +144,8 @@ func runClusterCell(bin string, cl client, ka bool, conc int, o options, log io.
 		return fail("access logs", err)
 	}
 	want := "127.0.0.1"
-	if src, ok := cl.(goFrom); ok {
-		want = src.src
+	if g, ok := cl.(goClient); ok && g.src != "" {
+		want = g.src
 	}
 	var parts []string
 	for _, a := range sortedKeysOf(clients) {
@@ -198,7 +178,7 @@ func runCluster(bin string, cls []client, kas []bool, concs []int, o options, re
 	failed := 0
 	for _, cl := range cls {
 		if _, ok := cl.(goClient); ok {
-			cl = goFrom{src: clusterSource}
+			cl = goClient{src: clusterSource}
 		}
 		for _, ka := range kas {
 			for _, conc := range concs {

@@ -676,6 +676,24 @@ var (
 	connKeepAlive = []byte("Connection: keep-alive\r\n")
 )
 
+// endHeader ends a fast response's header block: Date, the connection's
+// fate, the blank line. Whether to close is decided once, here: a
+// response that did not say "Connection: close" must not be followed by a
+// close, or a client that sends its next request at once loses it.
+func (s *server) endHeader(out []byte, req *fastRequest, now time.Time) []byte {
+	out = append(out, dateLine.get(now)...)
+	if !req.close && s.isDraining() {
+		req.close = true
+	}
+	switch {
+	case req.close:
+		out = append(out, connClose...)
+	case req.keep10 && req.proto == "HTTP/1.0":
+		out = append(out, connKeepAlive...)
+	}
+	return append(out, '\r', '\n')
+}
+
 // answerFast appends the response to req to out, keeping the scoreboard
 // and counters as scored does for net/http; it reports false, with out
 // unchanged, when the responder declines.
@@ -722,20 +740,7 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	}
 	out = append(out, status200...)
 	out = append(out, header...)
-	out = append(out, dateLine.get(start)...)
-	// Whether to close is decided once, here: a response that did not say
-	// "Connection: close" must not be followed by a close, or a client
-	// that sends its next request at once loses it.
-	if !req.close && s.isDraining() {
-		req.close = true
-	}
-	switch {
-	case req.close:
-		out = append(out, connClose...)
-	case req.keep10 && req.proto == "HTTP/1.0":
-		out = append(out, connKeepAlive...)
-	}
-	out = append(out, '\r', '\n')
+	out = s.endHeader(out, req, start)
 	n := int64(0)
 	if !req.head {
 		out = append(out, body...)

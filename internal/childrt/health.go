@@ -114,17 +114,7 @@ var fastHealth = func() (out [numHealthAnswers]struct{ head, body []byte }) {
 func (s *server) answerHealth(out []byte, req *fastRequest, client netip.Addr, now time.Time) []byte {
 	a := fastHealth[s.health.answer(bstr(req.path), client, now)]
 	out = append(out, a.head...)
-	out = append(out, dateLine.get(now)...)
-	if !req.close && s.isDraining() {
-		req.close = true
-	}
-	switch {
-	case req.close:
-		out = append(out, connClose...)
-	case req.keep10 && req.proto == "HTTP/1.0":
-		out = append(out, connKeepAlive...)
-	}
-	out = append(out, '\r', '\n')
+	out = s.endHeader(out, req, now)
 	if !req.head {
 		out = append(out, a.body...)
 	}
