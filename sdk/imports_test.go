@@ -65,14 +65,15 @@ func TestSDKImports(t *testing.T) {
 // TestSDKImportsAreAllowed holds sdk/ to its rule: the public surface
 // imports only the standard library, golang.org/x/sys, go-plugin and its
 // logger, gRPC, protobuf, Prometheus's client (the status module every child
-// mounts), sdk/ itself and phased's shared internal/ packages; and the
+// mounts), go-proxyproto (the PROXY protocol on every child's listeners that
+// ask for it), sdk/ itself and phased's shared internal/ packages; and the
 // internal packages every child links on its hot path (the scoreboard, the
 // access log, the accept mutex) only the standard library and
 // golang.org/x/sys.
 func TestSDKImportsAreAllowed(t *testing.T) {
 	const module = "github.com/phasedhq/phased/"
 	allowed := []string{module + "sdk", module + "internal", "golang.org/x/sys", "github.com/hashicorp/go-plugin", "github.com/hashicorp/go-hclog",
-		"google.golang.org/grpc", "google.golang.org/protobuf", "github.com/prometheus/client_golang"}
+		"google.golang.org/grpc", "google.golang.org/protobuf", "github.com/prometheus/client_golang", "github.com/pires/go-proxyproto"}
 	strict := map[string]bool{module + "internal/scoreboard": true, module + "internal/accesslog": true, module + "internal/acceptmutex": true}
 	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports,Module", module+"sdk/...")
 	var stderr bytes.Buffer
