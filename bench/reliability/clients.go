@@ -21,13 +21,16 @@ type Counts struct {
 	Non2xx   int           // responses outside 2xx (wrk: outside 2xx and 3xx)
 	Resets   int           // of Failed: connection reset by peer / broken pipe (ab: receive errors; wrk: read+write errors)
 	Refused  int           // of Failed: connection refused (ab, wrk: connect errors)
+	Length   int           // ab's length errors: a body of another length than the first one's (a short body, or an error page)
 	MaxStall time.Duration // slowest request (ab: longest request; wrk: latency max)
 	Samples  []string      // a few errors, for the report
 	Note     string        // anything odd about the client run itself
 }
 
-// Lost is what the clients lost: failures plus non-2xx answers.
-func (c Counts) Lost() int { return c.Failed + c.Non2xx }
+// Lost is what the clients lost: failures plus non-2xx answers. ab counts
+// a non-2xx answer whose body is not as long as the first answer's (an
+// error page) as a length error too: such a request is lost once.
+func (c Counts) Lost() int { return c.Failed + c.Non2xx - min(c.Length, c.Non2xx) }
 
 // load describes one client run. The client runs until stop is closed,
 // limit requests have been sent or maxTime has passed, whichever is first.
@@ -145,6 +148,7 @@ func parseAB(out string, err error, interrupted bool) Counts {
 				c.Samples = append(c.Samples, fmt.Sprintf("ab's total %d counts one broken request once per category", c.Failed))
 				c.Failed = d
 			}
+			c.Length = atoi(m[4])
 			if n := atoi(m[4]); n > 0 {
 				c.Samples = append(c.Samples, fmt.Sprintf("%d length mismatches", n))
 			}
