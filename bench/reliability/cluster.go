@@ -204,8 +204,9 @@ func runCluster(bin string, cls []client, kas []bool, concs []int, o options, re
 		"A routine step fails if the client lost a request or HAProxy counted an error, retry, redispatch, 5xx or server abort for it (`HAProxy` column), so no retry hides a loss. " +
 		"‡ = hard step: may lose the requests in flight, at most c. `longest stall` is the slowest request through HAProxy (reported, not judged). " +
 		fmt.Sprintf("The Go client connects from %s, ab and wrk from 127.0.0.1, HAProxy from %s; the access logs must name the load's address alone.\n\n", clusterSource, rolling.ProxySource))
-	b.WriteString("| step | client | keep-alive | c | requests | failed | non-2xx | resets | longest stall | HAProxy | verdict |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+	b.WriteString("`lost` is what the client lost, each request once (ab counts an error page both as a length failure and as non-2xx).\n\n")
+	b.WriteString("| step | client | keep-alive | c | requests | failed | non-2xx | resets | lost | longest stall | HAProxy | verdict |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range all {
 		name := r.step
 		if r.hard {
@@ -215,8 +216,8 @@ func runCluster(bin string, cls []client, kas []bool, concs []int, o options, re
 		if r.note != "" {
 			v += "; " + r.note
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %d | %s | %s | %s |\n", name, r.client, onOff(r.keepAlive), r.conc,
-			r.Requests, r.Failed, r.Non2xx, r.Resets, fmtDur(r.MaxStall), r.haproxy, strings.ReplaceAll(v, "|", "/"))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s |\n", name, r.client, onOff(r.keepAlive), r.conc,
+			r.Requests, r.Failed, r.Non2xx, r.Resets, r.Lost(), fmtDur(r.MaxStall), r.haproxy, strings.ReplaceAll(v, "|", "/"))
 	}
 	b.WriteString("\nClient addresses in the instances' access logs (the killed instance's last buffered lines are lost with it):\n\n")
 	b.WriteString(strings.Join(logs, "\n") + "\n")
