@@ -351,12 +351,15 @@ func (s *server) scored(h http.Handler) http.Handler {
 // names (with the connection's port, as Apache's mod_remoteip), so that
 // everything after it (the status page's and health checks' allow lists,
 // the access log, the scoreboard, an app's X-Forwarded-For, CGI's
-// REMOTE_ADDR) sees the client, not the proxy.
+// REMOTE_ADDR) sees the client, not the proxy. A request from a trusted
+// proxy is marked so (clientip.WithTrustedProxy): an app may then be told
+// the scheme and host the proxy was asked for.
 func (s *server) realClient(r *http.Request) {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil || !s.realIP.Trusts(peer.Addr()) {
 		return
 	}
+	*r = *r.WithContext(clientip.WithTrustedProxy(r.Context()))
 	values := r.Header.Values(s.realIP.Header())
 	if len(values) == 0 {
 		return

@@ -15,6 +15,7 @@
 package clientip
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -196,4 +197,20 @@ func FromRemoteAddr(s string) netip.Addr {
 	}
 	a, _ := ParseHost(s)
 	return a
+}
+
+type trustedKey struct{}
+
+// WithTrustedProxy marks a request's context as one whose peer is a
+// trusted proxy, so that what that proxy says about the original request
+// (its scheme and host, in X-Forwarded-Proto and X-Forwarded-Host) may be
+// passed on.
+func WithTrustedProxy(ctx context.Context) context.Context {
+	return context.WithValue(ctx, trustedKey{}, true)
+}
+
+// FromTrustedProxy reports whether ctx was marked by WithTrustedProxy.
+func FromTrustedProxy(ctx context.Context) bool {
+	v, _ := ctx.Value(trustedKey{}).(bool)
+	return v
 }

@@ -35,6 +35,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/phasedhq/phased/internal/clientip"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Options configures a Proxy.
@@ -176,11 +179,23 @@ func (p *Proxy) bodyFailed(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // rewrite makes the request the app gets: the same, with the client's
-// address, host, scheme and a request id in X-Forwarded-* headers.
+// address, host, scheme and a request id in X-Forwarded-* headers. The
+// scheme and host are the child's own, unless the request came through a
+// trusted proxy (trusted_proxies), which may say what it was asked for: a
+// balancer that ends TLS sends X-Forwarded-Proto: https, and the app must
+// know its client is on HTTPS (to make its links and secure cookies).
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(appURL)
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
+	if clientip.FromTrustedProxy(pr.In.Context()) {
+		if v := pr.In.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			pr.Out.Header.Set("X-Forwarded-Proto", v)
+		}
+		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" && httpguts.ValidHostHeader(v) {
+			pr.Out.Header.Set("X-Forwarded-Host", v)
+		}
+	}
 	pr.Out.Header.Del("Expect") // the body is here already: 100-continue was the child's to answer
 	id := pr.In.Header.Get("X-Request-Id")
 	if !validRequestID(id) {

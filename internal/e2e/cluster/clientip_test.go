@@ -160,11 +160,15 @@ func grepLines(s, sub string) string {
 }
 
 // echoApp is an HTTP app server (python3's http.server on the port its
-// child gives it) that answers with the X-Forwarded-For it was sent.
+// child gives it) that answers with the X-Forwarded-For it was sent, or
+// on /proto with its X-Forwarded-Proto and X-Forwarded-Host.
 const echoApp = `import sys, http.server
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        b = (self.headers.get("X-Forwarded-For") or "-").encode()
+        if self.path == "/proto":
+            b = ("%s %s" % (self.headers.get("X-Forwarded-Proto"), self.headers.get("X-Forwarded-Host"))).encode()
+        else:
+            b = (self.headers.get("X-Forwarded-For") or "-").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(b)))
         self.end_headers()
@@ -211,10 +215,22 @@ func TestAppSeesTheClient(t *testing.T) {
 		}
 	}
 
+	// A trusted proxy that ended TLS says so, and which host it was asked
+	// for; the app is told.
+	forwarded := []string{"X-Forwarded-Proto: https\r\n", "X-Forwarded-Host: shop.example\r\n"}
+	if code, body, err := send(t, plain, nil, "/proto", forwarded...); code != 200 || body != "https shop.example" {
+		t.Errorf("a trusted proxy's X-Forwarded-Proto and -Host: the app saw %q (%d %v)", body, code, err)
+	}
+
 	plain = e2e.FreePort(t)
 	e2e.StartServer(t, cfg(plain, e2e.FreePort(t), ""), app)
 	if code, body, err := send(t, plain, nil, "/app", "X-Forwarded-For: 6.6.6.6\r\n"); code != 200 || body != "127.0.0.1" {
 		t.Errorf("an untrusted client's X-Forwarded-For reached the app: %q %d %v", body, code, err)
+	}
+	// An untrusted client cannot: the app gets the child's own scheme and
+	// the request's Host.
+	if code, body, err := send(t, plain, nil, "/proto", forwarded...); code != 200 || body != "http x" {
+		t.Errorf("an untrusted client's X-Forwarded-Proto and -Host: the app saw %q (%d %v), want %q", body, code, err, "http x")
 	}
 }
 
