@@ -36,12 +36,14 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 	st := rt.Contract.Static
 	files := static.New(static.Options{Root: st.Root, DirectoryListing: st.Listing})
 	var h http.Handler
+	var px *proxy.Proxy
 	switch a.Type {
 	case contract.AppHTTP:
-		h = proxy.New(proxy.Options{
+		px = proxy.New(proxy.Options{
 			Dial: dial, Conns: threads, MaxBodySize: a.MaxBodySize, BodyBufferSize: a.BodyBufferSize,
 			ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
 		})
+		h = px
 	case contract.AppFastCGI:
 		o := fastcgi.Options{Dial: dial, Network: "unix", Address: "(the child's own)", Root: st.Root, Index: a.FastCGIIndex,
 			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, BufferBody: a.BodyBufferSize, TempDir: a.Dir,
@@ -95,6 +97,9 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 			return nil
 		}},
 		Exits: []func(context.Context) error{func(context.Context) error {
+			if px != nil {
+				px.CloseIdle() // drained: every connection to the app is idle
+			}
 			if srv != nil {
 				srv.Stop()
 			}

@@ -106,11 +106,47 @@ func (l *Log) add(line string) {
 	l.cond.Broadcast()
 }
 
-// String returns everything logged so far.
+// String returns everything logged so far, but for access-log lines
+// beyond the first and last few: a failure's dump shows the error log's
+// story, not thousands of requests.
 func (l *Log) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
+	const keep = 5
+	var access []int
+	for i, line := range l.lines {
+		if accessLine(line) {
+			access = append(access, i)
+		}
+	}
+	if len(access) <= 2*keep {
+		return strings.Join(l.lines, "\n")
+	}
+	drop := make(map[int]bool, len(access))
+	for _, i := range access[keep : len(access)-keep] {
+		drop[i] = true
+	}
+	var b strings.Builder
+	noted := false
+	for i, line := range l.lines {
+		if drop[i] {
+			if !noted {
+				fmt.Fprintf(&b, "[... %d access-log lines left out ...]\n", len(drop))
+				noted = true
+			}
+			continue
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// accessLine tells a Common or Combined Log Format line, or a JSON access
+// record.
+func accessLine(line string) bool {
+	return (strings.Contains(line, "] \"") && strings.Contains(line, " HTTP/")) ||
+		(strings.HasPrefix(line, "{") && strings.Contains(line, `"request":`) && !strings.Contains(line, `"level":`))
 }
 
 // Count returns how many lines contain s.

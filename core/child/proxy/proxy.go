@@ -66,7 +66,16 @@ type Options struct {
 type Proxy struct {
 	o  Options
 	rp *httputil.ReverseProxy
+	tr *http.Transport
 }
+
+// CloseIdle closes the kept-alive connections to the app that no request
+// uses. The child calls it once it has drained, before it sends the app its
+// stop signal: an app server that closes gracefully waits for its open
+// connections (node's server.close keeps a connection its
+// closeIdleConnections did not see idle until keepAliveTimeout), and the
+// child would wait for it until app.stop_timeout.
+func (p *Proxy) CloseIdle() { p.tr.CloseIdleConnections() }
 
 var appURL = &url.URL{Scheme: "http", Host: "app"}
 
@@ -83,6 +92,7 @@ func New(o Options) *Proxy {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+	p.tr = tr
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
 		Transport: tr,
