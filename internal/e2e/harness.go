@@ -106,10 +106,17 @@ func (l *Log) add(line string) {
 	l.cond.Broadcast()
 }
 
-// String returns everything logged so far, but for access-log lines
-// beyond the first and last few: a failure's dump shows the error log's
-// story, not thousands of requests.
+// String returns everything logged so far.
 func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// Format prints the log for a failure's message (%s, %v): everything but
+// the access-log lines beyond the first and last few, so that the dump
+// tells the error log's story, not thousands of requests.
+func (l *Log) Format(f fmt.State, _ rune) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	const keep = 5
@@ -120,26 +127,24 @@ func (l *Log) String() string {
 		}
 	}
 	if len(access) <= 2*keep {
-		return strings.Join(l.lines, "\n")
+		io.WriteString(f, strings.Join(l.lines, "\n"))
+		return
 	}
 	drop := make(map[int]bool, len(access))
 	for _, i := range access[keep : len(access)-keep] {
 		drop[i] = true
 	}
-	var b strings.Builder
 	noted := false
 	for i, line := range l.lines {
 		if drop[i] {
 			if !noted {
-				fmt.Fprintf(&b, "[... %d access-log lines left out ...]\n", len(drop))
+				fmt.Fprintf(f, "[... %d access-log lines left out ...]\n", len(drop))
 				noted = true
 			}
 			continue
 		}
-		b.WriteString(line)
-		b.WriteByte('\n')
+		io.WriteString(f, line+"\n")
 	}
-	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // accessLine tells a Common or Combined Log Format line, or a JSON access

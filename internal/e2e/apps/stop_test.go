@@ -57,6 +57,7 @@ app:
 		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
 	}
 	s.Log.Wait(t, "every connection closed", 1, 10*time.Second)
+	s.Log.Wait(t, "app server stopped", 1, 5*time.Second)
 	t.Logf("the old app stopped %s after -k graceful", time.Since(start).Round(time.Millisecond))
 	recs := s.Log.Records("app server stopped")
 	if len(recs) != 1 || recs[0]["status"] != "exit status 0" {
