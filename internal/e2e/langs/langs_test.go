@@ -25,7 +25,7 @@ import (
 type example struct {
 	*e2e.Server
 	// stopRequest is how long the request lasts that stopsGracefully has
-	// in the app when it stops; 2.5 s when 0.
+	// in the app when it stops; 5 s when 0.
 	stopRequest time.Duration
 }
 
@@ -197,7 +197,7 @@ func (x *example) gracefulUnderLoad(t *testing.T) {
 	t.Logf("-k graceful took %s; load: %s", took.Round(time.Millisecond), res)
 }
 
-// retireInFlight starts GET /slow?ms=2000, waits until a child serves it,
+// retireInFlight starts GET /slow?ms=4000 (long enough for a loaded machine to find it in flight), waits until a child serves it,
 // tells that child to drain now (SIGWINCH, what the master sends a child it
 // retires) and fails t unless the request was still in flight then, is
 // answered 200, and the child is gone after it.
@@ -205,7 +205,7 @@ func (x *example) retireInFlight(t *testing.T) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		resp, err := client.Get(x.URL("/slow?ms=2000"))
+		resp, err := client.Get(x.URL("/slow?ms=4000"))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -257,7 +257,7 @@ func (x *example) waitBusy(t *testing.T) int {
 // master exits at the end.
 func (x *example) stopsGracefully(t *testing.T) {
 	t.Helper()
-	ms := cmp.Or(x.stopRequest, 2500*time.Millisecond).Milliseconds()
+	ms := cmp.Or(x.stopRequest, 5*time.Second).Milliseconds() // outlasts a loaded machine's -k stop
 	go client.Get(x.URL(fmt.Sprintf("/slow?ms=%d", ms))) // cut by the stop
 	x.waitBusy(t)
 	began := time.Now()

@@ -28,6 +28,17 @@ var h2specKnown = map[string]string{
 	"http2/8.1.2.2/2": "a request with TE: other than trailers: as 8.1.2.2/1, a 400 answer instead of RST_STREAM PROTOCOL_ERROR",
 }
 
+// h2specRacy are the cases whose outcome depends on timing in Go's
+// server, accepted whether they pass or fail. 8.1.2.6/1 sends a GET whose
+// content-length differs from its DATA frame: Go's server finds the
+// mismatch as it reads the DATA frame, but the handler (a static file,
+// which never reads a GET's body) may have answered first, and the stream
+// is then already closed (seen once in a loaded make test, passing
+// otherwise).
+var h2specRacy = map[string]string{
+	"http2/8.1.2.6/1": "a content-length that differs from the DATA frame's length: answered before the mismatch is read when the handler is quicker than the DATA frame",
+}
+
 // TestH2Spec runs h2spec (github.com/summerwind/h2spec, built by the go
 // command from its module) against the TLS listener: every case passes
 // but the known ones above. h2spec waits 2 s for each answer, less than the
@@ -86,7 +97,8 @@ func TestH2Spec(t *testing.T) {
 	}
 	var unexpected, nowPassing []string
 	for id := range failed {
-		if _, ok := h2specKnown[id]; !ok {
+		_, known := h2specKnown[id]
+		if _, racy := h2specRacy[id]; !known && !racy {
 			unexpected = append(unexpected, id)
 		}
 	}
