@@ -37,7 +37,11 @@ func TestReliabilityShort(t *testing.T) {
 		after:    400 * time.Millisecond,
 		limit:    1000000,
 		maxTime:  30 * time.Second,
-		maxStall: 200 * time.Millisecond,
+		// make test judges losses; a stall is judged only when it is a
+		// stop, as Apache's graceful restart shows (about 1 s). make
+		// soak holds every routine stall to 50 ms on a quiet machine; on
+		// a loaded one the baseline alone reached 190 ms here.
+		maxStall: time.Second,
 	}
 	combos := []struct {
 		ka   bool
