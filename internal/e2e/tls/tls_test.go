@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +66,21 @@ func TestHTTPSAndHTTP2(t *testing.T) {
 	}
 	if served < 4 {
 		t.Fatalf("the scoreboard counts %v requests, want the HTTPS ones too", served)
+	}
+	// The certificate's expiry (90 days away) is a Prometheus gauge and a
+	// row of the status page.
+	_, metrics, _ := e2e.Get(s.URL("/metrics"))
+	m := regexp.MustCompile(`(?m)^phased_tls_certificate_expiry_seconds\{file="[^"]*/site\.crt",listener="` +
+		regexp.QuoteMeta(s.TLSAddr) + `",names="localhost"\} (\S+)$`).FindStringSubmatch(metrics)
+	if m == nil {
+		t.Fatalf("no expiry gauge for site.crt in /metrics:\n%s", metrics)
+	}
+	if left, err := strconv.ParseFloat(m[1], 64); err != nil || left > 90*86400 || left < 89*86400 {
+		t.Errorf("phased_tls_certificate_expiry_seconds = %s, want about 90 days", m[1])
+	}
+	if _, page, _ := e2e.Get(s.URL("/server-status")); !regexp.MustCompile(`<table id="certificates">.*\n<tr><td>` +
+		regexp.QuoteMeta(s.TLSAddr) + `</td><td>localhost</td><td>[^<]*/site\.crt</td><td>[^<]+</td><td class="n">(89\.9|90\.0)</td></tr>`).MatchString(page) {
+		t.Errorf("the status page has no row for site.crt:\n%s", page)
 	}
 }
 
