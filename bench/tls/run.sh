@@ -86,39 +86,7 @@ CUR_PID=""
 CUR_CHILDREN=""
 LOAD_PID=""
 
-stop_current() {
-	local pid=$CUR_PID kids=$CUR_CHILDREN
-	CUR_PID="" CUR_CHILDREN=""
-	[ -n "$pid" ] || return 0
-	kids="$kids $(children_of "$pid")"
-	kill -TERM "$pid" 2>/dev/null || true
-	wait_gone 15 "$pid" || kill_left "$pid"
-	wait "$pid" 2>/dev/null || true
-	# shellcheck disable=SC2086
-	if [ -n "${kids// /}" ] && ! wait_gone 10 $kids; then
-		# shellcheck disable=SC2086
-		kill_left $kids
-	fi
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -n "$LOAD_PID" ]; then
-		kill -TERM "$LOAD_PID" 2>/dev/null || true
-		wait "$LOAD_PID" 2>/dev/null || true
-	fi
-	stop_current
-	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-		if [ "$KEEP_TMP" = 1 ] || { [ $rc != 0 ] && [ $rc != 130 ] && [ $rc != 143 ]; }; then
-			log "kept $TMP"
-		else
-			rm -rf "$TMP"
-		fi
-	fi
-	exit $rc
-}
-trap cleanup EXIT
+trap 'end_run $?' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -357,7 +325,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			row "$r" "$t" "h2 $f" "$RPS" - - "$ERRS" - "$FOREIGN"
 		done
 		CUR_CHILDREN=$(children_of "$MASTER")
-		stop_current
+		stop_server
 		if [ -f "$dir/error.log" ]; then
 			grep -E '"level":"(WARN|ERROR)"|\[(warn|error|crit|alert|emerg)\]' "$dir/error.log" |
 				sed "s/^/round $r $t: /" >>"$TMP/warnings.txt" || true
