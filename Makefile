@@ -32,11 +32,12 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## bench: Go benchmarks of the request path, startup, then phased (each MPM) against a bare Go server, nginx and Apache httpd side by side (root; about 15 min); writes BENCHMARKS.md
+## bench: Go benchmarks of the request path, startup, then phased (each MPM) against a bare Go server, nginx and Apache httpd side by side (root; about 15 min); writes BENCHMARKS.md; then phased's TLS listener against nginx with the same certificate (keep-alive HTTPS, full and resumed handshakes, HTTP/2; about 7 min), bench/tls/RESULTS.md
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./bench/startup -n 10 -bin $(BIN)
 	bench/compare/run.sh
+	bench/tls/run.sh
 
 ## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation, then a rolling deploy of three instances behind HAProxy (root; about 20 min); tables in bench/reliability/RESULTS.md and bench/cluster/RESULTS.md
 soak: build

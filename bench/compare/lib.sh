@@ -168,3 +168,43 @@ wait_quiet() {
 		fi
 	done
 }
+
+# --- the server a script started, and its end ------------------------------------
+# stop_server: SIGTERM the server this shell started in the foreground
+# (CUR_PID), wait for it, then for its children (CUR_CHILDREN, the last
+# known, and those it has now) to follow; SIGKILL, by PID, whatever is left.
+stop_server() {
+	local pid=${CUR_PID:-} kids=${CUR_CHILDREN:-}
+	CUR_PID="" CUR_CHILDREN=""
+	[ -n "$pid" ] || return 0
+	kids="$kids $(children_of "$pid")"
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_gone 15 "$pid" || kill_left "$pid"
+	wait "$pid" 2>/dev/null || true
+	# The children must follow their master; a straggler is a finding.
+	# shellcheck disable=SC2086
+	if [ -n "${kids// /}" ] && ! wait_gone 10 $kids; then
+		# shellcheck disable=SC2086
+		kill_left $kids
+	fi
+}
+
+# end_run RC: the EXIT trap's work: stop the load generator (LOAD_PID) and
+# the server, remove TMP unless KEEP_TMP=1 or the run failed, exit RC.
+end_run() {
+	local rc=$1
+	trap - EXIT INT TERM
+	if [ -n "${LOAD_PID:-}" ]; then
+		kill -TERM "$LOAD_PID" 2>/dev/null || true
+		wait "$LOAD_PID" 2>/dev/null || true
+	fi
+	stop_server
+	if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
+		if [ "${KEEP_TMP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; }; then
+			log "kept $TMP"
+		else
+			rm -rf "$TMP"
+		fi
+	fi
+	exit "$rc"
+}

@@ -575,10 +575,13 @@ func newServer(r *Runtime, h http.Handler) *server {
 			s.alog, s.alogJSON = accesslog.NewLogger(r.access, r.format), r.format == accesslog.FormatJSON
 		}
 	}
+	// ACME's HTTP-01 answers come before redirect_https's redirect: the
+	// CA asks on port 80, and a listener that sends everything to HTTPS
+	// must still answer it there.
+	h = s.perListener(r, h)
 	if r.acmeDir != "" {
 		h = acmeHTTPHandler(r.acmeDir, h)
 	}
-	h = s.perListener(r, h)
 	if r.access != nil {
 		h = accesslog.Middleware(h, r.access, r.format)
 	}

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -39,4 +40,13 @@ func (m *Module) collectCertificates(ch chan<- prometheus.Metric) {
 	for _, c := range m.certificates(time.Now()) {
 		ch <- prometheus.MustNewConstMetric(certDesc, prometheus.GaugeValue, float64(c.SecondsLeft), c.Listener, strings.Join(c.Names, ","), c.File)
 	}
+}
+
+// daysLeft is a certificate's time left in days for the HTML page, with
+// one decimal; "expired" once it has.
+func daysLeft(seconds int64) string {
+	if seconds < 0 {
+		return "expired"
+	}
+	return fmt.Sprintf("%.1f", float64(seconds)/86400)
 }

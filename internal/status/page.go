@@ -657,6 +657,15 @@ func (st Status) writeHTML(w io.Writer) {
 		b.WriteString("</table>\n")
 	}
 
+	if len(st.Certificates) > 0 {
+		b.WriteString("<h2>TLS certificates</h2>\n<table id=\"certificates\"><tr><th>Listener</th><th>Names</th><th>File</th><th>Expires</th><th>Days left</th></tr>\n")
+		for _, c := range st.Certificates {
+			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=\"n\">%s</td></tr>\n",
+				e(c.Listener), e(strings.Join(c.Names, ", ")), e(c.File), c.NotAfter.UTC().Format(apacheTime), daysLeft(c.SecondsLeft))
+		}
+		b.WriteString("</table>\n")
+	}
+
 	fmt.Fprintf(&b, "<pre id=\"scoreboard\">%s</pre>\n", e(st.Scoreboard))
 	b.WriteString("<p>Scoreboard Key: <code>_</code> waiting for connection, <code>S</code> starting up, <code>R</code> reading request, " +
 		"<code>W</code> sending reply, <code>K</code> keepalive, <code>C</code> closing connection, <code>L</code> logging, " +

@@ -83,12 +83,18 @@ func TestACME(t *testing.T) {
 
 			e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
 			os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+			// HTTP-01 is asked on a plain listener that redirects
+			// everything else to HTTPS, as a site's port 80 does.
+			plainEntry := plain
+			if challenge == "http-01" {
+				plainEntry = fmt.Sprintf("{address: %q, redirect_https: %q}", plain, securePort)
+			}
 			conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(plain, fmt.Sprintf(`listen:
   - %s
   - address: %s
     tls:
       acme: {names: [phased.test], directory: "https://%s/dir", ca: pebble.crt, challenge: %s, email: ops@phased.test}
-`, plain, secure, acmeAddr, challenge)))
+`, plainEntry, secure, acmeAddr, challenge)))
 			p := e2e.Start(t, dir, nil, "-f", conf)
 			p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 			p.WaitLog(t, "ACME: certificate issued", 1, 60*time.Second)
@@ -111,9 +117,18 @@ func TestACME(t *testing.T) {
 			rootPEM, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			roots.AppendCertsFromPEM(rootPEM)
-			c, err := tls.Dial("tcp", secure, &tls.Config{ServerName: "phased.test", RootCAs: roots})
-			if err != nil {
-				t.Fatalf("the TLS listener's certificate does not verify against pebble's root: %v\n%s", err, p.Log)
+			// The old generation's children stop accepting as they get
+			// their drain signal, just after "graceful restart done": a
+			// connection made in between reaches one, without a
+			// certificate. Try again until the new generation answers.
+			var c *tls.Conn
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				if c, err = tls.Dial("tcp", secure, &tls.Config{ServerName: "phased.test", RootCAs: roots}); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the TLS listener's certificate does not verify against pebble's root: %v\n%s", err, p.Log)
+				}
 			}
 			leaf := c.ConnectionState().PeerCertificates[0]
 			c.Close()
@@ -127,7 +142,17 @@ func TestACME(t *testing.T) {
 					t.Errorf("storage: %v", err)
 				}
 			}
-			_, body, _ := e2e.Get("http://" + plain + "/server-status?json")
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				if resp, err = mc.Get("https://" + secure + "/server-status?json"); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal(err)
+				}
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body := string(b)
 			var st struct {
 				Certificates []struct {
 					Names       []string `json:"names"`

@@ -213,3 +213,16 @@ func sortedKeys(m map[string]bool) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// TestH2SpecKnownDocumented: docs/tls.md lists every known h2spec failure.
+func TestH2SpecKnownDocumented(t *testing.T) {
+	md, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "tls.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range h2specKnown {
+		if !strings.Contains(string(md), "| `"+id+"` |") {
+			t.Errorf("docs/tls.md does not list h2spec's %s", id)
+		}
+	}
+}

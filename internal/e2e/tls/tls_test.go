@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +66,21 @@ func TestHTTPSAndHTTP2(t *testing.T) {
 	}
 	if served < 4 {
 		t.Fatalf("the scoreboard counts %v requests, want the HTTPS ones too", served)
+	}
+	// The certificate's expiry (90 days away) is a Prometheus gauge and a
+	// row of the status page.
+	_, metrics, _ := e2e.Get(s.URL("/metrics"))
+	m := regexp.MustCompile(`(?m)^phased_tls_certificate_expiry_seconds\{file="[^"]*/site\.crt",listener="` +
+		regexp.QuoteMeta(s.TLSAddr) + `",names="localhost"\} (\S+)$`).FindStringSubmatch(metrics)
+	if m == nil {
+		t.Fatalf("no expiry gauge for site.crt in /metrics:\n%s", metrics)
+	}
+	if left, err := strconv.ParseFloat(m[1], 64); err != nil || left > 90*86400 || left < 89*86400 {
+		t.Errorf("phased_tls_certificate_expiry_seconds = %s, want about 90 days", m[1])
+	}
+	if _, page, _ := e2e.Get(s.URL("/server-status")); !regexp.MustCompile(`<table id="certificates">.*\n<tr><td>` +
+		regexp.QuoteMeta(s.TLSAddr) + `</td><td>localhost</td><td>[^<]*/site\.crt</td><td>[^<]+</td><td class="n">(89\.9|90\.0)</td></tr>`).MatchString(page) {
+		t.Errorf("the status page has no row for site.crt:\n%s", page)
 	}
 }
 
@@ -198,5 +215,47 @@ func TestReloadAndResumption(t *testing.T) {
 	}
 	if _, resumed := peerSerial(t, s.TLSAddr, "localhost", cache); !resumed {
 		t.Fatal("a session from the old generation did not resume on the new one")
+	}
+}
+
+// TestRootOnlyKey: with user: nobody, the master (root) reads a key file
+// only root may read, in a folder only root may enter, and the children,
+// running as nobody, serve HTTPS with it: they never open the file.
+func TestRootOnlyKey(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run children as nobody")
+	}
+	dir := e2e.OpenDir(t)
+	addr := e2e.FreePort(t)
+	e2e.WriteFile(t, dir, "public/hello.txt", "hello\n")
+	os.Chmod(filepath.Join(dir, "public"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	secret := filepath.Join(dir, "secret")
+	os.Mkdir(secret, 0o700)
+	genCert(t, secret, "site", "localhost") // both files 0600, root's
+	conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr,
+		fmt.Sprintf("user: nobody\nlisten:\n  - {address: %q, tls: {certificates: [{cert: secret/site.crt, key: secret/site.key}]}}\n", addr)))
+	p := e2e.Start(t, dir, nil, "-f", conf)
+	p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
+	kids := e2e.Workers(p.PID())
+	if len(kids) == 0 {
+		t.Fatal("no children")
+	}
+	for _, k := range kids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", k))
+		if !regexp.MustCompile(`(?m)^Uid:\s+65534\s`).Match(b) {
+			t.Fatalf("child %d does not run as nobody:\n%s", k, b)
+		}
+	}
+	for range 5 {
+		resp, err := client(false).Get("https://" + addr + "/hello.txt")
+		if err != nil {
+			t.Fatalf("HTTPS from children running as nobody: %v\n%s", err, p.Log)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "hello\n" {
+			t.Fatalf("%s %q", resp.Status, body)
+		}
 	}
 }
