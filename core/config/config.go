@@ -142,8 +142,9 @@ type Timeouts struct {
 	Idle time.Duration `koanf:"idle" json:"idle" yaml:"idle"`
 
 	// MinRate is the slowest, in bytes a second, a request's header or
-	// body may arrive once its first second is past (mod_reqtimeout's
-	// MinRate); 0 turns it off. At least 0. Default 500.
+	// body may arrive once half of ReadHeader is past, from the header's
+	// first byte or the body's start (mod_reqtimeout's MinRate); 0 turns
+	// it off. At least 0. Default 500.
 	MinRate int `koanf:"min_rate" json:"min_rate" yaml:"min_rate"`
 }
 

@@ -56,8 +56,8 @@ const quietPeriod = 500 * time.Millisecond
 var ErrNotChild = contract.ErrNotChild
 
 // Timeouts bound slow clients. MinRate is the slowest, in bytes a second,
-// a request's header or body may arrive once its first second is past
-// (mod_reqtimeout's MinRate); 0 turns it off.
+// a request's header or body may arrive once half of ReadHeader is past
+// (from the header's first byte; mod_reqtimeout's MinRate); 0 turns it off.
 type Timeouts struct {
 	ReadHeader, Read, Write, Idle time.Duration
 	MinRate                       int

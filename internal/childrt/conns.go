@@ -51,10 +51,13 @@ func (c *slotConn) setState(st connState) {
 	}
 }
 
-// minRateGrace is how long a request's header, or its body, may take before
-// the minimum receive rate applies: after it, what arrived must average at
-// least min_rate bytes a second of the time spent waiting for it.
-const minRateGrace = time.Second
+// grace is how long a request's header, from its first byte, or its body
+// may take before the minimum receive rate applies: half of read_header (at
+// least a second). After it, what arrived must average at least min_rate
+// bytes a second of the time spent waiting for it. A client that pauses
+// within it (a person typing, a slow link) is not cut, as mod_reqtimeout
+// allows its initial timeout whatever the rate.
+func (l *connLimits) grace() time.Duration { return max(l.readHeader/2, time.Second) }
 
 // connLimits are the bounds no client can stretch: the request-header
 // timeout, counted from the accept (first request) or from the end of the
@@ -89,7 +92,7 @@ type connTiming struct {
 // rateBound is when n bytes, the first at start, fall below the minimum rate
 // given waited time spent waiting for them.
 func (l *connLimits) rateBound(start time.Time, n int64, waited time.Duration) time.Time {
-	return start.Add(minRateGrace + time.Duration(n)*time.Second/time.Duration(l.minRate) - waited)
+	return start.Add(l.grace() + time.Duration(n)*time.Second/time.Duration(l.minRate) - waited)
 }
 
 // bound is the deadline the pending header or the armed body must meet at

@@ -201,10 +201,10 @@ func TestGarbageGets400AtOnce(t *testing.T) {
 }
 
 // TestMinRateCutsASlowBody: a body dripped in at 50 bytes a second, a tenth
-// of timeouts.min_rate's default, is cut a few seconds in, long before the
-// read timeout (60s) would.
+// of timeouts.min_rate's default, is cut a little past its grace (half of
+// read_header, 2 s here), long before the read timeout (60s) would.
 func TestMinRateCutsASlowBody(t *testing.T) {
-	s := e2e.StartServer(t, eventMPM)
+	s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 4s}\n")
 	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
