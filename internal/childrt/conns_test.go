@@ -1,7 +1,6 @@
 package childrt
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -12,21 +11,7 @@ import (
 // limits, accepted at now.
 func testSlotConn(t *testing.T, lim connLimits, now time.Time) *slotConn {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close() })
+	server, _ := tcpPair(t)
 	sc := &slotConn{Conn: server, g: &gate{limits: lim}, slot: -1}
 	sc.accepted(now)
 	return sc
@@ -114,14 +99,7 @@ func TestConnStatesCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := b.Proc(0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, _ := net.Dial("tcp", ln.Addr().String())
-	defer c.Close()
-	server, _ := ln.Accept()
+	server, _ := tcpPair(t)
 	sc := &slotConn{Conn: server, g: &gate{cap: newCapacity(1, 0, 0)}, slot: -1, proc: p}
 	sc.accepted(time.Now())
 	step := func(st connState, reading, writing, keepAlive int) {

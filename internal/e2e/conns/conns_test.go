@@ -179,15 +179,22 @@ func TestHeaderTimeoutFromTheAccept(t *testing.T) {
 	}
 }
 
+// connect opens a connection to addr, closed when the test ends.
+func connect(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestGarbageGets400AtOnce: an unparsable request line is answered 400 as
 // soon as it is in, not when a header end that never comes times out.
 func TestGarbageGets400AtOnce(t *testing.T) {
 	s := e2e.StartServer(t, eventMPM)
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, s.Addr)
 	start := time.Now()
 	c.SetDeadline(start.Add(5 * time.Second))
 	io.WriteString(c, "GARBAGE\r\n")
@@ -205,11 +212,7 @@ func TestGarbageGets400AtOnce(t *testing.T) {
 // read_header, 2 s here), long before the read timeout (60s) would.
 func TestMinRateCutsASlowBody(t *testing.T) {
 	s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 4s}\n")
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, s.Addr)
 	start := time.Now()
 	c.SetDeadline(start.Add(20 * time.Second))
 	fmt.Fprintf(c, "POST /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000\r\n\r\n")
