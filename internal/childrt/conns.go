@@ -3,6 +3,7 @@ package childrt
 import (
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -154,9 +155,47 @@ func (c *slotConn) SetDeadline(d time.Time) error {
 	return c.SetReadDeadline(d)
 }
 
+// unpend ends c's pending: its first request has a slot, or it will not
+// want one at once.
+func (c *slotConn) unpend() {
+	if c.pending.CompareAndSwap(true, false) {
+		c.g.cap.unpend()
+	}
+}
+
+// settle is called before each read of a connection's own goroutine (the
+// fast path's, net/http's): a pending connection stays pending only while
+// its first read finds bytes waiting. A silent client, or one whose header
+// does not come in one read, holds no place in the accept's count.
+func (c *slotConn) settle() {
+	if !c.pending.Load() {
+		return
+	}
+	c.reads++
+	if c.reads > 1 || !c.readable() {
+		c.unpend()
+	}
+}
+
+// readable reports whether bytes wait to be read on c's socket.
+func (c *slotConn) readable() bool {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
+}
+
 // Read reads as the connection does; while a header is pending or a body
 // armed, it counts the bytes and waits no longer than their bound.
 func (c *slotConn) Read(p []byte) (int, error) {
+	c.settle()
 	if !c.timing.watch.Load() {
 		return c.Conn.Read(p)
 	}

@@ -478,9 +478,10 @@ func (s *server) serveFast(c net.Conn) {
 		rd io.Reader = c
 		wr io.Writer = c
 	)
+	raw := false
 	if rawIOEnabled {
 		if r := newRawIO(sock); r != nil {
-			rd, wr = r, r
+			rd, wr, raw = r, r, true
 		}
 	}
 	cl := s.fastPeer(c)
@@ -577,6 +578,9 @@ func (s *server) serveFast(c net.Conn) {
 		}
 		if cap(in)-len(in) < 512 {
 			in = append(in, make([]byte, 0, cap(in))...)[:len(in)]
+		}
+		if sc != nil && raw {
+			sc.settle() // rawIO reads the socket, not through sc.Read
 		}
 		m, err := rd.Read(in[len(in):cap(in)])
 		in = in[:len(in)+m]

@@ -46,6 +46,15 @@ type capacity struct {
 	free     []int // free slot numbers, a stack
 	conns    int   // open connections
 	maxConns int   // event only; 0 = no limit beyond the slots
+	// pending counts event connections accepted with their first request
+	// not yet read (conns.go's settle): each will want a slot at once, so
+	// the child accepts only while more slots are free than that. Without
+	// it a burst of connections all lands on the first child to wake, whose
+	// slots their requests then wait for while a sibling idles. A
+	// connection that has nothing to read when its goroutine first looks,
+	// or whose header does not come in one read, is pending no more: a
+	// silent or slow client holds nothing.
+	pending  int
 	accepted uint64
 	limit    uint64 // stop accepting after this many connections; 0 = never
 	// pastLimit keeps the child accepting once limit is reached: a child
@@ -95,13 +104,14 @@ func (c *capacity) give(s int) {
 }
 
 // admit waits until the event model may accept one more connection: a slot
-// free now (none is taken: the connection takes one only once it has sent a
-// request's header, and a connection that sends nothing costs no slot), and
-// room under maxConns.
+// free beyond those pending connections will want (none is taken: the
+// connection takes one only once it has sent a request's header, and a
+// connection that sends nothing costs no slot), and room under maxConns.
+// The connection it admits is pending.
 func (c *capacity) admit() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for (len(c.free) == 0 || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
+	for (len(c.free) <= c.pending || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
 		if c.maxConns > 0 && c.conns >= c.maxConns && !c.full {
 			c.setFull(true)
 		}
@@ -114,7 +124,16 @@ func (c *capacity) admit() bool {
 		return false
 	}
 	c.conns++
+	c.pending++
 	return true
+}
+
+// unpend ends a connection's pending (admit).
+func (c *capacity) unpend() {
+	c.mu.Lock()
+	c.pending--
+	c.mu.Unlock()
+	c.cond.Broadcast()
 }
 
 // setFull records (under mu) whether the event model waits for a
@@ -194,6 +213,7 @@ func (g *gate) Accept() (net.Conn, error) {
 		if slot >= 0 {
 			g.cap.give(slot)
 		} else {
+			g.cap.unpend()
 			g.cap.leave()
 		}
 		return nil, err
@@ -201,6 +221,7 @@ func (g *gate) Accept() (net.Conn, error) {
 	g.cap.count(func() { g.counters.Add(scoreboard.MaxConnectionsReached, 1) })
 	g.counters.Add(scoreboard.Accepted, 1)
 	sc := &slotConn{Conn: c, g: g, slot: slot}
+	sc.pending.Store(g.model == ModelEvent)
 	if g.board != nil {
 		sc.proc = g.board.Proc(g.proc)
 		sc.proc.AddConns(1) // the status page's ConnsTotal
@@ -241,6 +262,10 @@ type slotConn struct {
 	closed atomic.Bool
 	cstate atomic.Int32 // a connState
 	timing connTiming
+	// pending: an event connection whose first request may want a slot at
+	// once (capacity.pending); reads counts the reads settle saw.
+	pending atomic.Bool
+	reads   int
 }
 
 func (c *slotConn) worker() *scoreboard.WorkerSlot {
@@ -260,6 +285,7 @@ func (c *slotConn) Close() error {
 	}
 	err := c.Conn.Close()
 	if first {
+		c.unpend()
 		c.setState(connClosed)
 		if c.proc != nil {
 			c.proc.AddConns(-1)
@@ -346,6 +372,7 @@ func (s *server) realClient(r *http.Request) {
 func (s *server) requestSlot(sc *slotConn) int {
 	if sc != nil {
 		sc.setState(connServed)
+		sc.unpend()
 	}
 	slot, _ := s.cap.take(false)
 	return slot
