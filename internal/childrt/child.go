@@ -609,7 +609,7 @@ func newServer(r *Runtime, h http.Handler) *server {
 			lim := connLimits{readHeader: r.Timeouts.ReadHeader, idle: r.Timeouts.Idle, minRate: int64(r.Timeouts.MinRate)}
 			if i < len(r.lopts) {
 				o := r.lopts[i]
-				lim.noClamp = o.TLS != nil && o.TLS.HTTP2 || o.TLS == nil && o.H2C
+				lim.noClamp = o.TLS == nil && o.H2C // TLS: leaveH2Bounds
 			}
 			s.gates = append(s.gates, &gate{Listener: ln, model: r.Model, cap: s.cap, board: r.board, counters: r.counters, proc: r.Slot, limits: lim})
 		}

@@ -68,8 +68,9 @@ func (l *connLimits) grace() time.Duration { return max(l.readHeader/2, time.Sec
 type connLimits struct {
 	readHeader, idle time.Duration
 	minRate          int64
-	// noClamp: the listener may speak HTTP/2, whose deadlines net/http
-	// keeps for itself; the bounds are left to it.
+	// noClamp: the connection speaks HTTP/2 (h2c on a plain listener, or
+	// h2 negotiated by TLS: leaveBounds), whose deadlines net/http keeps
+	// for itself; the bounds are left to it.
 	noClamp bool
 }
 
@@ -238,11 +239,14 @@ func (c *slotConn) responded(now time.Time) {
 }
 
 func (c *slotConn) startHeader(now time.Time, d time.Duration) {
-	if c.timing.lim.noClamp || d <= 0 {
+	if d <= 0 {
 		return
 	}
 	c.timing.mu.Lock()
 	defer c.timing.mu.Unlock()
+	if c.timing.lim.noClamp {
+		return
+	}
 	c.timing.hdrBy, c.timing.first, c.timing.hdrN = now.Add(d), time.Time{}, 0
 	c.timing.body = false
 	c.timing.watch.Store(true)
@@ -290,6 +294,17 @@ func (c *slotConn) headerBound() time.Time {
 		return time.Time{}
 	}
 	return c.timing.bound(time.Now())
+}
+
+// leaveBounds drops c's header bound for good: the connection speaks
+// HTTP/2, whose deadlines net/http keeps.
+func (c *slotConn) leaveBounds() {
+	c.timing.mu.Lock()
+	defer c.timing.mu.Unlock()
+	c.timing.lim.noClamp = true
+	c.timing.hdrBy, c.timing.body = time.Time{}, false
+	c.timing.watch.Store(false)
+	c.apply(time.Now())
 }
 
 // armBody applies the minimum receive rate to the body of the request

@@ -31,10 +31,10 @@ const (
 	// ModelEvent gives a slot to each request, taken once the request's
 	// header is in and given back when its response is made: a connection
 	// reading its header, or idle between keep-alive requests, waits in the
-	// netpoller and holds no slot. It accepts while a slot is free (so a
-	// child whose slots all serve leaves new connections in the backlog for
-	// a sibling) and while it holds fewer than worker_connections
-	// connections.
+	// netpoller and holds no slot. It accepts while more slots are free
+	// than connections pending (capacity.pending), so a child whose slots
+	// all serve leaves new connections in the backlog for a sibling, and
+	// while it holds fewer than worker_connections connections.
 	ModelEvent Model = "event"
 )
 
