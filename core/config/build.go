@@ -295,6 +295,12 @@ func (c *Config) validate(ls layers, derivedSocket bool) []error {
 	v.positive("timeouts.read", c.Timeouts.Read)
 	v.positive("timeouts.write", c.Timeouts.Write)
 	v.positive("timeouts.idle", c.Timeouts.Idle)
+	if c.Timeouts.MinRate < 0 {
+		v.errorf("timeouts.min_rate", "must be 0 (off) or more bytes a second, got %d", c.Timeouts.MinRate)
+	}
+	if c.WorkerConnections < 0 {
+		v.errorf("worker_connections", "must be 0 (from the descriptor limit) or more, got %d", c.WorkerConnections)
+	}
 
 	if c.ErrorLog.Path == "" {
 		v.errorf("error_log.path", `must not be empty (use "stderr", "stdout" or a file)`)

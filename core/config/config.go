@@ -93,6 +93,12 @@ type Config struct {
 	// for load balancers and Kubernetes probes.
 	Health Health `koanf:"health" json:"health" yaml:"health"`
 
+	// WorkerConnections bounds the connections an event child holds at
+	// once, reading, served or idle (nginx's worker_connections); a worker
+	// or prefork child holds one per thread. 0 derives it from the child's
+	// descriptor limit. At least 0. Default 0.
+	WorkerConnections int `koanf:"worker_connections" json:"worker_connections" yaml:"worker_connections"`
+
 	// Timeouts are the children's HTTP server timeouts.
 	Timeouts Timeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
 
@@ -134,6 +140,12 @@ type Timeouts struct {
 	// Idle is how long a keep-alive connection may wait for its next
 	// request (Apache's KeepAliveTimeout). Default 5s.
 	Idle time.Duration `koanf:"idle" json:"idle" yaml:"idle"`
+
+	// MinRate is the slowest, in bytes a second, a request's header or
+	// body may arrive once half of ReadHeader is past, from the header's
+	// first byte or the body's start (mod_reqtimeout's MinRate); 0 turns
+	// it off. At least 0. Default 500.
+	MinRate int `koanf:"min_rate" json:"min_rate" yaml:"min_rate"`
 }
 
 // ErrorLog configures the error log.

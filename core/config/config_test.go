@@ -55,7 +55,7 @@ func TestDefault(t *testing.T) {
 		TrustedProxies:          []string{},
 		RealIPHeader:            "X-Forwarded-For",
 		Health:                  Health{LivenessPath: "/livez", ReadinessPath: "/readyz", Allow: []string{"127.0.0.0/8", "::1/128"}},
-		Timeouts:                Timeouts{ReadHeader: 10 * time.Second, Read: 60 * time.Second, Write: 60 * time.Second, Idle: 5 * time.Second},
+		Timeouts:                Timeouts{ReadHeader: 10 * time.Second, Read: 60 * time.Second, Write: 60 * time.Second, Idle: 5 * time.Second, MinRate: 500},
 		ErrorLog:                ErrorLog{Path: "stderr", Level: "info", Format: "auto"},
 		AccessLog:               AccessLog{Path: "", Format: "combined"},
 		Status:                  Status{Path: "/server-status", Allow: []string{"127.0.0.0/8", "::1/128"}, Metrics: "/metrics", SlowRequest: 5 * time.Second},

@@ -3,6 +3,7 @@ package childrt
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,9 +55,12 @@ const quietPeriod = 500 * time.Millisecond
 // phased master.
 var ErrNotChild = contract.ErrNotChild
 
-// Timeouts bound slow clients.
+// Timeouts bound slow clients. MinRate is the slowest, in bytes a second,
+// a request's header or body may arrive once half of ReadHeader is past
+// (from the header's first byte; mod_reqtimeout's MinRate); 0 turns it off.
 type Timeouts struct {
 	ReadHeader, Read, Write, Idle time.Duration
+	MinRate                       int
 }
 
 // Runtime is a child's view of what its master gave it.
@@ -83,6 +87,11 @@ type Runtime struct {
 	// MaxConnections retires the child after that many connections; 0 =
 	// never.
 	MaxConnections uint64
+	// WorkerConnections bounds the connections an event child holds at
+	// once (nginx's worker_connections); 0 derives it from the descriptor
+	// limit (defaultWorkerConnections). The worker and prefork models hold
+	// one connection per slot.
+	WorkerConnections int
 	// Fast, when set, answers the plainest requests without net/http (see
 	// FastResponder); the handler Serve is given answers all others.
 	Fast FastResponder
@@ -158,19 +167,21 @@ func Current() (*Runtime, error) {
 // fromContract builds a runtime from c, taking the descriptors it names.
 func fromContract(c *contract.Child) (r *Runtime, err error) {
 	r = &Runtime{
-		Generation:     c.Generation,
-		Pass:           c.Pass,
-		Slot:           c.Slot,
-		MasterPID:      c.MasterPID,
-		DrainTimeout:   c.Timeouts.Drain,
-		Timeouts:       Timeouts{ReadHeader: c.Timeouts.ReadHeader, Read: c.Timeouts.Read, Write: c.Timeouts.Write, Idle: c.Timeouts.Idle},
-		Model:          Model(c.Model),
-		Threads:        c.Threads,
-		MaxConnections: uint64(c.MaxConnections),
-		Contract:       c,
-		hooks:          c.Hooks,
-		slow:           c.Status.SlowRequest,
-		failed:         make(chan error, 1),
+		Generation:   c.Generation,
+		Pass:         c.Pass,
+		Slot:         c.Slot,
+		MasterPID:    c.MasterPID,
+		DrainTimeout: c.Timeouts.Drain,
+		Timeouts: Timeouts{ReadHeader: c.Timeouts.ReadHeader, Read: c.Timeouts.Read, Write: c.Timeouts.Write, Idle: c.Timeouts.Idle,
+			MinRate: c.Timeouts.MinRate},
+		WorkerConnections: c.WorkerConnections,
+		Model:             Model(c.Model),
+		Threads:           c.Threads,
+		MaxConnections:    uint64(c.MaxConnections),
+		Contract:          c,
+		hooks:             c.Hooks,
+		slow:              c.Status.SlowRequest,
+		failed:            make(chan error, 1),
 	}
 	if r.DrainTimeout <= 0 {
 		r.DrainTimeout = 30 * time.Second
@@ -589,7 +600,7 @@ func newServer(r *Runtime, h http.Handler) *server {
 	if r.Threads > 0 {
 		maxConns := 0
 		if r.Model == ModelEvent {
-			maxConns = r.Threads * (1 + asyncFactor)
+			maxConns = cmp.Or(r.WorkerConnections, defaultWorkerConnections(r.Threads))
 		}
 		s.cap = newCapacity(r.Threads, maxConns, r.MaxConnections)
 		if r.board != nil && maxConns > 0 {
@@ -597,8 +608,13 @@ func newServer(r *Runtime, h http.Handler) *server {
 			s.cap.onFull = proc.SetFull
 		}
 		s.gates = nil
-		for _, ln := range r.listeners {
-			s.gates = append(s.gates, &gate{Listener: ln, model: r.Model, cap: s.cap, board: r.board, counters: r.counters, proc: r.Slot})
+		for i, ln := range r.listeners {
+			lim := connLimits{readHeader: r.Timeouts.ReadHeader, idle: r.Timeouts.Idle, minRate: int64(r.Timeouts.MinRate)}
+			if i < len(r.lopts) {
+				o := r.lopts[i]
+				lim.noClamp = o.TLS == nil && o.H2C // TLS: leaveH2Bounds
+			}
+			s.gates = append(s.gates, &gate{Listener: ln, model: r.Model, cap: s.cap, board: r.board, counters: r.counters, proc: r.Slot, limits: lim})
 		}
 	}
 	if s.board != nil {
@@ -640,6 +656,17 @@ func (s *server) track(c net.Conn, st http.ConnState) {
 				w.SetState(scoreboard.Reading)
 			case http.StateIdle:
 				w.SetState(scoreboard.KeepAlive)
+			}
+		}
+		// net/http's connections (the fast path marks its own itself):
+		// the header is in, or the response is out.
+		switch c.(type) {
+		case *framingConn, *tls.Conn:
+			switch st {
+			case http.StateActive:
+				sc.headerIn()
+			case http.StateIdle:
+				sc.responded(time.Now())
 			}
 		}
 	}

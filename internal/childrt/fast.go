@@ -135,48 +135,18 @@ func parseFast(b []byte, req *fastRequest) int {
 		if len(b) >= fastBufSize || bytes.Contains(b, lflf) {
 			return parseHandoff // too long, or lines ending in a bare LF
 		}
+		if nl := bytes.IndexByte(b, '\n'); nl >= 0 && !parseRequestLine(b[:nl+1], req) {
+			// A request line the fast path would not answer (one
+			// net/http answers 400, as "GARBAGE"): net/http reads it
+			// now, not when the header ends, which may be never.
+			return parseHandoff
+		}
 		return parseMore
 	}
 	hdr := b[:end+2] // every line with its CRLF
 	*req = fastRequest{}
-
-	// Request line.
 	nl := bytes.IndexByte(hdr, '\n')
-	line := hdr[:nl+1]
-	switch {
-	case bytes.HasPrefix(line, []byte("GET ")):
-		line = line[4:]
-	case bytes.HasPrefix(line, []byte("HEAD ")):
-		req.head = true
-		line = line[5:]
-	default:
-		return parseHandoff
-	}
-	sp := bytes.IndexByte(line, ' ')
-	if sp <= 0 || sp > fastMaxTarget {
-		return parseHandoff
-	}
-	req.target = line[:sp]
-	if req.target[0] != '/' {
-		return parseHandoff
-	}
-	req.path = req.target
-	for i, c := range req.target {
-		if targetChar[c] {
-			continue
-		}
-		if c == '?' && len(req.path) == len(req.target) {
-			req.path = req.target[:i] // the query is not the responder's
-			continue
-		}
-		return parseHandoff // "%", "#", a second "?", a space...
-	}
-	switch string(line[sp+1:]) {
-	case "HTTP/1.1\r\n":
-		req.proto = "HTTP/1.1"
-	case "HTTP/1.0\r\n":
-		req.proto = "HTTP/1.0"
-	default:
+	if !parseRequestLine(hdr[:nl+1], req) {
 		return parseHandoff
 	}
 
@@ -256,6 +226,49 @@ func parseFast(b []byte, req *fastRequest) int {
 		req.close = true
 	}
 	return end + 4
+}
+
+// parseRequestLine parses line, a request line with its line end, into req;
+// false if the fast path does not answer it.
+func parseRequestLine(line []byte, req *fastRequest) bool {
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		line = line[4:]
+	case bytes.HasPrefix(line, []byte("HEAD ")):
+		req.head = true
+		line = line[5:]
+	default:
+		return false
+	}
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || sp > fastMaxTarget {
+		return false
+	}
+	req.target = line[:sp]
+	if req.target[0] != '/' {
+		return false
+	}
+	req.path = req.target
+	for i, c := range req.target {
+		if targetChar[c] {
+			continue
+		}
+		if c == '?' && len(req.path) == len(req.target) {
+			req.path = req.target[:i] // the query is not the responder's
+			continue
+		}
+		return false // "%", "#", a second "?", a space...
+	}
+	switch string(line[sp+1:]) {
+	case "HTTP/1.1\r\n":
+		req.proto = "HTTP/1.1"
+	case "HTTP/1.0\r\n":
+		req.proto = "HTTP/1.0"
+	default:
+		return false
+	}
+
+	return true
 }
 
 var (
@@ -465,12 +478,14 @@ func (s *server) serveFast(c net.Conn) {
 		rd io.Reader = c
 		wr io.Writer = c
 	)
+	raw := false
 	if rawIOEnabled {
 		if r := newRawIO(sock); r != nil {
-			rd, wr = r, r
+			rd, wr, raw = r, r, true
 		}
 	}
 	cl := s.fastPeer(c)
+	sc := connSlot(c) // nil only without slots: the bounds are the fast path's own
 	var (
 		req      fastRequest
 		first    = true
@@ -491,6 +506,9 @@ func (s *server) serveFast(c net.Conn) {
 			// A request whose client a trusted proxy names twice goes
 			// to net/http, which reads every line of the header.
 			ok := n != parseHandoff && !s.status.Serves(bstr(req.path)) && !(cl.trusted && req.fwdTwice)
+			if ok && sc != nil {
+				sc.headerIn()
+			}
 			switch {
 			case ok && s.health.serves(bstr(req.path)):
 				getOut()
@@ -537,10 +555,17 @@ func (s *server) serveFast(c net.Conn) {
 			s.idle(c, now)
 		}
 		putOut()
-		// Read more: a new request waits up to idle (read_header for the
-		// first), a started one up to read_header from its first byte.
+		// Read more: a new request waits up to idle; a request's header
+		// is bounded by the connection (conns.go): read_header from the
+		// accept for the first, and the minimum rate.
 		var err error
+		hb := time.Time{}
+		if sc != nil && (first || !reqStart.IsZero()) {
+			hb = sc.headerBound()
+		}
 		switch {
+		case !hb.IsZero():
+			err = dl.read(c, hb, 0)
 		case !reqStart.IsZero():
 			err = dl.read(c, reqStart.Add(to.ReadHeader), 0)
 		case first:
@@ -554,12 +579,18 @@ func (s *server) serveFast(c net.Conn) {
 		if cap(in)-len(in) < 512 {
 			in = append(in, make([]byte, 0, cap(in))...)[:len(in)]
 		}
+		if sc != nil && raw {
+			sc.settle() // rawIO reads the socket, not through sc.Read
+		}
 		m, err := rd.Read(in[len(in):cap(in)])
 		in = in[:len(in)+m]
 		if err != nil {
 			return
 		}
 		now = time.Now()
+		if sc != nil {
+			sc.headerBytes(m, now)
+		}
 	}
 }
 
@@ -647,6 +678,7 @@ func (s *server) idle(c net.Conn, now time.Time) {
 		if w := sc.worker(); w != nil {
 			w.SetState(scoreboard.KeepAlive)
 		}
+		sc.responded(now)
 	}
 	if v, ok := s.conns.Load(c); ok {
 		ci := v.(*connInfo)
@@ -660,6 +692,9 @@ func (s *server) idle(c net.Conn, now time.Time) {
 func (s *server) flush(c net.Conn, w io.Writer, out []byte, dl *deadlines, now time.Time) bool {
 	if len(out) == 0 {
 		return true
+	}
+	if sc := connSlot(c); sc != nil {
+		sc.setState(connWriting) // in the event model, no slot held
 	}
 	if t := s.timeouts.Write; t > 0 {
 		if dl.write(c, now.Add(t), t/8) != nil {
@@ -705,20 +740,9 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	if sc != nil {
 		slot = sc.slot
 	}
-	declined := false
 	if s.cap != nil && s.model == ModelEvent {
 		slot = s.requestSlot(sc)
-		defer func() {
-			if declined && sc != nil {
-				// net/http takes the request over: its slot stays
-				// promised, or the child would accept another connection
-				// meanwhile and keep it waiting for a slot inside.
-				s.cap.giveReserved(slot)
-				sc.reserved.Store(true)
-				return
-			}
-			s.cap.give(slot)
-		}()
+		defer s.cap.give(slot)
 	}
 	var ws *scoreboard.WorkerSlot
 	method := "GET"
@@ -732,9 +756,13 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	}
 	header, body, ok := s.fast.ServeFast(bstr(req.path))
 	if !ok {
-		declined = true
-		if ws != nil {
-			ws.SetState(scoreboard.Reading) // net/http takes the request over
+		// net/http takes the request over: in the event model the slot
+		// goes back (net/http's request takes one again), in the others
+		// the connection's slot reads it again.
+		if ws != nil && s.model == ModelEvent {
+			ws.SetState(scoreboard.Idle)
+		} else if ws != nil {
+			ws.SetState(scoreboard.Reading)
 		}
 		return out, start, false
 	}

@@ -24,17 +24,19 @@ const (
 	ModelPrefork Model = "prefork"
 	// ModelWorker gives each connection a slot for its whole life and
 	// accepts only while a slot is free, so waiting connections queue in the
-	// kernel's backlog, where another child can take them.
+	// kernel's backlog, where another child can take them. A connection
+	// reading its header, or idle between keep-alive requests, holds its
+	// slot (Apache's worker MPM): slow clients can fill a child.
 	ModelWorker Model = "worker"
-	// ModelEvent gives a slot to each request; idle keep-alive connections
-	// hold none. It accepts while a slot is free and the connection count is
-	// under threads x (1 + asyncFactor).
+	// ModelEvent gives a slot to each request, taken once the request's
+	// header is in and given back when its response is made: a connection
+	// reading its header, or idle between keep-alive requests, waits in the
+	// netpoller and holds no slot. It accepts while more slots are free
+	// than connections pending (capacity.pending), so a child whose slots
+	// all serve leaves new connections in the backlog for a sibling, and
+	// while it holds fewer than worker_connections connections.
 	ModelEvent Model = "event"
 )
-
-// asyncFactor is how many idle keep-alive connections an event child keeps
-// per slot beyond one each (Apache's AsyncRequestWorkerFactor).
-const asyncFactor = 2
 
 // capacity is a child's slots: which are free, how many connections it holds,
 // and whether it still accepts.
@@ -44,14 +46,15 @@ type capacity struct {
 	free     []int // free slot numbers, a stack
 	conns    int   // open connections
 	maxConns int   // event only; 0 = no limit beyond the slots
-	// reserved counts free slots promised to the first request of a
-	// connection the event model accepted: it accepts only when a slot is
-	// free for that request, so new connections do not pile up inside a
-	// busy child while a sibling idles (the kernel's backlog is the queue,
-	// as in the worker model). A keep-alive connection's next request may
-	// still take any free slot: it never waits on a promise, which a client
-	// that connects and sends nothing would otherwise hold.
-	reserved int
+	// pending counts event connections accepted with their first request
+	// not yet read (conns.go's settle): each will want a slot at once, so
+	// the child accepts only while more slots are free than that. Without
+	// it a burst of connections all lands on the first child to wake, whose
+	// slots their requests then wait for while a sibling idles. A
+	// connection that has nothing to read when its goroutine first looks,
+	// or whose header does not come in one read, is pending no more: a
+	// silent or slow client holds nothing.
+	pending  int
 	accepted uint64
 	limit    uint64 // stop accepting after this many connections; 0 = never
 	// pastLimit keeps the child accepting once limit is reached: a child
@@ -101,13 +104,16 @@ func (c *capacity) give(s int) {
 }
 
 // admit waits until the event model may accept one more connection: a slot
-// free for its first request, which it reserves, and room under maxConns.
+// free beyond those pending connections will want (none is taken: the
+// connection takes one only once it has sent a request's header, and a
+// connection that sends nothing costs no slot), and room under maxConns.
+// The connection it admits is pending.
 func (c *capacity) admit() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for (len(c.free) <= c.reserved || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
+	for (len(c.free) <= c.pending || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
 		if c.maxConns > 0 && c.conns >= c.maxConns && !c.full {
-			c.setFull(true) // every admission is a connection: none pending
+			c.setFull(true)
 		}
 		c.cond.Wait()
 	}
@@ -118,8 +124,16 @@ func (c *capacity) admit() bool {
 		return false
 	}
 	c.conns++
-	c.reserved++
+	c.pending++
 	return true
+}
+
+// unpend ends a connection's pending (admit).
+func (c *capacity) unpend() {
+	c.mu.Lock()
+	c.pending--
+	c.mu.Unlock()
+	c.cond.Broadcast()
 }
 
 // setFull records (under mu) whether the event model waits for a
@@ -129,39 +143,6 @@ func (c *capacity) setFull(f bool) {
 	if c.onFull != nil {
 		c.onFull(f)
 	}
-}
-
-// takeReserved takes the slot admit reserved for a connection's first
-// request.
-func (c *capacity) takeReserved() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.reserved--
-	for len(c.free) == 0 { // a keep-alive request took it meanwhile
-		c.cond.Wait()
-	}
-	s := c.free[len(c.free)-1]
-	c.free = c.free[:len(c.free)-1]
-	return s
-}
-
-// giveReserved gives slot back and promises it again, to the same
-// connection's request (handed from the fast path to net/http).
-func (c *capacity) giveReserved(s int) {
-	c.mu.Lock()
-	c.free = append(c.free, s)
-	c.reserved++
-	c.mu.Unlock()
-	c.cond.Broadcast()
-}
-
-// unreserve gives back the reservation of a connection that closed before
-// its first request.
-func (c *capacity) unreserve() {
-	c.mu.Lock()
-	c.reserved--
-	c.mu.Unlock()
-	c.cond.Broadcast()
 }
 
 func (c *capacity) leave() {
@@ -208,6 +189,7 @@ type gate struct {
 	board    *scoreboard.Board
 	counters *scoreboard.Counters
 	proc     int
+	limits   connLimits // the header timeouts and the minimum receive rate
 }
 
 func (g *gate) Accept() (net.Conn, error) {
@@ -219,7 +201,6 @@ func (g *gate) Accept() (net.Conn, error) {
 		if !g.cap.admit() {
 			return nil, net.ErrClosed
 		}
-		slot = -2 // admitted with a reservation
 	} else {
 		s, ok := g.cap.take(true)
 		if !ok {
@@ -232,18 +213,20 @@ func (g *gate) Accept() (net.Conn, error) {
 		if slot >= 0 {
 			g.cap.give(slot)
 		} else {
-			g.cap.unreserve()
+			g.cap.unpend()
 			g.cap.leave()
 		}
 		return nil, err
 	}
 	g.cap.count(func() { g.counters.Add(scoreboard.MaxConnectionsReached, 1) })
 	g.counters.Add(scoreboard.Accepted, 1)
-	sc := &slotConn{Conn: c, g: g, slot: max(slot, -1)}
-	sc.reserved.Store(slot == -2)
+	sc := &slotConn{Conn: c, g: g, slot: slot}
+	sc.pending.Store(g.model == ModelEvent)
 	if g.board != nil {
-		g.board.Proc(g.proc).AddConns(1) // the status page's ConnsTotal
+		sc.proc = g.board.Proc(g.proc)
+		sc.proc.AddConns(1) // the status page's ConnsTotal
 	}
+	sc.accepted(time.Now())
 	if w := sc.worker(); w != nil {
 		w.StartConn()
 		w.SetState(scoreboard.Reading)
@@ -268,15 +251,21 @@ func (g *gate) Close() error {
 }
 
 // slotConn is an accepted connection and, in the worker and prefork models,
-// the slot it holds.
+// the slot it holds. It also keeps the connection's state for the
+// scoreboard's connection counts and the header timeout and minimum
+// receive rate that no layer above it can stretch (conns.go).
 type slotConn struct {
 	net.Conn
 	g      *gate
-	slot   int // -1 in the event model
+	slot   int                  // -1 in the event model
+	proc   *scoreboard.ProcSlot // nil without a scoreboard
 	closed atomic.Bool
-	// reserved: an event connection whose first request has a slot
-	// reserved (capacity.admit) and not taken yet.
-	reserved atomic.Bool
+	cstate atomic.Int32 // a connState
+	timing connTiming
+	// pending: an event connection whose first request may want a slot at
+	// once (capacity.pending); reads counts the reads settle saw.
+	pending atomic.Bool
+	reads   int
 }
 
 func (c *slotConn) worker() *scoreboard.WorkerSlot {
@@ -287,10 +276,19 @@ func (c *slotConn) worker() *scoreboard.WorkerSlot {
 }
 
 func (c *slotConn) Close() error {
+	first := c.closed.CompareAndSwap(false, true)
+	if first {
+		c.setState(connClosing)
+		if w := c.worker(); w != nil {
+			w.SetState(scoreboard.Closing)
+		}
+	}
 	err := c.Conn.Close()
-	if c.closed.CompareAndSwap(false, true) {
-		if c.g.board != nil {
-			c.g.board.Proc(c.g.proc).AddConns(-1)
+	if first {
+		c.unpend()
+		c.setState(connClosed)
+		if c.proc != nil {
+			c.proc.AddConns(-1)
 		}
 		if c.slot >= 0 {
 			if w := c.worker(); w != nil {
@@ -298,9 +296,6 @@ func (c *slotConn) Close() error {
 			}
 			c.g.cap.give(c.slot)
 		} else {
-			if c.reserved.CompareAndSwap(true, false) {
-				c.g.cap.unreserve()
-			}
 			c.g.cap.leave()
 		}
 	}
@@ -329,6 +324,9 @@ func (s *server) scored(h http.Handler) http.Handler {
 		slot := -1
 		if sc != nil {
 			slot = sc.slot
+			if r.ProtoMajor == 1 && r.Body != http.NoBody {
+				sc.armBody() // the minimum receive rate
+			}
 		}
 		if s.cap != nil && s.model == ModelEvent {
 			slot = s.requestSlot(sc)
@@ -369,11 +367,12 @@ func (s *server) realClient(r *http.Request) {
 	}
 }
 
-// requestSlot takes a slot for a request in the event model: the one
-// reserved for the connection's first request, or any unreserved one.
+// requestSlot takes a slot for a request in the event model; the
+// connection is no longer reading (or idle) but served.
 func (s *server) requestSlot(sc *slotConn) int {
-	if sc != nil && sc.reserved.CompareAndSwap(true, false) {
-		return s.cap.takeReserved()
+	if sc != nil {
+		sc.setState(connServed)
+		sc.unpend()
 	}
 	slot, _ := s.cap.take(false)
 	return slot

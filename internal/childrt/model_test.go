@@ -151,12 +151,14 @@ func TestEventModelParksIdleConnections(t *testing.T) {
 }
 
 // TestEventModelAcceptsOnlyWithASlot: an event child accepts a connection
-// only when a slot is free for its first request. Here child A's one slot
-// is promised to a connection that has not sent its request yet, so a
-// second connection stays in the backlog for child B, instead of waiting
-// inside A behind A's slow request while B idles.
+// only while a slot is free. Connections that send nothing hold none: child
+// A, with one slot, holds three silent connections and still serves a
+// fourth at once. Once A's slot serves a slow request, A stops accepting:
+// beyond the one connection its accept loop was already waiting for, the
+// next stays in the backlog for child B, instead of waiting inside A while
+// B idles.
 func TestEventModelAcceptsOnlyWithASlot(t *testing.T) {
-	rtA, addr, eventsA, _ := modelRuntime(t, ModelEvent, 1)
+	rtA, addr, eventsA, bA := modelRuntime(t, ModelEvent, 1)
 	block := make(chan struct{})
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
@@ -165,16 +167,39 @@ func TestEventModelAcceptsOnlyWithASlot(t *testing.T) {
 		io.WriteString(w, "a")
 	})
 	sigsA, doneA := serveAsync(t, rtA, eventsA, slow)
+	for range 3 {
+		dial(t, addr) // silent
+	}
+	c0, r0 := dial(t, addr)
+	send(t, c0)
+	if !answered(c0, r0, 2*time.Second) {
+		t.Fatal("silent connections held the only slot")
+	}
+	for deadline := time.Now().Add(2 * time.Second); bA.Proc(1).Snapshot().ConnsReading != 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("proc slot counts %d connections reading, want the 3 silent ones", bA.Proc(1).Snapshot().ConnsReading)
+		}
+	}
+	if got := bA.Snapshot().Letters(); got != "._" {
+		t.Fatalf("letters with three silent connections: %q, want the slot idle", got)
+	}
+
 	c1, r1 := dial(t, addr)
-	time.Sleep(50 * time.Millisecond) // A accepts c1, its slot promised
+	fmt.Fprintf(c1, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n") // A's slot is busy now
+	for deadline := time.Now().Add(2 * time.Second); bA.Worker(1, 0).State() != scoreboard.Writing; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request did not take A's slot")
+		}
+	}
+	cIn, rIn := dial(t, addr) // the accept A was waiting in takes it
+	time.Sleep(50 * time.Millisecond)
 	c2, r2 := dial(t, addr)
-	time.Sleep(50 * time.Millisecond) // without the promise, A would accept c2 too
+	time.Sleep(50 * time.Millisecond) // were A accepting, it would take c2 now
 
 	rtB, _, eventsB, _ := modelRuntime(t, ModelEvent, 1)
 	rtB.listeners, rtB.addrs = rtA.listeners, rtA.addrs // B shares A's socket
 	sigsB, doneB := serveAsync(t, rtB, eventsB, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "b") }))
 
-	fmt.Fprintf(c1, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n") // A's slot is busy now
 	send(t, c2)
 	c2.SetReadDeadline(time.Now().Add(2 * time.Second))
 	resp, err := http.ReadResponse(r2, nil)
@@ -186,9 +211,13 @@ func TestEventModelAcceptsOnlyWithASlot(t *testing.T) {
 	if string(body) != "b" {
 		t.Fatalf("answered by %q, want the idle child b", body)
 	}
+	send(t, cIn)
 	close(block) // A's request ends before the scoreboards go
 	if !answered(c1, r1, time.Second) {
 		t.Fatal("the slow request was not answered")
+	}
+	if !answered(cIn, rIn, time.Second) {
+		t.Fatal("the connection A took while busy was not answered")
 	}
 	for _, x := range []struct {
 		sigs chan<- os.Signal

@@ -163,6 +163,9 @@ func (s *server) wrapTLS(r *Runtime) {
 			r.Log.Error("TLS listener cannot serve", "listen", o.Addr, "err", err)
 			continue
 		}
+		if o.TLS.HTTP2 {
+			leaveH2Bounds(cfg)
+		}
 		s.gates[i] = tls.NewListener(s.gates[i], cfg)
 	}
 }
@@ -224,4 +227,23 @@ func (s *server) perListener(r *Runtime, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, req)
 	})
+}
+
+// leaveH2Bounds makes cfg tell a connection whose client offers h2, which
+// the listener then speaks, that its deadlines are HTTP/2's business
+// (net/http's): the header bounds of conns.go, which hold until its TLS
+// handshake is done, are HTTP/1's.
+func leaveH2Bounds(cfg *tls.Config) {
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(hello.SupportedProtos, "h2") {
+			if sc := connSlot(hello.Conn); sc != nil {
+				sc.leaveBounds()
+			}
+		}
+		if next == nil {
+			return nil, nil
+		}
+		return next(hello)
+	}
 }

@@ -97,6 +97,9 @@ type Child struct {
 	// MaxConnections retires the child after that many connections
 	// (max_connections_per_child, jitter applied); 0 = never.
 	MaxConnections int `json:"max_connections"`
+	// WorkerConnections bounds the connections an event child holds at
+	// once (worker_connections); 0 = from its descriptor limit.
+	WorkerConnections int `json:"worker_connections,omitempty"`
 	// AcceptMutex, when set, is a path prefix: the child accepts on
 	// listener i only while it holds an flock on PREFIX.i.
 	AcceptMutex string `json:"accept_mutex,omitempty"`
@@ -217,6 +220,9 @@ type Timeouts struct {
 	Read       time.Duration `json:"read"`
 	Write      time.Duration `json:"write"`
 	Idle       time.Duration `json:"idle"`
+	// MinRate is the slowest a request's header or body may arrive, in
+	// bytes a second (timeouts.min_rate); 0 = no minimum.
+	MinRate int `json:"min_rate,omitempty"`
 	// Drain bounds a graceful drain (graceful_shutdown_timeout).
 	Drain time.Duration `json:"drain"`
 }
@@ -497,6 +503,9 @@ func (c *Child) check() error {
 	if c.Threads < 1 {
 		bad("threads %d: must be at least 1", c.Threads)
 	}
+	if c.WorkerConnections < 0 {
+		bad("worker_connections %d: must not be negative", c.WorkerConnections)
+	}
 	if c.MaxConnections < 0 {
 		bad("max_connections %d: must not be negative", c.MaxConnections)
 	}
@@ -545,7 +554,7 @@ func (c *Child) check() error {
 		bad("log.level: %w", err)
 	}
 	t := c.Timeouts
-	if t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 || t.Drain < 0 {
+	if t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 || t.Drain < 0 || t.MinRate < 0 {
 		bad("timeouts %+v: must not be negative", t)
 	}
 	if a := c.App; a != nil {

@@ -12,25 +12,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Segment layout, version 3 (version 1 had no connection count in a
+// Segment layout, version 4 (version 1 had no connection count in a
 // ProcSlot, version 2 no health word and heartbeat in the header and no
-// client address in a WorkerSlot). Every record starts on a 64-byte boundary and
+// client address in a WorkerSlot, version 3 no connection counts by state
+// in a 64-byte ProcSlot). Every record starts on a 64-byte boundary and
 // every field is naturally aligned, so each one can be accessed with
 // sync/atomic straight in the mapping:
 //
 //	offset 0                       header (64 bytes)
-//	offset 64                      procs x ProcSlot (64 bytes each)
-//	offset 64 + procs*64           procs x threads x WorkerSlot (192 bytes
+//	offset 64                      procs x ProcSlot (128 bytes each)
+//	offset 64 + procs*128          procs x threads x WorkerSlot (192 bytes
 //	                               each), proc-major: Worker(i, j) is record
 //	                               i*threads + j
 const (
 	// magic spells "phasedSB" when read as a big-endian number.
 	magic = 0x7068617365645342
 	// layoutVersion changes whenever the header or a slot record changes.
-	layoutVersion = 3
+	layoutVersion = 4
 
 	headerSize = 64
-	procSize   = 64
+	procSize   = 128
 	workerSize = 192
 
 	// lineSize is the fixed size of the request-line field.
@@ -312,7 +313,7 @@ func (b *Board) Worker(i, j int) *WorkerSlot {
 
 // ClearProc marks process slot i and all its worker slots Dead, clears its
 // pid, start time, app pid, quiescing and full flags, accept wait and
-// connection count, and repairs a request-line update the
+// connection counts, and repairs a request-line update the
 // process may have died in the middle of. The master calls it after reaping
 // the child that held the slot, before reusing it. Counters and the last
 // request line are kept: like Apache's, they belong to the slot.
@@ -326,6 +327,10 @@ func (b *Board) ClearProc(i int) {
 	p.acceptWait.Store(0)
 	p.acceptBeat.Store(0)
 	p.conns.Store(0)
+	p.connReading.Store(0)
+	p.connWriting.Store(0)
+	p.connKeepAlive.Store(0)
+	p.connClosing.Store(0)
 	p.state.Store(uint32(Dead))
 	for j := 0; j < b.threads; j++ {
 		w := b.Worker(i, j)

@@ -85,7 +85,7 @@ func TestStates(t *testing.T) {
 
 func TestLayout(t *testing.T) {
 	b := newBoard(t, 3, 5)
-	if got := len(b.mem); got != 64+3*64+15*192 {
+	if got := len(b.mem); got != 64+3*128+15*192 {
 		t.Errorf("segment is %d bytes", got)
 	}
 	for i := 0; i < 3; i++ {

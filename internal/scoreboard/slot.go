@@ -25,6 +25,9 @@ type ProcSlot struct {
 	conns      atomic.Int64
 	appPID     atomic.Int64 // the app server the child owns, 0 = none
 	acceptBeat atomic.Int64 // unix nanoseconds of the last SetAcceptWait
+	// The connections the child holds by what they do (AddConnState).
+	connReading, connWriting, connKeepAlive, connClosing atomic.Int64
+	_                                                    [32]byte
 }
 
 // AcceptWait is what a child's accept loop is doing, as it records it with
@@ -76,6 +79,10 @@ type ProcInfo struct {
 	// an old AcceptBeat with AcceptWait set means a child that is stopped
 	// or wedged in its accept loop. The zero Time if never recorded.
 	AcceptBeat time.Time
+	// ConnsReading, ConnsWriting, ConnsKeepAlive and ConnsClosing count
+	// the connections the child holds by what they do (see
+	// ProcSlot.AddConnState); a connection a worker serves is in none.
+	ConnsReading, ConnsWriting, ConnsKeepAlive, ConnsClosing int
 }
 
 // SetAcceptWait records what the child's accept loop is doing, and the
@@ -148,6 +155,26 @@ func (p *ProcSlot) Full() bool { return p.full.Load() != 0 }
 // it when the connection closes.
 func (p *ProcSlot) AddConns(n int) { p.conns.Add(int64(n)) }
 
+// AddConnState adds n (negative to remove) to the child's connections in
+// state st: Reading (waiting for, or reading, a request's header), Writing
+// (writing a response no worker holds any more), KeepAlive (idle between
+// requests) or Closing; other states are not counted. An event child counts
+// here what holds no worker, as Apache's event MPM counts its asynchronous
+// connections for mod_status; a worker or prefork child counts its
+// connections too, though each also shows on its worker.
+func (p *ProcSlot) AddConnState(st State, n int) {
+	switch st {
+	case Reading:
+		p.connReading.Add(int64(n))
+	case Writing:
+		p.connWriting.Add(int64(n))
+	case KeepAlive:
+		p.connKeepAlive.Add(int64(n))
+	case Closing:
+		p.connClosing.Add(int64(n))
+	}
+}
+
 // Conns returns how many connections the child in the slot holds.
 func (p *ProcSlot) Conns() int { return int(max(p.conns.Load(), 0)) }
 
@@ -170,6 +197,11 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 		AppPID:     p.AppPID(),
 		AcceptWait: AcceptWait(p.acceptWait.Load()),
 		AcceptBeat: unixTime(p.acceptBeat.Load()),
+
+		ConnsReading:   int(max(p.connReading.Load(), 0)),
+		ConnsWriting:   int(max(p.connWriting.Load(), 0)),
+		ConnsKeepAlive: int(max(p.connKeepAlive.Load(), 0)),
+		ConnsClosing:   int(max(p.connClosing.Load(), 0)),
 	}
 }
 

@@ -172,21 +172,29 @@ func auto(tb testing.TB, m *Module) string {
 }
 
 // TestEventConnsFromTheScoreboard: the event block counts the connections
-// each child says it holds on its process slot, without asking the kernel
-// (this process holds no connection on the listener here at all).
+// each child says it holds on its process slot, by what they do, without
+// asking the kernel (this process holds no connection on the listener here
+// at all).
 func TestEventConnsFromTheScoreboard(t *testing.T) {
 	m, b := eventModule(t, 2, "127.0.0.1:1")
-	b.Proc(0).AddConns(7)
+	p := b.Proc(0)
+	p.AddConns(10)
+	p.AddConnState(scoreboard.Reading, 4)
+	p.AddConnState(scoreboard.KeepAlive, 3)
+	p.AddConnState(scoreboard.Writing, 1)
+	p.AddConnState(scoreboard.Closing, 1)
+	// and one served by a worker, counted in none of them
 	page := auto(t, m)
-	// Seven connections, none with a worker: all keep-alive.
-	for _, want := range []string{"\nProcesses: 1\n", "\nConnsTotal: 7\n", "\nConnsAsyncKeepAlive: 7\n"} {
+	for _, want := range []string{"\nProcesses: 1\n", "\nConnsTotal: 10\n", "\nConnsAsyncWaitIO: 4\n",
+		"\nConnsAsyncWriting: 1\n", "\nConnsAsyncKeepAlive: 3\n", "\nConnsAsyncClosing: 1\n"} {
 		if !strings.Contains(page, want) {
 			t.Fatalf("?auto has no %q:\n%s", strings.TrimSpace(want), page)
 		}
 	}
-	b.Worker(0, 0).SetState(scoreboard.Writing) // one of them is being served
-	if page := auto(t, m); !strings.Contains(page, "\nConnsTotal: 7\n") || !strings.Contains(page, "\nConnsAsyncKeepAlive: 6\n") {
-		t.Fatalf("with a request in flight:\n%s", page)
+	p.AddConnState(scoreboard.KeepAlive, -1) // one keep-alive connection sends its next request
+	p.AddConnState(scoreboard.Reading, 1)
+	if page := auto(t, m); !strings.Contains(page, "\nConnsAsyncWaitIO: 5\n") || !strings.Contains(page, "\nConnsAsyncKeepAlive: 2\n") {
+		t.Fatalf("after a keep-alive connection reads:\n%s", page)
 	}
 }
 

@@ -328,10 +328,12 @@ type Status struct {
 }
 
 // AsyncStatus is what mod_status shows for Apache's event MPM, over the
-// current generation's children. phased's event children write a response
-// on the worker that made it and close connections at once, so the waiting
-// for I/O, writing and lingering-close counts are always zero; keep-alive
-// connections are those a child holds without a worker serving them.
+// current generation's children: the connections each holds without a
+// worker, as it counts them on its process slot. ConnsWaitIO are reading a
+// request's header (waiting for its bytes in the netpoller: an event child
+// gives a connection a worker only once its request's header is in),
+// ConnsWriting writing a response their worker is done with, ConnsKeepAlive
+// idle between requests, ConnsClosing being closed.
 type AsyncStatus struct {
 	Processes      int `json:"processes"`
 	Stopping       int `json:"stopping"`
@@ -423,11 +425,7 @@ func (p *Module) collect(r *http.Request) Status {
 			}
 			st.Children = append(st.Children, ps)
 		}
-		serving := 0 // workers holding a request or a connection
 		for j, w := range snap.Workers[i] {
-			if w.State != scoreboard.Idle && w.State != scoreboard.Dead {
-				serving++
-			}
 			if w.Requests == 0 && (w.State == scoreboard.Dead || w.State == scoreboard.Idle) {
 				continue
 			}
@@ -451,9 +449,11 @@ func (p *Module) collect(r *http.Request) Status {
 			// The connections the child holds, as it counts them on its
 			// process slot: no look at the kernel's tables, whose cost
 			// grows with every socket on the machine.
-			n := proc.Conns
-			a.ConnsTotal += n
-			a.ConnsKeepAlive += max(n-serving, 0)
+			a.ConnsTotal += proc.Conns
+			a.ConnsWaitIO += proc.ConnsReading
+			a.ConnsWriting += proc.ConnsWriting
+			a.ConnsKeepAlive += proc.ConnsKeepAlive
+			a.ConnsClosing += proc.ConnsClosing
 		}
 	}
 	st.Certificates = p.certificates(now)
@@ -644,7 +644,10 @@ func (st Status) writeHTML(w io.Writer) {
 		row("processes", "processes", a.Processes)
 		row("stopping", "stopping", a.Stopping)
 		row("conns-total", "connections", a.ConnsTotal)
+		row("conns-reading", "reading a request (no worker)", a.ConnsWaitIO)
+		row("conns-writing", "writing (no worker)", a.ConnsWriting)
 		row("conns-keep-alive", "keep-alive (no worker)", a.ConnsKeepAlive)
+		row("conns-closing", "closing", a.ConnsClosing)
 		b.WriteString("</table>\n")
 	}
 

@@ -513,14 +513,15 @@ func TestEveryMPMRecyclesAndRecovers(t *testing.T) {
 
 // TestEventGrowsOnSlowRequestsNotIdleConnections is the event model's point:
 // idle keep-alive connections hold no slot, so several of them make no
-// child spawn, until a child holds as many connections as it may (threads x
-// (1 + AsyncRequestWorkerFactor)): then it accepts nothing and its idle
+// child spawn, until a child holds as many connections as it may
+// (worker_connections, 6 here): then it accepts nothing and its idle
 // workers are no spare capacity, so another child starts (Apache's
 // not_accepting). Slow requests (clients that do not read a large response)
 // hold a slot each, and the MPM grows until min_spare_threads are idle
 // again, then shrinks when they end.
 func TestEventGrowsOnSlowRequestsNotIdleConnections(t *testing.T) {
-	s := e2e.StartMPM(t, "mpm: {name: event, start_servers: 1, threads_per_child: 2, min_spare_threads: 1, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n")
+	s := e2e.StartMPM(t, "mpm: {name: event, start_servers: 1, threads_per_child: 2, min_spare_threads: 1, max_spare_threads: 4, server_limit: 5, max_request_workers: 10}\n"+
+		"worker_connections: 6\n")
 	big := make([]byte, 64<<20)
 	if err := os.WriteFile(s.Dir+"/public/big.bin", big, 0o644); err != nil {
 		t.Fatal(err)
@@ -556,7 +557,7 @@ func TestEventGrowsOnSlowRequestsNotIdleConnections(t *testing.T) {
 	if n := len(e2e.Workers(s.PID())); n != 1 {
 		t.Fatalf("%d children with five idle keep-alive connections, want 1\n%s", n, s.Log.String())
 	}
-	// The sixth fills the child (2 x (1 + 2)): a second child starts.
+	// The sixth fills the child (worker_connections): a second child starts.
 	idle = append(idle, keepAlive(1)...)
 	s.WaitChildren(t, 2, 5*time.Second)
 	for _, c := range idle {

@@ -1,11 +1,15 @@
 // Package event is phased's built-in event MPM: Apache 2.4's event MPM
 // policy over phased's event child model, where each child has
-// threads_per_child request slots and idle keep-alive connections are parked
-// without holding one.
+// threads_per_child request slots, taken only while a request is handled:
+// connections reading a header or idle between keep-alive requests wait in
+// the netpoller without holding one, up to worker_connections a child (a
+// top-level key, nginx's; see internal/childrt).
 //
 // The settings and their defaults are the worker MPM's (see package
 // plugins/mpm/worker), plus async_request_worker_factor (2), which is read
-// and validated as Apache's AsyncRequestWorkerFactor (a positive number).
+// and validated as Apache's AsyncRequestWorkerFactor (a positive number), so
+// that an Apache configuration carries over; the connections a child holds
+// are bounded by worker_connections instead.
 // thread_limit may go up to 100000, as in Apache's event MPM.
 //
 // Maintenance follows event's perform_idle_server_maintenance, which differs

@@ -1,0 +1,258 @@
+package conns
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/e2e"
+)
+
+// eventMPM is one event child of four workers, so that a couple of hundred
+// connections are many times its slots: before a connection held no slot
+// while it read its header, a dozen silent ones stalled it.
+const eventMPM = `mpm:
+  name: event
+  start_servers: 1
+  server_limit: 2
+  threads_per_child: 4
+  min_spare_threads: 1
+  max_spare_threads: 8
+  max_request_workers: 8
+`
+
+// auto reads s's /server-status?auto on a connection of its own, bounded
+// by within; nil if no answer came.
+func auto(t *testing.T, addr string, within time.Duration) map[string]string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(within))
+	fmt.Fprintf(c, "GET /server-status?auto HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return nil
+	}
+	v := map[string]string{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if k, val, ok := strings.Cut(line, ": "); ok {
+			v[k] = val
+		}
+	}
+	return v
+}
+
+func num(v map[string]string, k string) int {
+	n, _ := strconv.Atoi(v[k])
+	return n
+}
+
+// silent opens n connections that send nothing.
+func silent(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for i := range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("silent connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		t.Cleanup(func() { c.Close() })
+	}
+	return conns
+}
+
+// get makes one request on a new connection and returns its status and how
+// long the answer took; status 0 if none came within.
+func get(t *testing.T, addr, path string, within time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", addr, within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(start.Add(within))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, time.Since(start)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, time.Since(start)
+}
+
+// TestSilentConnectionsDelayNothingOnEvent: 200 connections that send
+// nothing, fifty times the event child's slots, do not delay a request,
+// and the status page shows them reading, holding no worker.
+func TestSilentConnectionsDelayNothingOnEvent(t *testing.T) {
+	s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 30s}\n")
+	silent(t, s.Addr, 200)
+	var v map[string]string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if v = auto(t, s.Addr, 3*time.Second); v != nil && num(v, "ConnsAsyncWaitIO") >= 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("?auto with 200 silent connections: %v; want ConnsAsyncWaitIO 200", v)
+		}
+	}
+	// The page's own request holds the one busy worker.
+	if num(v, "BusyWorkers") > 1 || num(v, "ConnsTotal") < 201 {
+		t.Fatalf("?auto with 200 silent connections: BusyWorkers %s, ConnsTotal %s; want at most 1 and at least 201\n%v",
+			v["BusyWorkers"], v["ConnsTotal"], v)
+	}
+	for i := range 5 {
+		code, took := get(t, s.Addr, "/hello.txt", 5*time.Second)
+		if code != 200 || took > 2*time.Second {
+			t.Fatalf("request %d behind 200 silent connections: status %d after %v", i, code, took)
+		}
+	}
+}
+
+// cutAt sends head on a new connection: its first byte at first after the
+// connect, then the rest a byte every 100ms, until the server closes the
+// connection (or answers). It returns when that happened, from the connect.
+func cutAt(t *testing.T, addr string, first time.Duration, head string, within time.Duration) time.Duration {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetDeadline(start.Add(within))
+	closed := make(chan time.Duration, 1)
+	go func() {
+		io.Copy(io.Discard, c) // until the server closes or answers and closes
+		closed <- time.Since(start)
+	}()
+	time.Sleep(first)
+	for i := 0; i < len(head); i++ {
+		if _, err := c.Write([]byte{head[i]}); err != nil {
+			break // the server closed
+		}
+		select {
+		case d := <-closed:
+			return d
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return <-closed
+}
+
+// TestHeaderTimeoutFromTheAccept: a header dripped in is cut at read_header
+// from the accept, though its first byte comes at 0.9 x read_header: on the
+// fast path, and after the fast path handed the request to net/http (a POST
+// line), whose own header timeout starts when it gets the connection.
+// Without the bound the cut came at read_header from the first byte, or
+// later.
+func TestHeaderTimeoutFromTheAccept(t *testing.T) {
+	const timeout = 3 * time.Second
+	for _, mpm := range []string{"event", "worker"} {
+		t.Run(mpm, func(t *testing.T) {
+			s := e2e.StartServer(t, fmt.Sprintf("mpm: {name: %s, start_servers: 1}\ntimeouts: {read_header: %s}\n", mpm, timeout))
+			drip := "GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: " + strings.Repeat("a", 200) + "\r\n\r\n"
+			handed := "POST /hello.txt HTTP/1.1\r\n" + drip[len("GET /hello.txt HTTP/1.1\r\n"):]
+			for name, head := range map[string]string{"fast path": drip, "handed to net/http": handed} {
+				first := timeout * 9 / 10
+				if got := cutAt(t, s.Addr, first, head, 4*timeout); got < timeout-500*time.Millisecond || got > timeout+time.Second {
+					t.Errorf("%s: header whose first byte came at %v cut at %v from the accept; want about %v", name, first, got, timeout)
+				}
+			}
+		})
+	}
+}
+
+// connect opens a connection to addr, closed when the test ends.
+func connect(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestGarbageGets400AtOnce: an unparsable request line is answered 400 as
+// soon as it is in, not when a header end that never comes times out.
+func TestGarbageGets400AtOnce(t *testing.T) {
+	s := e2e.StartServer(t, eventMPM)
+	c := connect(t, s.Addr)
+	start := time.Now()
+	c.SetDeadline(start.Add(5 * time.Second))
+	io.WriteString(c, "GARBAGE\r\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 400 ") {
+		t.Fatalf("after GARBAGE: %q, %v after %v; want a 400", line, err, time.Since(start))
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("400 after %v; want it at once", took)
+	}
+}
+
+// TestMinRateCutsASlowBody: a body dripped in at 50 bytes a second, a tenth
+// of timeouts.min_rate's default, is cut a little past its grace (half of
+// read_header, 2 s here), long before the read timeout (60s) would.
+func TestMinRateCutsASlowBody(t *testing.T) {
+	s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 4s}\n")
+	c := connect(t, s.Addr)
+	start := time.Now()
+	c.SetDeadline(start.Add(20 * time.Second))
+	fmt.Fprintf(c, "POST /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000\r\n\r\n")
+	closed := make(chan time.Duration, 1)
+	go func() {
+		io.Copy(io.Discard, c)
+		closed <- time.Since(start)
+	}()
+	chunk := []byte(strings.Repeat("b", 10))
+	for {
+		select {
+		case d := <-closed:
+			if d > 8*time.Second {
+				t.Fatalf("slow body cut after %v; want a few seconds", d)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Since(start) > 8*time.Second {
+			t.Fatalf("a body at 50 bytes a second still read after %v", time.Since(start))
+		}
+		c.Write(chunk) // an error: the server closed; the reader says when
+	}
+}
+
+// TestKeepAliveAndReadingCounted: ?auto's event block counts idle
+// keep-alive connections as keep-alive and silent ones as reading (waiting
+// for I/O), each apart.
+func TestKeepAliveAndReadingCounted(t *testing.T) {
+	s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 30s, idle: 30s}\n")
+	e2e.HoldConnections(t, s.Addr, 3)
+	silent(t, s.Addr, 4)
+	var v map[string]string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		v = auto(t, s.Addr, 3*time.Second)
+		if v != nil && num(v, "ConnsAsyncKeepAlive") == 3 && num(v, "ConnsAsyncWaitIO") == 4 && num(v, "ConnsTotal") == 8 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("?auto with 3 idle keep-alive and 4 silent connections: %v; want ConnsAsyncKeepAlive 3, ConnsAsyncWaitIO 4, ConnsTotal 8", v)
+		}
+	}
+}
