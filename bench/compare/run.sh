@@ -74,7 +74,13 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
 SUITES=${SUITES:-files conns}
-CONN_TARGETS=${CONN_TARGETS:-phased-prefork phased-worker phased-event nginx apache-event}
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ]; then
+	[ -x "$BASELINE" ] || { echo "run.sh: BASELINE $BASELINE is not an executable" >&2; exit 2; }
+	CONN_TARGETS=${CONN_TARGETS:-phased-prefork phased-base-prefork phased-worker phased-base-worker phased-event phased-base-event nginx apache-event}
+else
+	CONN_TARGETS=${CONN_TARGETS:-phased-prefork phased-worker phased-event nginx apache-event}
+fi
 SLOW_HOLD=${SLOW_HOLD:-8}
 SLOW_INTERVAL=${SLOW_INTERVAL:-5}
 CONN_RESULTS=${CONN_RESULTS:--}
@@ -117,6 +123,7 @@ conn_target() { has_suite conns && [[ " $CONN_TARGETS " == *" $1 "* ]]; }
 [ -z "$ONLY" ] || env_desc+="ONLY='$ONLY' "
 
 ALL_TARGETS=(phased-prefork phased-worker phased-event bare-go bare-fileserver nginx apache-event apache-worker apache-prefork)
+[ -z "$BASELINE" ] || ALL_TARGETS+=(phased-base-prefork phased-base-worker phased-base-event)
 if [ -n "$ONLY" ]; then
 	read -r -a TARGETS <<<"$ONLY"
 	for t in "${TARGETS[@]}"; do
@@ -204,6 +211,14 @@ PHASED_DESC="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unkn
 # A copy, so that a rebuild of bin/phased during the run changes nothing.
 cp "$PHASED" "$TMP/phased"
 PHASED=$TMP/phased
+if [ -n "$BASELINE" ]; then
+	BASE_DESC="$BASELINE, built $(date -u -r "$BASELINE" '+%Y-%m-%d %H:%M UTC')"
+	cp "$BASELINE" "$TMP/phased-base"
+fi
+# phased_bin TARGET: the binary of a phased target (phased-base-*: BASELINE's).
+phased_bin() {
+	if [[ $1 == phased-base-* ]]; then echo "$TMP/phased-base"; else echo "$PHASED"; fi
+}
 log "building bench/mpm/bare"
 (cd "$REPO" && go build -o "$TMP/bare" ./bench/mpm/bare)
 if has_suite conns; then
@@ -381,9 +396,10 @@ start_target() {
 	pick_port
 	case $t in
 	phased-*)
-		phased_conf "${t#phased-}" "$PORT" "$dir"
+		local mpm=${t#phased-}
+		phased_conf "${mpm#base-}" "$PORT" "$dir"
 		CONF=$dir/phased.yaml
-		cmd=("$PHASED" -f "$CONF")
+		cmd=("$(phased_bin "$t")" -f "$CONF")
 		;;
 	bare-go | bare-fileserver)
 		mkdir -p "$dir"
@@ -506,6 +522,18 @@ pss_of() {
 	RSS_MED=$(printf '%s\n' "${rss[@]}" | median)
 }
 
+# server_cpu PID...: the CPU time (user + system, every thread) of PIDs
+# that are not this shell, in jiffies.
+server_cpu() {
+	local p n=0 v
+	for p in "$@"; do
+		[ "$p" != "$$" ] || continue
+		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
+		n=$((n + ${v:-0}))
+	done
+	echo "$n"
+}
+
 # settle: waits until the server's connections of the last test are gone
 # (no ESTABLISHED or CLOSE_WAIT socket on PORT left; 15 s at most).
 settle() {
@@ -553,15 +581,20 @@ conn_tests() {
 		set -- $(printf '%s\n' "$MASTER" $(children_of "$MASTER") | sort -u)
 		c0=$(cpu_now)
 		o0=$(our_cpu "$@")
+		s0=$(server_cpu "$@")
 		wrk_to "$out" "-t$thr" "-c$c" "-d${DURATION}s" --latency "${args[@]}" "http://127.0.0.1:$PORT/hello.txt"
 		# shellcheck disable=SC2046
 		set -- $(printf '%s\n' "$@" $(children_of "$MASTER") | sort -u)
 		o1=$(our_cpu "$@")
+		s1=$(server_cpu "$@")
 		c1=$(cpu_now)
 		FOREIGN=$(foreign_pct "$c0" "$c1" "$o0" "$o1")
 		parse_wrk "$out"
-		log "round $r $t $name: $RPS req/s, p50 $P50 ms, p99 $P99 ms, errors $ERRS, foreign CPU $FOREIGN%"
-		printf '%s\t-\n%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$line" "$r" "$t" "$name" "$RPS" "$P50" "$P99" "$ERRS" "$FOREIGN" >>"$CRAW"
+		# the server's CPU time per request, µs (jiffies of 10 ms)
+		reqs=$(awk '/requests in/ {print $1}' "$out")
+		us=$(awk -v j=$((s1 - s0)) -v n="${reqs:-0}" 'BEGIN {if (n > 0) printf "%.1f", j * 10000 / n; else print "-"}')
+		log "round $r $t $name: $RPS req/s, p50 $P50 ms, p99 $P99 ms, errors $ERRS, server CPU $us µs/req, foreign CPU $FOREIGN%"
+		printf '%s\t-\t-\n%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$line" "$r" "$t" "$name" "$RPS" "$P50" "$P99" "$ERRS" "$FOREIGN" "$us" >>"$CRAW"
 	done
 	for c in 500 2000; do
 		[[ $t != *-prefork ]] || continue # 64 children: every one held
@@ -638,7 +671,7 @@ restart() {
 	t0=$(now_us)
 	case $t in
 	phased-*)
-		"$PHASED" -f "$CONF" -k graceful >>"$dir/restart.log" 2>&1 ||
+		"$(phased_bin "$t")" -f "$CONF" -k graceful >>"$dir/restart.log" 2>&1 ||
 			die "$t: phased -k graceful failed: $(cat "$dir/restart.log")"
 		;;
 	nginx)
@@ -799,8 +832,8 @@ ccol() { # FILE TARGET TEST COLUMN
 }
 CTABLE=$TMP/ctable.md
 {
-	echo "| test | target | req/s | x nginx | p50 ms | p99 ms | p99 x nginx | errors | foreign CPU % |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| test | target | req/s | x nginx | p50 ms | p99 ms | p99 x nginx | errors | server CPU µs/req | foreign CPU % |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for k in ka50-cold ka50 ka1000 ka10000 close50; do
 		ngx=$(ccol "$CRAW" nginx "$k" 4)
 		ngx99=$(ccol "$CRAW" nginx "$k" 6)
@@ -811,10 +844,10 @@ CTABLE=$TMP/ctable.md
 			errs=$(awk -F'\t' -v t="$t" -v k="$k" '$2 == t && $3 == k {n += $7} END {print n + 0}' "$CRAW")
 			fmax=$(awk -F'\t' -v t="$t" -v k="$k" '$2 == t && $3 == k && $8 != "-" && $8 > m {m = $8} END {print m + 0}' "$CRAW")
 			awk -v k="$k" -v t="$t" -v rps="$rps" -v p50="$(ccol "$CRAW" "$t" "$k" 5)" -v p99="$(ccol "$CRAW" "$t" "$k" 6)" \
-				-v ngx="$ngx" -v ngx99="$ngx99" -v errs="$errs" -v fmax="$fmax" 'BEGIN {
-				printf "| %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s |\n", k, t, rps,
+				-v ngx="$ngx" -v ngx99="$ngx99" -v errs="$errs" -v fmax="$fmax" -v us="$(ccol "$CRAW" "$t" "$k" 9)" 'BEGIN {
+				printf "| %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s | %s |\n", k, t, rps,
 					(ngx > 0 ? sprintf("%.2f", rps / ngx) : "-"), p50, p99,
-					(ngx99 > 0 ? sprintf("%.2f", p99 / ngx99) : "-"), errs, (k ~ /-cold$/ ? "-" : fmax) }'
+					(ngx99 > 0 ? sprintf("%.2f", p99 / ngx99) : "-"), errs, us, (k ~ /-cold$/ ? "-" : fmax) }'
 		done
 	done
 	echo
@@ -868,6 +901,9 @@ if [ -s "$TMP/warnings.txt" ]; then
 	head -20 "$TMP/warnings.txt"
 fi
 
+cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+
 # conn_section: the connection suite's tables and method, in markdown.
 conn_section() {
 	echo "## Connections"
@@ -889,14 +925,18 @@ conn_section() {
 	echo "  byte every ${SLOW_INTERVAL} s; meanwhile a normal GET on a new connection every"
 	echo "  200 ms (the probe), timed from the dial to the end of the response; a failed"
 	echo "  probe counts as 5 s."
+	echo "- server CPU µs/req: the user and system CPU time of the server's processes (master,"
+	echo "  children, helpers; a child that exits during the test takes its time with it)"
+	echo "  during the measurement, per request wrk completed; it depends much less than req/s"
+	echo "  on what else the machine runs."
 	echo
 	cat "$CTABLE"
 	echo
 	echo "Every round:"
 	echo
-	echo "| round | target | test | req/s | p50 ms | p99 ms | errors | foreign CPU % |"
-	echo "|---:|---|---|---:|---:|---:|---:|---:|"
-	awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$CRAW"
+	echo "| round | target | test | req/s | p50 ms | p99 ms | errors | foreign CPU % | server CPU µs/req |"
+	echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}' "$CRAW"
 	echo
 	echo "| round | target | slow conns | opened | open at end | probes | failed | p50 ms | p99 ms | max ms |"
 	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -918,6 +958,7 @@ if has_suite conns && [ "$CONN_RESULTS" != "-" ]; then
 		echo "- load average before the run: $LOADAVG (a shared machine: see column foreign CPU %)"
 		echo "- $(go version); $(wrk -v 2>&1 | head -1 | sed 's/ Copyright.*//'); $("$NGINX" -v 2>&1 | head -1); $("$APACHE" -v | head -1)"
 		echo "- phased: commit $PHASED_DESC"
+		[ -z "$BASELINE" ] || echo "- phased-base-*: the same configurations on the baseline binary $BASE_DESC"
 		echo
 		echo '```sh'
 		echo "$env_desc$COMMAND    # from $(pwd)"
@@ -928,11 +969,7 @@ if has_suite conns && [ "$CONN_RESULTS" != "-" ]; then
 	log "wrote $CONN_RESULTS"
 fi
 has_suite files || RESULTS=-
-cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 if [ "$RESULTS" != "-" ]; then
-	cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-	mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 	{
 		echo "# Benchmarks: phased against a bare Go server, nginx and Apache httpd"
 		echo
