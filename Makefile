@@ -32,7 +32,7 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## bench: Go benchmarks of the request path, startup, then phased (each MPM) against a bare Go server, nginx and Apache httpd side by side (root; about 15 min); writes BENCHMARKS.md; then phased's TLS listener against nginx with the same certificate (keep-alive HTTPS, full and resumed handshakes, HTTP/2; about 7 min), bench/tls/RESULTS.md
+## bench: Go benchmarks of the request path, startup, then phased (each MPM) against a bare Go server, nginx and Apache httpd side by side: two files under keep-alive, then connections (50 to 10,000 keep-alive, Connection: close, slowloris, idle PSS per child) (root; about 30 min; QUICK=1 bench/compare/run.sh for the connection suite in a few); writes BENCHMARKS.md; then phased's TLS listener against nginx with the same certificate (keep-alive HTTPS, full and resumed handshakes, HTTP/2; about 7 min), bench/tls/RESULTS.md
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./bench/startup -n 10 -bin $(BIN)

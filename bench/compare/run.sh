@@ -64,9 +64,26 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=bench/compare/lib.sh
 . "$REPO/bench/compare/lib.sh"
 
+# QUICK=1: the connection suite alone, one round of short loads (a few minutes).
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	: "${ROUNDS:=1}" "${DURATION:=3}" "${WARMUP:=1}" "${SUITES:=conns}" "${SLOW_HOLD:=4}"
+	: "${QUIET_TIMEOUT:=10}" "${RETRIES:=0}"
+fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
+SUITES=${SUITES:-files conns}
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ]; then
+	[ -x "$BASELINE" ] || { echo "run.sh: BASELINE $BASELINE is not an executable" >&2; exit 2; }
+	CONN_TARGETS=${CONN_TARGETS:-phased-prefork phased-base-prefork phased-worker phased-base-worker phased-event phased-base-event nginx apache-event}
+else
+	CONN_TARGETS=${CONN_TARGETS:-phased-prefork phased-worker phased-event nginx apache-event}
+fi
+SLOW_HOLD=${SLOW_HOLD:-8}
+SLOW_INTERVAL=${SLOW_INTERVAL:-5}
+CONN_RESULTS=${CONN_RESULTS:--}
 CONNS=${CONNS:-50}
 RAMP_TIMEOUT=${RAMP_TIMEOUT:-40}
 PORT_BASE=${PORT_BASE:-18500}
@@ -84,7 +101,7 @@ APACHE_MODULES=/usr/lib/apache2/modules
 NGINX=/usr/sbin/nginx
 FILES=(hello.txt 4k.bin)
 COMMAND="$0${*:+ $*}"
-for v in ROUNDS DURATION WARMUP CONNS RAMP_TIMEOUT PORT_BASE KEEP_TMP QUIET_MAX QUIET_TIMEOUT FOREIGN_MAX RETRIES PATIENCE; do
+for v in ROUNDS DURATION WARMUP CONNS RAMP_TIMEOUT PORT_BASE KEEP_TMP QUIET_MAX QUIET_TIMEOUT FOREIGN_MAX RETRIES PATIENCE SLOW_HOLD SLOW_INTERVAL; do
 	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
 		echo "run.sh: $v must be a whole number, not '${!v}'" >&2
 		exit 2
@@ -94,12 +111,19 @@ if [ "$ROUNDS" -lt 1 ] || [ "$DURATION" -lt 1 ]; then
 	die "ROUNDS and DURATION must be at least 1"
 fi
 env_desc=""
-for v in ROUNDS DURATION WARMUP CONNS RAMP_TIMEOUT; do
+for v in ROUNDS DURATION WARMUP CONNS RAMP_TIMEOUT SLOW_HOLD; do
 	env_desc+="$v=${!v} "
 done
+env_desc+="SUITES='$SUITES' "
+for su in $SUITES; do
+	case $su in files | conns) ;; *) die "SUITES: unknown suite $su (files conns)" ;; esac
+done
+has_suite() { [[ " $SUITES " == *" $1 "* ]]; }
+conn_target() { has_suite conns && [[ " $CONN_TARGETS " == *" $1 "* ]]; }
 [ -z "$ONLY" ] || env_desc+="ONLY='$ONLY' "
 
 ALL_TARGETS=(phased-prefork phased-worker phased-event bare-go bare-fileserver nginx apache-event apache-worker apache-prefork)
+[ -z "$BASELINE" ] || ALL_TARGETS+=(phased-base-prefork phased-base-worker phased-base-event)
 if [ -n "$ONLY" ]; then
 	read -r -a TARGETS <<<"$ONLY"
 	for t in "${TARGETS[@]}"; do
@@ -169,6 +193,12 @@ fi
 command -v go >/dev/null 2>&1 || die "go is not on PATH"
 command -v curl >/dev/null 2>&1 || die "curl is not on PATH"
 [ "$(id -u)" = 0 ] || die "nginx and Apache are started as root here (their workers switch to www-data): run as root"
+# 10,000 connections need as many descriptors in wrk and in each server,
+# which inherit this shell's limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if has_suite conns && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
+	die "the connection suite needs 10,100 descriptors; ulimit -n is $(ulimit -n) (hard $(ulimit -Hn))"
+fi
 
 # --- 2. binaries -----------------------------------------------------------------
 if [ ! -x "$PHASED" ]; then
@@ -181,8 +211,20 @@ PHASED_DESC="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unkn
 # A copy, so that a rebuild of bin/phased during the run changes nothing.
 cp "$PHASED" "$TMP/phased"
 PHASED=$TMP/phased
+if [ -n "$BASELINE" ]; then
+	BASE_DESC="$BASELINE, built $(date -u -r "$BASELINE" '+%Y-%m-%d %H:%M UTC')"
+	cp "$BASELINE" "$TMP/phased-base"
+fi
+# phased_bin TARGET: the binary of a phased target (phased-base-*: BASELINE's).
+phased_bin() {
+	if [[ $1 == phased-base-* ]]; then echo "$TMP/phased-base"; else echo "$PHASED"; fi
+}
 log "building bench/mpm/bare"
 (cd "$REPO" && go build -o "$TMP/bare" ./bench/mpm/bare)
+if has_suite conns; then
+	log "building bench/slowloris"
+	(cd "$REPO" && go build -o "$TMP/slowloris" ./bench/slowloris)
+fi
 
 # --- 3. document root -------------------------------------------------------------
 WWW=$TMP/www
@@ -193,6 +235,8 @@ for _ in $(seq 256); do printf '0123456789abcdef'; done >"$WWW/4k.bin"
 [ "$(stat -c %s "$WWW/4k.bin")" = 4096 ] || die "4k.bin is not 4096 bytes"
 chmod 755 "$WWW"
 chmod 644 "$WWW/hello.txt" "$WWW/4k.bin"
+
+NGINX_CONNS=1024 # worker_connections; the connection suite's nginx has 16384
 
 # --- 4. configs ------------------------------------------------------------------
 # save_conf NAME FILE: keeps the first generated config of each kind for RESULTS.
@@ -248,10 +292,11 @@ nginx_conf() { # PORT DIR
 	cat >"$dir/nginx.conf" <<EOF
 user www-data;
 worker_processes 2;
+worker_rlimit_nofile $((NGINX_CONNS + 100));
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events {
-    worker_connections 1024;
+    worker_connections $NGINX_CONNS;
 }
 http {
     include /etc/nginx/mime.types;
@@ -276,7 +321,7 @@ http {
 EOF
 	"$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -t >/dev/null 2>"$dir/check.log" ||
 		die "nginx -t rejects $dir/nginx.conf: $(cat "$dir/check.log")"
-	save_conf nginx.conf "$dir/nginx.conf"
+	save_conf "nginx-$NGINX_CONNS.conf" "$dir/nginx.conf"
 }
 
 apache_conf() { # MPM PORT DIR
@@ -351,9 +396,10 @@ start_target() {
 	pick_port
 	case $t in
 	phased-*)
-		phased_conf "${t#phased-}" "$PORT" "$dir"
+		local mpm=${t#phased-}
+		phased_conf "${mpm#base-}" "$PORT" "$dir"
 		CONF=$dir/phased.yaml
-		cmd=("$PHASED" -f "$CONF")
+		cmd=("$(phased_bin "$t")" -f "$CONF")
 		;;
 	bare-go | bare-fileserver)
 		mkdir -p "$dir"
@@ -449,6 +495,125 @@ run_wrk() {
 	WRK_PID=""
 }
 
+# wrk_to OUT ARGS...: wrk ARGS in the background (so that the trap can stop
+# it), its output in OUT.
+wrk_to() {
+	local out=$1
+	shift
+	wrk "$@" >"$out" 2>&1 &
+	WRK_PID=$!
+	wait "$WRK_PID" || die "wrk failed: $(cat "$out")"
+	WRK_PID=""
+}
+
+# pss_of TARGET: sets PSS_MED and RSS_MED (KiB, median over the serving
+# processes) and NPROC.
+pss_of() {
+	local p v rss=() pss=()
+	for p in $(serving_pids "$1"); do
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+		[ -n "$v" ] || continue
+		pss+=("$v")
+		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+		rss+=("$v")
+	done
+	NPROC=${#pss[@]}
+	PSS_MED=$(printf '%s\n' "${pss[@]}" | median)
+	RSS_MED=$(printf '%s\n' "${rss[@]}" | median)
+}
+
+# server_cpu PID...: the CPU time (user + system, every thread) of PIDs
+# that are not this shell, in jiffies.
+server_cpu() {
+	local p n=0 v
+	for p in "$@"; do
+		[ "$p" != "$$" ] || continue
+		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
+		n=$((n + ${v:-0}))
+	done
+	echo "$n"
+}
+
+# settle: waits until the server's connections of the last test are gone
+# (no ESTABLISHED or CLOSE_WAIT socket on PORT left; 15 s at most).
+settle() {
+	local deadline=$((SECONDS + 15)) n
+	while :; do
+		n=$(ss -Htn state established state close-wait "( sport = :$PORT )" 2>/dev/null | wc -l)
+		[ "$n" = 0 ] && return 0
+		[ $SECONDS -lt $deadline ] || {
+			log "warning: $n connections still open on port $PORT after 15 s"
+			return 0
+		}
+		sleep 0.2
+	done
+}
+
+# conn_tests ROUND TARGET DIR: the connection suite on a freshly started
+# TARGET: idle PSS per child; keep-alive at 50, 1,000 and 10,000
+# connections; Connection: close at 50; slowloris at 500 and 2,000 slow
+# connections with a normal request's latency meanwhile; PSS after the
+# loads. Appends to CRAW, SRAW and MRAW.
+conn_tests() {
+	local r=$1 t=$2 dir=$3 name c thr out idle_pss idle_rss line
+	local -a args
+	sleep 2 # idle: the start's garbage collected, nothing in flight
+	pss_of "$t"
+	idle_pss=$PSS_MED idle_rss=$RSS_MED
+	for name in ka50 ka1000 ka10000 close50; do
+		case $name in
+		ka50) c=50 thr=1 args=() ;;
+		ka1000) c=1000 thr=2 args=() ;;
+		ka10000) c=10000 thr=2 args=() ;;
+		close50) c=50 thr=1 args=(-H 'Connection: close') ;;
+		esac
+		if [[ $t == *-prefork ]] && [ "$c" -gt 64 ]; then
+			continue # a connection holds a prefork child: at most 64
+		fi
+		out=$dir/conn-$name.txt
+		settle
+		# warm-up: the first seconds (a prefork server grows then); its
+		# figures are kept as "cold"
+		wrk_to "$dir/conn-$name-warm.txt" "-t$thr" "-c$c" "-d${WARMUP}s" --latency "${args[@]}" "http://127.0.0.1:$PORT/hello.txt"
+		parse_wrk "$dir/conn-$name-warm.txt"
+		line=$(printf '%s\t%s\t%s-cold\t%s\t%s\t%s\t%s' "$r" "$t" "$name" "$RPS" "$P50" "$P99" "$ERRS")
+		# shellcheck disable=SC2046
+		set -- $(printf '%s\n' "$MASTER" $(children_of "$MASTER") | sort -u)
+		c0=$(cpu_now)
+		o0=$(our_cpu "$@")
+		s0=$(server_cpu "$@")
+		wrk_to "$out" "-t$thr" "-c$c" "-d${DURATION}s" --latency "${args[@]}" "http://127.0.0.1:$PORT/hello.txt"
+		# shellcheck disable=SC2046
+		set -- $(printf '%s\n' "$@" $(children_of "$MASTER") | sort -u)
+		o1=$(our_cpu "$@")
+		s1=$(server_cpu "$@")
+		c1=$(cpu_now)
+		FOREIGN=$(foreign_pct "$c0" "$c1" "$o0" "$o1")
+		parse_wrk "$out"
+		# the server's CPU time per request, µs (jiffies of 10 ms)
+		reqs=$(awk '/requests in/ {print $1}' "$out")
+		us=$(awk -v j=$((s1 - s0)) -v n="${reqs:-0}" 'BEGIN {if (n > 0) printf "%.1f", j * 10000 / n; else print "-"}')
+		log "round $r $t $name: $RPS req/s, p50 $P50 ms, p99 $P99 ms, errors $ERRS, server CPU $us µs/req, foreign CPU $FOREIGN%"
+		printf '%s\t-\t-\n%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$line" "$r" "$t" "$name" "$RPS" "$P50" "$P99" "$ERRS" "$FOREIGN" "$us" >>"$CRAW"
+	done
+	for c in 500 2000; do
+		[[ $t != *-prefork ]] || continue # 64 children: every one held
+		settle
+		out=$dir/slowloris-$c.txt
+		"$TMP/slowloris" -addr "127.0.0.1:$PORT" -conns "$c" -interval "${SLOW_INTERVAL}s" -hold "${SLOW_HOLD}s" \
+			-probe-timeout 5s -path /hello.txt >"$out" 2>&1 || die "slowloris failed: $(cat "$out")"
+		log "round $r $t slowloris $c: $(cat "$out")"
+		# conns=.. opened=.. open_at_end=.. probes=.. ok=.. failed=.. p50_ms=.. p99_ms=.. max_ms=..
+		awk -v r="$r" -v t="$t" '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+			printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r, t, v["conns"], v["opened"], v["open_at_end"],
+				v["probes"], v["failed"], v["p50_ms"], v["p99_ms"], v["max_ms"]}' "$out" >>"$SRAW"
+	done
+	settle
+	sleep 2
+	pss_of "$t"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$NPROC" "$idle_rss" "$idle_pss" "$RSS_MED" "$PSS_MED" >>"$MRAW"
+}
+
 # ramp TARGET DIR: prefork targets get 1 s loads until they have CONNS
 # children (a keep-alive connection holds a prefork child); sets RAMP.
 ramp() {
@@ -506,7 +671,7 @@ restart() {
 	t0=$(now_us)
 	case $t in
 	phased-*)
-		"$PHASED" -f "$CONF" -k graceful >>"$dir/restart.log" 2>&1 ||
+		"$(phased_bin "$t")" -f "$CONF" -k graceful >>"$dir/restart.log" 2>&1 ||
 			die "$t: phased -k graceful failed: $(cat "$dir/restart.log")"
 		;;
 	nginx)
@@ -551,13 +716,30 @@ LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 PATIENCE_END=$((SECONDS + PATIENCE * 60))
 RAW=$TMP/raw.tsv   # round target file rps p50 p99 errors foreign
 PROCS=$TMP/procs.tsv # round target start_ms restart_ms oldgone_ms nproc rss_med pss_med rss_total ramp
+CRAW=$TMP/conns.tsv  # round target test rps p50 p99 errors foreign
+SRAW=$TMP/slow.tsv   # round target conns opened open_at_end probes failed p50 p99 max
+MRAW=$TMP/mem.tsv    # round target nproc idle_rss idle_pss after_rss after_pss
 : >"$RAW"
 : >"$PROCS"
+: >"$CRAW"
+: >"$SRAW"
+: >"$MRAW"
 nt=${#TARGETS[@]}
 log "targets: ${TARGETS[*]}; $ROUNDS rounds of wrk -t1 -c$CONNS -d${DURATION}s per file (${FILES[*]})"
 for ((r = 0; r < ROUNDS; r++)); do
 	for ((k = 0; k < nt; k++)); do
 		t=${TARGETS[$(((k + r) % nt))]}
+		if conn_target "$t"; then
+			dir=$TMP/r$((r + 1))-$t-conns
+			wait_quiet
+			NGINX_CONNS=16384 # 10,000 connections (each worker allocates them at start)
+			start_target "$t" "$dir"
+			conn_tests $((r + 1)) "$t" "$dir"
+			CUR_CHILDREN=$(children_of "$MASTER")
+			stop_current
+			NGINX_CONNS=1024
+		fi
+		has_suite files || continue
 		if [ $((r % 2)) = 0 ]; then files=("${FILES[@]}"); else files=("${FILES[1]}" "${FILES[0]}"); fi
 		for ((attempt = 1; ; attempt++)); do
 			dir=$TMP/r$((r + 1))-$t-a$attempt
@@ -644,23 +826,150 @@ PTABLE=$TMP/ptable.md
 	done
 } >"$PTABLE"
 
-echo
-echo "Throughput (medians of $ROUNDS round(s); x = ratio of req/s to bare-go's / nginx's for the same file):"
-echo
-cat "$TABLE"
-echo
-echo "Processes (medians; RSS right after the loads, restart = command to the new generation serving):"
-echo
-cat "$PTABLE"
+# The connection suite: medians over the rounds, errors summed.
+ccol() { # FILE TARGET TEST COLUMN
+	awk -F'\t' -v t="$2" -v k="$3" -v c="$4" '$2 == t && $3 == k && $c != "-" && $c != "" {print $c}' "$1" | median
+}
+CTABLE=$TMP/ctable.md
+{
+	echo "| test | target | req/s | x nginx | p50 ms | p99 ms | p99 x nginx | errors | server CPU µs/req | foreign CPU % |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for k in ka50-cold ka50 ka1000 ka10000 close50; do
+		ngx=$(ccol "$CRAW" nginx "$k" 4)
+		ngx99=$(ccol "$CRAW" nginx "$k" 6)
+		for t in "${TARGETS[@]}"; do
+			conn_target "$t" || continue
+			rps=$(ccol "$CRAW" "$t" "$k" 4)
+			[ "$rps" != "-" ] || continue
+			errs=$(awk -F'\t' -v t="$t" -v k="$k" '$2 == t && $3 == k {n += $7} END {print n + 0}' "$CRAW")
+			fmax=$(awk -F'\t' -v t="$t" -v k="$k" '$2 == t && $3 == k && $8 != "-" && $8 > m {m = $8} END {print m + 0}' "$CRAW")
+			awk -v k="$k" -v t="$t" -v rps="$rps" -v p50="$(ccol "$CRAW" "$t" "$k" 5)" -v p99="$(ccol "$CRAW" "$t" "$k" 6)" \
+				-v ngx="$ngx" -v ngx99="$ngx99" -v errs="$errs" -v fmax="$fmax" -v us="$(ccol "$CRAW" "$t" "$k" 9)" 'BEGIN {
+				printf "| %s | %s | %.0f | %s | %.2f | %.2f | %s | %s | %s | %s |\n", k, t, rps,
+					(ngx > 0 ? sprintf("%.2f", rps / ngx) : "-"), p50, p99,
+					(ngx99 > 0 ? sprintf("%.2f", p99 / ngx99) : "-"), errs, us, (k ~ /-cold$/ ? "-" : fmax) }'
+		done
+	done
+	echo
+	echo "| slowloris conns | target | opened | still open at the end | probes | probes failed | probe p50 ms | probe p99 ms | probe max ms | p99 x nginx |"
+	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for c in 500 2000; do
+		ngx99=$(ccol "$SRAW" nginx "$c" 9)
+		for t in "${TARGETS[@]}"; do
+			conn_target "$t" || continue
+			opened=$(ccol "$SRAW" "$t" "$c" 4)
+			[ "$opened" != "-" ] || continue
+			failed=$(awk -F'\t' -v t="$t" -v c="$c" '$2 == t && $3 == c {n += $7} END {print n + 0}' "$SRAW")
+			probes=$(awk -F'\t' -v t="$t" -v c="$c" '$2 == t && $3 == c {n += $6} END {print n + 0}' "$SRAW")
+			awk -v c="$c" -v t="$t" -v o="$opened" -v oe="$(ccol "$SRAW" "$t" "$c" 5)" -v pr="$probes" -v f="$failed" \
+				-v p50="$(ccol "$SRAW" "$t" "$c" 8)" -v p99="$(ccol "$SRAW" "$t" "$c" 9)" -v mx="$(ccol "$SRAW" "$t" "$c" 10)" -v ngx99="$ngx99" 'BEGIN {
+				printf "| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %s |\n", c, t, o, oe, pr, f, p50, p99, mx,
+					(ngx99 > 0 ? sprintf("%.1f", p99 / ngx99) : "-") }'
+		done
+	done
+	echo
+	echo "| target | serving procs | idle RSS per child KiB | idle PSS per child KiB | idle PSS x nginx | RSS after the loads KiB | PSS after the loads KiB |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	mcol() { awk -F'\t' -v t="$t" -v c="$1" '$2 == t && $c != "-" {print $c}' "$MRAW" | median; }
+	for t in "${TARGETS[@]}"; do
+		conn_target "$t" || continue
+		[ "$(mcol 3)" != "-" ] || continue
+		awk -v t="$t" -v np="$(mcol 3)" -v ir="$(mcol 4)" -v ip="$(mcol 5)" -v ar="$(mcol 6)" -v ap="$(mcol 7)" -v ngx="$(awk -F'\t' '$2 == "nginx" {print $5}' "$MRAW" | median)" 'BEGIN {
+			printf "| %s | %s | %.0f | %.0f | %s | %.0f | %.0f |\n", t, np, ir, ip, (ngx > 0 ? sprintf("%.2f", ip / ngx) : "-"), ar, ap }'
+	done
+} >"$CTABLE"
+
+if has_suite files; then
+	echo
+	echo "Throughput (medians of $ROUNDS round(s); x = ratio of req/s to bare-go's / nginx's for the same file):"
+	echo
+	cat "$TABLE"
+	echo
+	echo "Processes (medians; RSS right after the loads, restart = command to the new generation serving):"
+	echo
+	cat "$PTABLE"
+fi
+if has_suite conns; then
+	echo
+	echo "Connections (medians of $ROUNDS round(s); GET /hello.txt; x nginx = ratio to nginx's in the same run):"
+	echo
+	cat "$CTABLE"
+fi
 if [ -s "$TMP/warnings.txt" ]; then
 	echo
 	echo "Server warnings and errors ($(wc -l <"$TMP/warnings.txt") lines; first 20):"
 	head -20 "$TMP/warnings.txt"
 fi
 
+cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+
+# conn_section: the connection suite's tables and method, in markdown.
+conn_section() {
+	echo "## Connections"
+	echo
+	echo "Each target of \`CONN_TARGETS\` ($CONN_TARGETS) is started afresh for the"
+	echo "connection suite; GET /hello.txt. The tests, in this order, each after the"
+	echo "previous test's connections are gone:"
+	echo
+	echo "- idle PSS: Pss (/proc/PID/smaps_rollup) and VmRSS of each serving process 2 s"
+	echo "  after the first 200, median; after the loads: the same once the suite is over."
+	echo "- ka50, ka1000, ka10000: keep-alive, \`wrk -t1 -c50\`, \`wrk -t2 -c1000\`, \`wrk -t2"
+	echo "  -c10000\`, \`-d${DURATION}s --latency\` (wrk's 2 s timeout: a request unanswered"
+	echo "  after 2 s is an error), each after a ${WARMUP} s warm-up; ka50-cold is ka50's"
+	echo "  warm-up on the fresh server (a prefork server grows then). close50: \`wrk -t1"
+	echo "  -c50 -H 'Connection: close'\`. Descriptor limit: $(ulimit -n). The prefork"
+	echo "  targets skip the tests above 64 connections (a connection holds a child)."
+	echo "- slowloris: \`bench/slowloris -conns N -interval ${SLOW_INTERVAL}s -hold ${SLOW_HOLD}s"
+	echo "  -probe-timeout 5s\`: N connections send a request line and then one header"
+	echo "  byte every ${SLOW_INTERVAL} s; meanwhile a normal GET on a new connection every"
+	echo "  200 ms (the probe), timed from the dial to the end of the response; a failed"
+	echo "  probe counts as 5 s."
+	echo "- server CPU µs/req: the user and system CPU time of the server's processes (master,"
+	echo "  children, helpers; a child that exits during the test takes its time with it)"
+	echo "  during the measurement, per request wrk completed; it depends much less than req/s"
+	echo "  on what else the machine runs."
+	echo
+	cat "$CTABLE"
+	echo
+	echo "Every round:"
+	echo
+	echo "| round | target | test | req/s | p50 ms | p99 ms | errors | foreign CPU % | server CPU µs/req |"
+	echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}' "$CRAW"
+	echo
+	echo "| round | target | slow conns | opened | open at end | probes | failed | p50 ms | p99 ms | max ms |"
+	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$SRAW"
+	echo
+	echo "| round | target | procs | idle RSS KiB | idle PSS KiB | RSS after KiB | PSS after KiB |"
+	echo "|---:|---|---:|---:|---:|---:|---:|"
+	awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$MRAW"
+	echo
+}
+
+if has_suite conns && [ "$CONN_RESULTS" != "-" ]; then
+	{
+		echo "# Connections: phased against nginx and Apache event"
+		echo
+		echo "Generated by \`bench/compare/run.sh\` (bench/compare/README.md)."
+		echo
+		echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); CPU: ${cpu_model:-unknown}; nproc: $(nproc); memory: $mem_total"
+		echo "- load average before the run: $LOADAVG (a shared machine: see column foreign CPU %)"
+		echo "- $(go version); $(wrk -v 2>&1 | head -1 | sed 's/ Copyright.*//'); $("$NGINX" -v 2>&1 | head -1); $("$APACHE" -v | head -1)"
+		echo "- phased: commit $PHASED_DESC"
+		[ -z "$BASELINE" ] || echo "- phased-base-*: the same configurations on the baseline binary $BASE_DESC"
+		echo
+		echo '```sh'
+		echo "$env_desc$COMMAND    # from $(pwd)"
+		echo '```'
+		echo
+		conn_section
+	} >"$CONN_RESULTS"
+	log "wrote $CONN_RESULTS"
+fi
+has_suite files || RESULTS=-
 if [ "$RESULTS" != "-" ]; then
-	cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-	mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 	{
 		echo "# Benchmarks: phased against a bare Go server, nginx and Apache httpd"
 		echo
@@ -725,6 +1034,9 @@ if [ "$RESULTS" != "-" ]; then
 		echo "  idle children then). old gone: from the command until every old serving process"
 		echo "  has exited."
 		echo
+		if has_suite conns; then
+			conn_section
+		fi
 		echo "## Servers and configs"
 		echo
 		echo "Each target runs in the foreground as the script's child, with its own config in"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"html"
 	"io/fs"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,7 +26,7 @@ var commonExtensions = []string{
 func contentTypes() map[string][]string {
 	m := make(map[string][]string, len(commonExtensions))
 	for _, ext := range commonExtensions {
-		if ct := mime.TypeByExtension(ext); ct != "" {
+		if ct := typeByExtension(ext); ct != "" {
 			m[ext] = []string{ct}
 		}
 	}

@@ -3,7 +3,6 @@ package static
 import (
 	"errors"
 	"io/fs"
-	"mime"
 	"net/http"
 	"os"
 	"path"
@@ -498,7 +497,7 @@ func (h *handler) contentType(name string) []string {
 	if ct, ok := h.types[ext]; ok {
 		return ct
 	}
-	if ct := mime.TypeByExtension(ext); ct != "" {
+	if ct := typeByExtension(ext); ct != "" {
 		return []string{ct}
 	}
 	return nil

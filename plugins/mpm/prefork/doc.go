@@ -36,7 +36,12 @@
 // one idle child a tick is retired (the highest slot); below
 // min_spare_servers children are spawned at the spawn rate, 1 doubling to 32,
 // held for ten spawning ticks after a restart, with an info log when 8 or
-// more are spawned. With no free slot the server has reached
+// more are spawned. Connections waiting in the listeners' accept queues
+// (the master's sample) count against the idle children: each needs one,
+// since a keep-alive connection holds its child. When any wait, the tick
+// spawns at once what brings the idle children back to min_spare_servers,
+// bounded by the free slots, rather than the spawn rate: Apache's doubling
+// took six ticks to add 50 children while their clients waited. With no free slot the server has reached
 // max_request_workers, which phased logs at warn every time (Apache once).
 // keep_start_servers, max_memory_per_child and the first tick's start of
 // start_servers are as in the worker MPM.

@@ -50,7 +50,9 @@
 // warn every tick it happens, not once per lifetime; keep_start_servers
 // (Hitachi HTTP Server's HWSKeepStartServers); a child over
 // max_memory_per_child is retired, at most one a tick, with its replacement
-// spawned first; and the first tick of a generation starts whatever the
-// master has not yet started of start_servers. A retiring child holds its
+// spawned first; the first tick of a generation starts whatever the
+// master has not yet started of start_servers; and connections waiting in
+// the listeners' accept queues count against the idle slots, the children
+// they need spawned at once, not at the spawn rate. A retiring child holds its
 // slot until it exits, as each generation has its own scoreboard.
 package worker

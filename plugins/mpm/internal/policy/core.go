@@ -93,6 +93,9 @@ type tick struct {
 	occupied int
 	// pending counts children spawned in this tick (not in active).
 	pending int
+	// queued counts the connections waiting in the listeners' accept
+	// queues: demand no idle slot has taken yet.
+	queued int
 }
 
 func (t *tick) free() int { return max(0, t.cfg.ServerLimit-t.occupied) }
@@ -166,6 +169,9 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 	defer c.mu.Unlock()
 	st := &c.st
 	t := &tick{cfg: c.cfg, resp: &mpm.MaintainResponse{}, occupied: len(req.Children)}
+	for _, l := range req.Listeners {
+		t.queued += max(l.QueueDepth, 0)
+	}
 	for _, ch := range req.Children {
 		if ch.State != mpm.ChildRetiring {
 			t.active = append(t.active, ch)
@@ -247,11 +253,12 @@ func (c *Core) retireForMemory(t *tick) {
 }
 
 // spares keeps the idle slots between the minimum and the maximum: retire
-// one child above, spawn at the current rate below.
+// one child above, spawn at the current rate below. Connections waiting in
+// the accept queues count against the idle slots: each will take one.
 func (c *Core) spares(t *tick) {
 	st := &c.st
 	cfg := t.cfg
-	idle := t.idle()
+	idle := t.idle() - t.queued
 	switch {
 	case idle > cfg.MaxSpare:
 		st.idleSpawnRate = 1
@@ -305,6 +312,17 @@ func (c *Core) spawnSpares(t *tick, idle int) {
 	// Never more active children than the active limit (event's
 	// active_daemons_limit; below it here, as atMax caught the limit).
 	n := min(t.free(), st.idleSpawnRate, cfg.ActiveLimit-total)
+	if t.queued > 0 {
+		// Spawn ahead of demand: connections already wait in the accept
+		// queue (a prefork child, or a worker thread, holds a keep-alive
+		// connection), so start at once the children that bring the idle
+		// slots back to the minimum, instead of doubling the rate tick
+		// after tick while the queue waits (Apache's 1, 2, 4, ... 32 takes
+		// six ticks to add 50 prefork children). The spawn rate still
+		// bounds spawning when nothing waits.
+		need := (cfg.MinSpare - idle + cfg.ThreadsPerChild - 1) / cfg.ThreadsPerChild
+		n = max(n, min(need, t.free(), cfg.ActiveLimit-total))
+	}
 	if n >= 8 {
 		msg := MsgBusyThreaded
 		if cfg.Model == mpm.Prefork {

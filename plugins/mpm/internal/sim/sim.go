@@ -26,6 +26,10 @@ type Sim struct {
 	ThreadsPerChild, ServerLimit int
 	// Generation is the current generation; 1 unless a test sets it.
 	Generation int
+	// Queue, when set, reports the load that no ready child's slot takes as
+	// connections waiting in one listener's accept queue (QueueDepth), as
+	// the master does from TCP_INFO.
+	Queue bool
 
 	tick     int
 	nextPID  int
@@ -49,6 +53,8 @@ type Snapshot struct {
 	Children, Idle, Busy int
 	// Slots lists the slots of the children that are not retiring.
 	Slots []int
+	// Queued is the accept-queue depth reported (with Queue set).
+	Queued int
 	// Response is the policy's answer.
 	Response *mpm.MaintainResponse
 }
@@ -113,6 +119,14 @@ func (s *Sim) Step(ctx context.Context, load int) (Snapshot, error) {
 		snap.Idle += idle
 		snap.Busy += c.busy
 		snap.Slots = append(snap.Slots, c.slot)
+	}
+	if s.Queue {
+		waiting := 0
+		if load > 0 {
+			waiting = load // no ready child's slot took it
+		}
+		req.Listeners = []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: waiting}}
+		snap.Queued = waiting
 	}
 	resp, err := s.MPM.Maintain(ctx, req)
 	if err != nil {

@@ -1,0 +1,114 @@
+package policy_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/phasedhq/phased/plugins/mpm/internal/policy"
+	"github.com/phasedhq/phased/plugins/mpm/internal/sim"
+	"github.com/phasedhq/phased/sdk/mpm"
+)
+
+// ramp runs prefork (start_servers 8, Apache's spares 5/10) under 50
+// keep-alive clients, each holding a child, and returns the ticks until no
+// connection waits in the accept queue and the children spawned per tick.
+func ramp(t *testing.T, queue bool, settings map[string]any) (ticks int, spawned []int, last sim.Snapshot) {
+	t.Helper()
+	ctx := context.Background()
+	p := policy.New("prefork", policy.ParsePrefork)
+	s, _, err := sim.New(ctx, p, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Queue = queue
+	for tick := range 20 {
+		load := 50
+		if tick == 0 {
+			load = 0 // the start: no client yet
+		}
+		snap, err := s.Step(ctx, load)
+		if err != nil {
+			t.Fatalf("tick %d: %v", tick, err)
+		}
+		spawned = append(spawned, sim.Spawned(snap.Response))
+		if tick > 0 && snap.Busy >= load {
+			return tick, spawned, snap
+		}
+		last = snap
+	}
+	return -1, spawned, last
+}
+
+// TestRampSpawnsAheadOfTheAcceptQueue: prefork told that 42 connections
+// wait in the accept queue starts the children for them (and the minimum of
+// spares) in one tick, instead of Apache's 1, 2, 4, 8, 16, 32 over six
+// ticks while the clients wait.
+func TestRampSpawnsAheadOfTheAcceptQueue(t *testing.T) {
+	settings := map[string]any{"start_servers": 8}
+	ticks, spawned, _ := ramp(t, true, settings)
+	if ticks != 2 {
+		t.Errorf("the queue drained at tick %d (spawns %v), want 2: every waiting connection's child spawned at tick 1", ticks, spawned)
+	}
+	// 8 at the start; then 42 queued + 5 min_spare_servers at once.
+	if len(spawned) < 2 || spawned[0] != 8 || spawned[1] != 47 {
+		t.Errorf("spawns %v, want [8 47 ...]", spawned)
+	}
+
+	// Without the queue's depth the policy is Apache's: the rate doubles
+	// tick after tick while the clients wait.
+	ticks, spawned, _ = ramp(t, false, settings)
+	if ticks != 7 {
+		t.Errorf("without the queue: busy covered the load at tick %d (spawns %v), want 7 (Apache's doubling)", ticks, spawned)
+	}
+}
+
+// TestRampBoundedByMaxRequestWorkers: the queue never spawns beyond
+// max_request_workers; at the limit the policy warns as Apache does.
+func TestRampBoundedByMaxRequestWorkers(t *testing.T) {
+	ctx := context.Background()
+	p := policy.New("prefork", policy.ParsePrefork)
+	s, _, err := sim.New(ctx, p, map[string]any{"start_servers": 8, "max_request_workers": 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Queue = true
+	if _, err := s.Step(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Step(ctx, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.Spawned(snap.Response); got != 12 {
+		t.Errorf("spawned %d with 42 queued, 8 children and max_request_workers 20, want 12", got)
+	}
+	snap, err = s.Step(ctx, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.Spawned(snap.Response); got != 0 || !snap.Response.ReachedMax {
+		t.Errorf("at max_request_workers: spawned %d, reached max %v; want 0, true", got, snap.Response.ReachedMax)
+	}
+	if w := sim.Messages(snap.Response, mpm.LevelWarn); len(w) != 1 || w[0] != policy.MsgReachedMax {
+		t.Errorf("warnings %q, want %q", w, policy.MsgReachedMax)
+	}
+}
+
+// TestQueueDoesNotRetire: idle children while connections wait (a sample
+// taken between two accepts) are not retired as spares.
+func TestQueueDoesNotRetire(t *testing.T) {
+	ctx := context.Background()
+	p := policy.New("prefork", policy.ParsePrefork)
+	req := &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5,
+		Listeners: []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: 30}}}
+	for slot := range 20 {
+		req.Children = append(req.Children, mpm.Child{Slot: slot, PID: 100 + slot, State: mpm.ChildReady, IdleSlots: 1})
+	}
+	resp, err := p.Maintain(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := sim.Retired(resp); len(r) != 0 {
+		t.Errorf("retired %v with 20 idle children and 30 queued connections, want none", r)
+	}
+}
