@@ -28,6 +28,11 @@
 #   3. HTTP/2: per file,
 #        h2load -t1 -cCONNS -mH2_STREAMS -DDURATION --warm-up-time=WARMUP https://127.0.0.1:PORT/FILE
 #
+# With each figure goes the server's CPU time per request (or handshake):
+# the user and system time of its master and children (/proc/PID/stat)
+# during the load over the requests answered, which other work on a shared
+# machine moves much less than req/s.
+#
 # Every figure in the table is the median over the rounds; x nginx is
 # phased's median over nginx's, against the issue's targets: keep-alive and
 # HTTP/2 req/s at least nginx's (1.0), full handshakes at least 0.8x, resumed
@@ -250,11 +255,22 @@ start_target() {
 	done
 }
 
+# server_cpu: the CPU time (jiffies) of the server: its master and every
+# child it has now (phased's children and MPM plugin, nginx's workers).
+server_cpu() {
+	local p n=0 v
+	for p in "$MASTER" $(children_of "$MASTER"); do
+		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
+		n=$((n + ${v:-0}))
+	done
+	echo "$n"
+}
+
 # measure OUT CMD...: runs CMD in the background (the trap can stop it),
 # its output in OUT; sets FOREIGN, the share of the CPUs other processes
-# used meanwhile.
+# used meanwhile, and SRV_JIFFIES, the server's CPU time meanwhile.
 measure() {
-	local out=$1 c0 c1 o0 o1
+	local out=$1 c0 c1 o0 o1 s0
 	shift
 	# shellcheck disable=SC2046
 	set -- "$@" -- $(printf '%s\n' "$MASTER" $(children_of "$MASTER") | sort -u)
@@ -267,13 +283,24 @@ measure() {
 	pids=("$@")
 	c0=$(cpu_now)
 	o0=$(our_cpu "${pids[@]}")
+	s0=$(server_cpu)
 	"${cmd[@]}" >"$out" 2>&1 &
 	LOAD_PID=$!
 	wait "$LOAD_PID" || die "${cmd[0]} failed: $(tail -5 "$out")"
 	LOAD_PID=""
+	SRV_JIFFIES=$(($(server_cpu) - s0))
 	o1=$(our_cpu "${pids[@]}")
 	c1=$(cpu_now)
 	FOREIGN=$(foreign_pct "$c0" "$c1" "$o0" "$o1")
+}
+
+# cpu_per RATE: the server's CPU microseconds per request (or handshake) of
+# the last measurement, which ran LOAD_SECS s (its warm-up included) at
+# about RATE per second.
+cpu_per() {
+	awk -v j="$SRV_JIFFIES" -v r="$1" -v d="$LOAD_SECS" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		if (r <= 0) { print "-"; exit }
+		printf "%.1f", j * 1e6 / hz / (r * d) }'
 }
 
 # parse_h2load FILE: sets RPS and ERRS from h2load's output.
@@ -292,11 +319,11 @@ parse_hs() {
 # --- 3. rounds -------------------------------------------------------------------
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 PATIENCE_END=$((SECONDS + PATIENCE * 60))
-RAW=$TMP/raw.tsv # round target test rps p50 p99 errors resumed% foreign
+RAW=$TMP/raw.tsv # round target test rps p50 p99 errors resumed% foreign cpu-us-per-request
 : >"$RAW"
-row() { # ROUND TARGET TEST RPS P50 P99 ERRS RESUMED FOREIGN
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"
-	log "round $1 $2 $3: $4/s, p50 $5 ms, p99 $6 ms, errors $7, resumed $8%, foreign CPU $9%"
+row() { # ROUND TARGET TEST RPS P50 P99 ERRS RESUMED FOREIGN (the server's CPU per request from cpu_per)
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "$(cpu_per "$4")" >>"$RAW"
+	log "round $1 $2 $3: $4/s, p50 $5 ms, p99 $6 ms, errors $7, resumed $8%, foreign CPU $9%, server CPU $(cpu_per "$4") us each"
 }
 log "$ROUNDS rounds of phased and nginx over TLS ($CERT certificate)"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -310,6 +337,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			measure "$dir/warm-${f%%.*}.txt" wrk -t1 "-c$CONNS" "-d${WARMUP}s" "$url"
 			measure "$dir/wrk-${f%%.*}.txt" wrk -t1 "-c$CONNS" "-d${DURATION}s" --latency "$url"
 			parse_wrk "$dir/wrk-${f%%.*}.txt"
+			LOAD_SECS=$DURATION
 			row "$r" "$t" "https $f" "$RPS" "$P50" "$P99" "$ERRS" - "$FOREIGN"
 		done
 		for mode in full resumed; do
@@ -317,11 +345,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			[ $mode = resumed ] && flags=(-resume)
 			measure "$dir/hs-$mode.txt" "$TMP/handshake" -addr "127.0.0.1:$PORT" -c "$HS_CONNS" -d "${DURATION}s" -warmup 1s "${flags[@]}"
 			parse_hs "$dir/hs-$mode.txt"
+			LOAD_SECS=$((DURATION + 1))
 			row "$r" "$t" "handshake $mode" "$RPS" - - "$ERRS" "$RESUMED" "$FOREIGN"
 		done
 		for f in "${FILES[@]}"; do
 			measure "$dir/h2-${f%%.*}.txt" h2load -t1 "-c$CONNS" "-m$H2_STREAMS" "-D$DURATION" "--warm-up-time=$WARMUP" "https://127.0.0.1:$PORT/$f"
 			parse_h2load "$dir/h2-${f%%.*}.txt"
+			LOAD_SECS=$((DURATION + WARMUP))
 			row "$r" "$t" "h2 $f" "$RPS" - - "$ERRS" - "$FOREIGN"
 		done
 		CUR_CHILDREN=$(children_of "$MASTER")
@@ -342,8 +372,8 @@ col() { # TARGET TEST COLUMN: the median of a column of RAW over the rounds
 }
 TABLE=$TMP/table.md
 {
-	echo "| measure | phased /s | nginx /s | x nginx | target | met | phased p99 ms | nginx p99 ms | errors (phased, nginx) | resumed % (phased, nginx) | foreign CPU % max |"
-	echo "|---|---:|---:|---:|---:|---|---:|---:|---|---|---:|"
+	echo "| measure | phased /s | nginx /s | x nginx | target | met | server CPU µs each (phased, nginx) | phased p99 ms | nginx p99 ms | errors (phased, nginx) | resumed % (phased, nginx) | foreign CPU % max |"
+	echo "|---|---:|---:|---:|---:|---|---|---:|---:|---|---|---:|"
 	for s in "https hello.txt" "https 4k.bin" "handshake full" "handshake resumed" "h2 hello.txt" "h2 4k.bin"; do
 		goal=1.0
 		[ "$s" = "handshake full" ] && goal=0.8
@@ -361,10 +391,10 @@ TABLE=$TMP/table.md
 		rp=$(col phased "$s" 8)
 		rn=$(col nginx "$s" 8)
 		fmax=$(awk -F'\t' -v s="$s" '$3 == s && $9 > m {m = $9} END {print m + 0}' "$RAW")
-		awk -v l="$label" -v p="$(col phased "$s" 4)" -v n="$(col nginx "$s" 4)" -v g="$goal" \
+		awk -v l="$label" -v p="$(col phased "$s" 4)" -v n="$(col nginx "$s" 4)" -v g="$goal" -v cpu="$(col phased "$s" 10), $(col nginx "$s" 10)" \
 			-v pp="$(col phased "$s" 6)" -v np="$(col nginx "$s" 6)" -v e="$ep, $en" -v rs="$rp, $rn" -v f="$fmax" 'BEGIN {
 			x = (n > 0 ? p / n : 0)
-			printf "| %s | %.0f | %.0f | %.2f | >= %.1f | %s | %s | %s | %s | %s | %s |\n", l, p, n, x, g, (x >= g ? "yes" : "**no**"), pp, np, e, (rs == "-, -" ? "-" : rs), f }'
+			printf "| %s | %.0f | %.0f | %.2f | >= %.1f | %s | %s | %s | %s | %s | %s | %s |\n", l, p, n, x, g, (x >= g ? "yes" : "**no**"), cpu, pp, np, e, (rs == "-, -" ? "-" : rs), f }'
 	done
 } >"$TABLE"
 echo
@@ -413,15 +443,18 @@ if [ "$RESULTS" != "-" ]; then
 		echo "Medians over $ROUNDS interleaved round(s). x nginx: phased's over nginx's; target:"
 		echo "the issue's (at least nginx's req/s, 0.8x its full and 1.0x its resumed handshakes)."
 		echo "A handshake is a new connection that handshakes, GETs /hello.txt and closes."
-		echo "resumed %: the share of the client's handshakes that resumed a session."
+		echo "resumed %: the share of the client's handshakes that resumed a session. server CPU"
+		echo "µs each: the CPU time (user + system, /proc/PID/stat) of the server's master and"
+		echo "children during the load, over the requests (or handshakes) it answered: unlike"
+		echo "req/s it hardly moves when other work shares the machine (column foreign CPU)."
 		echo
 		cat "$TABLE"
 		echo
 		echo "## Every round"
 		echo
-		echo "| round | server | measure | /s | p50 ms | p99 ms | errors | resumed % | foreign CPU % |"
-		echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
-		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}' "$RAW"
+		echo "| round | server | measure | /s | p50 ms | p99 ms | errors | resumed % | foreign CPU % | server CPU µs each |"
+		echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$RAW"
 		echo
 		echo "## Configs"
 		for c in "$TMP"/configs/*; do

@@ -75,15 +75,34 @@ func moduleRoot() string {
 	}
 }
 
-// FreePort returns a loopback address with a port nobody listens on now.
+// freePorts are the addresses FreePort has returned in this process.
+var freePorts = struct {
+	sync.Mutex
+	given map[string]bool
+}{given: map[string]bool{}}
+
+// FreePort returns a loopback address with a port nobody listens on now,
+// and one it has not returned before in this test binary: the kernel may
+// hand the same free port to two calls in a row (a test that asked for a
+// plain and a TLS port got one port twice).
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !freePorts.given[addr] {
+			freePorts.given[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("FreePort: no port that was not given out before")
+	return ""
 }
 
 // Log is a process's stderr, kept line by line and safe for concurrent use.

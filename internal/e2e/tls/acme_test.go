@@ -99,7 +99,7 @@ func TestACME(t *testing.T) {
 			p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 			p.WaitLog(t, "ACME: certificate issued", 1, 60*time.Second)
 			p.WaitLog(t, "graceful restart done", 1, 30*time.Second)
-			for _, step := range []string{"ACME: ordering a certificate", "ACME: " + strings.ToUpper(challenge[:len(challenge)-3]) + "-01 challenge presented",
+			for _, step := range []string{"resuming normal operations", "ACME: account registered", "ACME: ordering a certificate", "ACME: " + strings.ToUpper(challenge[:len(challenge)-3]) + "-01 challenge presented",
 				"ACME: certificate issued", "ACME: rolling the new certificate out with a graceful restart", "graceful restart done"} {
 				for _, r := range p.Log.Records(step) {
 					t.Logf("%s  %s", r["time"], step)
