@@ -253,6 +253,14 @@ DocumentRoot $dir/app/public
 	start apache "$dir" "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND
 	PORT_OF[passenger]=$PORT PATH_OF[passenger]=/health
 	ready "$PORT" /health passenger "$dir"
+	# Passenger spawns the rest of its pool after the first request: wait
+	# for all 4 processes, as phased's 4 children are all up.
+	local deadline=$((SECONDS + 60))
+	until [ "$(pgrep -fc "RubyApp: $dir/app " || true)" -ge 4 ]; do
+		[ $SECONDS -lt $deadline ] || die "Passenger never ran 4 app processes: $(tail -5 "$dir/error.log")"
+		http_code "$PORT" /health >/dev/null
+		sleep 0.2
+	done
 }
 
 setup_php() {
