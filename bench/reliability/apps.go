@@ -266,8 +266,16 @@ func (p *phasedApp) do(op string) (string, error) {
 	switch op {
 	case baseline.name, "recycle by memory":
 		return "", nil // recycling goes on all along the load
-	case "graceful":
-		return "", p.graceful()
+	case "graceful", "HUP":
+		// Like phased's own, with more time: each new child starts an app
+		// server, slowly on a loaded machine.
+		n := p.count("graceful restart done")
+		if op == "HUP" {
+			syscall.Kill(p.master, syscall.SIGHUP)
+		} else if _, err := p.ctl("-k", "graceful"); err != nil {
+			return "", err
+		}
+		return "", p.waitCount("graceful restart done", n+1, 60*time.Second)
 	case "USR1 one child":
 		workers := e2e.Workers(p.master)
 		if len(workers) == 0 {

@@ -34,7 +34,6 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/phasedhq/phased/core/child/internal/spool"
 	"github.com/phasedhq/phased/internal/clientip"
@@ -77,16 +76,15 @@ func New(o Options) *Proxy {
 		o.Conns = 1
 	}
 	p := &Proxy{o: o}
-	tr := &http.Transport{
-		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return o.Dial(ctx) },
-		MaxConnsPerHost:     o.Conns,
-		MaxIdleConnsPerHost: o.Conns,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+	upgrades := &http.Transport{ // WebSocket: the connection becomes the body
+		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return o.Dial(ctx) },
+		MaxConnsPerHost:    o.Conns,
+		DisableKeepAlives:  true,
+		DisableCompression: true,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
-		Transport: tr,
+		Transport: newTransport(o.Dial, o.Conns, upgrades),
 		// What the app sent goes to the client at once, whatever its
 		// length: a stream with a Content-Length (X-Accel-Buffering: no)
 		// flows too. A body read ahead is written in large pieces, so the
@@ -128,6 +126,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body.Close()
 		r.Body = spool.NewReader(st)
+		// Held whole: the transport may send it again on a new connection.
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(spool.NewReader(st)), nil }
 		r.ContentLength = n
 		r.TransferEncoding = nil
 		if len(r.Trailer) > 0 {
