@@ -455,13 +455,45 @@ func (h *Handler) serveFound(w http.ResponseWriter, r *http.Request, root gatewa
 	w.WriteHeader(hd.status)
 	var out source = resp
 	if h.respBuf > 0 {
-		ra := &ahead{resp: resp}
-		ra.ReadAhead = spool.NewReadAhead(ra.source(), spool.Store{Dir: h.tempDir, MemMax: h.respBuf}, h.respBuf+h.respFile)
-		defer ra.ReadAhead.Close()
-		out = ra
+		// What came with the head is read now, on this goroutine: a small
+		// answer is often whole already, and needs no reader of its own.
+		st := spool.Store{Dir: h.tempDir, MemMax: h.respBuf}
+		if whole := readAtHand(resp, &st); whole {
+			defer st.Close()
+			out = held{spool.NewReader(&st)}
+		} else {
+			ra := &ahead{resp: resp}
+			ra.ReadAhead = spool.NewReadAhead(ra.source(), st, h.respBuf+h.respFile)
+			defer ra.ReadAhead.Close()
+			out = ra
+		}
 	}
 	h.stream(w, r, log, out, rest)
 }
+
+// readAtHand reads into st what of resp is at hand already, up to st's
+// memory, and reports whether that was all of it (the request ended).
+// After an error it stops: the next Read of resp returns it again.
+func readAtHand(resp *Response, st *spool.Store) bool {
+	buf := spool.Buffers.Get()
+	defer spool.Buffers.Put(buf)
+	for resp.buffered() && st.Size() < st.MemMax {
+		n, err := resp.Read(buf[:min(int64(len(buf)), st.MemMax-st.Size())])
+		st.Write(buf[:n]) // memory only: within MemMax
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// held is an answer read whole, as stream's source.
+type held struct{ *spool.Reader }
+
+func (held) buffered() bool { return true }
 
 // source is what stream copies: a Response, or one read ahead.
 type source interface {

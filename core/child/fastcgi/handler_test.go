@@ -486,6 +486,26 @@ func TestResponseReadAhead(t *testing.T) {
 	}
 }
 
+// TestResponseWholeAtHand: with ResponseBuffer, an answer that came whole
+// with its head (the usual small page) is taken at once and served whole,
+// its trailing bytes and status intact.
+func TestResponseWholeAtHand(t *testing.T) {
+	root := testkit.Site(t)
+	s := newFakeServer(t, answer(stdout("Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nhello, whole")))
+	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, ResponseBuffer: 1 << 20, TempDir: t.TempDir()})
+	for range 3 {
+		resp, err := http.Get(srv.URL + "/index.php")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 201 || string(b) != "hello, whole" {
+			t.Fatalf("%d %q %v", resp.StatusCode, b, err)
+		}
+	}
+}
+
 // TestClientGone: a client that leaves mid-response closes the connection
 // to the FastCGI server, which sees its writes fail.
 func TestClientGone(t *testing.T) {
