@@ -39,7 +39,7 @@ bench: build
 	bench/compare/run.sh
 	bench/apps/run.sh
 
-## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation, then a rolling deploy of three instances behind HAProxy, then the Rack app under phased vs Apache + Passenger vs the app servers' own rolling restarts while app processes are recycled (root; about 40 min); tables in bench/reliability/RESULTS.md, bench/cluster/RESULTS.md and bench/apps/RESULTS.md
+## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation, then a rolling deploy of three instances behind HAProxy, then the Rack app under phased vs Apache + Passenger vs the app servers' own rolling restarts while app processes are recycled (root; about 35 min); tables in bench/reliability/RESULTS.md, bench/cluster/RESULTS.md and bench/apps/RESULTS.md
 soak: build
 	@.ci/deps
 	$(GO) run ./bench/reliability
