@@ -154,18 +154,24 @@ func (t *transport) roundTrip(c *appConn, req *http.Request) (*http.Response, er
 		return nil, err
 	}
 	// The request's body is the child's own (held whole): write it here.
-	if err := req.Write(c.bw); err != nil {
-		return fail(err)
-	}
-	if err := c.bw.Flush(); err != nil {
-		return fail(err)
+	werr := req.Write(c.bw)
+	if werr == nil {
+		werr = c.bw.Flush()
 	}
 	var resp *http.Response
 	for {
 		var err error
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
+			if werr != nil {
+				return fail(werr)
+			}
 			return fail(err)
+		}
+		if werr != nil {
+			// The app answered before it read the whole body (a 413 of
+			// its own), then closed: its answer goes to the client.
+			resp.Close = true
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break

@@ -101,6 +101,24 @@ func TestAppClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// TestAppAnswersBeforeTheBody: an app that answers a request before it
+// reads its body (a 413 of its own), then closes the connection, has its
+// answer reach the client, not a 502.
+func TestAppAnswersBeforeTheBody(t *testing.T) {
+	p, _ := testApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too large for the app", http.StatusRequestEntityTooLarge)
+	}), time.Minute)
+	p.o.MaxBodySize = 64 << 20
+	req := httptest.NewRequest("POST", "http://127.0.0.1/upload", strings.NewReader(strings.Repeat("x", 16<<20)))
+	req.RemoteAddr = "127.0.0.1:1234"
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), "too large for the app") {
+		t.Fatalf("%d %q", w.Code, w.Body.String())
+	}
+}
+
 // idleClosed reports whether the pool's idle connection was closed by the
 // app.
 func idleClosed(tr *transport) bool {
