@@ -32,19 +32,20 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## bench: Go benchmarks of the request path, startup, then phased (each MPM) against a bare Go server, nginx and Apache httpd side by side: two files under keep-alive, then connections (50 to 10,000 keep-alive, Connection: close, slowloris, idle PSS per child) (root; about 30 min; QUICK=1 bench/compare/run.sh for the connection suite in a few); writes BENCHMARKS.md; then phased's TLS listener against nginx with the same certificate (keep-alive HTTPS, full and resumed handshakes, HTTP/2; about 7 min), bench/tls/RESULTS.md
+## bench: Go benchmarks of the request path, startup, then phased (each MPM) against a bare Go server, nginx and Apache httpd side by side: two files under keep-alive, then connections (50 to 10,000 keep-alive, Connection: close, slowloris, idle PSS per child) (QUICK=1 bench/compare/run.sh for the connection suite in a few minutes); writes BENCHMARKS.md; then phased's TLS listener against nginx with the same certificate (keep-alive HTTPS, full and resumed handshakes, HTTP/2), bench/tls/RESULTS.md; then apps behind phased against their standard deployments (gunicorn behind nginx, Rack under Apache + Passenger, PHP under Apache + mod_fcgid), bench/apps/RESULTS.md (root; about 50 min)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./bench/startup -n 10 -bin $(BIN)
 	bench/compare/run.sh
 	bench/tls/run.sh
+	bench/apps/run.sh
 
-## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation, then a rolling deploy of three instances behind HAProxy (root; about 20 min); tables in bench/reliability/RESULTS.md and bench/cluster/RESULTS.md
+## soak: reliability suite, long form: phased, Apache and nginx under ab, wrk and a Go client through every operation, then a rolling deploy of three instances behind HAProxy, then the Rack app under phased vs Apache + Passenger vs the app servers' own rolling restarts while app processes are recycled (root; about 35 min); tables in bench/reliability/RESULTS.md, bench/cluster/RESULTS.md and bench/apps/RESULTS.md
 soak: build
-	@command -v ab >/dev/null && command -v wrk >/dev/null && command -v nginx >/dev/null && [ -x /usr/sbin/apache2 ] && command -v haproxy >/dev/null || \
-	  { apt-get update -qq && apt-get install -y -qq apache2 apache2-utils nginx wrk haproxy; }
+	@.ci/deps
 	$(GO) run ./bench/reliability
 	$(GO) run ./bench/reliability -cluster
+	$(GO) run ./bench/reliability -apps
 
 ## bench-mpm: req/s, p99 and RSS of each MPM vs one Go process and Apache prefork (root; about 7 min)
 bench-mpm: build

@@ -14,6 +14,8 @@
 //	go run ./bench/reliability -short                  # phased only, Go client, a few seconds a cell
 //	go run ./bench/reliability                         # phased, Apache, nginx; go, ab, wrk; about 15 min
 //	go run ./bench/reliability -servers phased -clients go,ab -ops 'HUP,upgrade'
+//	go run ./bench/reliability -apps                   # apps under recycling: phased vs Apache + Passenger (apps.go)
+//	go run ./bench/reliability -apps -short            # its short form: phased alone, c=5, about a minute
 //
 // A routine operation fails its cell when any request is lost or a request
 // stalls longer than -max-stall; a hard one when it loses more than the
@@ -221,6 +223,55 @@ func run() int {
 		return runCluster(phasedBin, cls, kaList, cs, o, *results, cmdline)
 	}
 
+	if *appsMode {
+		if !flagSet("clients") {
+			*clients = "ab"
+		}
+		if !flagSet("conc") {
+			*concs = "1,5"
+		}
+		if !flagSet("n") {
+			o.limit = 10000
+		}
+		if !flagSet("before") {
+			o.before = 200 * time.Millisecond // early: the fastest server ends 10000 requests in 2 s
+		}
+		if !flagSet("after") {
+			o.after = 0 // the load runs to its -n
+		}
+		if *short {
+			// Under a minute: phased alone, each cell bounded in time.
+			*servers, *kas, o.limit = "phased", "on,off", 1000000
+			if !flagSet("conc") {
+				*concs = "5"
+			}
+			o.before, o.after = 500*time.Millisecond, 700*time.Millisecond
+			if !flagSet("results") {
+				*results = ""
+			}
+		}
+		if !flagSet("max-time") {
+			o.maxTime = 5 * time.Minute
+		}
+		if !flagSet("max-stall") {
+			// Stalls are reported; the bar catches a request left waiting
+			// (a lost connection wake-up waited for ab's 10 s timeout),
+			// not the load of a shared 2-core machine.
+			o.maxStall = 5 * time.Second
+		}
+		if !flagSet("servers") && !*short {
+			*servers = ""
+		}
+		if !flagSet("results") && !*short {
+			*results = "bench/apps/RESULTS.md"
+		}
+		cls, kaList, cs, err := clientSettings(*clients, *kas, *concs)
+		if err != nil {
+			return fatal(err)
+		}
+		return runApps(phasedBin, *servers, split(*ops), cls, kaList, cs, o, *results, cmdline)
+	}
+
 	var kinds []kind
 	for _, s := range split(*servers) {
 		switch s {
@@ -399,17 +450,22 @@ func writeResults(path, cmdline string, o options, all []cell, kinds []kind, too
 	fmt.Fprintf(&b, "Each cell: a fresh server on a free 127.0.0.1 port serving a 6-byte file; the client loads it for %s, the operation runs, the load goes on %s after the operation completed, then stops (ab and wrk by SIGINT, on which both print their figures). ", o.before, o.after)
 	fmt.Fprintf(&b, "`failed` = requests with no response (resets, refusals, EOF, timeouts); `resets` and `refused` are parts of it (ab: receive and connect errors, run with `-r` so that a reset is counted instead of aborting the run; wrk: read+write and connect socket errors). `longest stall` is the slowest request (Go client: from dial to last byte; ab: longest request; wrk: latency max). ")
 	fmt.Fprintf(&b, "‡ = hard operation: may lose the requests in flight (at most one per connection, i.e. c), never more. Every other operation must lose nothing and stall no request more than %s (phased only; Apache and nginx are reported, not judged).\n\n", o.maxStall)
+	writeOpsAndTables(&b, kinds, all)
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// writeOpsAndTables lists each server's operations, then its table.
+func writeOpsAndTables(b *strings.Builder, kinds []kind, all []cell) {
 	for _, k := range kinds {
-		fmt.Fprintf(&b, "Operations of %s:\n\n", k.name)
+		fmt.Fprintf(b, "Operations of %s:\n\n", k.name)
 		for _, op := range k.ops {
-			fmt.Fprintf(&b, "- **%s**: %s\n", op.name, op.desc)
+			fmt.Fprintf(b, "- **%s**: %s\n", op.name, op.desc)
 		}
 		b.WriteString("\n")
 	}
 	for _, k := range kinds {
-		writeTable(&b, k.name, all)
+		writeTable(b, k.name, all)
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func machine() string {

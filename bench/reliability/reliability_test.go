@@ -122,3 +122,38 @@ Requests/sec:  67429.49
 		}
 	}
 }
+
+// TestAppsShort is the phased half of the app suite (-apps) at a small
+// size, in `make test`: the Rack app under unicorn (prefork) and puma
+// (worker), one app server per child, under load from the Go client while
+// app processes are recycled (max_memory_per_child, SIGUSR1 to one child,
+// -k graceful, HUP). Every cell must lose nothing: a request sent while a
+// child stops its app server is still answered, by it or by another.
+func TestAppsShort(t *testing.T) {
+	bin := e2e.Binary(t)
+	e2e.Program(t, "ruby:rack", "ruby-rack")
+	e2e.Program(t, "unicorn", "unicorn")
+	e2e.Program(t, "puma", "puma")
+	t.Setenv("TMPDIR", e2e.ProcessTempDir(t))
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds, _ := appKinds(bin, root)
+	o := options{before: 400 * time.Millisecond, after: 500 * time.Millisecond, limit: 1000000, maxTime: 30 * time.Second, maxStall: 2 * time.Second}
+	i := 0
+	for _, k := range kinds {
+		for _, op := range k.ops {
+			ka := i%2 == 0
+			i++
+			t.Run(strings.ReplaceAll(k.name+"/"+op.name, " ", "_"), func(t *testing.T) {
+				var log strings.Builder
+				c := appCell(k, op, goClient{}, ka, 4, o, true, &log)
+				t.Logf("keep-alive %v, 4 clients: %s", ka, summary(c))
+				if strings.HasPrefix(c.verdict, "FAIL") {
+					t.Errorf("%s, %s under load (Go client, keep-alive %v, 4 clients): %s\n%s", k.name, op.name, ka, c.verdict, log.String())
+				}
+			})
+		}
+	}
+}

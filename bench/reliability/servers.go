@@ -65,11 +65,14 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func waitServing(addr string, within time.Duration) error {
+func waitServing(addr string, within time.Duration) error { return waitPath(addr, docPath, within) }
+
+// waitPath waits until GET path on addr answers 200.
+func waitPath(addr, path string, within time.Duration) error {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	deadline := time.Now().Add(within)
 	for {
-		resp, err := c.Get("http://" + addr + docPath)
+		resp, err := c.Get("http://" + addr + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -230,8 +233,14 @@ func (p *phased) start() error {
 	if p.address, err = freeAddr(); err != nil {
 		return err
 	}
+	return p.launch(p.config("worker"), docPath, 20*time.Second)
+}
+
+// launch writes conf as the config, starts the master, and waits until
+// path answers and every child of the first generation is up.
+func (p *phased) launch(conf, path string, within time.Duration) error {
 	p.conf = filepath.Join(p.dir, "phased.yaml")
-	if err := os.WriteFile(p.conf, []byte(p.config("worker")), 0o644); err != nil {
+	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
 		return err
 	}
 	out, err := os.Create(filepath.Join(p.dir, "stderr.log"))
@@ -248,10 +257,12 @@ func (p *phased) start() error {
 	}
 	p.master = p.cmd.Process.Pid
 	go p.cmd.Wait() // reap it whenever it ends (an upgrade ends it early)
-	if err := waitServing(p.address, 20*time.Second); err != nil {
+	if err := waitPath(p.address, path, within); err != nil {
 		return fmt.Errorf("%v; log: %s", err, p.logTail())
 	}
-	// Serving is not enough: every child of the first generation is up.
+	// Serving is not enough: every child of the first generation is up
+	// (for 10 s at most: children recycled by memory all along may keep
+	// the first generation from ever being whole).
 	deadline := time.Now().Add(10 * time.Second)
 	for p.count("resuming normal operations") == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

@@ -47,7 +47,7 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 	case contract.AppFastCGI:
 		o := fastcgi.Options{Dial: dial, Network: "unix", Address: "(the child's own)", Root: st.Root, Index: a.FastCGIIndex,
 			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, BufferBody: a.BodyBufferSize, TempDir: a.Dir,
-			Logger: rt.Log, Software: "phased"}
+			ResponseBuffer: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, Logger: rt.Log, Software: "phased"}
 		if addr := a.FastCGIAddress; addr != "" {
 			o.Dial, o.Network, o.Address = nil, "tcp", addr
 			if p, ok := strings.CutPrefix(addr, "unix:"); ok {

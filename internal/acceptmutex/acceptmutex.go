@@ -41,7 +41,7 @@ type Listener struct {
 	users  int // Accept calls still using fd
 	fdOpen bool
 
-	accepted, failed, wakeups atomic.Uint64
+	accepted, failed, wakeups, stranded atomic.Uint64
 
 	evs [1]unix.EpollEvent // epoll_wait's events; one Accept waits at a time
 
@@ -99,6 +99,11 @@ type Stats struct {
 	Failed uint64
 	// Wakeups is the number of times poll reported the socket readable.
 	Wakeups uint64
+	// Stranded is the number of connections ListenWakeOne's Accept took
+	// with no wake-up for them: at a poll timeout, it tries to accept
+	// anyway, for a connection whose wake-up the kernel gave to a process
+	// that then did not accept it (one that stopped accepting just then).
+	Stranded uint64
 }
 
 // Listen wraps the inherited listening socket f so that only the process
@@ -176,6 +181,8 @@ func (l *Listener) epollExclusive() error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.fd)}
 	err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.fd, &ev)
 	if err == unix.EINVAL {
+		// Before Linux 4.5: no EPOLLEXCLUSIVE; every waiting process is
+		// woken, and one of them accepts.
 		ev.Events = unix.EPOLLIN
 		err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.fd, &ev)
 	}
@@ -187,7 +194,6 @@ func (l *Listener) epollExclusive() error {
 	return nil
 }
 
-// dupSocket duplicates f's descriptor, close-on-exec.
 func dupSocket(f *os.File) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -315,6 +321,17 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) pollAccept() (int, error) {
 	if l.ep >= 0 {
 		n, err := unix.EpollWait(l.ep, l.evs[:], pollTimeout)
+		if err == nil && n == 0 && !l.isClosed() {
+			// A connection whose wake-up went to another process that did
+			// not take it (it was closing its Listener just then) waits
+			// in the backlog with no wake-up to come: take it now.
+			if nfd, _, err := unix.Accept4(l.fd, unix.SOCK_CLOEXEC); err == nil {
+				l.accepted.Add(1)
+				l.stranded.Add(1)
+				return nfd, nil
+			}
+			return -1, nil
+		}
 		if err == unix.EINTR || (err == nil && n == 0) {
 			return -1, nil
 		}
@@ -485,6 +502,16 @@ func (l *Listener) Close() error {
 	}
 	l.closed = true
 	close(l.done)
+	if l.ep >= 0 && l.fdOpen {
+		// The kernel gives a connection's exclusive wake-up to the first
+		// epoll set watching the socket in which a thread waits: an Accept
+		// still in epoll_wait here (until its poll timeout) would take it
+		// and, closed, not accept; the connection would wait in the
+		// backlog with no wake-up for the processes that do accept (a
+		// graceful restart's new children). Out of the set, it is never
+		// woken again.
+		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, l.fd, nil)
+	}
 	l.closeFDLocked()
 	l.mu.Unlock()
 	if l.lock == nil {
@@ -508,6 +535,7 @@ func (l *Listener) Stats() Stats {
 		Accepted: l.accepted.Load(),
 		Failed:   l.failed.Load(),
 		Wakeups:  l.wakeups.Load(),
+		Stranded: l.stranded.Load(),
 	}
 }
 

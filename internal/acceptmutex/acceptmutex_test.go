@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // socket opens a listening socket on a free loopback port and returns it
@@ -361,4 +363,133 @@ func TestAcceptFromSeveralGoroutines(t *testing.T) {
 	}
 	l.Close()
 	wg.Wait()
+}
+
+// listenWakeOne is ListenWakeOne on f, closed when the test ends.
+func listenWakeOne(t *testing.T, f *os.File) *Listener {
+	t.Helper()
+	l, err := ListenWakeOne(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// acceptOnce runs one Accept on l once it waits, dials addr, and returns
+// what Accept returned, or fails the test when Accept does not return
+// within a bound far above the poll timeout (a liveness bound: the
+// connection was lost).
+func acceptOnce(t *testing.T, l *Listener, addr string) net.Conn {
+	t.Helper()
+	waiting := make(chan struct{})
+	var once sync.Once
+	l.Watch(func(w Wait) {
+		if w != NotWaiting {
+			once.Do(func() { close(waiting) })
+		}
+	})
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := l.Accept()
+		res <- result{c, err}
+	}()
+	<-waiting
+	client, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		t.Cleanup(func() { r.c.Close() })
+		return r.c
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept never returned: the connection waits in the backlog with no wake-up for the Listener that waits")
+		return nil
+	}
+}
+
+// TestWakeOneClosedListenerTakesNoWakeup: a closed Listener whose Accept
+// still sits in epoll_wait (for up to its poll timeout; a prefork child of
+// the old generation in a graceful restart) must not take the kernel's one
+// wake-up for a new connection: the Listener that waits gets it.
+func TestWakeOneClosedListenerTakesNoWakeup(t *testing.T) {
+	f, addr := socket(t)
+	old := listenWakeOne(t, f) // first in the socket's wait queue
+	waiting := make(chan struct{})
+	var once sync.Once
+	old.Watch(func(w Wait) {
+		if w != NotWaiting {
+			once.Do(func() { close(waiting) })
+		}
+	})
+	oldDone := make(chan error, 1)
+	go func() {
+		c, err := old.Accept()
+		if c != nil {
+			c.Close()
+		}
+		oldDone <- err
+	}()
+	<-waiting
+	l := listenWakeOne(t, f)
+	old.Close() // its Accept goes on waiting until its poll timeout
+	acceptOnce(t, l, addr)
+	if st := l.Stats(); st.Stranded != 0 || st.Wakeups == 0 {
+		t.Fatalf("the closed Listener took the connection's wake-up (the other found the connection at a poll timeout): %+v", st)
+	}
+	if err := <-oldDone; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the closed Listener's Accept: %v", err)
+	}
+}
+
+// TestWakeOneStrandedConnection: when the wake-up for a connection went to
+// a process that did not accept it (one closing its Listener in a graceful
+// restart), a Listener that waits still takes the connection.
+func TestWakeOneStrandedConnection(t *testing.T) {
+	f, addr := socket(t)
+	// Another process's epoll set, first to watch the socket, with a thread
+	// waiting in it: it takes the exclusive wake-up and accepts nothing.
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(f.Fd())}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, int(f.Fd()), &ev); err != nil {
+		t.Skipf("no EPOLLEXCLUSIVE here: %v", err)
+	}
+	l := listenWakeOne(t, f)
+	woken := make(chan struct{})
+	go func() {
+		evs := make([]unix.EpollEvent, 1)
+		for {
+			n, err := unix.EpollWait(ep, evs, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if n > 0 {
+				close(woken)
+			}
+			return
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // let it reach epoll_wait: then it is first to be woken
+	acceptOnce(t, l, addr)
+	select {
+	case <-woken:
+	default:
+		t.Skip("the other epoll set was not woken first: nothing stranded to test")
+	}
+	if st := l.Stats(); st.Stranded != 1 {
+		t.Fatalf("Stranded = %d, want 1 (the connection's wake-up went elsewhere): %+v", st.Stranded, st)
+	}
 }

@@ -7,8 +7,9 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/phasedhq/phased/core/child/internal/gateway"
 )
 
 // maxIgnored bounds the bytes of records a request may skip (unknown types,
@@ -151,25 +152,7 @@ func (c *conn) copyTo(w io.Writer, n int) error {
 // server has not closed it and sent nothing unasked. It peeks at the socket
 // without blocking; a connection that is no socket is taken as alive.
 func (c *conn) alive() bool {
-	if c.br.Buffered() > 0 {
-		return false
-	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = err == syscall.EAGAIN
-		return true
-	})
-	return err == nil && alive
+	return c.br.Buffered() == 0 && gateway.SocketAlive(c.nc)
 }
 
 func eofIsUnexpected(err error) error {

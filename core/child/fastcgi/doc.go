@@ -88,7 +88,13 @@
 //
 // The body is copied to the client as it comes, and flushed whenever the
 // FastCGI server has nothing more at hand, so that a PHP flush() reaches
-// the client at once. STDERR never goes into the response: each line is
+// the client at once. With Options.ResponseBuffer (a phased child sets it
+// to app.response_buffer_size, and MaxTempFileSize to
+// app.max_temp_file_size) the body is read from the server as fast as it
+// sends it, in memory and then in an unlinked temporary file, while the
+// client reads it at its own pace: a slow client holds no PHP worker
+// (nginx's fastcgi_buffering); what the client has read up to what came
+// is flushed, so a flush() still reaches it at once. STDERR never goes into the response: each line is
 // logged at warn as "fastcgi stderr", tagged with the script, at most 100
 // lines of 4 KiB a request.
 //

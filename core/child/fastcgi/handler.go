@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/phasedhq/phased/core/child/internal/gateway"
+	"github.com/phasedhq/phased/core/child/internal/spool"
 )
 
 // Defaults of the Options' zero fields.
@@ -113,8 +115,18 @@ type Options struct {
 	// whatever its length. 0 streams a body of known length as it comes.
 	BufferBody int64
 
-	// TempDir is where BufferBody's temporary files go; "" means the
-	// system's.
+	// ResponseBuffer, when above 0, makes the response body be read from
+	// the server as fast as it sends it, ResponseBuffer bytes of it in
+	// memory and up to MaxTempFileSize more in an unlinked temporary file
+	// in TempDir, while the client reads it at its own pace: the server's
+	// worker is free once it has answered, however slow the client
+	// (nginx's fastcgi_buffering). Past both, the rest flows at the
+	// client's pace. 0 copies the body to the client as it is read.
+	ResponseBuffer  int64
+	MaxTempFileSize int64
+
+	// TempDir is where BufferBody's and ResponseBuffer's temporary files
+	// go; "" means the system's.
 	TempDir string
 
 	// Software is SERVER_SOFTWARE; "" means "phased".
@@ -140,6 +152,8 @@ type Handler struct {
 	maxHead  int
 	maxBody  int64
 	bufBody  int64
+	respBuf  int64
+	respFile int64
 	tempDir  string
 	addr     string
 	log      *slog.Logger
@@ -169,6 +183,8 @@ func New(opts Options) (*Handler, error) {
 		maxHead:  opts.MaxHeaderBytes,
 		maxBody:  opts.MaxBufferedBody,
 		bufBody:  opts.BufferBody,
+		respBuf:  opts.ResponseBuffer,
+		respFile: max(opts.MaxTempFileSize, 0),
 		tempDir:  opts.TempDir,
 		addr:     opts.Network + ":" + opts.Address,
 		log:      opts.Logger,
@@ -437,30 +453,111 @@ func (h *Handler) serveFound(w http.ResponseWriter, r *http.Request, root gatewa
 		hdr[k] = vv
 	}
 	w.WriteHeader(hd.status)
-	h.stream(w, r, log, resp, rest)
+	var out source = resp
+	if h.respBuf > 0 {
+		// What came with the head is read now, on this goroutine: a small
+		// answer is often whole already, and needs no reader of its own.
+		st := spool.Store{Dir: h.tempDir, MemMax: h.respBuf}
+		if whole := readAtHand(resp, &st); whole {
+			defer st.Close()
+			out = held{spool.NewReader(&st)}
+		} else {
+			ra := &ahead{resp: resp}
+			ra.ReadAhead = spool.NewReadAhead(ra.source(), st, h.respBuf+h.respFile)
+			defer ra.ReadAhead.Close()
+			out = ra
+		}
+	}
+	h.stream(w, r, log, out, rest)
 }
 
-// bufPool holds the buffers responses are copied through.
-var bufPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+// readAtHand reads into st what of resp is at hand already, up to st's
+// memory, and reports whether that was all of it (the request ended).
+// After an error it stops: the next Read of resp returns it again.
+func readAtHand(resp *Response, st *spool.Store) bool {
+	buf := spool.Buffers.Get()
+	defer spool.Buffers.Put(buf)
+	for resp.buffered() && st.Size() < st.MemMax {
+		n, err := resp.Read(buf[:min(int64(len(buf)), st.MemMax-st.Size())])
+		st.Write(buf[:n]) // memory only: within MemMax
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// held is an answer read whole, as stream's source.
+type held struct{ *spool.Reader }
+
+func (held) buffered() bool { return true }
+
+// source is what stream copies: a Response, or one read ahead.
+type source interface {
+	io.ReadCloser
+	buffered() bool
+}
+
+// ahead is a Response that spool.ReadAhead reads in a goroutine of its
+// own (its Read and Close, as the ReadAhead's source), while the client
+// reads what came (Read and Close from spool.ReadAhead, buffered).
+type ahead struct {
+	*spool.ReadAhead
+	resp  *Response
+	mu    sync.Mutex // the Response's Read and Close, one at a time
+	ended atomic.Bool
+}
+
+func (a *ahead) buffered() bool { return a.ReadAhead.Buffered() }
+
+// Read and Close are the ReadAhead's source: the Response.
+func (a *ahead) source() io.ReadCloser { return aheadSource{a} }
+
+type aheadSource struct{ a *ahead }
+
+func (s aheadSource) Read(p []byte) (int, error) {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	n, err := s.a.resp.Read(p)
+	if err != nil {
+		s.a.ended.Store(true)
+	}
+	return n, err
+}
+
+// Close may come while a Read waits (the client went away): closing the
+// socket ends that Read first. A response read to its end keeps its
+// connection (KeepConn).
+func (s aheadSource) Close() error {
+	if !s.a.ended.Load() {
+		s.a.resp.cn.nc.Close()
+	}
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	return s.a.resp.Close()
+}
 
 // stream copies the response body to the client, flushing whenever what
 // came is written and nothing more is at hand. A response cut short by the
 // server cuts the client's connection, so that the client cannot take the
 // truncated body for a whole one.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, log *slog.Logger, resp *Response, first []byte) {
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, log *slog.Logger, resp source, first []byte) {
 	rc := http.NewResponseController(w)
 	if len(first) > 0 {
 		if _, err := w.Write(first); err != nil {
 			return // the client is gone
 		}
 	}
-	buf := bufPool.Get().(*[32 << 10]byte)
-	defer bufPool.Put(buf)
+	buf := spool.Buffers.Get()
+	defer spool.Buffers.Put(buf)
 	for {
 		if !resp.buffered() {
 			rc.Flush()
 		}
-		n, err := resp.Read(buf[:])
+		n, err := resp.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return

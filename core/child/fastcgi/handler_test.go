@@ -413,28 +413,97 @@ func TestStdlibServer(t *testing.T) {
 // TestFlushes: each piece of the body reaches the client before the next
 // is written by the server.
 func TestFlushes(t *testing.T) {
-	root := testkit.Site(t)
-	next := make(chan struct{})
-	s := newFakeServer(t, func(c net.Conn, _ *fakeRequest) bool {
-		c.Write(rec(typeStdout, "Content-Type: text/plain\r\n\r\n"))
-		for i := range 3 {
-			c.Write(rec(typeStdout, fmt.Sprintf("piece %d\n", i)))
-			select {
-			case <-next:
-			case <-time.After(5 * time.Second):
-				return false
+	for _, ahead := range []int64{0, 1 << 20} {
+		t.Run(fmt.Sprintf("ResponseBuffer=%d", ahead), func(t *testing.T) {
+			root := testkit.Site(t)
+			next := make(chan struct{})
+			s := newFakeServer(t, func(c net.Conn, _ *fakeRequest) bool {
+				c.Write(rec(typeStdout, "Content-Type: text/plain\r\n\r\n"))
+				for i := range 3 {
+					c.Write(rec(typeStdout, fmt.Sprintf("piece %d\n", i)))
+					select {
+					case <-next:
+					case <-time.After(5 * time.Second):
+						return false
+					}
+				}
+				c.Write(stdout(""))
+				return true
+			})
+			_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, ResponseBuffer: ahead, TempDir: t.TempDir()})
+			resp, err := http.Get(srv.URL + "/index.php")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		c.Write(stdout(""))
-		return true
+			defer resp.Body.Close()
+			testkit.ReadTicks(t, resp.Body, "piece %d\n", 3, func(int) { next <- struct{}{} })
+		})
+	}
+}
+
+// TestResponseReadAhead: with ResponseBuffer, a response is read from the
+// FastCGI server as fast as it sends it, into memory and then a temporary
+// file, so that a client that reads nothing yet holds no worker: the
+// server has written the whole response, and ended the request, before
+// the client reads a byte of the body, which then comes whole. Without
+// it, the server would wait for the client, its writes stuck once the
+// sockets' buffers are full.
+func TestResponseReadAhead(t *testing.T) {
+	root := testkit.Site(t)
+	const size = 8 << 20
+	answered := make(chan error, 1)
+	s := newFakeServer(t, func(c net.Conn, _ *fakeRequest) bool {
+		c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		body := strings.Repeat("0123456789abcdef", size/16)
+		_, err := c.Write(stdout("Content-Type: text/plain\r\n\r\n" + body))
+		answered <- err
+		return false
 	})
-	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root})
+	tmp := t.TempDir()
+	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, ResponseBuffer: 1 << 20, MaxTempFileSize: 1 << 30, TempDir: tmp})
 	resp, err := http.Get(srv.URL + "/index.php")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	testkit.ReadTicks(t, resp.Body, "piece %d\n", 3, func(int) { next <- struct{}{} })
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("the server could not write its answer: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the FastCGI server is still writing its answer, held by a client that reads nothing yet")
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != size || !strings.HasPrefix(string(b), "0123456789abcdef") || !strings.HasSuffix(string(b), "0123456789abcdef") {
+		t.Fatalf("body of %d bytes, want %d", len(b), size)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+}
+
+// TestResponseWholeAtHand: with ResponseBuffer, an answer that came whole
+// with its head (the usual small page) is taken at once and served whole,
+// its trailing bytes and status intact.
+func TestResponseWholeAtHand(t *testing.T) {
+	root := testkit.Site(t)
+	s := newFakeServer(t, answer(stdout("Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nhello, whole")))
+	_, srv := serve(t, Options{Network: "unix", Address: s.addr, Root: root, ResponseBuffer: 1 << 20, TempDir: t.TempDir()})
+	for range 3 {
+		resp, err := http.Get(srv.URL + "/index.php")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 201 || string(b) != "hello, whole" {
+			t.Fatalf("%d %q %v", resp.StatusCode, b, err)
+		}
+	}
 }
 
 // TestClientGone: a client that leaves mid-response closes the connection

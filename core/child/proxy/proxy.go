@@ -34,8 +34,8 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/phasedhq/phased/core/child/internal/spool"
 	"github.com/phasedhq/phased/internal/clientip"
 	"golang.org/x/net/http/httpguts"
 )
@@ -66,7 +66,7 @@ type Options struct {
 type Proxy struct {
 	o  Options
 	rp *httputil.ReverseProxy
-	tr *http.Transport
+	tr *transport
 }
 
 // CloseIdle closes the kept-alive connections to the app that no request
@@ -75,7 +75,7 @@ type Proxy struct {
 // connections (node's server.close keeps a connection its
 // closeIdleConnections did not see idle until keepAliveTimeout), and the
 // child would wait for it until app.stop_timeout.
-func (p *Proxy) CloseIdle() { p.tr.CloseIdleConnections() }
+func (p *Proxy) CloseIdle() { p.tr.closeIdle() }
 
 var appURL = &url.URL{Scheme: "http", Host: "app"}
 
@@ -85,17 +85,16 @@ func New(o Options) *Proxy {
 		o.Conns = 1
 	}
 	p := &Proxy{o: o}
-	tr := &http.Transport{
-		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return o.Dial(ctx) },
-		MaxConnsPerHost:     o.Conns,
-		MaxIdleConnsPerHost: o.Conns,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+	upgrades := &http.Transport{ // WebSocket: the connection becomes the body
+		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return o.Dial(ctx) },
+		MaxConnsPerHost:    o.Conns,
+		DisableKeepAlives:  true,
+		DisableCompression: true,
 	}
-	p.tr = tr
+	p.tr = newTransport(o.Dial, o.Conns, upgrades)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
-		Transport: tr,
+		Transport: p.tr,
 		// What the app sent goes to the client at once, whatever its
 		// length: a stream with a Content-Length (X-Accel-Buffering: no)
 		// flows too. A body read ahead is written in large pieces, so the
@@ -103,6 +102,7 @@ func New(o Options) *Proxy {
 		FlushInterval:  -1,
 		ModifyResponse: p.readAhead,
 		ErrorHandler:   p.failed,
+		BufferPool:     spool.Buffers,
 		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
 	}
 	return p
@@ -119,52 +119,33 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		st := &store{dir: p.o.TempDir, memMax: p.o.BodyBufferSize}
-		n, err := copyBody(st, io.LimitReader(r.Body, p.o.MaxBodySize+1))
+		st := &spool.Store{Dir: p.o.TempDir, MemMax: p.o.BodyBufferSize}
+		n, err := spool.Fill(st, io.LimitReader(r.Body, p.o.MaxBodySize+1))
 		switch {
 		case n > p.o.MaxBodySize:
 			// Not r.Body.Close: on a chunked body it would wait for up to
 			// 256K more of it before the 413 goes out, and a client that
 			// sent a little too much waits for the answer instead.
-			st.close()
+			st.Close()
 			p.tooLarge(w)
 			return
 		case err != nil:
-			st.close()
+			st.Close()
 			p.bodyFailed(w, r, err)
 			return
 		}
 		r.Body.Close()
-		r.Body = &bodyReader{st: st}
+		r.Body = spool.NewReader(st)
+		// Held whole: the transport may send it again on a new connection.
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(spool.NewReader(st)), nil }
 		r.ContentLength = n
 		r.TransferEncoding = nil
 		if len(r.Trailer) > 0 {
 			r.ContentLength = -1 // chunked, to carry the trailers
 		}
-		defer st.close()
+		defer st.Close()
 	}
 	p.rp.ServeHTTP(w, r)
-}
-
-// copyBody writes a request body into st.
-func copyBody(st *store, r io.Reader) (int64, error) {
-	buf := make([]byte, 32<<10)
-	var n int64
-	for {
-		m, err := r.Read(buf)
-		if m > 0 {
-			if werr := st.write(buf[:m]); werr != nil {
-				return n, werr
-			}
-			n += int64(m)
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
 }
 
 func (p *Proxy) tooLarge(w http.ResponseWriter) {
@@ -245,19 +226,20 @@ func (p *Proxy) readAhead(resp *http.Response) error {
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/event-stream") {
 		return nil
 	}
-	st := store{dir: p.o.TempDir, memMax: p.o.ResponseBufferSize}
+	st := spool.Store{Dir: p.o.TempDir, MemMax: p.o.ResponseBufferSize}
 	if n := resp.ContentLength; n >= 0 && n <= p.o.ResponseBufferSize && len(resp.Trailer) == 0 {
-		// The common case: small, known length. Read it now.
-		st.mem = make([]byte, 0, n)
-		if _, err := copyBody(&st, resp.Body); err != nil {
+		// The common case: small, known length. Read it now, straight
+		// into its own memory.
+		st.Mem = make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, st.Mem); err != nil {
 			resp.Body.Close()
 			return fmt.Errorf("reading the app's response: %w", err)
 		}
 		resp.Body.Close()
-		resp.Body = &bodyReader{st: &st}
+		resp.Body = spool.NewReader(&st)
 		return nil
 	}
-	resp.Body = newReadAhead(resp.Body, st, p.o.ResponseBufferSize+p.o.MaxTempFileSize)
+	resp.Body = spool.NewReadAhead(resp.Body, st, p.o.ResponseBufferSize+p.o.MaxTempFileSize)
 	return nil
 }
 

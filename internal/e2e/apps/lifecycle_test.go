@@ -278,8 +278,12 @@ func TestHTTPAppFailures(t *testing.T) {
 		// The child alone is well under the limit; its app is over it.
 		for _, c := range appStatus(t, s) {
 			if c.AppPID == fat {
-				if own := procfs.Memory(c.PID); own >= 100<<20 || procfs.Memory(fat) < 200<<20 {
-					t.Errorf("child %d has %d bytes of its own, its app %d has %d", c.PID, own, fat, procfs.Memory(fat))
+				own, app := procfs.Memory(c.PID), procfs.Memory(fat)
+				if app == 0 {
+					break // already retired (the master checks every second): the record below tells
+				}
+				if own >= 100<<20 || app < 200<<20 {
+					t.Errorf("child %d has %d bytes of its own, its app %d has %d", c.PID, own, fat, app)
 				}
 			}
 		}
@@ -294,8 +298,11 @@ func TestHTTPAppFailures(t *testing.T) {
 		}
 		rec := recs[0]
 		mem, _ := strconv.ParseInt(fmt.Sprint(rec["memory"]), 10, 64)
-		if mem < 200<<20 {
-			t.Errorf("the child was retired at %d bytes: the app's 200 MiB are not counted", mem)
+		// Over the 100M limit, which the child alone is far under: the
+		// app's memory counted (the master may look while the app is still
+		// filling its 200 MiB, so not necessarily all of it).
+		if mem <= 100<<20 {
+			t.Errorf("the child was retired at %d bytes: the app's memory is not counted", mem)
 		}
 		waitApps(t, s, 2, []int{fat}, 10*time.Second)
 		t.Logf("apps %v; the one that kept 200 MiB (%d) went with its child at %d bytes", before, fat, mem)

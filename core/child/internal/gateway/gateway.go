@@ -6,10 +6,35 @@ package gateway
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"syscall"
 )
 
 // Error answers with a short plain text page for status code.
 func Error(w http.ResponseWriter, code int) {
 	http.Error(w, fmt.Sprintf("%d %s", code, http.StatusText(code)), code)
+}
+
+// SocketAlive reports whether an idle connection to an app can still carry
+// a request: the app has not closed it and sent nothing unasked. It peeks
+// at the socket without blocking; a connection that is no socket is taken
+// as alive.
+func SocketAlive(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = err == syscall.EAGAIN
+		return true
+	})
+	return err == nil && alive
 }

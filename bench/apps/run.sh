@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# bench/apps/run.sh: apps behind phased against their standard deployments,
+# side by side in one run, on 127.0.0.1 (issue #15, item 7):
+#
+#   wsgi   hello world (bench/apps/hello.py) on 4 gunicorn sync workers
+#          phased:  event MPM, 2 children x 2 slots, each child a gunicorn
+#                   with 2 workers on its unix socket
+#          nginx:   one gunicorn with 4 workers on a unix socket, nginx
+#                   (2 worker processes) proxy_pass to it, as gunicorn's docs
+#                   deploy it
+#   rack   examples/app-rack/config.ru (GET /health), 4 single-threaded app
+#          processes
+#          phased:  event MPM, 4 children x 1 slot, each child a puma -t 1:1
+#                   on its unix socket
+#          Apache + Passenger: event MPM, PassengerMinInstances =
+#                   PassengerMaxPoolSize = 4
+#   php    hello world (bench/apps/hello.php), 8 php-cgi processes
+#          phased:  event MPM, 2 children x 4 slots, each child a php-cgi -b
+#                   with PHP_FCGI_CHILDREN=4
+#          Apache + mod_fcgid: event MPM, FcgidMaxProcessesPerClass 8, php-cgi
+#                   as the FcgidWrapper
+#
+# Every server starts once, in the foreground as this shell's child, on its
+# own config in a temp dir (never the system's nginx or Apache), with no
+# access log. Then ROUNDS rounds; in each, every target in turn (the order
+# rotated by one each round, so that the two sides of a pair are measured
+# minutes apart at most and under the same outside load: other jobs share
+# this 2-core machine) gets WARMUP s of wrk, then
+#
+#   wrk -t2 -cCONNS -dDURATIONs --latency http://127.0.0.1:PORT/PATH
+#
+# The table gives medians over the rounds of req/s and p99, and the ratios
+# phased / anchor (req/s: higher is better for phased; p99: lower is).
+#
+#   sudo bench/apps/run.sh                     # 3 rounds of 8 s (~5 min); writes its section of bench/apps/RESULTS.md
+#   ROUNDS=1 DURATION=3 RESULTS=- bench/apps/run.sh   # a quick look
+#   ONLY="rack" bench/apps/run.sh              # one pair (wsgi, rack, php)
+#
+# Environment: ROUNDS (3), DURATION (8), WARMUP (2), CONNS (16), PORT_BASE
+# (19300), ONLY (pairs), RESULTS (bench/apps/RESULTS.md, its bench section;
+# "-" for none),
+# KEEP_TMP (0).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=bench/compare/lib.sh
+. "$REPO/bench/compare/lib.sh"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-16}
+PORT_BASE=${PORT_BASE:-19300}
+RESULTS=${RESULTS:-$REPO/bench/apps/RESULTS.md}
+KEEP_TMP=${KEEP_TMP:-0}
+ONLY=${ONLY:-wsgi rack php}
+PHASED=$REPO/bin/phased
+APACHE=/usr/sbin/apache2
+MODS=/usr/lib/apache2/modules
+COMMAND="$0${*:+ $*}"
+for v in ROUNDS DURATION WARMUP CONNS PORT_BASE; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
+done
+read -r -a PAIRS <<<"$ONLY"
+for p in "${PAIRS[@]}"; do
+	case $p in wsgi | rack | php) ;; *) die "ONLY: unknown pair $p (wsgi rack php)" ;; esac
+done
+[ "$(id -u)" = 0 ] || die "Apache and nginx are started as root here (their workers switch to www-data): run as root"
+for prog in wrk nginx gunicorn puma php-cgi "$APACHE" "$MODS/mod_passenger.so" "$MODS/mod_fcgid.so"; do
+	[ -e "$prog" ] || command -v "$prog" >/dev/null || die "$prog is missing (.ci/deps installs it)"
+done
+[ -x "$PHASED" ] || make -C "$REPO" build >/dev/null
+
+TMP=$(mktemp -d /tmp/phased-bench-apps.XXXXXX)
+chmod 755 "$TMP"
+cp "$PHASED" "$TMP/phased" # a rebuild of bin/phased during the run changes nothing
+PHASED=$TMP/phased
+PIDS=() # every server process this shell started
+
+cleanup() {
+	local rc=$? p kids=""
+	trap - EXIT INT TERM
+	for p in "${PIDS[@]}"; do
+		kids="$kids $(children_of "$p")"
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	[ ${#PIDS[@]} = 0 ] || wait_gone 30 "${PIDS[@]}" || kill_left "${PIDS[@]}"
+	# shellcheck disable=SC2086
+	[ -z "${kids// /}" ] || wait_gone 15 $kids || kill_left $kids
+	if [ "$KEEP_TMP" = 1 ] || { [ $rc != 0 ] && [ $rc != 130 ] && [ $rc != 143 ]; }; then
+		log "kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME DIR CMD...: runs CMD in the background, output in DIR/NAME.out.
+start() {
+	local name=$1 dir=$2
+	shift 2
+	(cd "$dir" && exec "$@") >"$dir/$name.out" 2>&1 &
+	PIDS+=($!)
+}
+
+# ready PORT PATH NAME DIR: wait up to 60 s for a 200.
+ready() {
+	local deadline=$((SECONDS + 60))
+	until [ "$(http_code "$1" "$2")" = 200 ]; do
+		[ $SECONDS -lt $deadline ] || die "$3 never answered 200 on $1$2: $(tail -5 "$4"/*.out "$4"/*.log 2>/dev/null)"
+		sleep 0.2
+	done
+}
+
+declare -A PORT_OF PATH_OF
+phased_app() { # NAME PATH MPM-AND-APP-YAML
+	local name=$1 dir=$TMP/$1
+	mkdir -p "$dir"
+	pick_port
+	{
+		printf 'listen: ["127.0.0.1:%s"]\npid_file: %s/phased.pid\nerror_log: {path: %s/error.log, level: warn, format: json}\naccess_log: {path: ""}\n' "$PORT" "$dir" "$dir"
+		printf '%s\n' "$3"
+	} >"$dir/phased.yaml"
+	start phased "$dir" "$PHASED" -f "$dir/phased.yaml"
+	PORT_OF[$name]=$PORT PATH_OF[$name]=$2
+	ready "$PORT" "$2" "$name" "$dir"
+}
+
+apache_conf() { # DIR PORT EXTRA
+	cat <<EOF
+ServerRoot $1
+ServerName 127.0.0.1
+Listen 127.0.0.1:$2
+LoadModule mpm_event_module $MODS/mod_mpm_event.so
+LoadModule authz_core_module $MODS/mod_authz_core.so
+User www-data
+Group www-data
+PidFile $1/httpd.pid
+DefaultRuntimeDir $1
+Mutex file:$1 default
+ErrorLog $1/error.log
+LogLevel warn
+KeepAlive On
+KeepAliveTimeout 5
+MaxKeepAliveRequests 0
+StartServers 2
+ThreadsPerChild 25
+MinSpareThreads 25
+MaxSpareThreads 75
+MaxRequestWorkers 150
+$3
+EOF
+}
+
+setup_wsgi() {
+	local dir=$TMP/nginx-gunicorn
+	mkdir -p "$dir/tmp"
+	cp "$REPO/bench/apps/hello.py" "$TMP/hello.py"
+	phased_app phased-gunicorn / "mpm:
+  name: event
+  start_servers: 2
+  server_limit: 2
+  threads_per_child: 2
+  min_spare_threads: 2
+  max_spare_threads: 4
+  max_request_workers: 4
+app:
+  type: http
+  command: [gunicorn, --chdir, $TMP, --workers, '{threads}', --bind, 'unix:{socket}', 'hello:app']
+  stop_signal: TERM"
+	start gunicorn "$dir" gunicorn --chdir "$TMP" --workers 4 --bind "unix:$dir/gunicorn.sock" hello:app
+	pick_port
+	cat >"$dir/nginx.conf" <<EOF
+user www-data;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+    upstream app_server { server unix:$dir/gunicorn.sock fail_timeout=0; }
+    server {
+        listen 127.0.0.1:$PORT;
+        location / {
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header Host \$http_host;
+            proxy_redirect off;
+            proxy_pass http://app_server;
+        }
+    }
+}
+EOF
+	local deadline=$((SECONDS + 30))
+	until [ -S "$dir/gunicorn.sock" ]; do
+		[ $SECONDS -lt $deadline ] || die "gunicorn never made its socket: $(tail -5 "$dir/gunicorn.out")"
+		sleep 0.1
+	done
+	chmod 777 "$dir/gunicorn.sock" # nginx's workers are www-data
+	start nginx "$dir" nginx -p "$dir" -c "$dir/nginx.conf"
+	PORT_OF[nginx-gunicorn]=$PORT PATH_OF[nginx-gunicorn]=/
+	ready "$PORT" / nginx-gunicorn "$dir"
+}
+
+setup_rack() {
+	local dir=$TMP/passenger
+	mkdir -p "$TMP/rack" "$dir/app/public" "$dir/reg"
+	cp "$REPO/examples/app-rack/config.ru" "$TMP/rack/"
+	cp "$REPO/examples/app-rack/config.ru" "$dir/app/"
+	chmod -R a+rX "$TMP"
+	phased_app phased-puma /health "mpm:
+  name: event
+  start_servers: 4
+  server_limit: 4
+  threads_per_child: 1
+  min_spare_threads: 1
+  max_spare_threads: 4
+  max_request_workers: 4
+app:
+  type: http
+  command: [puma, --dir, $TMP/rack, --environment, production, --bind, 'unix://{socket}', --threads, '1:1', config.ru]
+  health_check: /health
+  stop_signal: TERM"
+	pick_port
+	apache_conf "$dir" "$PORT" "LoadModule passenger_module $MODS/mod_passenger.so
+PassengerRoot /usr/lib/ruby/vendor_ruby/phusion_passenger/locations.ini
+PassengerDefaultRuby /usr/bin/ruby
+PassengerInstanceRegistryDir $dir/reg
+PassengerDisableSecurityUpdateCheck on
+PassengerDisableAnonymousTelemetry on
+PassengerDefaultUser www-data
+PassengerDefaultGroup www-data
+PassengerMaxPoolSize 4
+PassengerMinInstances 4
+PassengerAppRoot $dir/app
+PassengerAppType rack
+PassengerStartupFile config.ru
+PassengerAppEnv production
+DocumentRoot $dir/app/public
+<Directory />
+    Require all granted
+</Directory>" >"$dir/httpd.conf"
+	start apache "$dir" "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND
+	PORT_OF[passenger]=$PORT PATH_OF[passenger]=/health
+	ready "$PORT" /health passenger "$dir"
+	# Passenger spawns the rest of its pool after the first request: wait
+	# for all 4 processes, as phased's 4 children are all up.
+	local deadline=$((SECONDS + 60))
+	until [ "$(pgrep -fc "RubyApp: $dir/app " || true)" -ge 4 ]; do
+		[ $SECONDS -lt $deadline ] || die "Passenger never ran 4 app processes: $(tail -5 "$dir/error.log")"
+		http_code "$PORT" /health >/dev/null
+		sleep 0.2
+	done
+}
+
+setup_php() {
+	local dir=$TMP/fcgid www=$TMP/php
+	mkdir -p "$dir" "$www"
+	cp "$REPO/bench/apps/hello.php" "$www/"
+	chmod -R a+rX "$TMP"
+	phased_app phased-php /hello.php "document_root: $www
+mpm:
+  name: event
+  start_servers: 2
+  server_limit: 2
+  threads_per_child: 4
+  min_spare_threads: 4
+  max_spare_threads: 8
+  max_request_workers: 8
+app:
+  type: fastcgi
+  command: [php-cgi, -b, '{socket}']
+  env: {PHP_FCGI_CHILDREN: '4', PHP_FCGI_MAX_REQUESTS: '10000'}"
+	pick_port
+	apache_conf "$dir" "$PORT" "LoadModule fcgid_module $MODS/mod_fcgid.so
+LoadModule mime_module $MODS/mod_mime.so
+TypesConfig /etc/mime.types
+FcgidIPCDir $dir/fcgid-sock
+FcgidProcessTableFile $dir/fcgid-shm
+FcgidMaxProcesses 8
+FcgidMaxProcessesPerClass 8
+FcgidMinProcessesPerClass 8
+FcgidMaxRequestsPerProcess 10000
+FcgidInitialEnv PHP_FCGI_MAX_REQUESTS 10000
+DocumentRoot $www
+<Directory $www>
+    Options +ExecCGI
+    AddHandler fcgid-script .php
+    FcgidWrapper /usr/bin/php-cgi .php
+    Require all granted
+</Directory>" >"$dir/httpd.conf"
+	start apache "$dir" "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND
+	PORT_OF[fcgid]=$PORT PATH_OF[fcgid]=/hello.php
+	ready "$PORT" /hello.php fcgid "$dir"
+}
+
+declare -A PHASED_OF=([wsgi]=phased-gunicorn [rack]=phased-puma [php]=phased-php)
+declare -A ANCHOR_OF=([wsgi]=nginx-gunicorn [rack]=passenger [php]=fcgid)
+declare -A ANCHOR_DESC=([wsgi]="nginx proxy_pass + gunicorn" [rack]="Apache + Passenger" [php]="Apache + mod_fcgid")
+TARGETS=()
+for p in "${PAIRS[@]}"; do
+	log "starting the $p pair"
+	"setup_$p"
+	TARGETS+=("${PHASED_OF[$p]}" "${ANCHOR_OF[$p]}")
+done
+
+declare -A RPS_OF P99_OF ERRS_OF
+for ((r = 0; r < ROUNDS; r++)); do
+	n=${#TARGETS[@]}
+	for ((i = 0; i < n; i++)); do
+		t=${TARGETS[$(((i + r) % n))]}
+		url="http://127.0.0.1:${PORT_OF[$t]}${PATH_OF[$t]}"
+		wrk -t2 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+		wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk.out" 2>&1 || true
+		parse_wrk "$TMP/wrk.out"
+		log "round $((r + 1)) $t: $RPS req/s, p99 $P99 ms, $ERRS errors"
+		RPS_OF[$t]+="$RPS " P99_OF[$t]+="$P99 " ERRS_OF[$t]=$((${ERRS_OF[$t]:-0} + ERRS))
+	done
+done
+
+med() { tr ' ' '\n' | grep . | median; }
+table=$(
+	echo "| app | phased req/s | anchor | anchor req/s | req/s ratio | phased p99 ms | anchor p99 ms | p99 ratio | errors (phased/anchor) |"
+	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+	for p in "${PAIRS[@]}"; do
+		a=${PHASED_OF[$p]} b=${ANCHOR_OF[$p]}
+		ra=$(med <<<"${RPS_OF[$a]}") rb=$(med <<<"${RPS_OF[$b]}")
+		pa=$(med <<<"${P99_OF[$a]}") pb=$(med <<<"${P99_OF[$b]}")
+		printf '| %s | %.0f | %s | %.0f | %.2f | %s | %s | %.2f | %s/%s |\n' "$p" "$ra" "${ANCHOR_DESC[$p]}" "$rb" \
+			"$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a / b}')" "$pa" "$pb" \
+			"$(awk -v a="$pa" -v b="$pb" 'BEGIN {print (b > 0 ? a / b : 0)}')" "${ERRS_OF[$a]}" "${ERRS_OF[$b]}"
+	done
+)
+echo "$table"
+# write_section FILE NAME: stdin in place of FILE's section between
+# <!-- NAME:begin --> and <!-- NAME:end --> (appended when there is none);
+# the app suite (go run ./bench/reliability -apps) writes its own section.
+write_section() {
+	local file=$1 begin="<!-- $2:begin -->" end="<!-- $2:end -->" text
+	text=$(cat)
+	[ -s "$file" ] || printf '# Apps behind phased: results\n' >"$file"
+	if grep -qF "$begin" "$file"; then
+		TEXT="$text" awk -v b="$begin" -v e="$end" '
+			$0 == b {print; print ENVIRON["TEXT"]; print ""; skip = 1; next}
+			$0 == e {skip = 0}
+			!skip' "$file" >"$file.new"
+		mv "$file.new" "$file"
+	else
+		printf '\n%s\n%s\n\n%s\n' "$begin" "$text" "$end" >>"$file"
+	fi
+}
+
+if [ "$RESULTS" != - ]; then
+	{
+		echo "## Speed: apps behind phased vs their standard deployments"
+		echo
+		echo "Run $(date -u '+%Y-%m-%d %H:%M') UTC; command: \`$COMMAND\` (ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS; part of \`make bench\`); phased $(cd "$REPO" && git rev-parse --short HEAD)."
+		echo
+		echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, shared with other jobs while it ran: the rounds interleave the targets (the order rotated each round) so the two sides of a pair see the same outside load; medians over $ROUNDS rounds of \`wrk -t2 -c$CONNS -d${DURATION}s --latency\` after ${WARMUP} s of warm-up. Ratios are phased / anchor: above 1 is better for phased in req/s, below 1 in p99."
+		echo
+		echo "$table"
+		echo
+		echo "Set-ups (the head of bench/apps/run.sh): wsgi: bench/apps/hello.py on 4 gunicorn sync workers, phased's event MPM with 2 children x 2 slots (a gunicorn of 2 workers per child) vs one gunicorn of 4 workers behind nginx's proxy_pass (2 worker processes), both on unix sockets. rack: examples/app-rack (GET /health) in 4 single-threaded processes, phased's event MPM with 4 children x 1 slot (puma -t 1:1 per child) vs Apache's event MPM + Passenger (pool of 4). php: bench/apps/hello.php in 8 php-cgi processes, phased's event MPM with 2 children x 4 slots (php-cgi -b, PHP_FCGI_CHILDREN=4, per child) vs Apache's event MPM + mod_fcgid (8 processes; its p99 near 1 s is mod_fcgid's own wait: a request that finds every PHP process busy sleeps a second in mod_fcgid's retry loop before it tries again)."
+	} | write_section "$RESULTS" bench
+	log "wrote $RESULTS"
+fi

@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/core/child/internal/gateway"
+)
+
+// echo answers a request with its method and body.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	io.WriteString(w, r.Method+" "+string(b))
+})
+
+// testApp is a Proxy to an app server on a unix socket that serves h,
+// keeps connections for idle (closing them after it), and counts the
+// connections it accepted.
+func testApp(t testing.TB, h http.Handler, idle time.Duration) (*Proxy, *atomic.Int32) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	srv := &http.Server{
+		Handler:     h,
+		IdleTimeout: idle,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	var d net.Dialer
+	p := New(Options{
+		Dial:  func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "unix", sock) },
+		Conns: 2, MaxBodySize: 1 << 20, BodyBufferSize: 1 << 20, ResponseBufferSize: 1 << 20, MaxTempFileSize: 1 << 30,
+		TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler),
+	})
+	return p, &conns
+}
+
+func do(t *testing.T, p *Proxy, method, body string) string {
+	t.Helper()
+	req := httptest.NewRequest(method, "http://127.0.0.1/x", strings.NewReader(body))
+	req.RemoteAddr = "127.0.0.1:1234"
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Fatalf("%s: %d %s", method, w.Code, w.Body.String())
+	}
+	return w.Body.String()
+}
+
+// TestAppConnectionsReused: an app that keeps its connections (puma, node)
+// gets one connection for requests one after the other, not one each.
+func TestAppConnectionsReused(t *testing.T) {
+	p, conns := testApp(t, echo, time.Minute)
+	for i := range 10 {
+		if got := do(t, p, "POST", "body"); got != "POST body" {
+			t.Fatalf("request %d: %q", i, got)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("10 requests took %d connections to the app, want 1", n)
+	}
+}
+
+// TestAppClosedIdleConnection: a kept connection that the app closed while
+// it was idle is not used: the next request, even one that may not be sent
+// twice, goes on a new connection and is answered.
+func TestAppClosedIdleConnection(t *testing.T) {
+	p, conns := testApp(t, echo, 50*time.Millisecond)
+	do(t, p, "GET", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for !idleClosed(p.rp.Transport.(*transport)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the app never closed the idle connection")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := do(t, p, "POST", "once"); got != "POST once" {
+		t.Fatalf("%q", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// TestAppAnswersBeforeTheBody: an app that answers a request before it
+// reads its body (a 413 of its own), then closes the connection, has its
+// answer reach the client, not a 502.
+func TestAppAnswersBeforeTheBody(t *testing.T) {
+	p, _ := testApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too large for the app", http.StatusRequestEntityTooLarge)
+	}), time.Minute)
+	p.o.MaxBodySize = 64 << 20
+	req := httptest.NewRequest("POST", "http://127.0.0.1/upload", strings.NewReader(strings.Repeat("x", 16<<20)))
+	req.RemoteAddr = "127.0.0.1:1234"
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), "too large for the app") {
+		t.Fatalf("%d %q", w.Code, w.Body.String())
+	}
+}
+
+// idleClosed reports whether the pool's idle connection was closed by the
+// app.
+func idleClosed(tr *transport) bool {
+	select {
+	case c := <-tr.idle:
+		alive := gateway.SocketAlive(c.nc)
+		tr.idle <- c
+		return !alive
+	default:
+		return false
+	}
+}
+
+// BenchmarkProxy is one GET through the proxy to a local app that keeps
+// its connections (puma) or closes each after its answer (gunicorn's sync
+// workers, unicorn): the cost phased adds per request in front of an app.
+func BenchmarkProxy(b *testing.B) {
+	for _, ka := range []bool{true, false} {
+		b.Run("keepalive="+strconv.FormatBool(ka), func(b *testing.B) {
+			p, _ := testApp(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !ka {
+					w.Header().Set("Connection", "close")
+				}
+				w.Header().Set("Content-Length", "6")
+				io.WriteString(w, "hello\n")
+			}), time.Minute)
+			req := httptest.NewRequest("GET", "http://127.0.0.1/hello", nil)
+			req.RemoteAddr = "127.0.0.1:1234"
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				p.ServeHTTP(w, req)
+				if w.Code != 200 || w.Body.Len() != 6 {
+					b.Fatalf("%d %q", w.Code, w.Body.String())
+				}
+			}
+		})
+	}
+}
