@@ -94,7 +94,9 @@ type connTiming struct {
 // rateBound is when n bytes, the first at start, fall below the minimum rate
 // given waited time spent waiting for them.
 func (l *connLimits) rateBound(start time.Time, n int64, waited time.Duration) time.Time {
-	return start.Add(l.grace() + time.Duration(n)*time.Second/time.Duration(l.minRate) - waited)
+	secs := min(n/l.minRate, 1<<30) // no overflow, whatever a body's size
+	earned := time.Duration(secs)*time.Second + time.Duration(n%l.minRate)*time.Second/time.Duration(l.minRate)
+	return start.Add(l.grace() + earned - waited)
 }
 
 // bound is the deadline the pending header or the armed body must meet at

@@ -85,6 +85,13 @@ func TestMinRateBounds(t *testing.T) {
 	if want := now.Add(5*time.Second + 2*time.Second - 2500*time.Millisecond); !got.Equal(want) {
 		t.Fatalf("body bound %v, want %v", got, want)
 	}
+	sc.timing.mu.Lock()
+	sc.timing.bodyN, sc.timing.waited = 1<<62, 0 // a body of exabytes earns decades, never a past deadline
+	got = sc.timing.effective(now)
+	sc.timing.mu.Unlock()
+	if want := now.Add(time.Minute); !got.Equal(want) {
+		t.Fatalf("huge body: bound %v, want the deadline asked for %v", got, want)
+	}
 	sc.SetReadDeadline(time.Time{})
 	if sc.timing.body || sc.timing.watch.Load() || !sc.timing.set.IsZero() {
 		t.Fatalf("a zero deadline left the body armed (%v) or a deadline set (%v)", sc.timing.body, sc.timing.set)
