@@ -166,17 +166,28 @@ func (c *slotConn) unpend() {
 	}
 }
 
+// pendWindow is how long a connection with nothing to read yet stays
+// pending: a client's request follows its connect by less on any network
+// (it sends it right after the handshake), even on a loaded machine, so a
+// burst of ordinary clients is still shared among children; a silent client
+// holds its place no longer.
+const pendWindow = 10 * time.Millisecond
+
 // settle is called before each read of a connection's own goroutine (the
-// fast path's, net/http's): a pending connection stays pending only while
-// its first read finds bytes waiting. A silent client, or one whose header
-// does not come in one read, holds no place in the accept's count.
+// fast path's, net/http's): a pending connection stays pending through its
+// first read if bytes wait, or for pendWindow if none do yet. A silent
+// client, or one whose header does not come in one read, soon holds no
+// place in the accept's count.
 func (c *slotConn) settle() {
 	if !c.pending.Load() {
 		return
 	}
 	c.reads++
-	if c.reads > 1 || !c.readable() {
+	switch {
+	case c.reads > 1:
 		c.unpend()
+	case !c.readable():
+		time.AfterFunc(pendWindow, c.unpend)
 	}
 }
 
