@@ -1,6 +1,7 @@
 package childrt
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -166,6 +167,23 @@ func (c *slotConn) unpend() {
 	}
 }
 
+// repend makes c pending again until net/http's request takes a slot: the
+// fast path gave back the slot of a request it hands over.
+func (c *slotConn) repend() {
+	if c.closed.Load() || !c.pending.CompareAndSwap(false, true) {
+		return
+	}
+	// Its header is in: net/http's reads, the background one included,
+	// do not mean a slow client.
+	c.reads.Store(math.MinInt32)
+	c.g.cap.mu.Lock()
+	c.g.cap.pending++
+	c.g.cap.mu.Unlock()
+	if c.closed.Load() {
+		c.unpend() // closed meanwhile: Close's unpend may have come first
+	}
+}
+
 // pendWindow is how long a connection with nothing to read yet stays
 // pending: a client's request follows its connect by less on any network
 // (it sends it right after the handshake), even on a loaded machine, so a
@@ -184,11 +202,10 @@ func (c *slotConn) settle() {
 	if !c.pending.Load() {
 		return
 	}
-	c.reads++
-	switch {
-	case c.reads > 1:
+	switch n := c.reads.Add(1); {
+	case n > 1:
 		c.unpend()
-	case !c.readable():
+	case n == 1 && !c.readable():
 		time.AfterFunc(pendWindow, c.unpend)
 	}
 }

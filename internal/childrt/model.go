@@ -265,7 +265,7 @@ type slotConn struct {
 	// pending: an event connection whose first request may want a slot at
 	// once (capacity.pending); reads counts the reads settle saw.
 	pending atomic.Bool
-	reads   int
+	reads   atomic.Int32
 }
 
 func (c *slotConn) worker() *scoreboard.WorkerSlot {
