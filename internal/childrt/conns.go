@@ -188,10 +188,10 @@ func (c *slotConn) repend() {
 // pending: a client's request follows its connect by less on any network
 // (it sends it right after the handshake), even on a loaded machine, so a
 // burst of ordinary clients is still shared among children; a silent client
-// holds its place no longer. (A child of 25 slots still accepts 500 silent
+// holds its place no longer. (A child of 25 slots still accepts 1,250 silent
 // connections a second; clients that send a byte, as slowloris does, are
 // not held back at all.)
-const pendWindow = 50 * time.Millisecond
+const pendWindow = 20 * time.Millisecond
 
 // settle is called before each read of a connection's own goroutine (the
 // fast path's, net/http's): a pending connection stays pending through its
