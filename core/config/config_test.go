@@ -489,6 +489,14 @@ func TestErrors(t *testing.T) {
 			want: []string{`environment PHASED_LISTEN_BACKLOG: listen_backlog: must be between 1 and 65535, got 0`},
 		},
 		{
+			name: "negative connection limit and rate",
+			file: "worker_connections: -1\ntimeouts: {min_rate: -5}\n",
+			want: []string{
+				`{file}: timeouts.min_rate: must be 0 (off) or more bytes a second, got -5`,
+				`{file}: worker_connections: must be 0 (from the descriptor limit) or more, got -1`,
+			},
+		},
+		{
 			name: "port out of range",
 			file: "listen: [\"127.0.0.1:80\", \"127.0.0.1:99999\"]\n",
 			want: []string{`{file}: listen[1]: "127.0.0.1:99999": port out of range`},

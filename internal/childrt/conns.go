@@ -1,6 +1,7 @@
 package childrt
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -94,7 +95,9 @@ type connTiming struct {
 // rateBound is when n bytes, the first at start, fall below the minimum rate
 // given waited time spent waiting for them.
 func (l *connLimits) rateBound(start time.Time, n int64, waited time.Duration) time.Time {
-	return start.Add(l.grace() + time.Duration(n)*time.Second/time.Duration(l.minRate) - waited)
+	secs := min(n/l.minRate, 1<<30) // no overflow, whatever a body's size
+	earned := time.Duration(secs)*time.Second + time.Duration(n%l.minRate)*time.Second/time.Duration(l.minRate)
+	return start.Add(l.grace() + earned - waited)
 }
 
 // bound is the deadline the pending header or the armed body must meet at
@@ -164,17 +167,46 @@ func (c *slotConn) unpend() {
 	}
 }
 
+// repend makes c pending again until net/http's request takes a slot: the
+// fast path gave back the slot of a request it hands over.
+func (c *slotConn) repend() {
+	if c.closed.Load() || !c.pending.CompareAndSwap(false, true) {
+		return
+	}
+	// Its header is in: net/http's reads, the background one included,
+	// do not mean a slow client.
+	c.reads.Store(math.MinInt32)
+	c.g.cap.mu.Lock()
+	c.g.cap.pending++
+	c.g.cap.mu.Unlock()
+	if c.closed.Load() {
+		c.unpend() // closed meanwhile: Close's unpend may have come first
+	}
+}
+
+// pendWindow is how long a connection with nothing to read yet stays
+// pending: a client's request follows its connect by less on any network
+// (it sends it right after the handshake), even on a loaded machine, so a
+// burst of ordinary clients is still shared among children; a silent client
+// holds its place no longer. (A child of 25 slots still accepts 1,250 silent
+// connections a second; clients that send a byte, as slowloris does, are
+// not held back at all.)
+const pendWindow = 20 * time.Millisecond
+
 // settle is called before each read of a connection's own goroutine (the
-// fast path's, net/http's): a pending connection stays pending only while
-// its first read finds bytes waiting. A silent client, or one whose header
-// does not come in one read, holds no place in the accept's count.
+// fast path's, net/http's): a pending connection stays pending through its
+// first read if bytes wait, or for pendWindow if none do yet. A silent
+// client, or one whose header does not come in one read, soon holds no
+// place in the accept's count.
 func (c *slotConn) settle() {
 	if !c.pending.Load() {
 		return
 	}
-	c.reads++
-	if c.reads > 1 || !c.readable() {
+	switch n := c.reads.Add(1); {
+	case n > 1:
 		c.unpend()
+	case n == 1 && !c.readable():
+		time.AfterFunc(pendWindow, c.unpend)
 	}
 }
 

@@ -757,8 +757,14 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	header, body, ok := s.fast.ServeFast(bstr(req.path))
 	if !ok {
 		// net/http takes the request over: in the event model the slot
-		// goes back (net/http's request takes one again), in the others
-		// the connection's slot reads it again.
+		// goes back (net/http's request takes one again) and the
+		// connection is pending again meanwhile, or the child would
+		// accept another connection on the slot and keep this request
+		// waiting inside while a sibling idles; in the others the
+		// connection's slot reads it again.
+		if sc != nil && s.cap != nil && s.model == ModelEvent {
+			sc.repend()
+		}
 		if ws != nil && s.model == ModelEvent {
 			ws.SetState(scoreboard.Idle)
 		} else if ws != nil {

@@ -51,9 +51,9 @@ type capacity struct {
 	// the child accepts only while more slots are free than that. Without
 	// it a burst of connections all lands on the first child to wake, whose
 	// slots their requests then wait for while a sibling idles. A
-	// connection that has nothing to read when its goroutine first looks,
-	// or whose header does not come in one read, is pending no more: a
-	// silent or slow client holds nothing.
+	// connection that still has nothing to read pendWindow after its
+	// goroutine first looks, or whose header does not come in one read, is
+	// pending no more: a silent or slow client holds nothing.
 	pending  int
 	accepted uint64
 	limit    uint64 // stop accepting after this many connections; 0 = never
@@ -265,7 +265,7 @@ type slotConn struct {
 	// pending: an event connection whose first request may want a slot at
 	// once (capacity.pending); reads counts the reads settle saw.
 	pending atomic.Bool
-	reads   int
+	reads   atomic.Int32
 }
 
 func (c *slotConn) worker() *scoreboard.WorkerSlot {
