@@ -94,17 +94,23 @@ func TestRampBoundedByMaxRequestWorkers(t *testing.T) {
 	}
 }
 
+// queued is a tick of n ready children, each with idle and busy slots,
+// while depth connections wait in the accept queue.
+func queued(n, idle, busy, depth int) *mpm.MaintainRequest {
+	req := &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5,
+		Listeners: []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: depth}}}
+	for slot := range n {
+		req.Children = append(req.Children, mpm.Child{Slot: slot, PID: 100 + slot, State: mpm.ChildReady, IdleSlots: idle, BusySlots: busy})
+	}
+	return req
+}
+
 // TestQueueDoesNotRetire: idle children while connections wait (a sample
 // taken between two accepts) are not retired as spares.
 func TestQueueDoesNotRetire(t *testing.T) {
 	ctx := context.Background()
 	p := policy.New("prefork", policy.ParsePrefork)
-	req := &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5,
-		Listeners: []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: 30}}}
-	for slot := range 20 {
-		req.Children = append(req.Children, mpm.Child{Slot: slot, PID: 100 + slot, State: mpm.ChildReady, IdleSlots: 1})
-	}
-	resp, err := p.Maintain(ctx, req)
+	resp, err := p.Maintain(ctx, queued(20, 1, 0, 30))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +129,7 @@ func TestEventIgnoresTheQueue(t *testing.T) {
 	var got []int
 	for _, depth := range []int{0, 500} {
 		p := policy.New("event", parse)
-		req := &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5,
-			Listeners: []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: depth}}}
-		for slot := range 2 {
-			req.Children = append(req.Children, mpm.Child{Slot: slot, PID: 100 + slot, State: mpm.ChildReady, IdleSlots: 25})
-		}
-		resp, err := p.Maintain(ctx, req)
+		resp, err := p.Maintain(ctx, queued(2, 25, 0, depth))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,12 +146,7 @@ func TestWorkerSpawnsForTheQueue(t *testing.T) {
 	ctx := context.Background()
 	spec := policy.ThreadedSpec{Name: "worker", Model: mpm.Worker, MaxServerLimit: 20000, MaxThreadLimit: 20000}
 	p := policy.New("worker", func(s map[string]any) (*policy.Config, error) { return policy.ParseThreaded(spec, s) })
-	req := &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5,
-		Listeners: []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: 100}}}
-	for slot := range 2 {
-		req.Children = append(req.Children, mpm.Child{Slot: slot, PID: 100 + slot, State: mpm.ChildReady, BusySlots: 25})
-	}
-	resp, err := p.Maintain(ctx, req)
+	resp, err := p.Maintain(ctx, queued(2, 0, 25, 100))
 	if err != nil {
 		t.Fatal(err)
 	}
