@@ -5,6 +5,11 @@
 #   sudo bench/compare/run.sh                    # 3 interleaved rounds (~12 min); writes BENCHMARKS.md
 #   ROUNDS=1 DURATION=3 bench/compare/run.sh     # a quick look (~3 min)
 #   ONLY="phased-event nginx bare-go" RESULTS=- bench/compare/run.sh
+#   QUICK=1 bench/compare/run.sh                 # the connection suite alone (issue #16), a few minutes
+#
+# Two suites run in the same interleaved rounds: "files" (below) and
+# "conns" (conn_tests: keep-alive at 50, 1,000 and 10,000 connections,
+# Connection: close, slowloris with a probe, idle PSS; README.md).
 #
 # Every target serves a temp document root holding hello.txt (6 bytes,
 # "hello\n") and 4k.bin (4096 bytes), on its own port from PORT_BASE. Targets:
@@ -122,8 +127,13 @@ has_suite() { [[ " $SUITES " == *" $1 "* ]]; }
 conn_target() { has_suite conns && [[ " $CONN_TARGETS " == *" $1 "* ]]; }
 [ -z "$ONLY" ] || env_desc+="ONLY='$ONLY' "
 
-ALL_TARGETS=(phased-prefork phased-worker phased-event bare-go bare-fileserver nginx apache-event apache-worker apache-prefork)
-[ -z "$BASELINE" ] || ALL_TARGETS+=(phased-base-prefork phased-base-worker phased-base-event)
+if [ -n "$BASELINE" ]; then
+	# each baseline next to its counterpart: the pair runs under the same
+	# conditions of a shared machine
+	ALL_TARGETS=(phased-prefork phased-base-prefork phased-worker phased-base-worker phased-event phased-base-event bare-go bare-fileserver nginx apache-event apache-worker apache-prefork)
+else
+	ALL_TARGETS=(phased-prefork phased-worker phased-event bare-go bare-fileserver nginx apache-event apache-worker apache-prefork)
+fi
 if [ -n "$ONLY" ]; then
 	read -r -a TARGETS <<<"$ONLY"
 	for t in "${TARGETS[@]}"; do
@@ -523,12 +533,18 @@ pss_of() {
 }
 
 # server_cpu PID...: the CPU time (user + system, every thread) of PIDs
-# that are not this shell, in jiffies.
+# that are not this shell, in jiffies, with the time of the master's
+# children that have exited and been reaped (its cutime and cstime), so that
+# a child that exits during a measurement keeps its time in the sum.
 server_cpu() {
 	local p n=0 v
 	for p in "$@"; do
 		[ "$p" != "$$" ] || continue
-		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
+		if [ "$p" = "$MASTER" ]; then
+			v=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
+		else
+			v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
+		fi
 		n=$((n + ${v:-0}))
 	done
 	echo "$n"
@@ -926,7 +942,7 @@ conn_section() {
 	echo "  200 ms (the probe), timed from the dial to the end of the response; a failed"
 	echo "  probe counts as 5 s."
 	echo "- server CPU µs/req: the user and system CPU time of the server's processes (master,"
-	echo "  children, helpers; a child that exits during the test takes its time with it)"
+	echo "  children, helpers, and children that exited and were reaped meanwhile)"
 	echo "  during the measurement, per request wrk completed; it depends much less than req/s"
 	echo "  on what else the machine runs."
 	echo

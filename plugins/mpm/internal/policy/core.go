@@ -94,7 +94,7 @@ type tick struct {
 	// pending counts children spawned in this tick (not in active).
 	pending int
 	// queued counts the connections waiting in the listeners' accept
-	// queues: demand no idle slot has taken yet.
+	// queues (prefork and worker): demand no idle slot has taken yet.
 	queued int
 }
 
@@ -169,8 +169,13 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 	defer c.mu.Unlock()
 	st := &c.st
 	t := &tick{cfg: c.cfg, resp: &mpm.MaintainResponse{}, occupied: len(req.Children)}
-	for _, l := range req.Listeners {
-		t.queued += max(l.QueueDepth, 0)
+	if t.cfg.Model != mpm.Event {
+		// A connection holds a prefork child or a worker thread, so each
+		// waiting one needs a slot. The event model accepts as long as it
+		// has room for connections, not slots: its queue says little.
+		for _, l := range req.Listeners {
+			t.queued += max(l.QueueDepth, 0)
+		}
 	}
 	for _, ch := range req.Children {
 		if ch.State != mpm.ChildRetiring {

@@ -94,21 +94,66 @@ func TestRampBoundedByMaxRequestWorkers(t *testing.T) {
 	}
 }
 
+// queued is a tick of n ready children, each with idle and busy slots,
+// while depth connections wait in the accept queue.
+func queued(n, idle, busy, depth int) *mpm.MaintainRequest {
+	req := &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5,
+		Listeners: []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: depth}}}
+	for slot := range n {
+		req.Children = append(req.Children, mpm.Child{Slot: slot, PID: 100 + slot, State: mpm.ChildReady, IdleSlots: idle, BusySlots: busy})
+	}
+	return req
+}
+
 // TestQueueDoesNotRetire: idle children while connections wait (a sample
 // taken between two accepts) are not retired as spares.
 func TestQueueDoesNotRetire(t *testing.T) {
 	ctx := context.Background()
 	p := policy.New("prefork", policy.ParsePrefork)
-	req := &mpm.MaintainRequest{Generation: 1, TicksSinceRestart: 5,
-		Listeners: []mpm.Listener{{Addr: "127.0.0.1:80", QueueDepth: 30}}}
-	for slot := range 20 {
-		req.Children = append(req.Children, mpm.Child{Slot: slot, PID: 100 + slot, State: mpm.ChildReady, IdleSlots: 1})
-	}
-	resp, err := p.Maintain(ctx, req)
+	resp, err := p.Maintain(ctx, queued(20, 1, 0, 30))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := sim.Retired(resp); len(r) != 0 {
 		t.Errorf("retired %v with 20 idle children and 30 queued connections, want none", r)
+	}
+}
+
+// TestEventIgnoresTheQueue: the event model's accept queue is not counted
+// (it accepts while it has room for connections, not slots): the same
+// snapshot with and without a queue gets the same answer.
+func TestEventIgnoresTheQueue(t *testing.T) {
+	ctx := context.Background()
+	spec := policy.ThreadedSpec{Name: "event", Model: mpm.Event, MaxServerLimit: 20000, MaxThreadLimit: 100000, Event: true}
+	parse := func(s map[string]any) (*policy.Config, error) { return policy.ParseThreaded(spec, s) }
+	var got []int
+	for _, depth := range []int{0, 500} {
+		p := policy.New("event", parse)
+		resp, err := p.Maintain(ctx, queued(2, 25, 0, depth))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, sim.Spawned(resp), len(sim.Retired(resp)))
+	}
+	if got[0] != got[2] || got[1] != got[3] {
+		t.Errorf("event with no queue: spawned %d, retired %d; with 500 queued: spawned %d, retired %d; want the same", got[0], got[1], got[2], got[3])
+	}
+}
+
+// TestWorkerSpawnsForTheQueue: worker counts its queue as prefork does,
+// in children of threads_per_child.
+func TestWorkerSpawnsForTheQueue(t *testing.T) {
+	ctx := context.Background()
+	spec := policy.ThreadedSpec{Name: "worker", Model: mpm.Worker, MaxServerLimit: 20000, MaxThreadLimit: 20000}
+	p := policy.New("worker", func(s map[string]any) (*policy.Config, error) { return policy.ParseThreaded(spec, s) })
+	resp, err := p.Maintain(ctx, queued(2, 0, 25, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 waiting + 75 spare (worker's default min_spare_threads) = 175
+	// threads: 7 children of 25, capped by max_request_workers 400 / 25 =
+	// 16 children, 2 of them running.
+	if got := sim.Spawned(resp); got != 7 {
+		t.Errorf("spawned %d children for 100 queued connections with every thread busy, want 7", got)
 	}
 }
