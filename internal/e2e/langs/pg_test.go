@@ -199,10 +199,12 @@ func checkPools(t *testing.T, pg *e2e.PG, x *example, name string, size int, inW
 
 // waitPools waits until checkPools finds nothing wrong with children
 // ready children (0: any number), and fails t with what it found at the
-// deadline.
+// deadline: 45 s, as long as a prefork server's idle children, grown for
+// a load, take to retire one a tick, each with its app server's graceful
+// stop.
 func waitPools(t *testing.T, pg *e2e.PG, x *example, name string, children, size int, inWorker bool) poolCheck {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		r := checkPools(t, pg, x, name, size, inWorker)
 		if r.err == "" && children != 0 && len(r.byApp) != children {

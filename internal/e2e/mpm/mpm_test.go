@@ -182,9 +182,11 @@ func TestPreforkGrowsAndShrinks(t *testing.T) {
 }
 
 func TestMaxRequestWorkersIsLoggedEachTime(t *testing.T) {
-	s := e2e.StartMPM(t, "mpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 2, max_request_workers: 4}\n")
+	// The held connections are kept alive for 30 s: with the default 5 s
+	// a loaded machine's ticks can come too late for three of them.
+	s := e2e.StartMPM(t, "timeouts: {idle: 30s}\nmpm: {name: worker, start_servers: 1, threads_per_child: 2, min_spare_threads: 2, max_spare_threads: 4, server_limit: 2, max_request_workers: 4}\n")
 	conns := e2e.HoldConnections(t, s.Addr, 4)
-	s.Log.Wait(t, "reached max_request_workers", 3, 10*time.Second)
+	s.Log.Wait(t, "reached max_request_workers", 3, 20*time.Second)
 	for _, c := range conns {
 		c.Close()
 	}
