@@ -3,6 +3,8 @@ package childrt
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
@@ -25,7 +28,10 @@ import (
 // answer through the fast path (fast.go), as the static handler does for
 // the files it holds in memory; the plain ones go through net/http, as
 // every other handler. The -plainio variants take the fast path with the
-// connection's own Read and Write instead of raw system calls (rawio.go). Figures in req/s; profile with
+// connection's own Read and Write instead of raw system calls (rawio.go).
+// The -tls variants serve a TLS listener (ECDSA P-256, TLS 1.3, HTTP/1.1 by
+// ALPN), through net/http or the fast path over crypto/tls (tlsfast.go);
+// their clients' TLS runs in the same process. Figures in req/s; profile with
 //
 //	go test -run '^$' -bench Serve -cpuprofile cpu.out ./sdk/child
 func BenchmarkServe(b *testing.B) {
@@ -51,12 +57,13 @@ func BenchmarkServe(b *testing.B) {
 		body:   body,
 	}
 	for _, v := range []struct {
-		m             Model
-		fast, plainIO bool
+		m                    Model
+		fast, plainIO, tlsOn bool
 	}{
-		{ModelWorker, false, false}, {ModelEvent, false, false},
-		{ModelWorker, true, true}, {ModelEvent, true, true},
-		{ModelWorker, true, false}, {ModelEvent, true, false},
+		{ModelWorker, false, false, false}, {ModelEvent, false, false, false},
+		{ModelWorker, true, true, false}, {ModelEvent, true, true, false},
+		{ModelWorker, true, false, false}, {ModelEvent, true, false, false},
+		{ModelEvent, false, false, true}, {ModelEvent, true, false, true},
 	} {
 		name := string(v.m)
 		if v.fast {
@@ -64,6 +71,9 @@ func BenchmarkServe(b *testing.B) {
 		}
 		if v.plainIO {
 			name += "-plainio"
+		}
+		if v.tlsOn {
+			name += "-tls"
 		}
 		b.Run(name, func(b *testing.B) {
 			if v.plainIO {
@@ -80,11 +90,21 @@ func BenchmarkServe(b *testing.B) {
 			}
 			defer c.Close()
 			rt.counters = c
+			dial := func() (net.Conn, error) { return net.Dial("tcp", addr) }
+			if v.tlsOn {
+				certPEM, keyPEM := selfSigned(b)
+				rt.lopts = []contract.Listener{{Addr: addr, TLS: &contract.TLS{
+					Certificates: []contract.Certificate{{Cert: certPEM, Key: keyPEM}}, MinVersion: tls.VersionTLS12}}}
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(certPEM)
+				cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}}
+				dial = func() (net.Conn, error) { return tls.Dial("tcp", addr, cfg) }
+			}
 			go io.Copy(io.Discard, eventReader(events))
 			sigs := make(chan os.Signal, 1)
 			done := make(chan error, 1)
 			go func() { done <- rt.serve(h, sigs) }()
-			load(b, addr)
+			loadDial(b, dial, "/hello.txt", "hello\n")
 			sigs <- syscall.SIGINT
 			<-done
 		})
@@ -118,12 +138,17 @@ func load(b *testing.B, addr string) { loadPath(b, addr, "/hello.txt", "hello\n"
 // connections, each answered 200 with a body ending in body, and reports
 // req/s.
 func loadPath(b *testing.B, addr, path, body string) {
+	loadDial(b, func() (net.Conn, error) { return net.Dial("tcp", addr) }, path, body)
+}
+
+// loadDial is loadPath over the connections dial makes.
+func loadDial(b *testing.B, dial func() (net.Conn, error), path, body string) {
 	const conns = 16
 	req := []byte("GET " + path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
 	// Every response is as long as the first: same headers, and a Date of
 	// fixed width.
 	size := func() int {
-		c, err := net.Dial("tcp", addr)
+		c, err := dial()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -149,7 +174,7 @@ func loadPath(b *testing.B, addr, path, body string) {
 	start := time.Now()
 	for range conns {
 		wg.Go(func() {
-			c, err := net.Dial("tcp", addr)
+			c, err := dial()
 			if err != nil {
 				failed.Add(1)
 				return

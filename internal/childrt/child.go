@@ -662,7 +662,7 @@ func (s *server) track(c net.Conn, st http.ConnState) {
 		// net/http's connections (the fast path marks its own itself):
 		// the header is in, or the response is out.
 		switch c.(type) {
-		case *framingConn, *tls.Conn:
+		case *framingConn, *tls.Conn, *tlsReplayConn:
 			switch st {
 			case http.StateActive:
 				sc.headerIn()

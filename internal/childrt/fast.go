@@ -364,13 +364,16 @@ type replayConn struct {
 	pending []byte
 }
 
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
+func (c *replayConn) Read(p []byte) (int, error) { return replay(&c.pending, p, c.Conn) }
+
+// replay reads into p what is left of pending, or, once none is, from r.
+func replay(pending *[]byte, p []byte, r io.Reader) (int, error) {
+	if len(*pending) > 0 {
+		n := copy(p, *pending)
+		*pending = (*pending)[n:]
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	return r.Read(p)
 }
 
 // slot returns the slotConn under c, if any.
@@ -383,6 +386,10 @@ func connSlot(c net.Conn) *slotConn {
 	case *proxyConn:
 		return connSlot(c.Conn)
 	case *tls.Conn:
+		return connSlot(c.NetConn())
+	case *fastTLSConn:
+		return connSlot(c.NetConn())
+	case *tlsReplayConn:
 		return connSlot(c.NetConn())
 	case *framingConn:
 		return connSlot(c.Conn)
@@ -462,6 +469,13 @@ func (s *server) serveFast(c net.Conn) {
 		fastBufs.Put(inp)
 		putOut()
 	}()
+	if tc, ok := c.(*fastTLSConn); ok {
+		// The handshake (tlsfast.go); h2 goes to net/http.
+		ok, handed = s.startTLS(tc)
+		if !ok {
+			return
+		}
+	}
 	to := s.timeouts
 	sock := c // what raw system calls may read and write
 	if pc, ok := c.(*proxyConn); ok {
@@ -529,7 +543,7 @@ func (s *server) serveFast(c net.Conn) {
 					// counts connections does not miss it.
 					s.track(c, http.StateActive)
 					handed = true
-					s.handoff.give(&replayConn{Conn: c, pending: bytes.Clone(in)})
+					s.handoff.give(replayed(c, bytes.Clone(in)))
 					s.conns.Delete(c)
 				}
 				return
@@ -588,7 +602,7 @@ func (s *server) serveFast(c net.Conn) {
 			return
 		}
 		now = time.Now()
-		if sc != nil {
+		if sc != nil && raw { // else sc.Read counted them
 			sc.headerBytes(m, now)
 		}
 	}

@@ -66,8 +66,9 @@ func (c *framingConn) ReadFrom(r io.Reader) (int64, error) {
 
 // framingListener hands net/http its connections as framingConns; a TLS
 // connection it hands as it is, since net/http must see the *tls.Conn to
-// shake hands and to speak HTTP/2, and the bytes a framingConn would see
-// below it are ciphertext. (HTTP/2 has no such ambiguity; HTTP/1.1 over
+// shake hands and to speak HTTP/2 (and the ConnectionState of one the fast
+// path hands over, tlsReplayConn, to set Request.TLS), and the bytes a
+// framingConn would see below a *tls.Conn are ciphertext. (HTTP/2 has no such ambiguity; HTTP/1.1 over
 // TLS goes without the check.)
 type framingListener struct{ net.Listener }
 
@@ -76,7 +77,8 @@ func (l framingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := c.(*tls.Conn); ok {
+	switch c.(type) {
+	case *tls.Conn, *tlsReplayConn:
 		return c, nil
 	}
 	return &framingConn{Conn: c}, nil

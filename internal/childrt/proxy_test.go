@@ -275,7 +275,7 @@ func TestProxyProtocolRejects(t *testing.T) {
 	})
 }
 
-func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+func selfSigned(t testing.TB) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -143,8 +143,9 @@ func acmeHTTPHandler(dir string, next http.Handler) http.Handler {
 	})
 }
 
-// wrapTLS makes the gates of TLS listeners speak TLS; those listeners, and
-// plain ones that only redirect, are served by net/http, never by the fast
+// wrapTLS makes the gates of TLS listeners speak TLS. With a fast path,
+// their HTTP/1.1 connections are the fast path's (tlsfast.go); plain
+// listeners that only redirect are served by net/http, never by the fast
 // path.
 func (s *server) wrapTLS(r *Runtime) {
 	s.slowPath = make([]bool, len(s.gates))
@@ -165,6 +166,11 @@ func (s *server) wrapTLS(r *Runtime) {
 		}
 		if o.TLS.HTTP2 {
 			leaveH2Bounds(cfg)
+		}
+		if s.fast != nil && o.RedirectHTTPS == "" {
+			s.slowPath[i] = false
+			s.gates[i] = fastTLSListener{Listener: s.gates[i], cfg: cfg}
+			continue
 		}
 		s.gates[i] = tls.NewListener(s.gates[i], cfg)
 	}

@@ -1,0 +1,134 @@
+package childrt
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/contract"
+)
+
+// tlsHandler is what net/http serves on a TLS listener: it names the path,
+// the protocol and the TLS version net/http gave the request.
+var tlsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Path", "slow")
+	tlsv := "none"
+	if r.TLS != nil {
+		tlsv = tls.VersionName(r.TLS.Version)
+	}
+	w.Header().Set("X-TLS", tlsv)
+	fmt.Fprintf(w, "slow %s %s %s", r.Method, r.URL.RequestURI(), r.Proto)
+})
+
+// startTLSFast serves testFast and tlsHandler on a TLS listener that offers
+// h2 and http/1.1; it returns the address and the client's TLS settings.
+func startTLSFast(t *testing.T, model Model) (string, *tls.Config) {
+	t.Helper()
+	rt, addr, events, _ := modelRuntime(t, model, 8)
+	rt.Fast = testFast{}
+	rt.Timeouts.ReadHeader = 500 * time.Millisecond
+	certPEM, keyPEM := selfSigned(t)
+	rt.lopts = []contract.Listener{{Addr: addr, TLS: &contract.TLS{
+		Certificates: []contract.Certificate{{Cert: certPEM, Key: keyPEM}}, MinVersion: tls.VersionTLS12, HTTP2: true}}}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	sigs, done := serveAsync(t, rt, events, tlsHandler)
+	go func() {
+		for events.Scan() {
+		}
+	}()
+	t.Cleanup(func() {
+		sigs <- syscall.SIGINT
+		<-done
+	})
+	return addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}
+}
+
+// TestFastPathOverTLS: on a TLS listener, HTTP/1.1 requests the responder
+// answers are the fast path's; the rest of the connection, from the first
+// request it does not answer (pipelined behind one it did), is net/http's,
+// which sees the request's TLS state; h2 by ALPN is net/http's; plain HTTP
+// sent to the TLS port gets net/http's 400; a client that does not finish
+// its handshake, or sends no request after it, is cut by the header bound.
+func TestFastPathOverTLS(t *testing.T) {
+	for _, model := range []Model{ModelWorker, ModelEvent} {
+		t.Run(string(model), func(t *testing.T) {
+			addr, cfg := startTLSFast(t, model)
+			h1 := cfg.Clone()
+			h1.NextProtos = []string{"http/1.1"}
+			c, err := tls.Dial("tcp", addr, h1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			br := bufio.NewReader(c)
+			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+			if r := readReplies(t, c, br, 1, "GET"); r[0].path != "fast" || r[0].body != "fast" || r[0].close {
+				t.Fatalf("GET /a over TLS: %+v", r[0])
+			}
+			// Pipelined: /a answered fast, /b (declined) and what follows
+			// by net/http, from the bytes the fast path read.
+			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+			r := readReplies(t, c, br, 3, "GET")
+			if r[0].path != "fast" {
+				t.Errorf("first pipelined /a: %+v", r[0])
+			}
+			for i, want := range []string{"slow GET /b?x=1 HTTP/1.1", "slow GET /a HTTP/1.1"} {
+				if got := r[i+1]; got.path != "slow" || got.body != want || got.hdr.Get("X-TLS") != tls.VersionName(c.ConnectionState().Version) {
+					t.Errorf("pipelined request %d: %+v (X-TLS %q), want %q with the TLS state", i+2, got, got.hdr.Get("X-TLS"), want)
+				}
+			}
+
+			// HTTP/2 by ALPN: net/http's, with its TLS state.
+			tr := &http.Transport{TLSClientConfig: cfg.Clone(), ForceAttemptHTTP2: true}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + "/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 || string(b) != "slow GET /a HTTP/2.0" || resp.Header.Get("X-TLS") == "none" {
+				t.Errorf("h2: %s %q X-TLS %q", resp.Proto, b, resp.Header.Get("X-TLS"))
+			}
+
+			// Plain HTTP to the TLS port.
+			pc := dialSend(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+			pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, _ := io.ReadAll(pc)
+			if !strings.HasPrefix(string(got), "HTTP/1.0 400 Bad Request") {
+				t.Errorf("plain HTTP to the TLS port: %q", got)
+			}
+
+			// No handshake, and no request after one: closed by the
+			// header bound (500 ms), well before the test's 5 s.
+			silent := dialSend(t, addr, "")
+			silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := silent.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+				t.Errorf("a connection that never shakes hands: %v", err)
+			}
+			idle, err := tls.Dial("tcp", addr, h1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idle.Close()
+			idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := idle.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+				t.Errorf("a connection that sends no request: %v", err)
+			}
+		})
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
