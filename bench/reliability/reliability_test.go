@@ -33,10 +33,10 @@ func TestReliabilityShort(t *testing.T) {
 	t.Setenv("TMPDIR", e2e.ProcessTempDir(t))
 	k := phasedKind(bin, hookBin)
 	o := options{
-		before:   400 * time.Millisecond,
-		after:    400 * time.Millisecond,
-		limit:    1000000,
-		maxTime:  30 * time.Second,
+		before:  400 * time.Millisecond,
+		after:   400 * time.Millisecond,
+		limit:   1000000,
+		maxTime: 30 * time.Second,
 		// make test judges losses; a stall is judged only when it is a
 		// stop, as Apache's graceful restart shows (about 1 s). make
 		// soak holds every routine stall to 50 ms on a quiet machine; on

@@ -258,7 +258,7 @@ func (x *example) waitBusy(t *testing.T) int {
 func (x *example) stopsGracefully(t *testing.T) {
 	t.Helper()
 	ms := cmp.Or(x.stopRequest, 5*time.Second).Milliseconds() // outlasts a loaded machine's -k stop
-	go client.Get(x.URL(fmt.Sprintf("/slow?ms=%d", ms))) // cut by the stop
+	go client.Get(x.URL(fmt.Sprintf("/slow?ms=%d", ms)))      // cut by the stop
 	x.waitBusy(t)
 	began := time.Now()
 	if code, out, errOut := e2e.Run(t, x.Dir, nil, "-f", x.Conf, "-k", "stop"); code != 0 {
