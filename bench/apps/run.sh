@@ -250,7 +250,11 @@ DocumentRoot $dir/app/public
 <Directory />
     Require all granted
 </Directory>" >"$dir/httpd.conf"
-	start apache "$dir" "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND
+	# Passenger makes its spawn folders (passenger.spawn.*, owned by the app
+	# user) in TMPDIR and leaves some behind when Apache is stopped: give it
+	# one of the run's own, which the trap removes.
+	mkdir -p "$dir/tmp" && chmod 1777 "$dir/tmp"
+	start apache "$dir" env TMPDIR="$dir/tmp" "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND
 	PORT_OF[passenger]=$PORT PATH_OF[passenger]=/health
 	ready "$PORT" /health passenger "$dir"
 	# Passenger spawns the rest of its pool after the first request: wait

@@ -394,6 +394,17 @@ MaxRequestWorkers 150
 		return err
 	}
 	a.cmd = exec.Command(apacheBin, "-f", a.conf, "-DFOREGROUND")
+	// Passenger makes its spawn folders (passenger.spawn.*, owned by the
+	// app user) in TMPDIR and leaves some behind when Apache is stopped:
+	// give it one in the cell's folder, removed with it.
+	tmp := filepath.Join(a.dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o777|os.ModeSticky); err != nil {
+		return err
+	}
+	a.cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	if err := startLogged(a.cmd, a.dir, "stderr"); err != nil {
 		return err
 	}
