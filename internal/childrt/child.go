@@ -405,7 +405,7 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		}
 	}
 	if s.fast != nil {
-		go s.srv.Serve(framingListener{s.handoff})
+		go s.srv.Serve(handoffListener{s})
 	}
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)

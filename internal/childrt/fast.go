@@ -321,24 +321,19 @@ func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 // handoff is the in-memory listener through which the fast path gives
 // connections to net/http.
 type handoff struct {
-	conns  chan net.Conn
+	conns  chan handed
 	done   chan struct{}
 	once   sync.Once
 	addr   net.Addr
 	closed atomic.Bool
 }
 
-func newHandoff(addr net.Addr) *handoff {
-	return &handoff{conns: make(chan net.Conn), done: make(chan struct{}), addr: addr}
-}
+// handed is a connection on its way to net/http, and the connection the
+// fast path tracked it as.
+type handed struct{ c, tracked net.Conn }
 
-func (h *handoff) Accept() (net.Conn, error) {
-	select {
-	case c := <-h.conns:
-		return c, nil
-	case <-h.done:
-		return nil, net.ErrClosed
-	}
+func newHandoff(addr net.Addr) *handoff {
+	return &handoff{conns: make(chan handed), done: make(chan struct{}), addr: addr}
 }
 
 func (h *handoff) Close() error {
@@ -348,14 +343,40 @@ func (h *handoff) Close() error {
 
 func (h *handoff) Addr() net.Addr { return h.addr }
 
-// give hands c to net/http; if the server is gone, it closes c.
-func (h *handoff) give(c net.Conn) {
+// give hands c, tracked as tracked until now, to net/http; if the server
+// is gone, it closes c.
+func (h *handoff) give(c, tracked net.Conn) {
 	select {
-	case h.conns <- c:
+	case h.conns <- handed{c, tracked}:
 	case <-h.done:
 		c.Close()
 	}
 }
+
+// handoffListener is the listener net/http serves the handed connections
+// from. It tracks each as net/http will (framingListener's wrapping, state
+// New) before it lets go of the connection the fast path tracked, so that
+// a drain counting connections never sees neither: the fast path used to
+// untrack its connection when give returned, and net/http tracked the
+// new one only once Accept had returned, and a drain tick in between
+// found no connection and let the child exit with a request unread.
+type handoffListener struct{ s *server }
+
+func (l handoffListener) Accept() (net.Conn, error) {
+	h := l.s.handoff
+	select {
+	case p := <-h.conns:
+		c := framingListener{}.wrap(p.c)
+		l.s.track(c, http.StateNew)
+		l.s.conns.Delete(p.tracked)
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l handoffListener) Close() error   { return l.s.handoff.Close() }
+func (l handoffListener) Addr() net.Addr { return l.s.handoff.Addr() }
 
 // replayConn is a connection handed to net/http with the bytes the fast
 // path had read from it and not used.
@@ -543,8 +564,8 @@ func (s *server) serveFast(c net.Conn) {
 					// counts connections does not miss it.
 					s.track(c, http.StateActive)
 					handed = true
-					s.handoff.give(replayed(c, bytes.Clone(in)))
-					s.conns.Delete(c)
+					s.handoff.give(replayed(c, bytes.Clone(in)), c)
+					s.conns.Delete(c) // done already, unless the server was gone
 				}
 				return
 			}

@@ -77,11 +77,16 @@ func (l framingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return l.wrap(c), nil
+}
+
+// wrap is c as net/http gets it.
+func (framingListener) wrap(c net.Conn) net.Conn {
 	switch c.(type) {
 	case *tls.Conn, *tlsReplayConn:
-		return c, nil
+		return c
 	}
-	return &framingConn{Conn: c}, nil
+	return &framingConn{Conn: c}
 }
 
 type framingKey struct{}
