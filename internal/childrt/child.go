@@ -601,7 +601,16 @@ func newServer(r *Runtime, h http.Handler) *server {
 	if r.Threads > 0 {
 		maxConns := 0
 		if r.Model == ModelEvent {
-			maxConns = cmp.Or(r.WorkerConnections, defaultWorkerConnections(r.Threads))
+			limit := defaultWorkerConnections(r.Threads)
+			maxConns = cmp.Or(r.WorkerConnections, limit)
+			if r.WorkerConnections > limit {
+				// As nginx's "worker_connections exceed open file resource
+				// limit": past the limit, accepts fail (EMFILE) instead of
+				// the child marking itself full for the master to spread
+				// connections to others.
+				r.Log.Warn("worker_connections is above this child's descriptor limit; connections past it will fail to be accepted",
+					"worker_connections", r.WorkerConnections, "descriptor_limit_less_reserve", limit, "reserve", fdReserve)
+			}
 		}
 		s.cap = newCapacity(r.Threads, maxConns, r.MaxConnections)
 		if r.board != nil && maxConns > 0 {

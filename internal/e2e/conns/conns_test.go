@@ -256,3 +256,14 @@ func TestKeepAliveAndReadingCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerConnectionsAboveTheDescriptorLimit: an event child given a
+// worker_connections above its descriptor limit says so in the error log,
+// as nginx does, and serves.
+func TestWorkerConnectionsAboveTheDescriptorLimit(t *testing.T) {
+	s := e2e.StartServer(t, "worker_connections: 1000000000\n"+eventMPM)
+	s.Log.Wait(t, "worker_connections is above this child's descriptor limit", 1, 10*time.Second)
+	if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
+		t.Fatalf("GET: %d %v", code, err)
+	}
+}
