@@ -77,24 +77,7 @@ cp "$PHASED" "$TMP/phased" # a rebuild of bin/phased during the run changes noth
 PHASED=$TMP/phased
 PIDS=() # every server process this shell started
 
-cleanup() {
-	local rc=$? p kids=""
-	trap - EXIT INT TERM
-	for p in "${PIDS[@]}"; do
-		kids="$kids $(children_of "$p")"
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	[ ${#PIDS[@]} = 0 ] || wait_gone 30 "${PIDS[@]}" || kill_left "${PIDS[@]}"
-	# shellcheck disable=SC2086
-	[ -z "${kids// /}" ] || wait_gone 15 $kids || kill_left $kids
-	if [ "$KEEP_TMP" = 1 ] || { [ $rc != 0 ] && [ $rc != 130 ] && [ $rc != 143 ]; }; then
-		log "kept $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-	exit $rc
-}
-trap cleanup EXIT
+trap 'end_run $?' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 

@@ -189,8 +189,25 @@ stop_server() {
 	fi
 }
 
+# stop_pids: SIGTERM every server in PIDS (a script that runs several at
+# once puts them there), wait for them and their children; SIGKILL, by PID,
+# whatever is left.
+stop_pids() {
+	local p kids=""
+	[ -n "${PIDS+x}" ] && [ ${#PIDS[@]} -gt 0 ] || return 0
+	for p in "${PIDS[@]}"; do
+		kids="$kids $(children_of "$p")"
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	wait_gone 30 "${PIDS[@]}" || kill_left "${PIDS[@]}"
+	PIDS=()
+	# shellcheck disable=SC2086
+	[ -z "${kids// /}" ] || wait_gone 15 $kids || kill_left $kids
+}
+
 # end_run RC: the EXIT trap's work: stop the load generator (LOAD_PID) and
-# the server, remove TMP unless KEEP_TMP=1 or the run failed, exit RC.
+# the servers (stop_server, stop_pids), remove TMP unless KEEP_TMP=1 or the
+# run failed, exit RC.
 end_run() {
 	local rc=$1
 	trap - EXIT INT TERM
@@ -199,6 +216,7 @@ end_run() {
 		wait "$LOAD_PID" 2>/dev/null || true
 	fi
 	stop_server
+	stop_pids
 	if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
 		if [ "${KEEP_TMP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; }; then
 			log "kept $TMP"

@@ -147,44 +147,9 @@ fi
 TMP=""
 CUR_PID=""      # the server process this shell started (in the foreground)
 CUR_CHILDREN="" # the last known children of the current server
-WRK_PID=""
+LOAD_PID=""
 
-stop_current() {
-	local pid=$CUR_PID kids=$CUR_CHILDREN
-	CUR_PID="" CUR_CHILDREN=""
-	[ -n "$pid" ] || return 0
-	kids="$kids $(children_of "$pid")"
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! wait_gone 15 "$pid"; then
-		kill_left "$pid"
-	fi
-	wait "$pid" 2>/dev/null || true
-	# The children must follow their master; a straggler is a finding.
-	# shellcheck disable=SC2086
-	if [ -n "${kids// /}" ] && ! wait_gone 10 $kids; then
-		# shellcheck disable=SC2086
-		kill_left $kids
-	fi
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -n "$WRK_PID" ]; then
-		kill -TERM "$WRK_PID" 2>/dev/null || true
-		wait "$WRK_PID" 2>/dev/null || true
-	fi
-	stop_current
-	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-		if [ "$KEEP_TMP" = 1 ] || { [ $rc != 0 ] && [ $rc != 130 ] && [ $rc != 143 ]; }; then
-			log "kept $TMP"
-		else
-			rm -rf "$TMP"
-		fi
-	fi
-	exit $rc
-}
-trap cleanup EXIT
+trap 'end_run $?' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -500,9 +465,9 @@ nprocs() {
 # run_wrk SECONDS OUT FILE: wrk in the background, so that the trap can stop it.
 run_wrk() {
 	wrk -t1 "-c$CONNS" "-d$1s" --latency "http://127.0.0.1:$PORT/$3" >"$2" 2>&1 &
-	WRK_PID=$!
-	wait "$WRK_PID" || die "wrk failed: $(cat "$2")"
-	WRK_PID=""
+	LOAD_PID=$!
+	wait "$LOAD_PID" || die "wrk failed: $(cat "$2")"
+	LOAD_PID=""
 }
 
 # wrk_to OUT ARGS...: wrk ARGS in the background (so that the trap can stop
@@ -511,9 +476,9 @@ wrk_to() {
 	local out=$1
 	shift
 	wrk "$@" >"$out" 2>&1 &
-	WRK_PID=$!
-	wait "$WRK_PID" || die "wrk failed: $(cat "$out")"
-	WRK_PID=""
+	LOAD_PID=$!
+	wait "$LOAD_PID" || die "wrk failed: $(cat "$out")"
+	LOAD_PID=""
 }
 
 # pss_of TARGET: sets PSS_MED and RSS_MED (KiB, median over the serving
@@ -752,7 +717,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 			start_target "$t" "$dir"
 			conn_tests $((r + 1)) "$t" "$dir"
 			CUR_CHILDREN=$(children_of "$MASTER")
-			stop_current
+			stop_server
 			NGINX_CONNS=1024
 		fi
 		has_suite files || continue
@@ -786,7 +751,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 			restart "$t" "$dir"
 			CUR_CHILDREN=$(children_of "$MASTER")
 			log "round $((r + 1)) $t: start to 200 $START_MS ms, graceful restart $RESTART_MS ms (old gone $OLDGONE_MS ms), ramp $RAMP s, $NPROC procs, RSS/proc $RSS_MED KiB"
-			stop_current
+			stop_server
 			if [ "$fmax" -le "$FOREIGN_MAX" ] || [ "$attempt" -gt "$RETRIES" ] || [ $SECONDS -ge $PATIENCE_END ]; then
 				break
 			fi

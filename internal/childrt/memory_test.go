@@ -1,39 +1,19 @@
 package childrt
 
 import (
-	"bufio"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
-// exeRSS is the resident KiB of this process's read-only mappings of its
-// executable, from /proc/self/smaps.
+// exeRSS is the resident KiB of this process's mappings of its executable.
 func exeRSS(t *testing.T) int {
 	t.Helper()
-	exe, err := os.Readlink("/proc/self/exe")
+	kib, err := procfs.ExeResident(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rss, in := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
-			in = len(fields) >= 6 && fields[5] == exe && (fields[1] == "r-xp" || fields[1] == "r--p")
-		case in && len(fields) >= 2 && fields[0] == "Rss:":
-			n, _ := strconv.Atoi(fields[1])
-			rss += n
-		}
-	}
-	return rss
+	return kib
 }
 
 // TestReleaseExecutablePages: the executable's read-only pages a process

@@ -138,3 +138,35 @@ func Stopped(pid int) bool {
 	}
 	return true
 }
+
+// ExeResident returns the resident KiB of a process's mappings of its own
+// executable, from /proc/PID/smaps: how much of the binary it keeps in
+// memory (pid 0: this process).
+func ExeResident(pid int) (int, error) {
+	dir := "/proc/self"
+	if pid != 0 {
+		dir = "/proc/" + strconv.Itoa(pid)
+	}
+	exe, err := os.Readlink(dir + "/exe")
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(dir + "/smaps")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rss, in := 0, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		switch {
+		case len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
+			in = len(fields) >= 6 && fields[5] == exe
+		case in && len(fields) >= 2 && fields[0] == "Rss:":
+			n, _ := strconv.Atoi(fields[1])
+			rss += n
+		}
+	}
+	return rss, sc.Err()
+}

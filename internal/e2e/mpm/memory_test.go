@@ -1,43 +1,21 @@
 package mpm_test
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
+	"github.com/phasedhq/phased/internal/procfs"
 )
 
-// exeResident is the resident KiB of pid's mappings of its executable, from
-// /proc/PID/smaps.
+// exeResident is the resident KiB of pid's mappings of its executable.
 func exeResident(t *testing.T, pid int) int {
 	t.Helper()
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	kib, err := procfs.ExeResident(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rss, in := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
-			in = len(fields) >= 6 && fields[5] == exe
-		case in && len(fields) >= 2 && fields[0] == "Rss:":
-			n, _ := strconv.Atoi(fields[1])
-			rss += n
-		}
-	}
-	return rss
+	return kib
 }
 
 // TestIdleChildMapsLittleOfTheBinary: once ready, a child lets go of the
