@@ -65,15 +65,7 @@ func appCell(k kind, op operation, cl client, ka bool, conc int, o options, judg
 		return c
 	}
 	defer s.stop()
-	res := make(chan Counts, 1)
-	stop := make(chan struct{})
-	go func() {
-		res <- cl.run(load{addr: s.addr(), path: appPath, conc: conc, keepAlive: ka, limit: o.limit, maxTime: o.maxTime}, stop)
-	}()
-	time.Sleep(o.before)
-	t0 := time.Now()
-	c.opNote, c.opErr = s.do(op.name)
-	c.opTook = time.Since(t0)
+	res, stop := loadAround(s, cl, load{addr: s.addr(), path: appPath, conc: conc, keepAlive: ka, limit: o.limit, maxTime: o.maxTime}, op, o.before, &c)
 	select {
 	case c.Counts = <-res:
 		// The load must cover the operation, or the cell proves nothing.
@@ -351,12 +343,7 @@ func (a *passenger) start() error {
 		extra = "PassengerMaxRequests 500\n"
 	}
 	a.conf = filepath.Join(a.dir, "httpd.conf")
-	conf := fmt.Sprintf(`ServerRoot %[1]s
-ServerName 127.0.0.1
-Listen %[2]s
-LoadModule mpm_event_module %[3]s/mod_mpm_event.so
-LoadModule authz_core_module %[3]s/mod_authz_core.so
-LoadModule passenger_module %[3]s/mod_passenger.so
+	conf := apacheBase(a.dir, a.address) + fmt.Sprintf(`LoadModule passenger_module %[3]s/mod_passenger.so
 PassengerRoot /usr/lib/ruby/vendor_ruby/phusion_passenger/locations.ini
 PassengerDefaultRuby /usr/bin/ruby
 PassengerInstanceRegistryDir %[1]s/reg
@@ -370,14 +357,7 @@ PassengerAppRoot %[1]s/app
 PassengerAppType rack
 PassengerStartupFile config.ru
 PassengerAppEnv production
-%[5]sUser www-data
-Group www-data
-PidFile %[1]s/httpd.pid
-DefaultRuntimeDir %[1]s
-Mutex file:%[1]s default
-ErrorLog %[1]s/error.log
-LogLevel notice
-DocumentRoot %[1]s/app/public
+%[5]sDocumentRoot %[1]s/app/public
 <Directory />
     Require all granted
 </Directory>

@@ -87,15 +87,7 @@ func runCell(k kind, op operation, cl client, ka bool, conc int, o options, log 
 		return c
 	}
 	defer s.stop()
-	stop := make(chan struct{})
-	res := make(chan Counts, 1)
-	go func() {
-		res <- cl.run(load{addr: s.addr(), path: docPath, conc: conc, keepAlive: ka, limit: o.limit, maxTime: o.maxTime}, stop)
-	}()
-	time.Sleep(o.before)
-	t0 := time.Now()
-	c.opNote, c.opErr = s.do(op.name)
-	c.opTook = time.Since(t0)
+	res, stop := loadAround(s, cl, load{addr: s.addr(), path: docPath, conc: conc, keepAlive: ka, limit: o.limit, maxTime: o.maxTime}, op, o.before, &c)
 	select {
 	case c.Counts = <-res: // the load ended before the operation's tail
 		c.Note = strings.TrimSpace(c.Note + " load ended early (limit or max time)")
@@ -113,6 +105,20 @@ func runCell(k kind, op operation, cl client, ka bool, conc int, o options, log 
 		fmt.Fprintf(log, "   %s: %s\n", where, s.logTail())
 	}
 	return c
+}
+
+// loadAround starts the load l on s, and o.before into it the operation
+// op, which it times into c; the load's counts come on the channel, and
+// closing stop ends a load bounded by time.
+func loadAround(s server, cl client, l load, op operation, before time.Duration, c *cell) (<-chan Counts, chan struct{}) {
+	stop := make(chan struct{})
+	res := make(chan Counts, 1)
+	go func() { res <- cl.run(l, stop) }()
+	time.Sleep(before)
+	t0 := time.Now()
+	c.opNote, c.opErr = s.do(op.name)
+	c.opTook = time.Since(t0)
+	return res, stop
 }
 
 // judge says whether a cell met its bar; Apache and nginx are only

@@ -500,19 +500,7 @@ func (a *apache) start() error {
 		return err
 	}
 	a.conf = filepath.Join(a.dir, "httpd.conf")
-	conf := fmt.Sprintf(`ServerRoot %[1]s
-ServerName 127.0.0.1
-Listen %[2]s
-LoadModule mpm_event_module %[3]s/mod_mpm_event.so
-LoadModule authz_core_module %[3]s/mod_authz_core.so
-LoadModule mime_module %[3]s/mod_mime.so
-User www-data
-Group www-data
-PidFile %[1]s/httpd.pid
-DefaultRuntimeDir %[1]s
-Mutex file:%[1]s default
-ErrorLog %[1]s/error.log
-LogLevel notice
+	conf := apacheBase(a.dir, a.address) + fmt.Sprintf(`LoadModule mime_module %[3]s/mod_mime.so
 TypesConfig /etc/mime.types
 DocumentRoot %[1]s/public
 <Directory />
@@ -680,4 +668,23 @@ func (n *nginxServer) stop() {
 
 func (n *nginxServer) logTail() string {
 	return tail(filepath.Join(n.dir, "error.log"), 5) + " | " + tail(filepath.Join(n.dir, "stderr.log"), 3)
+}
+
+// apacheBase is the start of every Apache configuration the suites write:
+// the server in dir, on addr, with the event MPM, run as www-data, its pid
+// file, runtime files and error log in dir.
+func apacheBase(dir, addr string) string {
+	return fmt.Sprintf(`ServerRoot %[1]s
+ServerName 127.0.0.1
+Listen %[2]s
+LoadModule mpm_event_module %[3]s/mod_mpm_event.so
+LoadModule authz_core_module %[3]s/mod_authz_core.so
+User www-data
+Group www-data
+PidFile %[1]s/httpd.pid
+DefaultRuntimeDir %[1]s
+Mutex file:%[1]s default
+ErrorLog %[1]s/error.log
+LogLevel notice
+`, dir, addr, apacheModules)
 }
