@@ -68,6 +68,22 @@ func serveAsync(t *testing.T, rt *Runtime, events *bufio.Scanner, h http.Handler
 	return sigs, done
 }
 
+// serveForTest serves h on rt in the background until the test ends (then
+// SIGINT, and waits for serve to return), once it is ready; the child's
+// later events are read and dropped.
+func serveForTest(t *testing.T, rt *Runtime, events *bufio.Scanner, h http.Handler) {
+	t.Helper()
+	sigs, done := serveAsync(t, rt, events, h)
+	go func() {
+		for events.Scan() {
+		}
+	}()
+	t.Cleanup(func() {
+		sigs <- syscall.SIGINT
+		<-done
+	})
+}
+
 // waitDone waits (bounded) for serve to return nil.
 func waitDone(t *testing.T, done <-chan error, what string) {
 	t.Helper()

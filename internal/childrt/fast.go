@@ -343,13 +343,16 @@ func (h *handoff) Close() error {
 
 func (h *handoff) Addr() net.Addr { return h.addr }
 
-// give hands c, tracked as tracked until now, to net/http; if the server
-// is gone, it closes c.
-func (h *handoff) give(c, tracked net.Conn) {
+// give hands c, tracked as tracked until now, to net/http, whose listener
+// takes over the tracking; if the server is gone, it closes c and reports
+// false, and tracked is still the caller's.
+func (h *handoff) give(c, tracked net.Conn) bool {
 	select {
 	case h.conns <- handed{c, tracked}:
+		return true
 	case <-h.done:
 		c.Close()
+		return false
 	}
 }
 
@@ -564,8 +567,9 @@ func (s *server) serveFast(c net.Conn) {
 					// counts connections does not miss it.
 					s.track(c, http.StateActive)
 					handed = true
-					s.handoff.give(replayed(c, bytes.Clone(in)), c)
-					s.conns.Delete(c) // done already, unless the server was gone
+					if !s.handoff.give(replayed(c, bytes.Clone(in)), c) {
+						s.conns.Delete(c)
+					}
 				}
 				return
 			}

@@ -29,8 +29,9 @@ func TestHandoffNeverUntracked(t *testing.T) {
 		accepted <- c
 	}()
 	replay := replayed(a, []byte("GET / HTTP/1.1\r\n"))
-	s.handoff.give(replay, a)
-	s.conns.Delete(a) // what the fast path does once give returns
+	if !s.handoff.give(replay, a) {
+		t.Fatal("the hand-off was refused")
+	}
 	c := <-accepted
 	if n := s.count(); n != 1 {
 		t.Fatalf("%d connections tracked once net/http's listener has the handed one, want 1", n)

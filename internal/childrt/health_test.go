@@ -35,15 +35,7 @@ func healthRuntime(t *testing.T, fast bool, allow, trusted []string) (addr strin
 	}
 	log = new(syncBuffer)
 	rt.access, rt.format = accesslog.NewWriter(log, accesslog.WriterOptions{}), accesslog.FormatCommon
-	sigs, done := serveAsync(t, rt, events, slowHandler)
-	go func() {
-		for events.Scan() {
-		}
-	}()
-	t.Cleanup(func() {
-		sigs <- syscall.SIGINT
-		<-done
-	})
+	serveForTest(t, rt, events, slowHandler)
 	return addr, b, log
 }
 

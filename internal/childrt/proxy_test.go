@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,15 +69,7 @@ func proxyModelRuntime(t *testing.T, model Model, fast, tlsOn bool, trusted []st
 		ps.tls = &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	}
 	rt.access, rt.format = accesslog.NewWriter(ps.log, accesslog.WriterOptions{}), accesslog.FormatCommon
-	sigs, done := serveAsync(t, rt, events, slowHandler)
-	go func() {
-		for events.Scan() {
-		}
-	}()
-	t.Cleanup(func() {
-		sigs <- syscall.SIGINT
-		<-done
-	})
+	serveForTest(t, rt, events, slowHandler)
 	return ps
 }
 

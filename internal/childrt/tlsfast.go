@@ -102,8 +102,9 @@ func (s *server) startTLS(c *fastTLSConn) (ok, handed bool) {
 	if p := c.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
 		// HTTP/2 (or an ACME challenge): net/http's, as before.
 		s.track(c, http.StateActive)
-		s.handoff.give(c.Conn, c)
-		s.conns.Delete(c) // done already, unless the server was gone
+		if !s.handoff.give(c.Conn, c) {
+			s.conns.Delete(c)
+		}
 		return false, true
 	}
 	return true, false

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,15 +39,7 @@ func startTLSFast(t *testing.T, model Model) (string, *tls.Config) {
 		Certificates: []contract.Certificate{{Cert: certPEM, Key: keyPEM}}, MinVersion: tls.VersionTLS12, HTTP2: true}}}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	sigs, done := serveAsync(t, rt, events, tlsHandler)
-	go func() {
-		for events.Scan() {
-		}
-	}()
-	t.Cleanup(func() {
-		sigs <- syscall.SIGINT
-		<-done
-	})
+	serveForTest(t, rt, events, tlsHandler)
 	return addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
 
