@@ -226,3 +226,41 @@ end_run() {
 	fi
 	exit "$rc"
 }
+
+# --- configurations and findings shared by the scripts -------------------------
+# nginx_http_common DIR: the lines every nginx http block of the benches
+# starts with: files as nginx serves them fastest, no access log, keep-alive
+# as phased's, temp paths in DIR/tmp.
+nginx_http_common() {
+	cat <<EOF
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    keepalive_timeout 5s;
+    keepalive_requests 1000000;
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+EOF
+}
+
+# collect_warnings DIR LABEL: append to $TMP/warnings.txt, each line after
+# LABEL, the warnings and errors a server logged in DIR/error.log (phased's
+# JSON records, nginx's and Apache's levels) and what it wrote to
+# DIR/stderr.log.
+collect_warnings() {
+	local dir=$1 label=$2
+	if [ -f "$dir/error.log" ]; then
+		grep -E '"level":"(WARN|ERROR)"|:(warn|error|crit|alert|emerg)\]|\[(warn|error|crit|alert|emerg)\]' "$dir/error.log" |
+			sed "s/^/$label: /" >>"$TMP/warnings.txt" || true
+	fi
+	if [ -s "$dir/stderr.log" ]; then
+		sed "s/^/$label (stderr): /" "$dir/stderr.log" >>"$TMP/warnings.txt"
+	fi
+}

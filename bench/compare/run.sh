@@ -274,20 +274,7 @@ events {
     worker_connections $NGINX_CONNS;
 }
 http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    open_file_cache max=1000 inactive=60s;
-    open_file_cache_valid 60s;
-    keepalive_timeout 5s;
-    keepalive_requests 1000000;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+$(nginx_http_common "$dir")
     server {
         listen 127.0.0.1:$port;
         root $WWW;
@@ -760,14 +747,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 		printf '%s' "$rows" >>"$RAW"
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $((r + 1)) "$t" "$START_MS" "$RESTART_MS" "$OLDGONE_MS" \
 			"$NPROC" "$RSS_MED" "$PSS_MED" "$RSS_TOTAL" "$RAMP" >>"$PROCS"
-		# Warnings and errors the server logged (phased logs JSON lines).
-		if [ -f "$dir/error.log" ]; then
-			grep -E '"level":"(WARN|ERROR)"|:(warn|error|crit|alert|emerg)\]|\[(warn|error|crit|alert|emerg)\]' "$dir/error.log" |
-				sed "s/^/round $((r + 1)) $t: /" >>"$TMP/warnings.txt" || true
-		fi
-		if [ -s "$dir/stderr.log" ]; then
-			sed "s/^/round $((r + 1)) $t (stderr): /" "$dir/stderr.log" >>"$TMP/warnings.txt"
-		fi
+		collect_warnings "$dir" "round $((r + 1)) $t"
 	done
 done
 

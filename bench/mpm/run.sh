@@ -566,14 +566,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 		done
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 			$((r + 1)) "$t" "$RPS" "$P99" "$ERRS" "$RAMP" "$NPROC" "$RSS_MED" "$RSS_TOTAL" "$FOREIGN" "$PSS_MED" "$CSW" >>"$RAW"
-		# Warnings and errors the server logged (phased logs JSON lines).
-		if [ -f "$dir/error.log" ]; then
-			grep -E '"level":"(WARN|ERROR)"|:(warn|error|crit|alert|emerg)\]' "$dir/error.log" |
-				sed "s/^/round $((r + 1)) $t: /" >>"$TMP/warnings.txt" || true
-		fi
-		if [ -s "$dir/stderr.log" ]; then
-			sed "s/^/round $((r + 1)) $t (stderr): /" "$dir/stderr.log" >>"$TMP/warnings.txt"
-		fi
+		collect_warnings "$dir" "round $((r + 1)) $t"
 	done
 done
 

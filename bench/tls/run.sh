@@ -185,20 +185,7 @@ events {
     worker_connections 1024;
 }
 http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    open_file_cache max=1000 inactive=60s;
-    open_file_cache_valid 60s;
-    keepalive_timeout 5s;
-    keepalive_requests 1000000;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+$(nginx_http_common "$dir")
     ssl_certificate $CERTDIR/site.crt;
     ssl_certificate_key $CERTDIR/site.key;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -356,13 +343,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		done
 		CUR_CHILDREN=$(children_of "$MASTER")
 		stop_server
-		if [ -f "$dir/error.log" ]; then
-			grep -E '"level":"(WARN|ERROR)"|\[(warn|error|crit|alert|emerg)\]' "$dir/error.log" |
-				sed "s/^/round $r $t: /" >>"$TMP/warnings.txt" || true
-		fi
-		if [ -s "$dir/stderr.log" ]; then
-			sed "s/^/round $r $t (stderr): /" "$dir/stderr.log" >>"$TMP/warnings.txt"
-		fi
+		collect_warnings "$dir" "round $r $t"
 	done
 done
 

@@ -421,6 +421,14 @@ func (m *Master) command(req control.Request, reply func(control.Response)) {
 		reply(control.Response{OK: true, Message: fmt.Sprintf("phased (pid %d) running", os.Getpid())})
 	case "status":
 		reply(statusResponse(m.status()))
+	case supervisor.CmdUpgrade:
+		if os.Getpid() == 1 {
+			// Whatever else is going on: this answer will not change, so
+			// "try again" (a restart in progress) would mislead.
+			reply(control.Response{Error: "binary upgrade: " + errUpgradeAsInit.Error() + "; this master keeps serving"})
+			return
+		}
+		fallthrough
 	default:
 		m.nextReq++
 		m.replies[m.nextReq] = reply
