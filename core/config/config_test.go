@@ -44,7 +44,7 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := &Config{
 		ServerRoot:              cwd,
-		Listen:                  []Listener{{Address: "127.0.0.1:8080"}},
+		Listen:                  []Listener{{Address: "127.0.0.1:8080", AcceptFilter: "data"}},
 		ListenBacklog:           511,
 		PidFile:                 filepath.Join(cwd, "phased.pid"),
 		ControlSocket:           filepath.Join(cwd, "phased.sock"),
@@ -596,6 +596,11 @@ func TestErrors(t *testing.T) {
 			name:      "a health path clashing with metrics",
 			overrides: []string{"health.liveness_path=/metrics"},
 			want:      []string{`-c health.liveness_path=/metrics: health.liveness_path: "/metrics" is already status.metrics`},
+		},
+		{
+			name: "accept_filter is data or none",
+			file: "listen: [{address: \"127.0.0.1:8080\", accept_filter: httpready}]\n",
+			want: []string{`{file}: listen[0].accept_filter: "httpready" is not one of data, none`},
 		},
 		{
 			name: "proxy_protocol is a boolean",

@@ -38,7 +38,25 @@ type Listener struct {
 	// outside trusted_proxies when that is set, is closed and counted
 	// (phased_proxy_protocol_rejected_total). Default false.
 	ProxyProtocol bool `koanf:"proxy_protocol" json:"proxy_protocol" yaml:"proxy_protocol"`
+
+	// AcceptFilter is Apache's AcceptFilter for this listener. "data" (on
+	// Linux, TCP_DEFER_ACCEPT, Apache's default there, nginx's "deferred")
+	// hands a connection to a child only once its first bytes are in: a
+	// child answers a client that sends its request with the connection
+	// (all of them do) in one read, and a connection that sends nothing
+	// costs no child anything until timeouts.read_header has passed, when
+	// the kernel hands it over and the header timeout cuts it as any other.
+	// "none" hands every connection over at once (a status page that must
+	// count silent connections). Default "data".
+	AcceptFilter string `koanf:"accept_filter" json:"accept_filter" yaml:"accept_filter"`
 }
+
+// The values of accept_filter.
+var acceptFilters = []string{"data", "none"}
+
+// DeferAccept reports whether l's connections wait for their first bytes
+// (accept_filter: data).
+func (l Listener) DeferAccept() bool { return l.AcceptFilter != "none" }
 
 // TLS is a listener's HTTPS: its certificates (or ACME's), the lowest
 // protocol version, the cipher suites.
@@ -117,7 +135,7 @@ func (l Listener) HTTP2On() bool { return l.TLS != nil && (l.HTTP2 == nil || *l.
 
 // plain reports whether l is written as a plain address (-S prints it so).
 func (l Listener) plain() bool {
-	return l.TLS == nil && l.HTTP2 == nil && !l.H2C && l.RedirectHTTPS == "" && !l.ProxyProtocol
+	return l.TLS == nil && l.HTTP2 == nil && !l.H2C && l.RedirectHTTPS == "" && !l.ProxyProtocol && (l.AcceptFilter == "" || l.AcceptFilter == "data")
 }
 
 // The TLS versions min_version takes.
@@ -153,6 +171,9 @@ func (c *Config) validateListen(v *validator) {
 }
 
 func (c *Config) validateListener(v *validator, key string, l Listener) {
+	if l.AcceptFilter != "" {
+		v.oneOf(key+".accept_filter", l.AcceptFilter, acceptFilters)
+	}
 	if l.TLS == nil {
 		if l.HTTP2 != nil {
 			v.errorf(key+".http2", "is for TLS listeners (plain HTTP/2 is h2c)")
@@ -211,6 +232,9 @@ func (c *Config) finishListen() {
 		c.Listen = []Listener{}
 	}
 	for i := range c.Listen {
+		if c.Listen[i].AcceptFilter == "" {
+			c.Listen[i].AcceptFilter = "data"
+		}
 		t := c.Listen[i].TLS
 		if t == nil {
 			continue

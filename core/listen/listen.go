@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -221,6 +222,31 @@ func (l *Listener) QueueDepth() (depth, limit int, err error) {
 		return 0, 0, fmt.Errorf("listen %s: TCP_INFO: %w", l.Addr, ierr)
 	}
 	return int(info.Unacked), int(info.Sacked), nil
+}
+
+// DeferAccept sets how long the kernel keeps a connection that has sent
+// nothing from the accept queue (TCP_DEFER_ACCEPT, Apache's AcceptFilter
+// data); 0 turns it off. Linux rounds it up to its SYN-ACK retransmission
+// times and then hands the connection over anyway.
+func (l *Listener) DeferAccept(d time.Duration) error {
+	secs := 0
+	if d > 0 {
+		secs = int(max((d+time.Second-1)/time.Second, 1))
+	}
+	raw, err := l.File.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("listen %s: setsockopt TCP_DEFER_ACCEPT: %w", l.Addr, serr)
+	}
+	return nil
 }
 
 // Adopt wraps a listening socket inherited from another master (a binary

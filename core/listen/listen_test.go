@@ -4,7 +4,49 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// TestDeferAccept: accept_filter's socket option is set, rounded up to
+// whole seconds, and turned off again.
+func TestDeferAccept(t *testing.T) {
+	l, err := Open("127.0.0.1:0", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	get := func() int {
+		t.Helper()
+		raw, err := l.File.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := -1
+		raw.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := get(); v != 0 {
+		t.Fatalf("a new socket defers its accepts: %d", v)
+	}
+	if err := l.DeferAccept(1500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// Linux reports the seconds its retransmissions round the value up to.
+	if v := get(); v < 2 {
+		t.Fatalf("TCP_DEFER_ACCEPT %d after DeferAccept(1.5s), want at least 2", v)
+	}
+	if err := l.DeferAccept(0); err != nil {
+		t.Fatal(err)
+	}
+	if v := get(); v != 0 {
+		t.Fatalf("TCP_DEFER_ACCEPT %d after DeferAccept(0)", v)
+	}
+}
 
 func TestOpenAcceptsConnections(t *testing.T) {
 	l, err := Open("127.0.0.1:0", 16)

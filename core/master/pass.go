@@ -149,8 +149,10 @@ func (m *Master) builtinSteps(p *pass, plog *logSwitch) []phases.Step {
 			addrs = m.lns.Addrs() // socket activation: systemd's sockets, always
 		}
 		var err error
-		p.removed, err = m.lns.Update(addrs, p.cfg.ListenBacklog)
-		return err
+		if p.removed, err = m.lns.Update(addrs, p.cfg.ListenBacklog); err != nil {
+			return err
+		}
+		return acceptFilters(m.lns.List(), p.cfg)
 	}
 	logsStep := func(context.Context, *phases.HookContext) error {
 		var err error
@@ -461,4 +463,27 @@ func appProgram(cfg *config.Config) (string, error) {
 		return "", fmt.Errorf("app.command[0]: %w", err)
 	}
 	return path, nil
+}
+
+// acceptFilters sets each listener's accept_filter: with "data" (the
+// default, and for systemd's sockets, which no listen entry names) the
+// kernel keeps a connection until its first bytes come, for up to
+// timeouts.read_header.
+func acceptFilters(list []*listen.Listener, cfg *config.Config) error {
+	for _, l := range list {
+		d, key := cfg.Timeouts.ReadHeader, "listen"
+		for i, e := range cfg.Listen {
+			if e.Address == l.Addr {
+				key = fmt.Sprintf("listen[%d].accept_filter", i)
+				if !e.DeferAccept() {
+					d = 0
+				}
+				break
+			}
+		}
+		if err := l.DeferAccept(d); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	return nil
 }

@@ -232,7 +232,9 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		case c.AcceptWakeOne:
 			am, err = acceptmutex.ListenWakeOne(f)
 		default:
-			ln, err = net.FileListener(f)
+			if ln, err = net.FileListener(f); err == nil {
+				noKeepAliveProbes(ln)
+			}
 		}
 		if am != nil {
 			am.Watch(r.watchAccept(i, len(c.Listeners)))

@@ -210,6 +210,15 @@ func (c *slotConn) settle() {
 	}
 }
 
+// settleRead is settle for a read made before asking, that found bytes
+// (serveInline's): the connection stays pending through it, as settle
+// would have kept it, without settle's question to the socket.
+func (c *slotConn) settleRead() {
+	if c.pending.Load() && c.reads.Add(1) > 1 {
+		c.unpend()
+	}
+}
+
 // readable reports whether bytes wait to be read on c's socket.
 func (c *slotConn) readable() bool {
 	sc, ok := c.Conn.(syscall.Conn)

@@ -444,7 +444,14 @@ func (s *server) acceptFast(ln net.Listener) error {
 		// Tracked before the goroutine starts, as http.Server does: a
 		// drain that counts connections must not miss one just accepted.
 		s.track(c, http.StateNew)
-		go s.serveFast(c)
+		var inp *[]byte
+		done := false
+		if inlineEnabled {
+			inp, done = s.serveInline(c)
+		}
+		if !done {
+			go s.serveFast(c, inp)
+		}
 	}
 }
 
@@ -454,12 +461,16 @@ func isTemporary(err error) bool {
 }
 
 // serveFast serves connection c on the fast path while its requests
-// qualify, then hands it to net/http.
-func (s *server) serveFast(c net.Conn) {
+// qualify, then hands it to net/http. inp, if not nil, is a read buffer
+// from fastBufs holding what serveInline read from c.
+func (s *server) serveFast(c net.Conn, inp *[]byte) {
 	// The write buffer is held only while there are responses to write:
 	// an idle keep-alive connection holds its read buffer alone.
-	inp := fastBufs.Get().(*[]byte)
-	in := (*inp)[:0]
+	if inp == nil {
+		inp = fastBufs.Get().(*[]byte)
+		*inp = (*inp)[:0]
+	}
+	in := *inp
 	var outp *[]byte
 	var out []byte
 	getOut := func() {

@@ -30,8 +30,10 @@ func (s *Server) URL(path string) string { return "http://" + s.Addr + path }
 // run/, document root public/, the error log as JSON on stderr, the access
 // log in logs/, a 5 s graceful_shutdown_timeout and two worker children of
 // 25 threads; then extra. A top-level key that extra sets replaces the
-// default's (e.g. mpm: for other than two worker children).
+// default's (e.g. mpm: for other than two worker children); {addr} in extra
+// is addr (listen: [{address: "{addr}", accept_filter: none}]).
 func Config(addr, extra string) string {
+	extra = strings.ReplaceAll(extra, "{addr}", addr)
 	base := []string{
 		fmt.Sprintf("listen: [%q]\n", addr),
 		"pid_file: run/phased.pid\n",

@@ -27,6 +27,11 @@ const eventMPM = `mpm:
   max_request_workers: 8
 `
 
+// handOverAtOnce is the listen entry of the tests that look at what a child
+// does with a connection before its first bytes: accept_filter none, or the
+// kernel keeps such a connection from the child (the default, data).
+const handOverAtOnce = "listen: [{address: \"{addr}\", accept_filter: none}]\n"
+
 // auto reads s's /server-status?auto on a connection of its own, bounded
 // by within; nil if no answer came.
 func auto(t *testing.T, addr string, within time.Duration) map[string]string {
@@ -98,31 +103,58 @@ func get(t *testing.T, addr, path string, within time.Duration) (int, time.Durat
 }
 
 // TestSilentConnectionsDelayNothingOnEvent: 200 connections that send
-// nothing, fifty times the event child's slots, do not delay a request,
-// and the status page shows them reading, holding no worker.
+// nothing, fifty times the event child's slots, do not delay a request.
+// With accept_filter none the child has them, and the status page shows
+// them reading, holding no worker; with the default, data, the kernel keeps
+// them from the child until they send, and one that then sends a request
+// is answered.
 func TestSilentConnectionsDelayNothingOnEvent(t *testing.T) {
-	s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 30s}\n")
-	silent(t, s.Addr, 200)
-	var v map[string]string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if v = auto(t, s.Addr, 3*time.Second); v != nil && num(v, "ConnsAsyncWaitIO") >= 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("?auto with 200 silent connections: %v; want ConnsAsyncWaitIO 200", v)
+	requests := func(t *testing.T, addr string) {
+		t.Helper()
+		for i := range 5 {
+			code, took := get(t, addr, "/hello.txt", 5*time.Second)
+			if code != 200 || took > 2*time.Second {
+				t.Fatalf("request %d behind 200 silent connections: status %d after %v", i, code, took)
+			}
 		}
 	}
-	// The page's own request holds the one busy worker.
-	if num(v, "BusyWorkers") > 1 || num(v, "ConnsTotal") < 201 {
-		t.Fatalf("?auto with 200 silent connections: BusyWorkers %s, ConnsTotal %s; want at most 1 and at least 201\n%v",
-			v["BusyWorkers"], v["ConnsTotal"], v)
-	}
-	for i := range 5 {
-		code, took := get(t, s.Addr, "/hello.txt", 5*time.Second)
-		if code != 200 || took > 2*time.Second {
-			t.Fatalf("request %d behind 200 silent connections: status %d after %v", i, code, took)
+	t.Run("accept_filter none", func(t *testing.T) {
+		s := e2e.StartServer(t, handOverAtOnce+eventMPM+"timeouts: {read_header: 30s}\n")
+		silent(t, s.Addr, 200)
+		var v map[string]string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if v = auto(t, s.Addr, 3*time.Second); v != nil && num(v, "ConnsAsyncWaitIO") >= 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("?auto with 200 silent connections: %v; want ConnsAsyncWaitIO 200", v)
+			}
 		}
-	}
+		// The page's own request holds the one busy worker.
+		if num(v, "BusyWorkers") > 1 || num(v, "ConnsTotal") < 201 {
+			t.Fatalf("?auto with 200 silent connections: BusyWorkers %s, ConnsTotal %s; want at most 1 and at least 201\n%v",
+				v["BusyWorkers"], v["ConnsTotal"], v)
+		}
+		requests(t, s.Addr)
+	})
+	t.Run("accept_filter data", func(t *testing.T) {
+		s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 30s}\n")
+		conns := silent(t, s.Addr, 200)
+		time.Sleep(500 * time.Millisecond)
+		v := auto(t, s.Addr, 3*time.Second)
+		if v == nil || num(v, "ConnsTotal") > 1 || num(v, "ConnsAsyncWaitIO") != 0 {
+			t.Fatalf("?auto with 200 silent connections kept by the kernel: %v; want ConnsTotal 1 (the page's own), ConnsAsyncWaitIO 0", v)
+		}
+		requests(t, s.Addr)
+		c := conns[0]
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("a silent connection that then sends a request: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	})
 }
 
 // cutAt sends head on a new connection: its first byte at first after the
@@ -161,21 +193,32 @@ func cutAt(t *testing.T, addr string, first time.Duration, head string, within t
 // fast path, and after the fast path handed the request to net/http (a POST
 // line), whose own header timeout starts when it gets the connection.
 // Without the bound the cut came at read_header from the first byte, or
-// later.
+// later. With accept_filter none the accept is the TCP handshake; with the
+// default, data, it is the first byte's arrival (the kernel keeps the
+// connection until then, as under Apache's AcceptFilter data): the child
+// holds the connection no longer than read_header either way.
 func TestHeaderTimeoutFromTheAccept(t *testing.T) {
 	const timeout = 3 * time.Second
+	first := timeout * 9 / 10
 	for _, mpm := range []string{"event", "worker"} {
-		t.Run(mpm, func(t *testing.T) {
-			s := e2e.StartServer(t, fmt.Sprintf("mpm: {name: %s, start_servers: 1}\ntimeouts: {read_header: %s}\n", mpm, timeout))
-			drip := "GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: " + strings.Repeat("a", 200) + "\r\n\r\n"
-			handed := "POST /hello.txt HTTP/1.1\r\n" + drip[len("GET /hello.txt HTTP/1.1\r\n"):]
-			for name, head := range map[string]string{"fast path": drip, "handed to net/http": handed} {
-				first := timeout * 9 / 10
-				if got := cutAt(t, s.Addr, first, head, 4*timeout); got < timeout-500*time.Millisecond || got > timeout+time.Second {
-					t.Errorf("%s: header whose first byte came at %v cut at %v from the accept; want about %v", name, first, got, timeout)
+		for _, filter := range []string{"none", "data"} {
+			t.Run(mpm+"/accept_filter "+filter, func(t *testing.T) {
+				listen := handOverAtOnce
+				accept, slack := time.Duration(0), time.Second // when the child accepts, from the connect
+				if filter == "data" {
+					listen, accept, slack = "", first, 2*time.Second
 				}
-			}
-		})
+				s := e2e.StartServer(t, listen+fmt.Sprintf("mpm: {name: %s, start_servers: 1}\ntimeouts: {read_header: %s}\n", mpm, timeout))
+				drip := "GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: " + strings.Repeat("a", 200) + "\r\n\r\n"
+				handed := "POST /hello.txt HTTP/1.1\r\n" + drip[len("GET /hello.txt HTTP/1.1\r\n"):]
+				for name, head := range map[string]string{"fast path": drip, "handed to net/http": handed} {
+					got := cutAt(t, s.Addr, first, head, 4*timeout)
+					if filter == "none" && got < timeout-500*time.Millisecond || got > accept+timeout+slack {
+						t.Errorf("%s: header whose first byte came at %v cut at %v from the connect; want about %v after the accept at %v", name, first, got, timeout, accept)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -242,7 +285,7 @@ func TestMinRateCutsASlowBody(t *testing.T) {
 // keep-alive connections as keep-alive and silent ones as reading (waiting
 // for I/O), each apart.
 func TestKeepAliveAndReadingCounted(t *testing.T) {
-	s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 30s, idle: 30s}\n")
+	s := e2e.StartServer(t, handOverAtOnce+eventMPM+"timeouts: {read_header: 30s, idle: 30s}\n")
 	e2e.HoldConnections(t, s.Addr, 3)
 	silent(t, s.Addr, 4)
 	var v map[string]string

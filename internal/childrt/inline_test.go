@@ -1,0 +1,154 @@
+package childrt
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// bigFast answers /big with a body larger than any socket buffer, and the
+// rest as testFast.
+type bigFast struct{ testFast }
+
+var bigBody = bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+
+func (f bigFast) ServeFast(p string) ([]byte, []byte, bool) {
+	if p == "/big" {
+		return []byte("Content-Length: 4194304\r\nContent-Type: application/octet-stream\r\n"), bigBody, true
+	}
+	return f.testFast.ServeFast(p)
+}
+
+// startInline starts an event child whose listener waits for data before
+// it hands over a connection (accept_filter: data), so that each request
+// below is in the socket when the child accepts it, as it mostly is in
+// production.
+func startInline(t *testing.T) string {
+	t.Helper()
+	rt, addr, events, _ := modelRuntime(t, ModelEvent, 4)
+	rt.Fast = bigFast{}
+	rc, err := rt.listeners[0].(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 5) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	sigs, done := serveAsync(t, rt, events, slowHandler)
+	go func() {
+		for events.Scan() {
+		}
+	}()
+	t.Cleanup(func() { sigs <- syscall.SIGINT; <-done })
+	return addr
+}
+
+// readToClose reads everything until the server closes c.
+func readToClose(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading to the close: %v (%d bytes)", err, len(b))
+	}
+	return b
+}
+
+// TestInlineAnswersAndCloses: a `Connection: close` request that is in the
+// socket at the accept is answered on the accepting goroutine, and the
+// connection closed; the response is the fast path's, whole.
+func TestInlineAnswersAndCloses(t *testing.T) {
+	addr := startInline(t)
+	for _, raw := range []string{
+		"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /a HTTP/1.0\r\n\r\n",
+		"HEAD /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	} {
+		before := inlineServed.Load()
+		c := dialSend(t, addr, raw)
+		b := readToClose(t, c)
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), &http.Request{Method: strings.Fields(raw)[0]})
+		if err != nil {
+			t.Fatalf("%q: %v in %q", raw, err, b)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		want := "fast"
+		if strings.HasPrefix(raw, "HEAD") {
+			want = ""
+		}
+		if resp.StatusCode != 200 || resp.Header.Get("X-Path") != "fast" || string(body) != want || !resp.Close {
+			t.Fatalf("%q: %d %q %q close=%v", raw, resp.StatusCode, resp.Header.Get("X-Path"), body, resp.Close)
+		}
+		if _, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
+			t.Errorf("%q: Date %q", raw, resp.Header.Get("Date"))
+		}
+		if n := inlineServed.Load() - before; n != 1 {
+			t.Errorf("%q: served inline %d times, want 1", raw, n)
+		}
+	}
+}
+
+// TestInlineLargeResponseFinishes: a response the socket does not take at
+// once is finished on a goroutine: a slow reader gets every byte, and the
+// accept loop meanwhile answers others.
+func TestInlineLargeResponseFinishes(t *testing.T) {
+	addr := startInline(t)
+	slow := dialSend(t, addr, "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	time.Sleep(100 * time.Millisecond) // the child has written what the socket takes
+	// Another client is answered while the first reads nothing.
+	other := dialSend(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if b := readToClose(t, other); !bytes.HasSuffix(b, []byte("\r\n\r\nfast")) {
+		t.Fatalf("the other client, while a large response waits: %q", b)
+	}
+	b := readToClose(t, slow)
+	i := bytes.Index(b, []byte("\r\n\r\n"))
+	if i < 0 || !bytes.Equal(b[i+4:], bigBody) {
+		t.Fatalf("large response: %d bytes in all, body intact %v", len(b), i >= 0 && bytes.Equal(b[i+4:], bigBody))
+	}
+}
+
+// TestInlineLeavesTheRest: a keep-alive request, a request that comes in
+// two parts and a request the fast path declines all go to the
+// connection's own goroutine, with the bytes already read, and are
+// answered as before.
+func TestInlineLeavesTheRest(t *testing.T) {
+	addr := startInline(t)
+	before := inlineServed.Load()
+
+	// Keep-alive: answered, and the connection stays open for the next.
+	r, c := exchange(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1, "GET")
+	if r[0].path != "fast" || r[0].close {
+		t.Fatalf("keep-alive request: %+v", r[0])
+	}
+	io.WriteString(c, "GET /dir/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if r := readReplies(t, c, bufio.NewReader(c), 1, "GET"); r[0].path != "fast" || !r[0].close {
+		t.Fatalf("second request on the kept connection: %+v", r[0])
+	}
+
+	// In two parts: the child accepts at the first bytes.
+	p := dialSend(t, addr, "GET /a HTTP/1.1\r\nHo")
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(p, "st: x\r\nConnection: close\r\n\r\n")
+	if b := readToClose(t, p); !bytes.HasSuffix(b, []byte("\r\n\r\nfast")) {
+		t.Fatalf("a request in two parts: %q", b)
+	}
+
+	// Declined by the fast path: net/http answers.
+	d := dialSend(t, addr, "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if b := readToClose(t, d); !bytes.Contains(b, []byte("X-Path: slow")) || !bytes.HasSuffix(b, []byte("slow GET /other")) {
+		t.Fatalf("a request the fast path declines: %q", b)
+	}
+	if n := inlineServed.Load() - before; n != 0 {
+		t.Errorf("served inline %d times, want none of these", n)
+	}
+}
