@@ -232,9 +232,7 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		case c.AcceptWakeOne:
 			am, err = acceptmutex.ListenWakeOne(f)
 		default:
-			if ln, err = net.FileListener(f); err == nil {
-				noKeepAliveProbes(ln)
-			}
+			ln, err = net.FileListener(f)
 		}
 		if am != nil {
 			am.Watch(r.watchAccept(i, len(c.Listeners)))
