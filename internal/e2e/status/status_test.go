@@ -464,6 +464,9 @@ timeouts: {read_header: 30s}
 			t.Fatal(err)
 		}
 		defer c.Close()
+		// A byte of a request: the listener's accept_filter (data) keeps
+		// a connection that sent nothing out of the accept queue.
+		io.WriteString(c, "G")
 		queued = append(queued, c)
 	}
 	time.Sleep(2500 * time.Millisecond) // two of the master's samples
