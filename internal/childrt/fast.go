@@ -450,7 +450,7 @@ func (s *server) acceptFast(ln net.Listener) error {
 			inp, done = s.serveInline(c)
 		}
 		if !done {
-			go s.serveFast(c, inp)
+			go s.serveFast(c, inp, nil)
 		}
 	}
 }
@@ -462,8 +462,9 @@ func isTemporary(err error) bool {
 
 // serveFast serves connection c on the fast path while its requests
 // qualify, then hands it to net/http. inp, if not nil, is a read buffer
-// from fastBufs holding what serveInline read from c.
-func (s *server) serveFast(c net.Conn, inp *[]byte) {
+// from fastBufs holding what serveInline read from c; carry, if not nil,
+// is what serveInline left of a request it answered.
+func (s *server) serveFast(c net.Conn, inp *[]byte, carry *fastCarry) {
 	// The write buffer is held only while there are responses to write:
 	// an idle keep-alive connection holds its read buffer alone.
 	if inp == nil {
@@ -537,11 +538,21 @@ func (s *server) serveFast(c net.Conn, inp *[]byte) {
 	sc := connSlot(c) // nil only without slots: the bounds are the fast path's own
 	var (
 		req      fastRequest
-		first    = true
+		first    = carry == nil
 		now      = time.Now() // the clock, read once per read and once per request
 		reqStart time.Time    // when the pending request's first bytes came; zero if none
 		dl       deadlines
 	)
+	if carry != nil && carry.outp != nil {
+		// The end of serveInline's response first.
+		ok := s.flush(c, wr, carry.rest, &dl, carry.at)
+		*carry.outp = (*carry.outp)[:0]
+		fastBufs.Put(carry.outp)
+		if !ok {
+			return
+		}
+		s.idle(c, carry.at)
+	}
 	for {
 		// Answer every complete request in the buffer.
 		for len(in) > 0 {

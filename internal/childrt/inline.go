@@ -10,26 +10,31 @@ import (
 	"time"
 )
 
-// serveInline answers, on the accepting goroutine itself, a connection
-// whose one request is already in its socket and asks for the connection
-// to close: what every client that opens a connection per request sends
-// (`Connection: close`, HTTP/1.0 without keep-alive, health checkers,
-// scripts). Such a connection costs the child one read, one write and one
-// close, where a goroutine of its own costs a wake-up of another thread
+// serveInline answers, on the accepting goroutine itself, the first
+// request of a connection when it is already in the socket. A connection
+// that asks to close after it (`Connection: close`, HTTP/1.0 without
+// keep-alive: what health checkers, scripts and many clients send) then
+// costs the child one read, one write and one close, where a goroutine of its own costs a wake-up of another thread
 // (futex, a context switch, the scheduler looking for work), a read
 // deadline (two timer updates) and a first read that usually finds the
 // socket empty and parks in the netpoller: per connection, about as much
 // again as the serving itself (bench/compare/RESULTS-connections.md,
 // "Connection churn").
 //
+// A keep-alive connection goes on on a goroutine of its own, waiting for
+// its next request, but its first is answered at once: a burst of new
+// connections (a thousand clients starting together) is not answered only
+// as fast as goroutines get started, and the event model's admission,
+// which counts connections whose first request has not taken a slot yet,
+// lets the next in at once.
+//
 // Nothing here ever waits: the read and the write are single non-blocking
-// system calls. Any other case (no bytes yet, part of a request, a
-// keep-alive or pipelined request, one the fast path does not answer, a
-// TLS or PROXY-protocol listener) goes to serveFast on a goroutine of its
-// own, with the bytes already read; so does the end of a response the
-// socket did not take at once. done reports that c needs nothing more;
-// otherwise inp (nil or a fastBufs buffer holding what was read) goes to
-// serveFast.
+// system calls. Any other case (no bytes yet, part of a request, pipelined
+// requests, one the fast path does not answer, a TLS or PROXY-protocol
+// listener) goes to serveFast on a goroutine of its own, with the bytes
+// already read; so does the end of a response the socket did not take at
+// once. done reports that c needs nothing more here; otherwise inp (nil or
+// a fastBufs buffer holding what was read) goes to serveFast.
 func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 	sock := c
 	if sc, ok := c.(*slotConn); ok {
@@ -79,7 +84,7 @@ func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 		sc.headerBytes(n, now)
 	}
 	var req fastRequest
-	if m := parseFast(in, &req); m != len(in) || !req.close || s.status.Serves(bstr(req.path)) || s.health.serves(bstr(req.path)) {
+	if m := parseFast(in, &req); m != len(in) || s.status.Serves(bstr(req.path)) || s.health.serves(bstr(req.path)) {
 		return inp, false
 	}
 	cl := s.fastPeer(c)
@@ -99,14 +104,20 @@ func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 		return inp, false
 	}
 	*inp = in[:0]
-	fastBufs.Put(inp)
 	if sc != nil {
 		sc.setState(connWriting)
 	}
 	inlineServed.Add(1)
-	if w, err := sk.WriteNow(out); err == errWouldBlock {
-		// The socket took part of it: the rest is written, bounded by
-		// the write timeout, on a goroutine, as serveFast writes.
+	w, err := sk.WriteNow(out)
+	switch {
+	case err == errWouldBlock && !req.close:
+		// The connection's goroutine writes the rest, bounded by the
+		// write timeout, then waits for the next request.
+		go s.serveFast(c, inp, &fastCarry{outp: outp, rest: out[w:], at: now})
+		return nil, true
+	case err == errWouldBlock:
+		// The rest is written on a goroutine, as serveFast writes.
+		fastBufs.Put(inp)
 		go func() {
 			var dl deadlines
 			s.flush(c, c, out[w:], &dl, now)
@@ -119,9 +130,27 @@ func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 	}
 	*outp = out[:0]
 	fastBufs.Put(outp)
+	if err == nil && !req.close {
+		// Kept alive: its goroutine waits for the next request, as
+		// after any response of serveFast's.
+		s.idle(c, now)
+		go s.serveFast(c, inp, &fastCarry{at: now})
+		return nil, true
+	}
+	fastBufs.Put(inp)
 	c.Close()
 	s.track(c, http.StateClosed)
 	return nil, true
+}
+
+// fastCarry is what serveInline leaves to the goroutine of a connection it
+// answered a request of and that stays open: the end of the response the
+// socket did not take at once, if any (in outp, a fastBufs buffer), and
+// when the response was made.
+type fastCarry struct {
+	outp *[]byte
+	rest []byte
+	at   time.Time
 }
 
 // errWouldBlock is rawNow's answer when the socket is not ready: nothing

@@ -117,15 +117,13 @@ func TestInlineLargeResponseFinishes(t *testing.T) {
 	}
 }
 
-// TestInlineLeavesTheRest: a keep-alive request, a request that comes in
-// two parts and a request the fast path declines all go to the
-// connection's own goroutine, with the bytes already read, and are
-// answered as before.
-func TestInlineLeavesTheRest(t *testing.T) {
+// TestInlineKeepAlive: the first request of a keep-alive connection is
+// answered at the accept too, and the connection goes on on its own
+// goroutine: its next requests are answered, also after a first response
+// the socket did not take at once.
+func TestInlineKeepAlive(t *testing.T) {
 	addr := startInline(t)
 	before := inlineServed.Load()
-
-	// Keep-alive: answered, and the connection stays open for the next.
 	r, c := exchange(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1, "GET")
 	if r[0].path != "fast" || r[0].close {
 		t.Fatalf("keep-alive request: %+v", r[0])
@@ -134,6 +132,36 @@ func TestInlineLeavesTheRest(t *testing.T) {
 	if r := readReplies(t, c, bufio.NewReader(c), 1, "GET"); r[0].path != "fast" || !r[0].close {
 		t.Fatalf("second request on the kept connection: %+v", r[0])
 	}
+	if n := inlineServed.Load() - before; n != 1 {
+		t.Errorf("served inline %d times, want 1 (the first request)", n)
+	}
+
+	// A first response larger than the socket takes: the connection's
+	// goroutine finishes it, then answers the next request.
+	big := dialSend(t, addr, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	br := bufio.NewReader(big)
+	big.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(body, bigBody) || resp.Close {
+		t.Fatalf("large first response: %d bytes, intact %v, close %v, %v", len(body), bytes.Equal(body, bigBody), resp.Close, err)
+	}
+	io.WriteString(big, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r := readReplies(t, big, br, 1, "GET"); r[0].path != "fast" || r[0].body != "fast" {
+		t.Fatalf("after a large first response: %+v", r[0])
+	}
+}
+
+// TestInlineLeavesTheRest: a request that comes in two parts, pipelined
+// requests and a request the fast path declines go to the connection's
+// own goroutine, with the bytes already read, and are answered as before.
+func TestInlineLeavesTheRest(t *testing.T) {
+	addr := startInline(t)
+	before := inlineServed.Load()
 
 	// In two parts: the child accepts at the first bytes.
 	p := dialSend(t, addr, "GET /a HTTP/1.1\r\nHo")
@@ -141,6 +169,11 @@ func TestInlineLeavesTheRest(t *testing.T) {
 	io.WriteString(p, "st: x\r\nConnection: close\r\n\r\n")
 	if b := readToClose(t, p); !bytes.HasSuffix(b, []byte("\r\n\r\nfast")) {
 		t.Fatalf("a request in two parts: %q", b)
+	}
+
+	// Pipelined: answered in order.
+	if r, _ := exchange(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n", 2, "GET"); r[0].path != "fast" || r[1].path != "fast" {
+		t.Fatalf("pipelined requests: %+v", r)
 	}
 
 	// Declined by the fast path: net/http answers.
