@@ -401,11 +401,12 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		if s.fast != nil && !s.slowPath[i] {
 			go func() { errc <- s.acceptFast(ln) }()
 		} else {
-			go func() { errc <- s.srv.Serve(framingListener{ln}) }()
+			go func() { growStack(); errc <- s.srv.Serve(framingListener{ln}) }()
 		}
 	}
 	if s.fast != nil {
-		go s.srv.Serve(handoffListener{s})
+		// The stacks grown first: see stack.go.
+		go func() { growStack(); s.srv.Serve(handoffListener{s}) }()
 	}
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)
