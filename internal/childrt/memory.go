@@ -23,6 +23,20 @@ import (
 // variables named PHASED_* to no child: set it in app.env.
 const HeapProfileEnv = "PHASED_CHILD_HEAP_PROFILE"
 
+// SampleHeapOnlyWhenAsked turns the runtime's heap profiling off
+// (runtime.MemProfileRate 0) unless HeapProfileEnv asks for a profile:
+// nobody reads one from a child otherwise, and a sampled allocation (one
+// every 512 KB by default) unwinds the whole stack, reading the function
+// table of every frame, which in a child that let go of its start's pages
+// faulted about 20 windows of 64 KB of the binary back in (1.2 MB mapped)
+// when it fell on one of the first requests. A child calls it first
+// thing, before its own allocations.
+func SampleHeapOnlyWhenAsked() {
+	if os.Getenv(HeapProfileEnv) == "" {
+		runtime.MemProfileRate = 0
+	}
+}
+
 // startWaitBound bounds the wait for the accepting goroutines before the
 // release: one that has not reached Accept by then (a server already
 // closed, a machine overloaded) only costs pages mapped again.

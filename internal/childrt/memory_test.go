@@ -76,3 +76,21 @@ func TestReleaseWhenAccepting(t *testing.T) {
 		t.Errorf("GET /a after the release: %d from %q", r[0].code, r[0].path)
 	}
 }
+
+// TestSampleHeapOnlyWhenAsked: a child samples no allocation for a heap
+// profile unless HeapProfileEnv asks for one.
+func TestSampleHeapOnlyWhenAsked(t *testing.T) {
+	saved := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = saved })
+	t.Setenv(HeapProfileEnv, "/tmp/profiles")
+	runtime.MemProfileRate = 512 << 10
+	SampleHeapOnlyWhenAsked()
+	if runtime.MemProfileRate != 512<<10 {
+		t.Errorf("with %s set, MemProfileRate %d, want it left at %d", HeapProfileEnv, runtime.MemProfileRate, 512<<10)
+	}
+	t.Setenv(HeapProfileEnv, "")
+	SampleHeapOnlyWhenAsked()
+	if runtime.MemProfileRate != 0 {
+		t.Errorf("without %s, MemProfileRate %d, want 0", HeapProfileEnv, runtime.MemProfileRate)
+	}
+}
