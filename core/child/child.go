@@ -22,6 +22,7 @@ const Arg = contract.ChildArg
 // drain, contract.ExitChildInit when child-init failed, 1 on any other
 // error (logged).
 func Main(stderr io.Writer) int {
+	childrt.SampleHeapOnlyWhenAsked()
 	rt, err := childrt.Current()
 	if err != nil {
 		fmt.Fprintf(stderr, "phased child: %v\n", err)

@@ -397,18 +397,26 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		s.cap.pastLimit = withMaster // before any accept
 	}
 	errc := make(chan error, len(s.gates))
+	// The goroutines that accept are part of the start: the start's pages
+	// of the binary are let go once they wait in Accept (memory.go).
+	var accepting startGroup
 	for i, ln := range s.gates {
 		if s.fast != nil && !s.slowPath[i] {
-			go func() { errc <- s.acceptFast(ln) }()
+			l := accepting.add(ln)
+			go func() { errc <- s.acceptFast(l) }()
 		} else {
-			go func() { errc <- s.srv.Serve(framingListener{ln}) }()
+			l := accepting.add(framingListener{ln})
+			go func() { growStack(); errc <- s.srv.Serve(l) }()
 		}
 	}
 	if s.fast != nil {
-		go s.srv.Serve(handoffListener{s})
+		// The stacks grown first: see stack.go.
+		l := accepting.add(handoffListener{s})
+		go func() { growStack(); s.srv.Serve(l) }()
 	}
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)
+	accepting.wait(startWaitBound)
 	r.afterReady()
 	r.Log.Debug("child serving", "listen", strings.Join(r.addrs, ","), "model", string(r.Model), "threads", r.Threads)
 	var asked <-chan time.Time // set once this child asked the master to retire it

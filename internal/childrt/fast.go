@@ -424,6 +424,7 @@ func connSlot(c net.Conn) *slotConn {
 // acceptFast accepts on ln and serves each connection on the fast path
 // until ln is closed.
 func (s *server) acceptFast(ln net.Listener) error {
+	growStack() // before Accept's deep frames (stack.go)
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -465,6 +466,7 @@ func isTemporary(err error) bool {
 // from fastBufs holding what serveInline read from c; carry, if not nil,
 // is what serveInline left of a request it answered.
 func (s *server) serveFast(c net.Conn, inp *[]byte, carry *fastCarry) {
+	growStack() // once, before the serving frames (stack.go)
 	// The write buffer is held only while there are responses to write:
 	// an idle keep-alive connection holds its read buffer alone.
 	if inp == nil {

@@ -3,12 +3,15 @@ package childrt
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,16 +23,74 @@ import (
 // variables named PHASED_* to no child: set it in app.env.
 const HeapProfileEnv = "PHASED_CHILD_HEAP_PROFILE"
 
+// SampleHeapOnlyWhenAsked turns the runtime's heap profiling off
+// (runtime.MemProfileRate 0) unless HeapProfileEnv asks for a profile:
+// nobody reads one from a child otherwise, and a sampled allocation (one
+// every 512 KB by default) unwinds the whole stack, reading the function
+// table of every frame, which in a child that let go of its start's pages
+// faulted about 20 windows of 64 KB of the binary back in (1.2 MB mapped)
+// when it fell on one of the first requests. A child calls it first
+// thing, before its own allocations.
+func SampleHeapOnlyWhenAsked() {
+	if os.Getenv(HeapProfileEnv) == "" {
+		runtime.MemProfileRate = 0
+	}
+}
+
+// startWaitBound bounds the wait for the accepting goroutines before the
+// release: one that has not reached Accept by then (a server already
+// closed, a machine overloaded) only costs pages mapped again.
+const startWaitBound = time.Second
+
+// startGroup tells when the goroutines that accept connections have all
+// called Accept once: until then they run their start (net/http's Serve
+// sets itself up, stacks grow), whose pages of the binary a release made
+// before would let them fault back in, 64 KB around each fault, and an
+// idle child would map more or less of the binary by chance.
+type startGroup struct{ wg sync.WaitGroup }
+
+// add returns ln, which marks its goroutine started at its first Accept.
+func (g *startGroup) add(ln net.Listener) net.Listener {
+	g.wg.Add(1)
+	return startedListener{ln, sync.OnceFunc(g.wg.Done)}
+}
+
+// wait waits until every listener of g was accepted on, at most bound.
+func (g *startGroup) wait(bound time.Duration) {
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+type startedListener struct {
+	net.Listener
+	started func()
+}
+
+func (l startedListener) Accept() (net.Conn, error) {
+	l.started()
+	return l.Listener.Accept()
+}
+
 // afterReady runs once the child serves: it lets go of the pages of the
 // binary that starting touched (releaseExecutablePages), and writes the
 // heap profile HeapProfileEnv asks for.
 func (r *Runtime) afterReady() {
-	n := releaseExecutablePages()
+	n := releaseStart()
 	r.Log.Debug("released the start's pages of the executable", "bytes", n)
 	if dir := os.Getenv(HeapProfileEnv); dir != "" {
 		writeHeapProfile(r, dir)
 	}
 }
+
+// releaseStart is releaseExecutablePages; tests look at what runs when
+// it is called.
+var releaseStart = releaseExecutablePages
 
 // releaseExecutablePages drops this process's page-table entries for the
 // read-only mappings of its executable (code and read-only data) with

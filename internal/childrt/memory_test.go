@@ -1,7 +1,10 @@
 package childrt
 
 import (
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/phasedhq/phased/internal/procfs"
 )
@@ -31,5 +34,63 @@ func TestReleaseExecutablePages(t *testing.T) {
 	// e2e's TestIdleChildMapsLittleOfTheBinary.
 	if after >= before {
 		t.Errorf("%d KiB of the executable still resident, no less than the %d KiB before", after, before)
+	}
+}
+
+// TestReleaseWhenAccepting: a child lets go of its start's pages of the
+// binary once the goroutines that accept (the fast path's, net/http's for
+// the connections it hands over) wait in Accept, so that their own start
+// does not fault pages back in after the release.
+func TestReleaseWhenAccepting(t *testing.T) {
+	stacks := make(chan string, 1)
+	saved := releaseStart
+	releaseStart = func() int {
+		buf := make([]byte, 1<<20)
+		stacks <- string(buf[:runtime.Stack(buf, true)])
+		return 0
+	}
+	t.Cleanup(func() { releaseStart = saved })
+	rt, addr, events, _ := modelRuntime(t, ModelEvent, 4)
+	rt.Fast = testFast{}
+	serveForTest(t, rt, events, slowHandler)
+	var all string
+	select {
+	case all = <-stacks:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no release")
+	}
+	servers := 0
+	for _, g := range strings.Split(all, "\n\n") {
+		if !strings.Contains(g, "childrt.(*server).acceptFast(") && !strings.Contains(g, "net/http.(*Server).Serve(") {
+			continue
+		}
+		servers++
+		if !strings.Contains(g, "childrt.startedListener.Accept(") {
+			t.Errorf("released while a goroutine that accepts had not called Accept:\n%s", g)
+		}
+	}
+	if servers < 2 {
+		t.Errorf("%d goroutines that accept at the release, want the fast path's and the hand-off's:\n%s", servers, all)
+	}
+	if r, _ := exchange(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1, "GET"); r[0].code != 200 || r[0].path != "fast" {
+		t.Errorf("GET /a after the release: %d from %q", r[0].code, r[0].path)
+	}
+}
+
+// TestSampleHeapOnlyWhenAsked: a child samples no allocation for a heap
+// profile unless HeapProfileEnv asks for one.
+func TestSampleHeapOnlyWhenAsked(t *testing.T) {
+	saved := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = saved })
+	t.Setenv(HeapProfileEnv, "/tmp/profiles")
+	runtime.MemProfileRate = 512 << 10
+	SampleHeapOnlyWhenAsked()
+	if runtime.MemProfileRate != 512<<10 {
+		t.Errorf("with %s set, MemProfileRate %d, want it left at %d", HeapProfileEnv, runtime.MemProfileRate, 512<<10)
+	}
+	t.Setenv(HeapProfileEnv, "")
+	SampleHeapOnlyWhenAsked()
+	if runtime.MemProfileRate != 0 {
+		t.Errorf("without %s, MemProfileRate %d, want 0", HeapProfileEnv, runtime.MemProfileRate)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -55,4 +56,57 @@ func TestTypeByExtensionIsMimes(t *testing.T) {
 		t.Errorf("%d types loaded, fewer than Go's %d built-in ones", len(types.exact), len(builtinTypes))
 	}
 	t.Logf("%d extensions compared (%d files read, %d types loaded)", n, files, len(types.exact))
+}
+
+// TestTypeTableRules: the mime package's rules on a globs2 file that has
+// what the system's may not: an extension in two cases with different
+// types (the exact case wins, the lower-case lookup takes the last one),
+// one in upper case only, types with capitals, a parameter, or none valid.
+func TestTypeTableRules(t *testing.T) {
+	dir := t.TempDir()
+	globs := dir + "/globs2"
+	if err := os.WriteFile(globs, []byte(`# comment
+50:text/x-csrc:*.c
+50:text/x-c++src:*.C
+50:text/markdown:*.Md
+50:Application/X-Foo:*.foo
+50:TEXT/Plain:*.up
+50:text/plain; charset=latin1:*.lat
+50:text/x-tex; format=x:*.tex
+50:bad type:*.bad
+40:image/png:*.c
+40:text/x-other:*.png
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	saved, savedFiles := mimeGlobs, typeFiles
+	mimeGlobs, typeFiles = []string{dir + "/none", globs}, nil
+	types.once, types.exact, types.lower = sync.Once{}, nil, nil
+	t.Cleanup(func() {
+		mimeGlobs, typeFiles = saved, savedFiles
+		types.once, types.exact, types.lower = sync.Once{}, nil, nil
+	})
+	for ext, want := range map[string]string{
+		".c":   "text/x-csrc; charset=utf-8",
+		".C":   "text/x-c++src; charset=utf-8",
+		".md":  "text/markdown; charset=utf-8",
+		".MD":  "text/markdown; charset=utf-8",
+		".Md":  "text/markdown; charset=utf-8",
+		".foo": "Application/X-Foo",
+		".FOO": "Application/X-Foo",
+		".up":  "TEXT/Plain",
+		".lat": "text/plain; charset=latin1",
+		".tex": "", // as the mime package: FormatMediaType of the whole "type; param" fails
+		".bad": "",
+		".png": "image/png", // built in: the file's later line does not replace it
+		".PNG": "image/png",
+		".txt": "text/plain; charset=utf-8",
+	} {
+		if got := typeByExtension(ext); got != want {
+			t.Errorf("typeByExtension(%q) = %q, want %q", ext, got, want)
+		}
+	}
+	if len(types.lower) > 2 {
+		t.Errorf("lower-case table holds %d entries (%v), more than those that differ from the exact table", len(types.lower), types.lower)
+	}
 }
