@@ -31,7 +31,9 @@
 # With each figure goes the server's CPU time per request (or handshake):
 # the user and system time of its master and children (/proc/PID/stat)
 # during the load over the requests answered, which other work on a shared
-# machine moves much less than req/s.
+# machine moves much less than req/s; and the load generator's own CPU
+# time per request (this shell's reaped children's, less the server's).
+# The table's "x nginx by CPU" is nginx's CPU per request over phased's.
 #
 # Every figure in the table is the median over the rounds; x nginx is
 # phased's median over nginx's, against the issue's targets: keep-alive and
@@ -278,7 +280,9 @@ server_cpu() {
 
 # measure OUT CMD...: runs CMD in the background (the trap can stop it),
 # its output in OUT; sets FOREIGN, the share of the CPUs other processes
-# used meanwhile, and SRV_JIFFIES, the server's CPU time meanwhile.
+# used meanwhile, SRV_JIFFIES, the server's CPU time meanwhile, and
+# CLIENT_JIFFIES, the load generator's (wrk, h2load, handshake: on two
+# cores it competes with the server for them).
 measure() {
 	local out=$1 c0 c1 o0 o1 s0
 	shift
@@ -301,14 +305,15 @@ measure() {
 	SRV_JIFFIES=$(($(server_cpu) - s0))
 	o1=$(our_cpu "${pids[@]}")
 	c1=$(cpu_now)
+	CLIENT_JIFFIES=$((o1 - o0 - SRV_JIFFIES))
 	FOREIGN=$(foreign_pct "$c0" "$c1" "$o0" "$o1")
 }
 
-# cpu_per RATE: the server's CPU microseconds per request (or handshake) of
-# the last measurement, which ran LOAD_SECS s (its warm-up included) at
-# about RATE per second.
+# cpu_per RATE [JIFFIES]: the server's (or JIFFIES') CPU microseconds per
+# request (or handshake) of the last measurement, which ran LOAD_SECS s
+# (its warm-up included) at about RATE per second.
 cpu_per() {
-	awk -v j="$SRV_JIFFIES" -v r="$1" -v d="$LOAD_SECS" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+	awk -v j="${2:-$SRV_JIFFIES}" -v r="$1" -v d="$LOAD_SECS" -v hz="$(getconf CLK_TCK)" 'BEGIN {
 		if (r <= 0) { print "-"; exit }
 		printf "%.1f", j * 1e6 / hz / (r * d) }'
 }
@@ -329,11 +334,11 @@ parse_hs() {
 # --- 3. rounds -------------------------------------------------------------------
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 PATIENCE_END=$((SECONDS + PATIENCE * 60))
-RAW=$TMP/raw.tsv # round target test rps p50 p99 errors resumed% foreign cpu-us-per-request
+RAW=$TMP/raw.tsv # round target test rps p50 p99 errors resumed% foreign cpu-us-per-request client-cpu-us-per-request
 : >"$RAW"
-row() { # ROUND TARGET TEST RPS P50 P99 ERRS RESUMED FOREIGN (the server's CPU per request from cpu_per)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "$(cpu_per "$4")" >>"$RAW"
-	log "round $1 $2 $3: $4/s, p50 $5 ms, p99 $6 ms, errors $7, resumed $8%, foreign CPU $9%, server CPU $(cpu_per "$4") us each"
+row() { # ROUND TARGET TEST RPS P50 P99 ERRS RESUMED FOREIGN (the server's and the client's CPU per request from cpu_per)
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "$(cpu_per "$4")" "$(cpu_per "$4" "$CLIENT_JIFFIES")" >>"$RAW"
+	log "round $1 $2 $3: $4/s, p50 $5 ms, p99 $6 ms, errors $7, resumed $8%, foreign CPU $9%, server CPU $(cpu_per "$4") us each, client CPU $(cpu_per "$4" "$CLIENT_JIFFIES") us each"
 }
 log "$ROUNDS rounds of ${TARGETS[*]} over TLS ($CERT certificate; $ONLY)"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -381,8 +386,8 @@ TABLE=$TMP/table.md
 {
 	bh="" bs=""
 	[ -z "$BASELINE" ] || bh=" phased-base /s | phased-base CPU µs each |" bs="---:|---:|"
-	echo "| measure | phased /s | nginx /s | x nginx | target | met | server CPU µs each (phased, nginx) | phased p99 ms | nginx p99 ms | errors (phased, nginx) | resumed % (phased, nginx) | foreign CPU % max |$bh"
-	echo "|---|---:|---:|---:|---:|---|---|---:|---:|---|---|---:|$bs"
+	echo "| measure | phased /s | nginx /s | x nginx | target | met | x nginx by CPU | server CPU µs each (phased, nginx) | phased p99 ms | nginx p99 ms | errors (phased, nginx) | resumed % (phased, nginx) | foreign CPU % max | client CPU µs each (phased, nginx) |$bh"
+	echo "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---|---|---:|---|$bs"
 	for s in "https hello.txt" "https 4k.bin" "handshake full" "handshake resumed" "h2 hello.txt" "h2 4k.bin"; do
 		runs "${s%% *}" || continue
 		base=""
@@ -403,10 +408,11 @@ TABLE=$TMP/table.md
 		rp=$(col phased "$s" 8)
 		rn=$(col nginx "$s" 8)
 		fmax=$(awk -F'\t' -v s="$s" '$3 == s && $9 > m {m = $9} END {print m + 0}' "$RAW")
-		awk -v l="$label" -v p="$(col phased "$s" 4)" -v n="$(col nginx "$s" 4)" -v g="$goal" -v cpu="$(col phased "$s" 10), $(col nginx "$s" 10)" \
-			-v pp="$(col phased "$s" 6)" -v np="$(col nginx "$s" 6)" -v e="$ep, $en" -v rs="$rp, $rn" -v f="$fmax" -v b="$base" 'BEGIN {
+		awk -v l="$label" -v p="$(col phased "$s" 4)" -v n="$(col nginx "$s" 4)" -v g="$goal" -v cpu="$(col phased "$s" 10), $(col nginx "$s" 10)" -v cp="$(col phased "$s" 10)" -v cn="$(col nginx "$s" 10)" \
+			-v pp="$(col phased "$s" 6)" -v np="$(col nginx "$s" 6)" -v e="$ep, $en" -v rs="$rp, $rn" -v f="$fmax" -v b="$base" -v cl="$(col phased "$s" 11), $(col nginx "$s" 11)" 'BEGIN {
 			x = (n > 0 ? p / n : 0)
-			printf "| %s | %.0f | %.0f | %.2f | >= %.1f | %s | %s | %s | %s | %s | %s | %s |%s\n", l, p, n, x, g, (x >= g ? "yes" : "**no**"), cpu, pp, np, e, (rs == "-, -" ? "-" : rs), f, b }'
+			xc = (cp > 0 && cn > 0 ? sprintf("%.2f", cn / cp) : "-")
+			printf "| %s | %.0f | %.0f | %.2f | >= %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s\n", l, p, n, x, g, (x >= g ? "yes" : "**no**"), xc, cpu, pp, np, e, (rs == "-, -" ? "-" : rs), f, cl, b }'
 	done
 } >"$TABLE"
 echo
@@ -460,14 +466,19 @@ if [ "$RESULTS" != "-" ]; then
 		echo "µs each: the CPU time (user + system, /proc/PID/stat) of the server's master and"
 		echo "children during the load, over the requests (or handshakes) it answered: unlike"
 		echo "req/s it hardly moves when other work shares the machine (column foreign CPU)."
+		echo "x nginx by CPU: nginx's server CPU µs each over phased's, the same comparison"
+		echo "by what each request costs, which foreign work moves much less than the rates."
+		echo "client CPU µs each: the load generator's (wrk, h2load, bench/tls/handshake), which"
+		echo "shares the two cores with the server: where it is near the server's, as for"
+		echo "handshakes, the rate is the machine's CPU over both sums, and foreign work moves it."
 		echo
 		cat "$TABLE"
 		echo
 		echo "## Every round"
 		echo
-		echo "| round | server | measure | /s | p50 ms | p99 ms | errors | resumed % | foreign CPU % | server CPU µs each |"
-		echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
-		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$RAW"
+		echo "| round | server | measure | /s | p50 ms | p99 ms | errors | resumed % | foreign CPU % | server CPU µs each | client CPU µs each |"
+		echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}' "$RAW"
 		echo
 		echo "## Configs"
 		for c in "$TMP"/configs/*; do
