@@ -451,10 +451,10 @@ if [ "$RESULTS" != "-" ]; then
 		echo '```'
 		echo
 		echo '```sh'
-		echo "wrk -t1 -c$CONNS -d${DURATION}s --latency https://127.0.0.1:PORT/hello.txt   # after ${WARMUP}s of the same; then 4k.bin"
-		echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s            # full handshakes"
-		echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s -resume    # resumed"
-		echo "h2load -t1 -c$CONNS -m$H2_STREAMS -D$DURATION --warm-up-time=$WARMUP https://127.0.0.1:PORT/hello.txt   # then 4k.bin"
+		! runs https || echo "wrk -t1 -c$CONNS -d${DURATION}s --latency https://127.0.0.1:PORT/hello.txt   # after ${WARMUP}s of the same; then 4k.bin"
+		! runs handshake || echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s            # full handshakes"
+		! runs handshake || echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s -resume    # resumed"
+		! runs h2 || echo "h2load -t1 -c$CONNS -m$H2_STREAMS -D$DURATION --warm-up-time=$WARMUP https://127.0.0.1:PORT/hello.txt   # then 4k.bin"
 		echo '```'
 		echo
 		echo "## Results"
