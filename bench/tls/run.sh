@@ -31,7 +31,9 @@
 # With each figure goes the server's CPU time per request (or handshake):
 # the user and system time of its master and children (/proc/PID/stat)
 # during the load over the requests answered, which other work on a shared
-# machine moves much less than req/s.
+# machine moves much less than req/s; and the load generator's own CPU
+# time per request (this shell's reaped children's, less the server's).
+# The table's "x nginx by CPU" is nginx's CPU per request over phased's.
 #
 # Every figure in the table is the median over the rounds; x nginx is
 # phased's median over nginx's, against the issue's targets: keep-alive and
@@ -42,7 +44,11 @@
 # CONNS (50), HS_CONNS (16), H2_STREAMS (10), CERT (ecdsa or rsa; ecdsa),
 # PORT_BASE (18700), RESULTS (bench/tls/RESULTS.md; "-" for none), KEEP_TMP
 # (0), QUIET_MAX (15) and QUIET_TIMEOUT (60) as in bench/compare/run.sh,
-# PATIENCE (10, minutes).
+# PATIENCE (10, minutes), ONLY (all; a comma-separated subset of https,
+# handshake, h2: the parts of step 1-3 to run, e.g. ONLY=h2; the table
+# then has only their rows), BASELINE (none; another phased binary, run
+# as a third server, phased-base, in the same rounds: before/after in one
+# run, its figures in columns of their own).
 #
 # Needs root: it installs wrk, nginx, nghttp2-client (h2load) and openssl
 # from Debian when they are missing, and starts nginx as root (its workers
@@ -67,6 +73,8 @@ KEEP_TMP=${KEEP_TMP:-0}
 QUIET_MAX=${QUIET_MAX:-15}
 QUIET_TIMEOUT=${QUIET_TIMEOUT:-60}
 PATIENCE=${PATIENCE:-10}
+ONLY=${ONLY:-https,handshake,h2}
+BASELINE=${BASELINE:-}
 PHASED=$REPO/bin/phased
 NGINX=/usr/sbin/nginx
 FILES=(hello.txt 4k.bin)
@@ -80,9 +88,18 @@ for v in ROUNDS DURATION WARMUP CONNS HS_CONNS H2_STREAMS PORT_BASE KEEP_TMP QUI
 done
 [ "$ROUNDS" -ge 1 ] && [ "$DURATION" -ge 1 ] && [ "$CONNS" -ge 1 ] && [ "$HS_CONNS" -ge 1 ] || die "ROUNDS, DURATION, CONNS and HS_CONNS must be at least 1"
 case $CERT in ecdsa | rsa) ;; *) die "CERT must be ecdsa or rsa, not '$CERT'" ;; esac
+for part in ${ONLY//,/ }; do
+	case $part in https | handshake | h2) ;; *) die "ONLY must list some of https, handshake, h2, not '$part'" ;; esac
+done
+# runs PART: whether ONLY asks for that part of the suite.
+runs() { [[ ",$ONLY," == *",$1,"* ]]; }
+if [ -n "$BASELINE" ]; then
+	[ -x "$BASELINE" ] || die "BASELINE $BASELINE is not an executable"
+	TARGETS=(phased phased-base nginx)
+fi
 env_desc=""
-for v in ROUNDS DURATION WARMUP CONNS HS_CONNS H2_STREAMS CERT; do
-	env_desc+="$v=${!v} "
+for v in ROUNDS DURATION WARMUP CONNS HS_CONNS H2_STREAMS CERT ONLY BASELINE; do
+	[ -z "${!v}" ] || env_desc+="$v=${!v} "
 done
 
 # --- what this script started, for the trap --------------------------------
@@ -118,6 +135,10 @@ chmod 755 "$TMP"
 PHASED_DESC="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$REPO" && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' (with uncommitted changes)'), bin/phased built $(date -u -r "$PHASED" '+%Y-%m-%d %H:%M UTC')"
 cp "$PHASED" "$TMP/phased"
 PHASED=$TMP/phased
+if [ -n "$BASELINE" ]; then
+	BASE_DESC="$BASELINE, built $(date -u -r "$BASELINE" '+%Y-%m-%d %H:%M UTC')"
+	cp "$BASELINE" "$TMP/phased-base"
+fi
 log "building bench/tls/handshake"
 (cd "$REPO" && go build -o "$TMP/handshake" ./bench/tls/handshake)
 
@@ -219,6 +240,10 @@ start_target() {
 		phased_conf "$PORT" "$dir"
 		cmd=("$PHASED" -f "$dir/phased.yaml")
 		;;
+	phased-base)
+		phased_conf "$PORT" "$dir"
+		cmd=("$TMP/phased-base" -f "$dir/phased.yaml")
+		;;
 	nginx)
 		nginx_conf "$PORT" "$dir"
 		cmd=("$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -g "daemon off;")
@@ -255,7 +280,9 @@ server_cpu() {
 
 # measure OUT CMD...: runs CMD in the background (the trap can stop it),
 # its output in OUT; sets FOREIGN, the share of the CPUs other processes
-# used meanwhile, and SRV_JIFFIES, the server's CPU time meanwhile.
+# used meanwhile, SRV_JIFFIES, the server's CPU time meanwhile, and
+# CLIENT_JIFFIES, the load generator's (wrk, h2load, handshake: on two
+# cores it competes with the server for them).
 measure() {
 	local out=$1 c0 c1 o0 o1 s0
 	shift
@@ -278,14 +305,15 @@ measure() {
 	SRV_JIFFIES=$(($(server_cpu) - s0))
 	o1=$(our_cpu "${pids[@]}")
 	c1=$(cpu_now)
+	CLIENT_JIFFIES=$((o1 - o0 - SRV_JIFFIES))
 	FOREIGN=$(foreign_pct "$c0" "$c1" "$o0" "$o1")
 }
 
-# cpu_per RATE: the server's CPU microseconds per request (or handshake) of
-# the last measurement, which ran LOAD_SECS s (its warm-up included) at
-# about RATE per second.
+# cpu_per RATE [JIFFIES]: the server's (or JIFFIES') CPU microseconds per
+# request (or handshake) of the last measurement, which ran LOAD_SECS s
+# (its warm-up included) at about RATE per second.
 cpu_per() {
-	awk -v j="$SRV_JIFFIES" -v r="$1" -v d="$LOAD_SECS" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+	awk -v j="${2:-$SRV_JIFFIES}" -v r="$1" -v d="$LOAD_SECS" -v hz="$(getconf CLK_TCK)" 'BEGIN {
 		if (r <= 0) { print "-"; exit }
 		printf "%.1f", j * 1e6 / hz / (r * d) }'
 }
@@ -306,20 +334,21 @@ parse_hs() {
 # --- 3. rounds -------------------------------------------------------------------
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 PATIENCE_END=$((SECONDS + PATIENCE * 60))
-RAW=$TMP/raw.tsv # round target test rps p50 p99 errors resumed% foreign cpu-us-per-request
+RAW=$TMP/raw.tsv # round target test rps p50 p99 errors resumed% foreign cpu-us-per-request client-cpu-us-per-request
 : >"$RAW"
-row() { # ROUND TARGET TEST RPS P50 P99 ERRS RESUMED FOREIGN (the server's CPU per request from cpu_per)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "$(cpu_per "$4")" >>"$RAW"
-	log "round $1 $2 $3: $4/s, p50 $5 ms, p99 $6 ms, errors $7, resumed $8%, foreign CPU $9%, server CPU $(cpu_per "$4") us each"
+row() { # ROUND TARGET TEST RPS P50 P99 ERRS RESUMED FOREIGN (the server's and the client's CPU per request from cpu_per)
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "$(cpu_per "$4")" "$(cpu_per "$4" "$CLIENT_JIFFIES")" >>"$RAW"
+	log "round $1 $2 $3: $4/s, p50 $5 ms, p99 $6 ms, errors $7, resumed $8%, foreign CPU $9%, server CPU $(cpu_per "$4") us each, client CPU $(cpu_per "$4" "$CLIENT_JIFFIES") us each"
 }
-log "$ROUNDS rounds of phased and nginx over TLS ($CERT certificate)"
+log "$ROUNDS rounds of ${TARGETS[*]} over TLS ($CERT certificate; $ONLY)"
 for ((r = 1; r <= ROUNDS; r++)); do
-	for ((k = 0; k < 2; k++)); do
-		t=${TARGETS[$(((k + r + 1) % 2))]}
+	for ((k = 0; k < ${#TARGETS[@]}; k++)); do
+		t=${TARGETS[$(((k + r - 1) % ${#TARGETS[@]}))]}
 		dir=$TMP/r$r-$t
 		wait_quiet
 		start_target "$t" "$dir"
 		for f in "${FILES[@]}"; do
+			runs https || break
 			url=https://127.0.0.1:$PORT/$f
 			measure "$dir/warm-${f%%.*}.txt" wrk -t1 "-c$CONNS" "-d${WARMUP}s" "$url"
 			measure "$dir/wrk-${f%%.*}.txt" wrk -t1 "-c$CONNS" "-d${DURATION}s" --latency "$url"
@@ -328,6 +357,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			row "$r" "$t" "https $f" "$RPS" "$P50" "$P99" "$ERRS" - "$FOREIGN"
 		done
 		for mode in full resumed; do
+			runs handshake || break
 			flags=()
 			[ $mode = resumed ] && flags=(-resume)
 			measure "$dir/hs-$mode.txt" "$TMP/handshake" -addr "127.0.0.1:$PORT" -c "$HS_CONNS" -d "${DURATION}s" -warmup 1s "${flags[@]}"
@@ -336,6 +366,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			row "$r" "$t" "handshake $mode" "$RPS" - - "$ERRS" "$RESUMED" "$FOREIGN"
 		done
 		for f in "${FILES[@]}"; do
+			runs h2 || break
 			measure "$dir/h2-${f%%.*}.txt" h2load -t1 "-c$CONNS" "-m$H2_STREAMS" "-D$DURATION" "--warm-up-time=$WARMUP" "https://127.0.0.1:$PORT/$f"
 			parse_h2load "$dir/h2-${f%%.*}.txt"
 			LOAD_SECS=$((DURATION + WARMUP))
@@ -353,9 +384,14 @@ col() { # TARGET TEST COLUMN: the median of a column of RAW over the rounds
 }
 TABLE=$TMP/table.md
 {
-	echo "| measure | phased /s | nginx /s | x nginx | target | met | server CPU µs each (phased, nginx) | phased p99 ms | nginx p99 ms | errors (phased, nginx) | resumed % (phased, nginx) | foreign CPU % max |"
-	echo "|---|---:|---:|---:|---:|---|---|---:|---:|---|---|---:|"
+	bh="" bs=""
+	[ -z "$BASELINE" ] || bh=" phased-base /s | phased-base CPU µs each |" bs="---:|---:|"
+	echo "| measure | phased /s | nginx /s | x nginx | target | met | x nginx by CPU | server CPU µs each (phased, nginx) | phased p99 ms | nginx p99 ms | errors (phased, nginx) | resumed % (phased, nginx) | foreign CPU % max | client CPU µs each (phased, nginx) |$bh"
+	echo "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---|---|---:|---|$bs"
 	for s in "https hello.txt" "https 4k.bin" "handshake full" "handshake resumed" "h2 hello.txt" "h2 4k.bin"; do
+		runs "${s%% *}" || continue
+		base=""
+		[ -z "$BASELINE" ] || base=" $(col phased-base "$s" 4 | awk '{printf($1 == "-" ? "-" : "%.0f", $1)}') | $(col phased-base "$s" 10) |"
 		goal=1.0
 		[ "$s" = "handshake full" ] && goal=0.8
 		label=$s
@@ -372,10 +408,11 @@ TABLE=$TMP/table.md
 		rp=$(col phased "$s" 8)
 		rn=$(col nginx "$s" 8)
 		fmax=$(awk -F'\t' -v s="$s" '$3 == s && $9 > m {m = $9} END {print m + 0}' "$RAW")
-		awk -v l="$label" -v p="$(col phased "$s" 4)" -v n="$(col nginx "$s" 4)" -v g="$goal" -v cpu="$(col phased "$s" 10), $(col nginx "$s" 10)" \
-			-v pp="$(col phased "$s" 6)" -v np="$(col nginx "$s" 6)" -v e="$ep, $en" -v rs="$rp, $rn" -v f="$fmax" 'BEGIN {
+		awk -v l="$label" -v p="$(col phased "$s" 4)" -v n="$(col nginx "$s" 4)" -v g="$goal" -v cpu="$(col phased "$s" 10), $(col nginx "$s" 10)" -v cp="$(col phased "$s" 10)" -v cn="$(col nginx "$s" 10)" \
+			-v pp="$(col phased "$s" 6)" -v np="$(col nginx "$s" 6)" -v e="$ep, $en" -v rs="$rp, $rn" -v f="$fmax" -v b="$base" -v cl="$(col phased "$s" 11), $(col nginx "$s" 11)" 'BEGIN {
 			x = (n > 0 ? p / n : 0)
-			printf "| %s | %.0f | %.0f | %.2f | >= %.1f | %s | %s | %s | %s | %s | %s | %s |\n", l, p, n, x, g, (x >= g ? "yes" : "**no**"), cpu, pp, np, e, (rs == "-, -" ? "-" : rs), f }'
+			xc = (cp > 0 && cn > 0 ? sprintf("%.2f", cn / cp) : "-")
+			printf "| %s | %.0f | %.0f | %.2f | >= %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s\n", l, p, n, x, g, (x >= g ? "yes" : "**no**"), xc, cpu, pp, np, e, (rs == "-, -" ? "-" : rs), f, cl, b }'
 	done
 } >"$TABLE"
 echo
@@ -404,6 +441,7 @@ if [ "$RESULTS" != "-" ]; then
 		echo "- $(go version); $("$NGINX" -v 2>&1 | head -1); $(openssl version)"
 		echo "- $(wrk -v 2>&1 | head -1 | sed 's/ Copyright.*//'); $(h2load --version | head -1)"
 		echo "- phased: commit $PHASED_DESC"
+		[ -z "$BASELINE" ] || echo "- phased-base: the same configuration on the baseline binary $BASE_DESC"
 		echo "- certificate: $CERT ($(openssl x509 -in "$CERTDIR/site.crt" -noout -text | awk '/Public Key Algorithm|Public-Key|ASN1 OID/ {sub(/^ +/, ""); printf "%s; ", $0}'))"
 		echo
 		echo "## Command"
@@ -413,10 +451,10 @@ if [ "$RESULTS" != "-" ]; then
 		echo '```'
 		echo
 		echo '```sh'
-		echo "wrk -t1 -c$CONNS -d${DURATION}s --latency https://127.0.0.1:PORT/hello.txt   # after ${WARMUP}s of the same; then 4k.bin"
-		echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s            # full handshakes"
-		echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s -resume    # resumed"
-		echo "h2load -t1 -c$CONNS -m$H2_STREAMS -D$DURATION --warm-up-time=$WARMUP https://127.0.0.1:PORT/hello.txt   # then 4k.bin"
+		! runs https || echo "wrk -t1 -c$CONNS -d${DURATION}s --latency https://127.0.0.1:PORT/hello.txt   # after ${WARMUP}s of the same; then 4k.bin"
+		! runs handshake || echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s            # full handshakes"
+		! runs handshake || echo "bench/tls/handshake -addr 127.0.0.1:PORT -c $HS_CONNS -d ${DURATION}s -warmup 1s -resume    # resumed"
+		! runs h2 || echo "h2load -t1 -c$CONNS -m$H2_STREAMS -D$DURATION --warm-up-time=$WARMUP https://127.0.0.1:PORT/hello.txt   # then 4k.bin"
 		echo '```'
 		echo
 		echo "## Results"
@@ -428,14 +466,19 @@ if [ "$RESULTS" != "-" ]; then
 		echo "µs each: the CPU time (user + system, /proc/PID/stat) of the server's master and"
 		echo "children during the load, over the requests (or handshakes) it answered: unlike"
 		echo "req/s it hardly moves when other work shares the machine (column foreign CPU)."
+		echo "x nginx by CPU: nginx's server CPU µs each over phased's, the same comparison"
+		echo "by what each request costs, which foreign work moves much less than the rates."
+		echo "client CPU µs each: the load generator's (wrk, h2load, bench/tls/handshake), which"
+		echo "shares the two cores with the server: where it is near the server's, as for"
+		echo "handshakes, the rate is the machine's CPU over both sums, and foreign work moves it."
 		echo
 		cat "$TABLE"
 		echo
 		echo "## Every round"
 		echo
-		echo "| round | server | measure | /s | p50 ms | p99 ms | errors | resumed % | foreign CPU % | server CPU µs each |"
-		echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
-		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$RAW"
+		echo "| round | server | measure | /s | p50 ms | p99 ms | errors | resumed % | foreign CPU % | server CPU µs each | client CPU µs each |"
+		echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}' "$RAW"
 		echo
 		echo "## Configs"
 		for c in "$TMP"/configs/*; do

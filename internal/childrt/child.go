@@ -99,23 +99,24 @@ type Runtime struct {
 	// phased.
 	Contract *contract.Child
 
-	listeners []net.Listener
-	addrs     []string
-	lopts     []contract.Listener // each listener's TLS and options, from the contract
-	tickets   *tickets.Keys       // the TLS session ticket keys all children share
-	acmeDir   string              // ACME HTTP-01 answers, "" = none
-	hooks     []contract.Hook
-	board     *scoreboard.Board
-	counters  *scoreboard.Counters
-	status    *status.Module
-	health    *health
-	realIP    *clientip.Resolver
-	trusted   clientip.Nets // trusted_proxies
-	events    *os.File
-	access    *accesslog.Writer
-	format    accesslog.Format
-	slow      time.Duration
-	failed    chan error // Fail's errors
+	listeners  []net.Listener
+	addrs      []string
+	lopts      []contract.Listener // each listener's TLS and options, from the contract
+	tickets    *tickets.Keys       // the TLS session ticket keys all children share
+	acmeDir    string              // ACME HTTP-01 answers, "" = none
+	hooks      []contract.Hook
+	board      *scoreboard.Board
+	counters   *scoreboard.Counters
+	status     *status.Module
+	health     *health
+	realIP     *clientip.Resolver
+	trusted    clientip.Nets // trusted_proxies
+	events     *os.File
+	access     *accesslog.Writer
+	format     accesslog.Format
+	slow       time.Duration
+	failed     chan error // Fail's errors
+	cpuProfile *os.File   // CPUProfileEnv's, while it is written
 
 	acceptMu    sync.Mutex
 	acceptWaits []acceptmutex.Wait // each listener's, for watchAccept
@@ -486,6 +487,7 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 }
 
 func (r *Runtime) finish() {
+	r.stopCPUProfile()
 	if err := r.runHooks(phase.ChildExit); err != nil {
 		r.Log.Error("child-exit failed", "err", err)
 	}

@@ -77,15 +77,54 @@ func (l startedListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
+// CPUProfileEnv names a folder into which a child writes a CPU profile
+// (cpu-PID.pprof) of its whole serving life: from when it is ready to when
+// it stops (a drain, a stop), for bench/PROFILES.md. Debug only: set it in
+// app.env, as HeapProfileEnv.
+const CPUProfileEnv = "PHASED_CHILD_CPU_PROFILE"
+
 // afterReady runs once the child serves: it lets go of the pages of the
-// binary that starting touched (releaseExecutablePages), and writes the
-// heap profile HeapProfileEnv asks for.
+// binary that starting touched (releaseExecutablePages), writes the heap
+// profile HeapProfileEnv asks for and starts the CPU profile CPUProfileEnv
+// asks for.
 func (r *Runtime) afterReady() {
 	n := releaseStart()
 	r.Log.Debug("released the start's pages of the executable", "bytes", n)
 	if dir := os.Getenv(HeapProfileEnv); dir != "" {
 		writeHeapProfile(r, dir)
 	}
+	if dir := os.Getenv(CPUProfileEnv); dir != "" {
+		r.cpuProfile = startCPUProfile(r, dir)
+	}
+}
+
+// startCPUProfile starts writing dir/cpu-PID.pprof; the file it returns
+// (nil on failure, which it logs) is stopCPUProfile's.
+func startCPUProfile(r *Runtime, dir string) *os.File {
+	path := filepath.Join(dir, "cpu-"+strconv.Itoa(os.Getpid())+".pprof")
+	f, err := os.Create(path)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		r.Log.Warn("cannot write the CPU profile", "env", CPUProfileEnv, "dir", dir, "err", err)
+		return nil
+	}
+	return f
+}
+
+// stopCPUProfile ends the CPU profile afterReady started, if any.
+func (r *Runtime) stopCPUProfile() {
+	if r.cpuProfile == nil {
+		return
+	}
+	pprof.StopCPUProfile()
+	if err := r.cpuProfile.Close(); err != nil {
+		r.Log.Warn("cannot write the CPU profile", "env", CPUProfileEnv, "file", r.cpuProfile.Name(), "err", err)
+	}
+	r.cpuProfile = nil
 }
 
 // releaseStart is releaseExecutablePages; tests look at what runs when

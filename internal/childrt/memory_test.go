@@ -1,8 +1,15 @@
 package childrt
 
 import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,4 +100,33 @@ func TestSampleHeapOnlyWhenAsked(t *testing.T) {
 	if runtime.MemProfileRate != 0 {
 		t.Errorf("without %s, MemProfileRate %d, want 0", HeapProfileEnv, runtime.MemProfileRate)
 	}
+}
+
+// TestCPUProfile: with CPUProfileEnv set, a child profiles its CPU from
+// when it is ready and writes the profile (gzipped, as pprof writes it)
+// when it stops, leaving the profiler free.
+func TestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(CPUProfileEnv, dir)
+	rt, addr, events := testRuntime(t)
+	sigs, done := serveAsync(t, rt, events, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	go func() {
+		for events.Scan() {
+		}
+	}()
+	dialAndGet(t, addr)
+	sigs <- syscall.SIGINT
+	waitDone(t, done, "serve did not return after SIGINT")
+	b, err := os.ReadFile(filepath.Join(dir, "cpu-"+strconv.Itoa(os.Getpid())+".pprof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("the profile (%d bytes) is not gzipped", len(b))
+	}
+	// The profile was stopped: another can start.
+	if err := pprof.StartCPUProfile(io.Discard); err != nil {
+		t.Fatalf("the child's CPU profile is still running: %v", err)
+	}
+	pprof.StopCPUProfile()
 }
