@@ -410,6 +410,7 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)
 	r.afterReady()
+	defer r.startCPUProfile()()
 	r.Log.Debug("child serving", "listen", strings.Join(r.addrs, ","), "model", string(r.Model), "threads", r.Threads)
 	var asked <-chan time.Time // set once this child asked the master to retire it
 	askToRetire := func(event contract.Event, why string, attrs ...any) {
