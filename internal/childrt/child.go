@@ -95,6 +95,9 @@ type Runtime struct {
 	// Fast, when set, answers the plainest requests without net/http (see
 	// FastResponder); the handler Serve is given answers all others.
 	Fast FastResponder
+	// Forward, when set (and Fast is not), forwards the plainest requests
+	// to an app server without net/http (see FastForwarder).
+	Forward FastForwarder
 	// Contract is what the master gave the child; nil in tests and outside
 	// phased.
 	Contract *contract.Child
@@ -398,13 +401,13 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 	}
 	errc := make(chan error, len(s.gates))
 	for i, ln := range s.gates {
-		if s.fast != nil && !s.slowPath[i] {
+		if s.fastOn() && !s.slowPath[i] {
 			go func() { errc <- s.acceptFast(ln) }()
 		} else {
 			go func() { errc <- s.srv.Serve(framingListener{ln}) }()
 		}
 	}
-	if s.fast != nil {
+	if s.fastOn() {
 		go s.srv.Serve(handoffListener{s})
 	}
 	s.setProc(scoreboard.Idle)
@@ -566,6 +569,8 @@ type server struct {
 	// it hands connections to srv, the status module (whose paths it leaves
 	// to srv), the timeouts.
 	fast     FastResponder
+	fwd      FastForwarder // when fast is nil
+	acme     bool          // ACME answers come first (acmePrefix): not fwd's
 	handoff  *handoff
 	status   *status.Module
 	timeouts Timeouts
@@ -581,8 +586,11 @@ func newServer(r *Runtime, h http.Handler) *server {
 		h = r.status.Wrap(h)
 		s.status = r.status
 	}
-	if r.Fast != nil && len(r.listeners) > 0 {
+	if (r.Fast != nil || r.Forward != nil) && len(r.listeners) > 0 {
 		s.fast, s.timeouts = r.Fast, r.Timeouts
+		if r.Fast == nil {
+			s.fwd, s.acme = r.Forward, r.acmeDir != ""
+		}
 		s.handoff = newHandoff(r.listeners[0].Addr())
 		if r.access != nil {
 			s.alog, s.alogJSON = accesslog.NewLogger(r.access, r.format), r.format == accesslog.FormatJSON
@@ -698,6 +706,9 @@ func (s *server) track(c net.Conn, st http.ConnState) {
 		}
 	}
 }
+
+// fastOn reports whether the fast path serves (fast.go).
+func (s *server) fastOn() bool { return s.fast != nil || s.fwd != nil }
 
 func (s *server) isDraining() bool { return s.draining.Load() }
 
