@@ -437,7 +437,7 @@ if [ "$RESULTS" != - ]; then
 	{
 		echo "## Speed: apps behind phased vs their standard deployments"
 		echo
-		echo "Run $(date -u '+%Y-%m-%d %H:%M') UTC; command: \`$COMMAND\` (ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS; part of \`make bench\`); phased $(cd "$REPO" && git rev-parse --short HEAD)."
+		echo "Run $(date -u '+%Y-%m-%d %H:%M') UTC; command: \`$COMMAND\` (ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS WSGI_LAYOUTS=\"$WSGI_LAYOUTS\"${BASELINE:+ BASELINE=$BASELINE}; part of \`make bench\`); phased $(cd "$REPO" && git rev-parse --short HEAD)."
 		echo
 		echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, shared with other jobs while it ran: the rounds interleave the targets (the order rotated each round) so the two sides of a pair see the same outside load; medians over $ROUNDS rounds of \`wrk -t2 -c$CONNS -d${DURATION}s --latency\` after ${WARMUP} s of warm-up. Ratios are phased / anchor: above 1 is better for phased in req/s, below 1 in p99. CPU µs/req: the CPU time (user + system, /proc/PID/stat) of the server's processes and of the app's over each measured run, per request (medians); the machine is CPU-bound here, so req/s follows the sum."
 		echo

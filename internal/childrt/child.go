@@ -400,15 +400,21 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		s.cap.pastLimit = withMaster // before any accept
 	}
 	errc := make(chan error, len(s.gates))
+	if s.fastOn() {
+		// Before the accept loops, so that they start in the order they
+		// did without a fast path: a prefork child with several
+		// listeners takes its one slot in whichever loop runs first, and
+		// holds it there until that listener has a connection (the others
+		// wait; a sibling child serves them), and apps' children, which
+		// had no fast path, took it on the last listener.
+		go s.srv.Serve(handoffListener{s})
+	}
 	for i, ln := range s.gates {
 		if s.fastOn() && !s.slowPath[i] {
 			go func() { errc <- s.acceptFast(ln) }()
 		} else {
 			go func() { errc <- s.srv.Serve(framingListener{ln}) }()
 		}
-	}
-	if s.fastOn() {
-		go s.srv.Serve(handoffListener{s})
 	}
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)
