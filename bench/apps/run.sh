@@ -133,13 +133,16 @@ tree_of() {
 # far of the target's server processes (phased's master and children,
 # nginx's master and workers, Apache's) and of its app processes (gunicorn,
 # puma, php-cgi, Passenger's), told apart by their command lines: the
-# processes of ROOTS_OF[TARGET] and their descendants.
+# processes of ROOTS_OF[TARGET] and their descendants, each with the time
+# of its children it reaped (php-cgi's and mod_fcgid's respawned PHP
+# processes; mod_fcgid's are reaped by an Apache process, so their time
+# counts as the server's there).
 cpu_split() {
 	local p cmd v srv=0 app=0
 	# shellcheck disable=SC2046
 	for p in $(tree_of ${ROOTS_OF[$1]}); do
 		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
-		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
+		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
 		case $cmd in
 		*gunicorn* | *puma* | *php-cgi* | *RubyApp*) app=$((app + ${v:-0})) ;;
 		*) srv=$((srv + ${v:-0})) ;;
