@@ -3,11 +3,26 @@
 # side by side in one run, on 127.0.0.1 (issue #15, item 7):
 #
 #   wsgi   hello world (bench/apps/hello.py) on 4 gunicorn sync workers
-#          phased:  event MPM, 2 children x 2 slots, each child a gunicorn
-#                   with 2 workers on its unix socket
+#          phased:  event MPM, 2 children x 8 slots, each child a gunicorn
+#                   with 2 workers on its unix socket (WSGI_LAYOUTS)
 #          nginx:   one gunicorn with 4 workers on a unix socket, nginx
 #                   (2 worker processes) proxy_pass to it, as gunicorn's docs
 #                   deploy it
+#          The same gunicorn (sync workers, 4 in all, unix sockets) on both
+#          sides; what the layout may not do is throttle the app where
+#          nginx does not. nginx keeps every request it has at gunicorn
+#          (up to wrk's 16 at once; gunicorn's socket backlog queues them),
+#          so a sync worker that finishes accepts the next at once. With
+#          as many slots as workers (2 x 2 slots, the layout before), a
+#          worker waits between requests for its child to turn round
+#          (answer the client, take the next request, connect again) and,
+#          idle, goes through its select() loop: 66% of its requests began
+#          there against 12% behind nginx (perf stat of gunicorn's
+#          pselect6), and both gunicorn's CPU per request and the child's
+#          were higher (bench/apps/RESULTS.md). 8 slots a child let 16
+#          requests at the apps, as nginx does with 16 clients.
+#          WSGI_LAYOUTS="CxSxW ..." measures other layouts (C children x S
+#          slots, W workers each) side by side, each its own row.
 #   rack   examples/app-rack/config.ru (GET /health), 4 single-threaded app
 #          processes
 #          phased:  event MPM, 4 children x 1 slot, each child a puma -t 1:1
@@ -36,9 +51,13 @@
 #   ROUNDS=1 DURATION=3 RESULTS=- bench/apps/run.sh   # a quick look
 #   ONLY="rack" bench/apps/run.sh              # one pair (wsgi, rack, php)
 #
+# The table also gives the CPU time per request of the server's processes
+# and of the app's (from /proc/PID/stat, before and after each wrk run).
+#
 # Environment: ROUNDS (3), DURATION (8), WARMUP (2), CONNS (16), PORT_BASE
 # (19300), ONLY (pairs), RESULTS (bench/apps/RESULTS.md, its bench section;
-# "-" for none),
+# "-" for none), WSGI_LAYOUTS (2x8x2), BASELINE (another phased binary,
+# measured beside bin/phased in every wsgi layout: rows "...-base"),
 # KEEP_TMP (0).
 set -euo pipefail
 
@@ -53,6 +72,8 @@ CONNS=${CONNS:-16}
 PORT_BASE=${PORT_BASE:-19300}
 RESULTS=${RESULTS:-$REPO/bench/apps/RESULTS.md}
 KEEP_TMP=${KEEP_TMP:-0}
+WSGI_LAYOUTS=${WSGI_LAYOUTS:-2x8x2}
+BASELINE=${BASELINE:-}
 ONLY=${ONLY:-wsgi rack php}
 PHASED=$REPO/bin/phased
 APACHE=/usr/sbin/apache2
@@ -65,6 +86,10 @@ read -r -a PAIRS <<<"$ONLY"
 for p in "${PAIRS[@]}"; do
 	case $p in wsgi | rack | php) ;; *) die "ONLY: unknown pair $p (wsgi rack php)" ;; esac
 done
+for l in $WSGI_LAYOUTS; do
+	[[ $l =~ ^[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*$ ]] || die "WSGI_LAYOUTS: $l is not CHILDRENxSLOTSxWORKERS"
+done
+[ -z "$BASELINE" ] || [ -x "$BASELINE" ] || die "BASELINE: $BASELINE is not an executable"
 [ "$(id -u)" = 0 ] || die "Apache and nginx are started as root here (their workers switch to www-data): run as root"
 for prog in wrk nginx gunicorn puma php-cgi "$APACHE" "$MODS/mod_passenger.so" "$MODS/mod_fcgid.so"; do
 	[ -e "$prog" ] || command -v "$prog" >/dev/null || die "$prog is missing (.ci/deps installs it)"
@@ -75,18 +100,55 @@ TMP=$(mktemp -d /tmp/phased-bench-apps.XXXXXX)
 chmod 755 "$TMP"
 cp "$PHASED" "$TMP/phased" # a rebuild of bin/phased during the run changes nothing
 PHASED=$TMP/phased
+if [ -n "$BASELINE" ]; then
+	cp "$BASELINE" "$TMP/phased-base"
+	BASE=$TMP/phased-base
+fi
 PIDS=() # every server process this shell started
 
 trap 'end_run $?' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start NAME DIR CMD...: runs CMD in the background, output in DIR/NAME.out.
+# start NAME DIR CMD...: runs CMD in the background, output in DIR/NAME.out;
+# its PID is PIDS' last.
 start() {
 	local name=$1 dir=$2
 	shift 2
 	(cd "$dir" && exec "$@") >"$dir/$name.out" 2>&1 &
 	PIDS+=($!)
+}
+
+# tree_of PID...: those processes and all their descendants.
+tree_of() {
+	local p
+	for p in "$@"; do
+		echo "$p"
+		# shellcheck disable=SC2046
+		[ -z "$(children_of "$p")" ] || tree_of $(children_of "$p")
+	done
+}
+
+# cpu_split TARGET: "SERVER APP", the CPU time (jiffies, user + system) so
+# far of the target's server processes (phased's master and children,
+# nginx's master and workers, Apache's) and of its app processes (gunicorn,
+# puma, php-cgi, Passenger's), told apart by their command lines: the
+# processes of ROOTS_OF[TARGET] and their descendants, each with the time
+# of its children it reaped (php-cgi's and mod_fcgid's respawned PHP
+# processes; mod_fcgid's are reaped by an Apache process, so their time
+# counts as the server's there).
+cpu_split() {
+	local p cmd v srv=0 app=0
+	# shellcheck disable=SC2046
+	for p in $(tree_of ${ROOTS_OF[$1]}); do
+		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
+		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
+		case $cmd in
+		*gunicorn* | *puma* | *php-cgi* | *RubyApp*) app=$((app + ${v:-0})) ;;
+		*) srv=$((srv + ${v:-0})) ;;
+		esac
+	done
+	echo "$srv $app"
 }
 
 # ready PORT PATH NAME DIR: wait up to 60 s for a 200.
@@ -98,8 +160,8 @@ ready() {
 	done
 }
 
-declare -A PORT_OF PATH_OF
-phased_app() { # NAME PATH MPM-AND-APP-YAML
+declare -A PORT_OF PATH_OF ROOTS_OF
+phased_app() { # NAME PATH MPM-AND-APP-YAML [BINARY]
 	local name=$1 dir=$TMP/$1
 	mkdir -p "$dir"
 	pick_port
@@ -107,7 +169,8 @@ phased_app() { # NAME PATH MPM-AND-APP-YAML
 		printf 'listen: ["127.0.0.1:%s"]\npid_file: %s/phased.pid\nerror_log: {path: %s/error.log, level: warn, format: json}\naccess_log: {path: ""}\n' "$PORT" "$dir" "$dir"
 		printf '%s\n' "$3"
 	} >"$dir/phased.yaml"
-	start phased "$dir" "$PHASED" -f "$dir/phased.yaml"
+	start phased "$dir" "${4:-$PHASED}" -f "$dir/phased.yaml"
+	ROOTS_OF[$name]=${PIDS[-1]}
 	PORT_OF[$name]=$PORT PATH_OF[$name]=$2
 	ready "$PORT" "$2" "$name" "$dir"
 }
@@ -142,19 +205,29 @@ setup_wsgi() {
 	local dir=$TMP/nginx-gunicorn
 	mkdir -p "$dir/tmp"
 	cp "$REPO/bench/apps/hello.py" "$TMP/hello.py"
-	phased_app phased-gunicorn / "mpm:
+	local l bin tag
+	for bin in "$PHASED" ${BASELINE:+"$BASE"}; do
+		tag=""
+		[ "$bin" = "$PHASED" ] || tag=-base
+		for l in $WSGI_LAYOUTS; do
+			IFS=x read -r nc ns nw <<<"$l"
+			phased_app "phased-gunicorn-$l$tag" / "mpm:
   name: event
-  start_servers: 2
-  server_limit: 2
-  threads_per_child: 2
-  min_spare_threads: 2
-  max_spare_threads: 4
-  max_request_workers: 4
+  start_servers: $nc
+  server_limit: $nc
+  threads_per_child: $ns
+  min_spare_threads: $ns
+  max_spare_threads: $((nc * ns))
+  max_request_workers: $((nc * ns))
 app:
   type: http
-  command: [gunicorn, --chdir, $TMP, --workers, '{threads}', --bind, 'unix:{socket}', 'hello:app']
-  stop_signal: TERM"
+  command: [gunicorn, --chdir, $TMP, --workers, '$nw', --bind, 'unix:{socket}', 'hello:app']
+  stop_signal: TERM" "$bin"
+			PHASED_OF[wsgi]+=" phased-gunicorn-$l$tag"
+		done
+	done
 	start gunicorn "$dir" gunicorn --chdir "$TMP" --workers 4 --bind "unix:$dir/gunicorn.sock" hello:app
+	ROOTS_OF[nginx-gunicorn]=${PIDS[-1]}
 	pick_port
 	cat >"$dir/nginx.conf" <<EOF
 user www-data;
@@ -191,6 +264,7 @@ EOF
 	done
 	chmod 777 "$dir/gunicorn.sock" # nginx's workers are www-data
 	start nginx "$dir" nginx -p "$dir" -c "$dir/nginx.conf"
+	ROOTS_OF[nginx-gunicorn]+=" ${PIDS[-1]}"
 	PORT_OF[nginx-gunicorn]=$PORT PATH_OF[nginx-gunicorn]=/
 	ready "$PORT" / nginx-gunicorn "$dir"
 }
@@ -238,6 +312,7 @@ DocumentRoot $dir/app/public
 	# one of the run's own, which the trap removes.
 	mkdir -p "$dir/tmp" && chmod 1777 "$dir/tmp"
 	start apache "$dir" env TMPDIR="$dir/tmp" "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND
+	ROOTS_OF[passenger]=${PIDS[-1]}
 	PORT_OF[passenger]=$PORT PATH_OF[passenger]=/health
 	ready "$PORT" /health passenger "$dir"
 	# Passenger spawns the rest of its pool after the first request: wait
@@ -287,45 +362,59 @@ DocumentRoot $www
     Require all granted
 </Directory>" >"$dir/httpd.conf"
 	start apache "$dir" "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND
+	ROOTS_OF[fcgid]=${PIDS[-1]}
 	PORT_OF[fcgid]=$PORT PATH_OF[fcgid]=/hello.php
 	ready "$PORT" /hello.php fcgid "$dir"
 }
 
-declare -A PHASED_OF=([wsgi]=phased-gunicorn [rack]=phased-puma [php]=phased-php)
+declare -A PHASED_OF=([rack]=phased-puma [php]=phased-php) # setup_wsgi sets wsgi's
 declare -A ANCHOR_OF=([wsgi]=nginx-gunicorn [rack]=passenger [php]=fcgid)
 declare -A ANCHOR_DESC=([wsgi]="nginx proxy_pass + gunicorn" [rack]="Apache + Passenger" [php]="Apache + mod_fcgid")
 TARGETS=()
 for p in "${PAIRS[@]}"; do
 	log "starting the $p pair"
 	"setup_$p"
-	TARGETS+=("${PHASED_OF[$p]}" "${ANCHOR_OF[$p]}")
+	# shellcheck disable=SC2206 # the list of phased targets, split
+	TARGETS+=(${PHASED_OF[$p]} "${ANCHOR_OF[$p]}")
 done
 
-declare -A RPS_OF P99_OF ERRS_OF
+declare -A RPS_OF P99_OF ERRS_OF SRV_OF APP_OF
 for ((r = 0; r < ROUNDS; r++)); do
 	n=${#TARGETS[@]}
 	for ((i = 0; i < n; i++)); do
 		t=${TARGETS[$(((i + r) % n))]}
 		url="http://127.0.0.1:${PORT_OF[$t]}${PATH_OF[$t]}"
 		wrk -t2 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+		read -r s0 a0 < <(cpu_split "$t")
 		wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk.out" 2>&1 || true
+		read -r s1 a1 < <(cpu_split "$t")
 		parse_wrk "$TMP/wrk.out"
-		log "round $((r + 1)) $t: $RPS req/s, p99 $P99 ms, $ERRS errors"
+		# CPU µs per request (jiffies of 10 ms) of the server and the app
+		reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
+		su=$(awk -v j=$((s1 - s0)) -v n="${reqs:-0}" 'BEGIN {printf "%.0f", (n > 0 ? j * 10000 / n : 0)}')
+		au=$(awk -v j=$((a1 - a0)) -v n="${reqs:-0}" 'BEGIN {printf "%.0f", (n > 0 ? j * 10000 / n : 0)}')
+		log "round $((r + 1)) $t: $RPS req/s, p99 $P99 ms, $ERRS errors, CPU µs/req server $su app $au"
 		RPS_OF[$t]+="$RPS " P99_OF[$t]+="$P99 " ERRS_OF[$t]=$((${ERRS_OF[$t]:-0} + ERRS))
+		SRV_OF[$t]+="$su " APP_OF[$t]+="$au "
 	done
 done
 
 med() { tr ' ' '\n' | grep . | median; }
 table=$(
-	echo "| app | phased req/s | anchor | anchor req/s | req/s ratio | phased p99 ms | anchor p99 ms | p99 ratio | errors (phased/anchor) |"
-	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+	echo "| app | phased req/s | anchor | anchor req/s | req/s ratio | phased p99 ms | anchor p99 ms | p99 ratio | CPU µs/req phased: server + app | anchor: server + app | errors (phased/anchor) |"
+	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for p in "${PAIRS[@]}"; do
-		a=${PHASED_OF[$p]} b=${ANCHOR_OF[$p]}
-		ra=$(med <<<"${RPS_OF[$a]}") rb=$(med <<<"${RPS_OF[$b]}")
-		pa=$(med <<<"${P99_OF[$a]}") pb=$(med <<<"${P99_OF[$b]}")
-		printf '| %s | %.0f | %s | %.0f | %.2f | %s | %s | %.2f | %s/%s |\n' "$p" "$ra" "${ANCHOR_DESC[$p]}" "$rb" \
-			"$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a / b}')" "$pa" "$pb" \
-			"$(awk -v a="$pa" -v b="$pb" 'BEGIN {print (b > 0 ? a / b : 0)}')" "${ERRS_OF[$a]}" "${ERRS_OF[$b]}"
+		for a in ${PHASED_OF[$p]}; do
+			b=${ANCHOR_OF[$p]} label=$p
+			[ "$a" = "${PHASED_OF[$p]# }" ] || label="$p (${a#phased-})"
+			ra=$(med <<<"${RPS_OF[$a]}") rb=$(med <<<"${RPS_OF[$b]}")
+			pa=$(med <<<"${P99_OF[$a]}") pb=$(med <<<"${P99_OF[$b]}")
+			printf '| %s | %.0f | %s | %.0f | %.2f | %s | %s | %.2f | %s + %s | %s + %s | %s/%s |\n' "$label" "$ra" "${ANCHOR_DESC[$p]}" "$rb" \
+				"$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a / b}')" "$pa" "$pb" \
+				"$(awk -v a="$pa" -v b="$pb" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+				"$(med <<<"${SRV_OF[$a]}")" "$(med <<<"${APP_OF[$a]}")" "$(med <<<"${SRV_OF[$b]}")" "$(med <<<"${APP_OF[$b]}")" \
+				"${ERRS_OF[$a]}" "${ERRS_OF[$b]}"
+		done
 	done
 )
 echo "$table"
@@ -351,13 +440,13 @@ if [ "$RESULTS" != - ]; then
 	{
 		echo "## Speed: apps behind phased vs their standard deployments"
 		echo
-		echo "Run $(date -u '+%Y-%m-%d %H:%M') UTC; command: \`$COMMAND\` (ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS; part of \`make bench\`); phased $(cd "$REPO" && git rev-parse --short HEAD)."
+		echo "Run $(date -u '+%Y-%m-%d %H:%M') UTC; command: \`$COMMAND\` (ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS WSGI_LAYOUTS=\"$WSGI_LAYOUTS\"${BASELINE:+ BASELINE=$BASELINE}; part of \`make bench\`); phased $(cd "$REPO" && git rev-parse --short HEAD)."
 		echo
-		echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, shared with other jobs while it ran: the rounds interleave the targets (the order rotated each round) so the two sides of a pair see the same outside load; medians over $ROUNDS rounds of \`wrk -t2 -c$CONNS -d${DURATION}s --latency\` after ${WARMUP} s of warm-up. Ratios are phased / anchor: above 1 is better for phased in req/s, below 1 in p99."
+		echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, shared with other jobs while it ran: the rounds interleave the targets (the order rotated each round) so the two sides of a pair see the same outside load; medians over $ROUNDS rounds of \`wrk -t2 -c$CONNS -d${DURATION}s --latency\` after ${WARMUP} s of warm-up. Ratios are phased / anchor: above 1 is better for phased in req/s, below 1 in p99. CPU µs/req: the CPU time (user + system, /proc/PID/stat) of the server's processes and of the app's over each measured run, per request (medians); the machine is CPU-bound here, so req/s follows the sum."
 		echo
 		echo "$table"
 		echo
-		echo "Set-ups (the head of bench/apps/run.sh): wsgi: bench/apps/hello.py on 4 gunicorn sync workers, phased's event MPM with 2 children x 2 slots (a gunicorn of 2 workers per child) vs one gunicorn of 4 workers behind nginx's proxy_pass (2 worker processes), both on unix sockets. rack: examples/app-rack (GET /health) in 4 single-threaded processes, phased's event MPM with 4 children x 1 slot (puma -t 1:1 per child) vs Apache's event MPM + Passenger (pool of 4). php: bench/apps/hello.php in 8 php-cgi processes, phased's event MPM with 2 children x 4 slots (php-cgi -b, PHP_FCGI_CHILDREN=4, per child) vs Apache's event MPM + mod_fcgid (8 processes; its p99 near 1 s is mod_fcgid's own wait: a request that finds every PHP process busy sleeps a second in mod_fcgid's retry loop before it tries again)."
+		echo "Set-ups (the head of bench/apps/run.sh): wsgi: bench/apps/hello.py on 4 gunicorn sync workers, phased's event MPM with C children x S slots and a gunicorn of W workers per child (CxSxW: $WSGI_LAYOUTS; 2x8x2 lets as many requests at the apps as nginx does, see the script's head) vs one gunicorn of 4 workers behind nginx's proxy_pass (2 worker processes), both on unix sockets. rack: examples/app-rack (GET /health) in 4 single-threaded processes, phased's event MPM with 4 children x 1 slot (puma -t 1:1 per child) vs Apache's event MPM + Passenger (pool of 4). php: bench/apps/hello.php in 8 php-cgi processes, phased's event MPM with 2 children x 4 slots (php-cgi -b, PHP_FCGI_CHILDREN=4, per child) vs Apache's event MPM + mod_fcgid (8 processes; its p99 near 1 s is mod_fcgid's own wait: a request that finds every PHP process busy sleeps a second in mod_fcgid's retry loop before it tries again)."
 	} | write_section "$RESULTS" bench
 	log "wrote $RESULTS"
 fi

@@ -44,6 +44,7 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 			ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
 		})
 		h = px
+		rt.Forward = px // plain requests without net/http
 	case contract.AppFastCGI:
 		o := fastcgi.Options{Dial: dial, Network: "unix", Address: "(the child's own)", Root: st.Root, Index: a.FastCGIIndex,
 			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, BufferBody: a.BodyBufferSize, TempDir: a.Dir,

@@ -95,6 +95,9 @@ type Runtime struct {
 	// Fast, when set, answers the plainest requests without net/http (see
 	// FastResponder); the handler Serve is given answers all others.
 	Fast FastResponder
+	// Forward, when set (and Fast is not), forwards the plainest requests
+	// to an app server without net/http (see FastForwarder).
+	Forward FastForwarder
 	// Contract is what the master gave the child; nil in tests and outside
 	// phased.
 	Contract *contract.Child
@@ -401,19 +404,25 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 	// The goroutines that accept are part of the start: the start's pages
 	// of the binary are let go once they wait in Accept (memory.go).
 	var accepting startGroup
+	if s.fastOn() {
+		// Before the accept loops, so that they start in the order they
+		// did without a fast path: a prefork child with several
+		// listeners takes its one slot in whichever loop runs first, and
+		// holds it there until that listener has a connection (the others
+		// wait; a sibling child serves them), and apps' children, which
+		// had no fast path, took it on the last listener. Its stack grown
+		// first: see stack.go.
+		l := accepting.add(handoffListener{s})
+		go func() { growStack(); s.srv.Serve(l) }()
+	}
 	for i, ln := range s.gates {
-		if s.fast != nil && !s.slowPath[i] {
+		if s.fastOn() && !s.slowPath[i] {
 			l := accepting.add(ln)
 			go func() { errc <- s.acceptFast(l) }()
 		} else {
 			l := accepting.add(framingListener{ln})
 			go func() { growStack(); errc <- s.srv.Serve(l) }()
 		}
-	}
-	if s.fast != nil {
-		// The stacks grown first: see stack.go.
-		l := accepting.add(handoffListener{s})
-		go func() { growStack(); s.srv.Serve(l) }()
 	}
 	s.setProc(scoreboard.Idle)
 	r.event(contract.EventReady)
@@ -575,6 +584,8 @@ type server struct {
 	// it hands connections to srv, the status module (whose paths it leaves
 	// to srv), the timeouts.
 	fast     FastResponder
+	fwd      FastForwarder // when fast is nil
+	acme     bool          // ACME answers come first (acmePrefix): not fwd's
 	handoff  *handoff
 	status   *status.Module
 	timeouts Timeouts
@@ -590,8 +601,11 @@ func newServer(r *Runtime, h http.Handler) *server {
 		h = r.status.Wrap(h)
 		s.status = r.status
 	}
-	if r.Fast != nil && len(r.listeners) > 0 {
+	if (r.Fast != nil || r.Forward != nil) && len(r.listeners) > 0 {
 		s.fast, s.timeouts = r.Fast, r.Timeouts
+		if r.Fast == nil {
+			s.fwd, s.acme = r.Forward, r.acmeDir != ""
+		}
 		s.handoff = newHandoff(r.listeners[0].Addr())
 		if r.access != nil {
 			s.alog, s.alogJSON = accesslog.NewLogger(r.access, r.format), r.format == accesslog.FormatJSON
@@ -707,6 +721,9 @@ func (s *server) track(c net.Conn, st http.ConnState) {
 		}
 	}
 }
+
+// fastOn reports whether the fast path serves (fast.go).
+func (s *server) fastOn() bool { return s.fast != nil || s.fwd != nil }
 
 func (s *server) isDraining() bool { return s.draining.Load() }
 

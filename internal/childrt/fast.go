@@ -94,6 +94,8 @@ type fastRequest struct {
 	head   bool
 	target []byte // path and query, as sent
 	path   []byte // target up to "?"
+	header []byte // the header lines, each with its CRLF
+	host   []byte // the Host header's value; nil: none
 	proto  string
 	close  bool // answer with Connection: close and close
 	keep10 bool // HTTP/1.0 with Connection: keep-alive
@@ -151,6 +153,7 @@ func parseFast(b []byte, req *fastRequest) int {
 	}
 
 	// Header lines.
+	req.header = hdr[nl+1:]
 	hosts := 0
 	for rest := hdr[nl+1:]; len(rest) > 0; {
 		nl := bytes.IndexByte(rest, '\n')
@@ -178,6 +181,7 @@ func parseFast(b []byte, req *fastRequest) int {
 		switch {
 		case asciiEqualFold(name, "host"):
 			hosts++
+			req.host = value
 			for _, c := range value {
 				if !hostChar[c] {
 					return parseHandoff
@@ -386,6 +390,7 @@ func (l handoffListener) Addr() net.Addr { return l.s.handoff.Addr() }
 type replayConn struct {
 	net.Conn
 	pending []byte
+	carry   any // a FastForwarder's, for the first request (FastCarried)
 }
 
 func (c *replayConn) Read(p []byte) (int, error) { return replay(&c.pending, p, c.Conn) }
@@ -540,6 +545,7 @@ func (s *server) serveFast(c net.Conn, inp *[]byte, carry *fastCarry) {
 	sc := connSlot(c) // nil only without slots: the bounds are the fast path's own
 	var (
 		req      fastRequest
+		fwdCarry any // a FastForwarder's, for net/http's first request
 		first    = carry == nil
 		now      = time.Now() // the clock, read once per read and once per request
 		reqStart time.Time    // when the pending request's first bytes came; zero if none
@@ -580,7 +586,7 @@ func (s *server) serveFast(c net.Conn, inp *[]byte, carry *fastCarry) {
 			case ok:
 				getOut()
 				s.track(c, http.StateActive)
-				out, now, ok = s.answerFast(c, out, &req, &cl, now)
+				out, now, ok = s.answerFast(c, out, &req, &cl, now, &fwdCarry)
 			}
 			if !ok {
 				// net/http answers this request and the rest of the
@@ -591,7 +597,11 @@ func (s *server) serveFast(c net.Conn, inp *[]byte, carry *fastCarry) {
 					// counts connections does not miss it.
 					s.track(c, http.StateActive)
 					handed = true
-					if !s.handoff.give(replayed(c, bytes.Clone(in)), c) {
+					rc := replayed(c, bytes.Clone(in))
+					if r, ok := rc.(*replayConn); ok {
+						r.carry = fwdCarry
+					}
+					if !s.handoff.give(rc, c) {
 						s.conns.Delete(c)
 					}
 				}
@@ -779,7 +789,11 @@ var (
 // response that did not say "Connection: close" must not be followed by a
 // close, or a client that sends its next request at once loses it.
 func (s *server) endHeader(out []byte, req *fastRequest, now time.Time) []byte {
-	out = append(out, dateLine.get(now)...)
+	return s.endHeaderNoDate(append(out, dateLine.get(now)...), req)
+}
+
+// endHeaderNoDate is endHeader for a header that has its Date (an app's).
+func (s *server) endHeaderNoDate(out []byte, req *fastRequest) []byte {
 	if !req.close && s.isDraining() {
 		req.close = true
 	}
@@ -797,7 +811,7 @@ func (s *server) endHeader(out []byte, req *fastRequest, now time.Time) []byte {
 // unchanged, when the responder declines.
 // start is when the request was read; answerFast returns the clock at the
 // end of the request.
-func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastClient, start time.Time) ([]byte, time.Time, bool) {
+func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastClient, start time.Time, carry *any) ([]byte, time.Time, bool) {
 	slot := -1
 	sc := connSlot(c)
 	if sc != nil {
@@ -817,7 +831,19 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 		ws = s.board.Worker(s.proc, slot)
 		ws.StartRequest(start, client, method, bstr(req.target), req.proto)
 	}
-	header, body, ok := s.fast.ServeFast(bstr(req.path))
+	var (
+		header, body []byte
+		ok           bool
+		status       = http.StatusOK
+		hasDate      bool
+	)
+	if s.fwd != nil {
+		var ans ForwardAnswer
+		ans, *carry, ok = s.forward(c, req, client, cl.trusted)
+		header, body, status, hasDate = ans.Header, ans.Body, ans.Status, ans.HasDate
+	} else {
+		header, body, ok = s.fast.ServeFast(bstr(req.path))
+	}
 	if !ok {
 		// net/http takes the request over: in the event model the slot
 		// goes back (net/http's request takes one again) and the
@@ -835,9 +861,15 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 		}
 		return out, start, false
 	}
-	out = append(out, status200...)
+	if s.fwd == nil {
+		out = append(out, status200...)
+	}
 	out = append(out, header...)
-	out = s.endHeader(out, req, start)
+	if hasDate {
+		out = s.endHeaderNoDate(out, req)
+	} else {
+		out = s.endHeader(out, req, start)
+	}
 	n := int64(0)
 	if !req.head {
 		out = append(out, body...)
@@ -849,7 +881,7 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	}
 	if s.alog != nil {
 		lr := accesslog.Request{RemoteAddr: remote, Received: start, Method: method, URI: bstr(req.target),
-			Proto: req.proto, Status: http.StatusOK, Bytes: n}
+			Proto: req.proto, Status: status, Bytes: n}
 		var ref, ua [1]string
 		if req.hasReferer {
 			ref[0] = bstr(req.referer)

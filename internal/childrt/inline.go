@@ -36,6 +36,11 @@ import (
 // once. done reports that c needs nothing more here; otherwise inp (nil or
 // a fastBufs buffer holding what was read) goes to serveFast.
 func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
+	if s.fwd != nil {
+		// An app's child: its answer waits for the app, which the
+		// accepting goroutine must not.
+		return nil, false
+	}
 	sock := c
 	if sc, ok := c.(*slotConn); ok {
 		sock = sc.Conn
@@ -96,7 +101,8 @@ func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 	}
 	s.track(c, http.StateActive)
 	outp := fastBufs.Get().(*[]byte)
-	out, now, ok := s.answerFast(c, (*outp)[:0], &req, &cl, now)
+	var fwdCarry any // none: no forwarder here
+	out, now, ok := s.answerFast(c, (*outp)[:0], &req, &cl, now, &fwdCarry)
 	if !ok {
 		// Not the fast path's (a large file, a 404...): serveFast hands
 		// it to net/http.

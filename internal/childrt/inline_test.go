@@ -35,6 +35,20 @@ func startInline(t *testing.T) string {
 	t.Helper()
 	rt, addr, events, _ := modelRuntime(t, ModelEvent, 4)
 	rt.Fast = bigFast{}
+	deferAccepts(t, rt)
+	sigs, done := serveAsync(t, rt, events, slowHandler)
+	go func() {
+		for events.Scan() {
+		}
+	}()
+	t.Cleanup(func() { sigs <- syscall.SIGINT; <-done })
+	return addr
+}
+
+// deferAccepts makes rt's listener hand over connections once their first
+// bytes are in (accept_filter: data).
+func deferAccepts(t *testing.T, rt *Runtime) {
+	t.Helper()
 	rc, err := rt.listeners[0].(*net.TCPListener).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -44,13 +58,6 @@ func startInline(t *testing.T) string {
 	if serr != nil {
 		t.Fatal(serr)
 	}
-	sigs, done := serveAsync(t, rt, events, slowHandler)
-	go func() {
-		for events.Scan() {
-		}
-	}()
-	t.Cleanup(func() { sigs <- syscall.SIGINT; <-done })
-	return addr
 }
 
 // readToClose reads everything until the server closes c.
@@ -183,5 +190,37 @@ func TestInlineLeavesTheRest(t *testing.T) {
 	}
 	if n := inlineServed.Load() - before; n != 0 {
 		t.Errorf("served inline %d times, want none of these", n)
+	}
+}
+
+// slowForward answers /slow after a second and /f at once, as an app
+// would.
+type slowForward struct{}
+
+func (slowForward) ForwardFast(req *ForwardRequest) (ForwardAnswer, any, bool) {
+	if string(req.Target) == "/slow" {
+		time.Sleep(time.Second)
+	}
+	return ForwardAnswer{Status: 200, Header: []byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"), Body: []byte("app")}, nil, true
+}
+
+// TestInlineNotForApps: an app's child answers nothing on the accepting
+// goroutine, whose next accept would wait for the app: a request behind
+// a slow one is answered at once.
+func TestInlineNotForApps(t *testing.T) {
+	rt, addr, events, _ := modelRuntime(t, ModelEvent, 4)
+	rt.Forward = slowForward{}
+	deferAccepts(t, rt)
+	serveForTest(t, rt, events, slowHandler)
+	slow := dialSend(t, addr, "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if b := readToClose(t, dialSend(t, addr, "GET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")); !bytes.HasSuffix(b, []byte("\r\n\r\napp")) {
+		t.Fatalf("the request behind a slow one: %q", b)
+	} else if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("the request behind a slow one took %v: the accepting goroutine waited for the app", took)
+	}
+	if b := readToClose(t, slow); !bytes.HasSuffix(b, []byte("\r\n\r\napp")) {
+		t.Fatalf("the slow request: %q", b)
 	}
 }

@@ -401,6 +401,7 @@ func (s *server) endRequestAt(ws *scoreboard.WorkerSlot, start, end time.Time, n
 // request's context.
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	ctx = withFramingConn(ctx, c)
+	ctx = withCarry(ctx, c)
 	if sc := connSlot(c); sc != nil {
 		return context.WithValue(ctx, ctxKey{}, sc)
 	}

@@ -121,10 +121,12 @@ func redirectHandler(port string) http.Handler {
 
 // acmeHTTPHandler answers ACME's HTTP-01 challenges from the master's
 // challenge folder, and passes every other request on.
+// acmePrefix is where ACME's HTTP-01 answers are asked for.
+const acmePrefix = "/.well-known/acme-challenge/"
+
 func acmeHTTPHandler(dir string, next http.Handler) http.Handler {
-	const prefix = "/.well-known/acme-challenge/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.URL.Path, prefix)
+		token, ok := strings.CutPrefix(r.URL.Path, acmePrefix)
 		if !ok {
 			next.ServeHTTP(w, r)
 			return
@@ -167,7 +169,7 @@ func (s *server) wrapTLS(r *Runtime) {
 		if o.TLS.HTTP2 {
 			leaveH2Bounds(cfg)
 		}
-		if s.fast != nil && o.RedirectHTTPS == "" {
+		if s.fastOn() && o.RedirectHTTPS == "" {
 			s.slowPath[i] = false
 			s.gates[i] = fastTLSListener{Listener: s.gates[i], cfg: cfg}
 			continue

@@ -36,6 +36,7 @@ import (
 	"syscall"
 
 	"github.com/phasedhq/phased/core/child/internal/spool"
+	"github.com/phasedhq/phased/internal/childrt"
 	"github.com/phasedhq/phased/internal/clientip"
 	"golang.org/x/net/http/httpguts"
 )
@@ -110,6 +111,10 @@ func New(o Options) *Proxy {
 
 // ServeHTTP forwards r to the app once its body is in.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if fc, ok := childrt.FastCarried(r).(*fastCarry); ok {
+		p.serveCarried(w, r, fc)
+		return
+	}
 	if r.Header.Get("Upgrade") != "" && hasToken(r.Header, "Connection", "upgrade") {
 		p.rp.ServeHTTP(w, r) // a WebSocket: both ways as it comes
 		return

@@ -51,12 +51,23 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header.Get("Upgrade") != "" {
 		return t.upgrade.RoundTrip(req)
 	}
+	if fc, ok := req.Context().Value(carryKey{}).(*fastCarry); ok {
+		// Sent by ForwardFast, which left the answer to be read here.
+		if fc.err != nil {
+			return nil, fc.err
+		}
+		resp, err := t.roundTrip(fc.c, req, false)
+		if err != nil {
+			fc.c.close()
+		}
+		return resp, err
+	}
 	for attempt := 0; ; attempt++ {
 		c, reused, err := t.get(req.Context())
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.roundTrip(c, req)
+		resp, err := t.roundTrip(c, req, true)
 		if err == nil {
 			return resp, nil
 		}
@@ -149,9 +160,10 @@ func (t *transport) put(c *appConn) {
 	}
 }
 
-// roundTrip writes req on c and reads the answer's head; the body is read
-// as the caller reads it, and gives the connection back at its end.
-func (t *transport) roundTrip(c *appConn, req *http.Request) (*http.Response, error) {
+// roundTrip writes req on c (unless it was sent already: write false) and
+// reads the answer's head; the body is read as the caller reads it, and
+// gives the connection back at its end.
+func (t *transport) roundTrip(c *appConn, req *http.Request, write bool) (*http.Response, error) {
 	ctx := req.Context()
 	var cut atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
@@ -166,9 +178,12 @@ func (t *transport) roundTrip(c *appConn, req *http.Request) (*http.Response, er
 		return nil, err
 	}
 	// The request's body is the child's own (held whole): write it here.
-	werr := req.Write(c.bw)
-	if werr == nil {
-		werr = c.bw.Flush()
+	var werr error
+	if write {
+		werr = req.Write(c.bw)
+		if werr == nil {
+			werr = c.bw.Flush()
+		}
 	}
 	var resp *http.Response
 	for {
