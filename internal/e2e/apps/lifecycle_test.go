@@ -168,7 +168,7 @@ hooks:
 	apps := waitApps(t, s, 1, []int{st.PID}, 10*time.Second)
 	old := e2e.Workers(s.PID())
 	e2e.WriteFile(t, s.Dir, "ignore-stop", "")
-	req = inFlight(s, "/hold?group=graceful&ms=5000") // -k graceful starts a generation with its app first: under load, seconds
+	req = inFlight(s, "/hold?group=graceful&ms=4000") // -k graceful starts a generation with its app first: under load, seconds
 	waitBusy(t, s)
 	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
