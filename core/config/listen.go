@@ -40,14 +40,13 @@ type Listener struct {
 	ProxyProtocol bool `koanf:"proxy_protocol" json:"proxy_protocol" yaml:"proxy_protocol"`
 
 	// AcceptFilter is Apache's AcceptFilter for this listener. "data" (on
-	// Linux, TCP_DEFER_ACCEPT, Apache's default there, nginx's "deferred")
-	// hands a connection to a child only once its first bytes are in: a
-	// child answers a client that sends its request with the connection
-	// (all of them do) in one read, and a connection that sends nothing
-	// costs no child anything until timeouts.read_header has passed, when
-	// the kernel hands it over and the header timeout cuts it as any other.
-	// "none" hands every connection over at once (a status page that must
-	// count silent connections). Default "data".
+	// Linux, TCP_DEFER_ACCEPT; nginx's "deferred", Apache's default there)
+	// hands a connection to a child only once its first bytes are in, or
+	// after about a second: a child answers a client that sends its
+	// request with the connection (all of them do) in the read that
+	// follows its accept, and a connection that sends nothing costs no
+	// child anything meanwhile. "none" hands every connection over at
+	// once. Default "data".
 	AcceptFilter string `koanf:"accept_filter" json:"accept_filter" yaml:"accept_filter"`
 }
 

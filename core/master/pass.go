@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/listen"
@@ -468,10 +469,10 @@ func appProgram(cfg *config.Config) (string, error) {
 // acceptFilters sets each listener's accept_filter: with "data" (the
 // default, and for systemd's sockets, which no listen entry names) the
 // kernel keeps a connection until its first bytes come, for up to
-// timeouts.read_header.
+// deferAcceptFor.
 func acceptFilters(list []*listen.Listener, cfg *config.Config) error {
 	for _, l := range list {
-		d, key := cfg.Timeouts.ReadHeader, "listen"
+		d, key := deferAcceptFor, "listen"
 		for i, e := range cfg.Listen {
 			if e.Address == l.Addr {
 				key = fmt.Sprintf("listen[%d].accept_filter", i)
@@ -487,3 +488,12 @@ func acceptFilters(list []*listen.Listener, cfg *config.Config) error {
 	}
 	return nil
 }
+
+// deferAcceptFor is how long the kernel keeps a connection that has sent
+// nothing from the children: a second, as nginx's "deferred" (Apache asks
+// for 30). Longer is worse: a flood of connections beyond what the
+// children take (10,000 keep-alive clients on a worker server of 150
+// threads) left the kernel's queue of half-open connections full of
+// deferred ones, and with read_header's 10 s new clients could not
+// connect for seconds after the flood ended (with 1 s: none lost).
+const deferAcceptFor = time.Second

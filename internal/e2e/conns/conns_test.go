@@ -139,12 +139,22 @@ func TestSilentConnectionsDelayNothingOnEvent(t *testing.T) {
 	})
 	t.Run("accept_filter data", func(t *testing.T) {
 		s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 30s}\n")
-		conns := silent(t, s.Addr, 200)
-		time.Sleep(500 * time.Millisecond)
-		v := auto(t, s.Addr, 3*time.Second)
-		if v == nil || num(v, "ConnsTotal") > 1 || num(v, "ConnsAsyncWaitIO") != 0 {
-			t.Fatalf("?auto with 200 silent connections kept by the kernel: %v; want ConnsTotal 1 (the page's own), ConnsAsyncWaitIO 0", v)
+		// The kernel keeps them for about a second: looked at within it,
+		// the child has none of them. Tried three times, with fresh
+		// connections, for a machine that may be slow to open them.
+		var v map[string]string
+		for try := 0; ; try++ {
+			start := time.Now()
+			silent(t, s.Addr, 20)
+			v = auto(t, s.Addr, 3*time.Second)
+			if time.Since(start) < 900*time.Millisecond && v != nil && num(v, "ConnsTotal") == 1 && num(v, "ConnsAsyncWaitIO") == 0 {
+				break
+			}
+			if try == 2 {
+				t.Fatalf("?auto within a second of 20 silent connections, kept by the kernel: %v; want ConnsTotal 1 (the page's own), ConnsAsyncWaitIO 0", v)
+			}
 		}
+		conns := silent(t, s.Addr, 200)
 		requests(t, s.Addr)
 		c := conns[0]
 		c.SetDeadline(time.Now().Add(5 * time.Second))
