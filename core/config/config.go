@@ -32,7 +32,8 @@ type Config struct {
 	// duplicate addresses (port 0 may repeat). Default ["127.0.0.1:8080"].
 	Listen []Listener `koanf:"listen" json:"listen" yaml:"listen"`
 
-	// ListenBacklog is the listen(2) backlog, 1 to 65535. Default 511.
+	// ListenBacklog is the listen(2) backlog, 1 to 65535 (Linux caps it
+	// at net.core.somaxconn). Default 4096.
 	ListenBacklog int `koanf:"listen_backlog" json:"listen_backlog" yaml:"listen_backlog"`
 
 	// PidFile is where the master writes its pid. Default "phased.pid".
