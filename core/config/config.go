@@ -33,7 +33,7 @@ type Config struct {
 	Listen []Listener `koanf:"listen" json:"listen" yaml:"listen"`
 
 	// ListenBacklog is the listen(2) backlog, 1 to 65535 (Linux caps it
-	// at net.core.somaxconn). Default 4096.
+	// at net.core.somaxconn). Default 511.
 	ListenBacklog int `koanf:"listen_backlog" json:"listen_backlog" yaml:"listen_backlog"`
 
 	// PidFile is where the master writes its pid. Default "phased.pid".

@@ -44,8 +44,8 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := &Config{
 		ServerRoot:              cwd,
-		Listen:                  []Listener{{Address: "127.0.0.1:8080", AcceptFilter: "data"}},
-		ListenBacklog:           4096,
+		Listen:                  []Listener{{Address: "127.0.0.1:8080", AcceptFilter: "none"}},
+		ListenBacklog:           511,
 		PidFile:                 filepath.Join(cwd, "phased.pid"),
 		ControlSocket:           filepath.Join(cwd, "phased.sock"),
 		DocumentRoot:            filepath.Join(cwd, "public"),
@@ -107,7 +107,7 @@ func TestPrecedence(t *testing.T) {
 		{
 			name: "default",
 			check: func(t *testing.T, c *Config) {
-				eq(t, "listen_backlog", c.ListenBacklog, 4096)
+				eq(t, "listen_backlog", c.ListenBacklog, 511)
 			},
 		},
 		{

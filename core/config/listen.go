@@ -40,13 +40,14 @@ type Listener struct {
 	ProxyProtocol bool `koanf:"proxy_protocol" json:"proxy_protocol" yaml:"proxy_protocol"`
 
 	// AcceptFilter is Apache's AcceptFilter for this listener. "data" (on
-	// Linux, TCP_DEFER_ACCEPT; nginx's "deferred", Apache's default there)
-	// hands a connection to a child only once its first bytes are in, or
-	// after about a second: a child answers a client that sends its
-	// request with the connection (all of them do) in the read that
-	// follows its accept, and a connection that sends nothing costs no
-	// child anything meanwhile. "none" hands every connection over at
-	// once. Default "data".
+	// Linux, TCP_DEFER_ACCEPT for a second; nginx's "deferred") hands a
+	// connection to a child only once its first bytes are in, or after
+	// the second: a child then answers nearly every request in the read
+	// that follows its accept (connection churn costs a third less CPU),
+	// but a flood of connections beyond what a worker or prefork server
+	// takes left new clients unable to connect for seconds afterwards in
+	// the benchmarks, so it is not the default. "none" hands every
+	// connection over at once. Default "none".
 	AcceptFilter string `koanf:"accept_filter" json:"accept_filter" yaml:"accept_filter"`
 }
 
@@ -55,7 +56,7 @@ var acceptFilters = []string{"data", "none"}
 
 // DeferAccept reports whether l's connections wait for their first bytes
 // (accept_filter: data).
-func (l Listener) DeferAccept() bool { return l.AcceptFilter != "none" }
+func (l Listener) DeferAccept() bool { return l.AcceptFilter == "data" }
 
 // TLS is a listener's HTTPS: its certificates (or ACME's), the lowest
 // protocol version, the cipher suites.
@@ -134,7 +135,7 @@ func (l Listener) HTTP2On() bool { return l.TLS != nil && (l.HTTP2 == nil || *l.
 
 // plain reports whether l is written as a plain address (-S prints it so).
 func (l Listener) plain() bool {
-	return l.TLS == nil && l.HTTP2 == nil && !l.H2C && l.RedirectHTTPS == "" && !l.ProxyProtocol && (l.AcceptFilter == "" || l.AcceptFilter == "data")
+	return l.TLS == nil && l.HTTP2 == nil && !l.H2C && l.RedirectHTTPS == "" && !l.ProxyProtocol && (l.AcceptFilter == "" || l.AcceptFilter == "none")
 }
 
 // The TLS versions min_version takes.
@@ -232,7 +233,7 @@ func (c *Config) finishListen() {
 	}
 	for i := range c.Listen {
 		if c.Listen[i].AcceptFilter == "" {
-			c.Listen[i].AcceptFilter = "data"
+			c.Listen[i].AcceptFilter = "none"
 		}
 		t := c.Listen[i].TLS
 		if t == nil {

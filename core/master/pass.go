@@ -466,18 +466,18 @@ func appProgram(cfg *config.Config) (string, error) {
 	return path, nil
 }
 
-// acceptFilters sets each listener's accept_filter: with "data" (the
-// default, and for systemd's sockets, which no listen entry names) the
-// kernel keeps a connection until its first bytes come, for up to
-// deferAcceptFor.
+// acceptFilters sets each listener's accept_filter: with "data" the kernel
+// keeps a connection until its first bytes come, for up to
+// deferAcceptFor; with "none" (the default, and systemd's sockets, which
+// no listen entry names) it hands it over at once.
 func acceptFilters(list []*listen.Listener, cfg *config.Config) error {
 	for _, l := range list {
-		d, key := deferAcceptFor, "listen"
+		d, key := time.Duration(0), "listen"
 		for i, e := range cfg.Listen {
 			if e.Address == l.Addr {
 				key = fmt.Sprintf("listen[%d].accept_filter", i)
-				if !e.DeferAccept() {
-					d = 0
+				if e.DeferAccept() {
+					d = deferAcceptFor
 				}
 				break
 			}

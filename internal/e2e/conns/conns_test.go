@@ -27,10 +27,14 @@ const eventMPM = `mpm:
   max_request_workers: 8
 `
 
-// handOverAtOnce is the listen entry of the tests that look at what a child
-// does with a connection before its first bytes: accept_filter none, or the
-// kernel keeps such a connection from the child (the default, data).
-const handOverAtOnce = "listen: [{address: \"{addr}\", accept_filter: none}]\n"
+// handOverAtOnce and deferred are the listen entries of the tests that look
+// at what a child does with a connection before its first bytes: handed
+// over at once (accept_filter none, the default), or kept by the kernel
+// until they come (data).
+const (
+	handOverAtOnce = "listen: [{address: \"{addr}\", accept_filter: none}]\n"
+	deferred       = "listen: [{address: \"{addr}\", accept_filter: data}]\n"
+)
 
 // auto reads s's /server-status?auto on a connection of its own, bounded
 // by within; nil if no answer came.
@@ -138,7 +142,7 @@ func TestSilentConnectionsDelayNothingOnEvent(t *testing.T) {
 		requests(t, s.Addr)
 	})
 	t.Run("accept_filter data", func(t *testing.T) {
-		s := e2e.StartServer(t, eventMPM+"timeouts: {read_header: 30s}\n")
+		s := e2e.StartServer(t, deferred+eventMPM+"timeouts: {read_header: 30s}\n")
 		// The kernel keeps them for about a second: looked at within it,
 		// the child has none of them. Tried three times, with fresh
 		// connections, for a machine that may be slow to open them.
@@ -216,7 +220,7 @@ func TestHeaderTimeoutFromTheAccept(t *testing.T) {
 				listen := handOverAtOnce
 				accept, slack := time.Duration(0), time.Second // when the child accepts, from the connect
 				if filter == "data" {
-					listen, accept, slack = "", first, 2*time.Second
+					listen, accept, slack = deferred, first, 2*time.Second
 				}
 				s := e2e.StartServer(t, listen+fmt.Sprintf("mpm: {name: %s, start_servers: 1}\ntimeouts: {read_header: %s}\n", mpm, timeout))
 				drip := "GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: " + strings.Repeat("a", 200) + "\r\n\r\n"

@@ -75,7 +75,7 @@ func TestStatusPageRendersInChromium(t *testing.T) {
 	// Three files, ?auto and the page: five connections at least; the
 	// page's own request is active; two children of 25 workers.
 	if rows["accepted-conn"] < 5 || rows["active-processes"] < 1 || rows["idle-processes"] < 40 ||
-		rows["total-processes"] != rows["idle-processes"]+rows["active-processes"] || rows["listen-queue-len"] != 4096 ||
+		rows["total-processes"] != rows["idle-processes"]+rows["active-processes"] || rows["listen-queue-len"] != 511 ||
 		rows["threads-per-child"] != 25 || rows["max-processes"] != st.MaxProcesses || st.MaxProcesses < 2 ||
 		rows["max-workers"] != 25*st.MaxProcesses || rows["max-workers"] != slots {
 		t.Fatalf("rendered pool and maxima %v (?json max_processes %d, %d slots)", rows, st.MaxProcesses, slots)

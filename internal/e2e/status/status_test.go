@@ -315,7 +315,7 @@ func TestMetrics(t *testing.T) {
 		`phased_children_by_state{generation="1",state="ready"} 2`,
 		`phased_children_by_state{generation="1",state="starting"} 0`,
 		`phased_children_by_state{generation="1",state="retiring"} 0`,
-		`phased_listen_queue_limit{listener="` + s.Addr + `"} 4096`,
+		`phased_listen_queue_limit{listener="` + s.Addr + `"} 511`,
 		`phased_children_recycled_total{cause="max_connections"} 0`,
 		`phased_children_recycled_total{cause="max_memory"} 0`,
 		`phased_children_recycled_total{cause="signal"} 0`,
@@ -469,8 +469,8 @@ timeouts: {read_header: 30s}
 			t.Fatal(err)
 		}
 		defer c.Close()
-		// A byte of a request: the listener's accept_filter (data) keeps
-		// a connection that sent nothing out of the accept queue.
+		// A byte of a request, as clients send: with accept_filter data a
+		// connection that sent nothing waits outside the accept queue.
 		io.WriteString(c, "G")
 		queued = append(queued, c)
 	}
@@ -535,7 +535,7 @@ func TestRequestDurationsAndPHPFPMFields(t *testing.T) {
 			Limit int    `json:"limit"`
 		} `json:"listeners"`
 	}
-	if err := json.Unmarshal([]byte(js), &st); err != nil || st.Accepted < 11 || st.Slow < 10 || st.QueueLen != 4096 ||
+	if err := json.Unmarshal([]byte(js), &st); err != nil || st.Accepted < 11 || st.Slow < 10 || st.QueueLen != 511 ||
 		len(st.Listeners) != 1 || st.Listeners[0].Addr != s.Addr {
 		t.Fatalf("?json PHP-FPM fields: %+v %v\n%s", st, err, js)
 	}
