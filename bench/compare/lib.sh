@@ -264,3 +264,35 @@ collect_warnings() {
 		sed "s/^/$label (stderr): /" "$dir/stderr.log" >>"$TMP/warnings.txt"
 	fi
 }
+
+# install_missing PROGRAM=PACKAGE...: installs (as root, from Debian) the
+# package of each program that is missing; PROGRAM is a name on PATH or an
+# absolute path. Not root and something missing: dies saying what.
+install_missing() {
+	local need=() spec prog
+	for spec in "$@"; do
+		prog=${spec%%=*}
+		if [[ $prog == /* ]]; then
+			[ -x "$prog" ] && continue
+		else
+			command -v "$prog" >/dev/null 2>&1 && continue
+		fi
+		# shellcheck disable=SC2206 # one program may need several packages
+		need+=(${spec#*=})
+	done
+	[ ${#need[@]} -gt 0 ] || return 0
+	[ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get install -y ${need[*]}) or run as root"
+	log "installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+# show_warnings: prints the first 20 of the servers' warnings and errors that
+# collect_warnings gathered in $TMP/warnings.txt, if any.
+show_warnings() {
+	[ -s "$TMP/warnings.txt" ] || return 0
+	echo
+	echo "Server warnings and errors ($(wc -l <"$TMP/warnings.txt") lines; first 20):"
+	head -20 "$TMP/warnings.txt"
+}
+

@@ -154,17 +154,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. tools ----------------------------------------------------------------
-need=()
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
-[ -x "$APACHE" ] || need+=(apache2)
-[ -x "$NGINX" ] || need+=(nginx)
-if [ ${#need[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get install -y ${need[*]}) or run as root"
-	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk=wrk ab=apache2-utils "$APACHE=apache2" "$NGINX=nginx"
 command -v go >/dev/null 2>&1 || die "go is not on PATH"
 command -v curl >/dev/null 2>&1 || die "curl is not on PATH"
 [ "$(id -u)" = 0 ] || die "nginx and Apache are started as root here (their workers switch to www-data): run as root"
@@ -791,6 +781,9 @@ PTABLE=$TMP/ptable.md
 ccol() { # FILE TARGET TEST COLUMN
 	awk -F'\t' -v t="$2" -v k="$3" -v c="$4" '$2 == t && $3 == k && $c != "-" && $c != "" {print $c}' "$1" | median
 }
+csum() { # FILE TARGET TEST COLUMN: the column's sum over the rounds
+	awk -F'\t' -v t="$2" -v k="$3" -v c="$4" '$2 == t && $3 == k {n += $c} END {print n + 0}' "$1"
+}
 CTABLE=$TMP/ctable.md
 {
 	echo "| test | target | req/s | x nginx | p50 ms | p99 ms | p99 x nginx | errors | server CPU µs/req | foreign CPU % |"
@@ -802,7 +795,7 @@ CTABLE=$TMP/ctable.md
 			conn_target "$t" || continue
 			rps=$(ccol "$CRAW" "$t" "$k" 4)
 			[ "$rps" != "-" ] || continue
-			errs=$(awk -F'\t' -v t="$t" -v k="$k" '$2 == t && $3 == k {n += $7} END {print n + 0}' "$CRAW")
+			errs=$(csum "$CRAW" "$t" "$k" 7)
 			fmax=$(awk -F'\t' -v t="$t" -v k="$k" '$2 == t && $3 == k && $8 != "-" && $8 > m {m = $8} END {print m + 0}' "$CRAW")
 			awk -v k="$k" -v t="$t" -v rps="$rps" -v p50="$(ccol "$CRAW" "$t" "$k" 5)" -v p99="$(ccol "$CRAW" "$t" "$k" 6)" \
 				-v ngx="$ngx" -v ngx99="$ngx99" -v errs="$errs" -v fmax="$fmax" -v us="$(ccol "$CRAW" "$t" "$k" 9)" 'BEGIN {
@@ -820,8 +813,8 @@ CTABLE=$TMP/ctable.md
 			conn_target "$t" || continue
 			opened=$(ccol "$SRAW" "$t" "$c" 4)
 			[ "$opened" != "-" ] || continue
-			failed=$(awk -F'\t' -v t="$t" -v c="$c" '$2 == t && $3 == c {n += $7} END {print n + 0}' "$SRAW")
-			probes=$(awk -F'\t' -v t="$t" -v c="$c" '$2 == t && $3 == c {n += $6} END {print n + 0}' "$SRAW")
+			failed=$(csum "$SRAW" "$t" "$c" 7)
+			probes=$(csum "$SRAW" "$t" "$c" 6)
 			awk -v c="$c" -v t="$t" -v o="$opened" -v oe="$(ccol "$SRAW" "$t" "$c" 5)" -v pr="$probes" -v f="$failed" \
 				-v p50="$(ccol "$SRAW" "$t" "$c" 8)" -v p99="$(ccol "$SRAW" "$t" "$c" 9)" -v mx="$(ccol "$SRAW" "$t" "$c" 10)" -v ngx99="$ngx99" 'BEGIN {
 				printf "| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %s |\n", c, t, o, oe, pr, f, p50, p99, mx,
@@ -856,11 +849,7 @@ if has_suite conns; then
 	echo
 	cat "$CTABLE"
 fi
-if [ -s "$TMP/warnings.txt" ]; then
-	echo
-	echo "Server warnings and errors ($(wc -l <"$TMP/warnings.txt") lines; first 20):"
-	head -20 "$TMP/warnings.txt"
-fi
+show_warnings
 
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)

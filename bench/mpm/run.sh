@@ -163,15 +163,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. tools ----------------------------------------------------------------
-need=()
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-[ -x "$APACHE" ] || need+=(apache2 apache2-utils)
-if [ ${#need[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get install -y ${need[*]}) or run as root"
-	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk=wrk "$APACHE=apache2 apache2-utils"
 command -v go >/dev/null 2>&1 || die "go is not on PATH"
 [ "$(id -u)" = 0 ] || die "Apache is started as root here (its children switch to www-data): run as root"
 
@@ -624,11 +616,7 @@ cat "$TABLE"
 echo
 echo "Targets (req/s medians):"
 cat "$VERDICTS"
-if [ -s "$TMP/warnings.txt" ]; then
-	echo
-	echo "Server warnings and errors ($(wc -l <"$TMP/warnings.txt") lines; first 20):"
-	head -20 "$TMP/warnings.txt"
-fi
+show_warnings
 
 if [ "$RESULTS" != "-" ]; then
 	{

@@ -113,17 +113,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. tools ----------------------------------------------------------------
-need=()
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-[ -x "$NGINX" ] || need+=(nginx)
-if [ ${#need[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get install -y ${need[*]}) or run as root"
-	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk=wrk h2load=nghttp2-client openssl=openssl "$NGINX=nginx"
 command -v go >/dev/null 2>&1 || die "go is not on PATH"
 command -v curl >/dev/null 2>&1 || die "curl is not on PATH"
 [ "$(id -u)" = 0 ] || die "nginx is started as root here (its workers switch to www-data): run as root"
@@ -419,11 +409,7 @@ echo
 echo "phased against nginx over TLS (medians of $ROUNDS round(s)):"
 echo
 cat "$TABLE"
-if [ -s "$TMP/warnings.txt" ]; then
-	echo
-	echo "Server warnings and errors ($(wc -l <"$TMP/warnings.txt") lines; first 20):"
-	head -20 "$TMP/warnings.txt"
-fi
+show_warnings
 
 if [ "$RESULTS" != "-" ]; then
 	cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)

@@ -450,11 +450,7 @@ func (s *server) acceptFast(ln net.Listener) error {
 		// Tracked before the goroutine starts, as http.Server does: a
 		// drain that counts connections must not miss one just accepted.
 		s.track(c, http.StateNew)
-		var inp *[]byte
-		done := false
-		if inlineEnabled {
-			inp, done = s.serveInline(c)
-		}
+		inp, done := s.serveInline(c)
 		if !done {
 			go s.serveFast(c, inp, nil)
 		}

@@ -191,7 +191,3 @@ func (r rawNow) WriteNow(p []byte) (int, error) {
 
 // inlineServed counts the connections serveInline answered (tests).
 var inlineServed atomic.Int64
-
-// inlineEnabled is true but in tests and benchmarks that measure what
-// serveInline and bare accepts buy.
-var inlineEnabled = true
