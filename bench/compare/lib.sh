@@ -296,3 +296,31 @@ show_warnings() {
 	head -20 "$TMP/warnings.txt"
 }
 
+# md_configs: each file of $TMP/configs as a folded block of a results file.
+md_configs() {
+	local c
+	for c in "$TMP"/configs/*; do
+		[ -f "$c" ] || continue
+		echo
+		echo "<details><summary>$(basename "$c")</summary>"
+		echo
+		echo '```'
+		cat "$c"
+		echo '```'
+		echo
+		echo "</details>"
+	done
+}
+
+# md_warnings: the servers' warnings and errors (the first 50) as a section of
+# a results file, if there were any.
+md_warnings() {
+	[ -s "$TMP/warnings.txt" ] || return 0
+	echo
+	echo "## Server warnings and errors"
+	echo
+	echo '```'
+	head -50 "$TMP/warnings.txt"
+	echo '```'
+}
+

@@ -1002,17 +1002,7 @@ if [ "$RESULTS" != "-" ]; then
 		echo
 		echo "Both bare servers use phased's default timeouts (bench/mpm/bare/main.go). The"
 		echo "generated configs of this run (port and paths of its first round):"
-		for c in "$TMP"/configs/*; do
-			[ -f "$c" ] || continue
-			echo
-			echo "<details><summary>$(basename "$c")</summary>"
-			echo
-			echo '```'
-			cat "$c"
-			echo '```'
-			echo
-			echo "</details>"
-		done
+		md_configs
 		echo
 		echo "## Every round"
 		echo
@@ -1030,14 +1020,7 @@ if [ "$RESULTS" != "-" ]; then
 		echo "interleaved runs): bare in-memory Go handler 68,557 req/s; Go http.FileServer 36,889"
 		echo "(6 bytes) and 27,236 (4 KiB); nginx 1.22 with two workers 64,912 and 64,866; Apache 2.4"
 		echo "event/worker/prefork 20,136/23,640/28,354 (6 bytes)."
-		if [ -s "$TMP/warnings.txt" ]; then
-			echo
-			echo "## Server warnings and errors"
-			echo
-			echo '```'
-			head -50 "$TMP/warnings.txt"
-			echo '```'
-		fi
+		md_warnings
 	} >"$RESULTS"
 	log "wrote $RESULTS"
 fi

@@ -670,14 +670,7 @@ if [ "$RESULTS" != "-" ]; then
 		echo "| round | target | req/s | p99 ms | errors | ramp s | serving procs | RSS/proc KiB | PSS/proc KiB | total RSS KiB | foreign CPU % | context switches/req |"
 		echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10, $12}' "$RAW"
-		if [ -s "$TMP/warnings.txt" ]; then
-			echo
-			echo "## Server warnings and errors"
-			echo
-			echo '```'
-			head -50 "$TMP/warnings.txt"
-			echo '```'
-		fi
+		md_warnings
 	} >"$RESULTS"
 	log "wrote $RESULTS"
 fi

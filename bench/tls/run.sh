@@ -467,24 +467,8 @@ if [ "$RESULTS" != "-" ]; then
 		awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}' "$RAW"
 		echo
 		echo "## Configs"
-		for c in "$TMP"/configs/*; do
-			echo
-			echo "<details><summary>$(basename "$c")</summary>"
-			echo
-			echo '```'
-			cat "$c"
-			echo '```'
-			echo
-			echo "</details>"
-		done
-		if [ -s "$TMP/warnings.txt" ]; then
-			echo
-			echo "## Server warnings and errors"
-			echo
-			echo '```'
-			head -50 "$TMP/warnings.txt"
-			echo '```'
-		fi
+		md_configs
+		md_warnings
 		# The hand-kept part of the previous file.
 		if [ -f "$RESULTS" ] && grep -q '^## Findings' "$RESULTS"; then
 			echo
