@@ -324,3 +324,16 @@ md_warnings() {
 	echo '```'
 }
 
+# make_www: the document root every bench serves, $TMP/www (set as WWW),
+# with hello.txt (6 bytes) and 4k.bin (4096: "0123456789abcdef" 256 times),
+# and $TMP/configs for the configs a run writes.
+make_www() {
+	WWW=$TMP/www
+	mkdir -p "$WWW" "$TMP/configs"
+	printf 'hello\n' >"$WWW/hello.txt"
+	for _ in $(seq 256); do printf '0123456789abcdef'; done >"$WWW/4k.bin"
+	[ "$(stat -c %s "$WWW/4k.bin")" = 4096 ] || die "4k.bin is not 4096 bytes"
+	chmod 755 "$WWW"
+	chmod 644 "$WWW/hello.txt" "$WWW/4k.bin"
+}
+

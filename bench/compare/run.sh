@@ -192,14 +192,7 @@ if has_suite conns; then
 fi
 
 # --- 3. document root -------------------------------------------------------------
-WWW=$TMP/www
-mkdir -p "$WWW" "$TMP/configs"
-printf 'hello\n' >"$WWW/hello.txt"
-# 4096 bytes: "0123456789abcdef" 256 times.
-for _ in $(seq 256); do printf '0123456789abcdef'; done >"$WWW/4k.bin"
-[ "$(stat -c %s "$WWW/4k.bin")" = 4096 ] || die "4k.bin is not 4096 bytes"
-chmod 755 "$WWW"
-chmod 644 "$WWW/hello.txt" "$WWW/4k.bin"
+make_www
 
 NGINX_CONNS=1024 # worker_connections; the connection suite's nginx has 16384
 

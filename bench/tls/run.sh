@@ -132,13 +132,7 @@ fi
 log "building bench/tls/handshake"
 (cd "$REPO" && go build -o "$TMP/handshake" ./bench/tls/handshake)
 
-WWW=$TMP/www
-mkdir -p "$WWW" "$TMP/configs"
-printf 'hello\n' >"$WWW/hello.txt"
-for _ in $(seq 256); do printf '0123456789abcdef'; done >"$WWW/4k.bin"
-[ "$(stat -c %s "$WWW/4k.bin")" = 4096 ] || die "4k.bin is not 4096 bytes"
-chmod 755 "$WWW"
-chmod 644 "$WWW/hello.txt" "$WWW/4k.bin"
+make_www
 
 # One certificate for both servers (the key stays root's: both masters read
 # it as root before their workers run).
