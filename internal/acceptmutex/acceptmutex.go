@@ -1,6 +1,7 @@
 package acceptmutex
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,8 +32,12 @@ type Listener struct {
 	fd   int      // our duplicate of the socket; kept out of Go's netpoller
 	lock *os.File // this process's own open file description of the lock file; nil for ListenWakeOne
 	ep   int      // ListenWakeOne's epoll instance; -1 for Listen
-	addr net.Addr
-	net  string // "tcp" or "unix", for errors
+	// wake is an eventfd SetDeadline writes to, watched beside the socket
+	// so that a waiting Accept notices a new deadline at once.
+	wake     int
+	deadline atomic.Int64 // SetDeadline's, in Unix nanoseconds; 0: none
+	addr     net.Addr
+	net      string // "tcp" or "unix", for errors
 
 	turn chan struct{} // one Accept at a time: flock is per open file description
 	done chan struct{} // closed by Close
@@ -43,7 +49,7 @@ type Listener struct {
 
 	accepted, failed, wakeups, stranded atomic.Uint64
 
-	evs [1]unix.EpollEvent // epoll_wait's events; one Accept waits at a time
+	evs [2]unix.EpollEvent // epoll_wait's events; one Accept waits at a time
 
 	// watch, when set (by Watch, before the first Accept), is told what
 	// Accept is doing: at each poll timeout while it waits, and when it
@@ -138,6 +144,9 @@ func Listen(f *os.File, lockPath string) (*Listener, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
+		if l != nil {
+			unix.Close(l.wake)
+		}
 		return nil, err
 	}
 	return l, nil
@@ -166,6 +175,9 @@ func ListenWakeOne(f *os.File) (*Listener, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
+		if l != nil {
+			unix.Close(l.wake)
+		}
 		return nil, err
 	}
 	return l, nil
@@ -187,6 +199,11 @@ func (l *Listener) epollExclusive() error {
 		err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.fd, &ev)
 	}
 	if err != nil {
+		unix.Close(ep)
+		return fmt.Errorf("acceptmutex: %w", os.NewSyscallError("epoll_ctl", err))
+	}
+	ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wake)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.wake, &ev); err != nil {
 		unix.Close(ep)
 		return fmt.Errorf("acceptmutex: %w", os.NewSyscallError("epoll_ctl", err))
 	}
@@ -234,9 +251,14 @@ func newListener(fd int) (*Listener, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("fcntl", err))
 	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("acceptmutex: %w", os.NewSyscallError("eventfd", err))
+	}
 	return &Listener{
 		fd:     fd,
 		ep:     -1,
+		wake:   wake,
 		addr:   addr,
 		net:    network,
 		turn:   make(chan struct{}, 1),
@@ -284,6 +306,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if l.isClosed() {
 			return nil, l.opError(net.ErrClosed)
 		}
+		if l.expired() {
+			return nil, l.opError(os.ErrDeadlineExceeded)
+		}
 		wait := Waiting
 		if l.lock != nil {
 			if err := l.lockFile(); err != nil {
@@ -296,9 +321,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 		// us again, and a waiter that loses re-queues behind us and wakes
 		// every waiter queued behind it (Linux's flock). Close is noticed
 		// at the next timeout.
-		l.report(wait)
-		nfd, err := l.pollAccept()
-		for err == nil && nfd < 0 && !l.isClosed() {
+		nfd, err := -1, error(nil)
+		for err == nil && nfd < 0 && !l.isClosed() && !l.expired() {
 			l.report(wait)
 			nfd, err = l.pollAccept()
 		}
@@ -315,13 +339,75 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
+// SetDeadline sets the time after which Accept returns an error matching
+// os.ErrDeadlineExceeded (its Timeout method reports true), as
+// net.TCPListener's does: a waiting Accept returns at once when t has
+// passed. The zero time means no deadline.
+func (l *Listener) SetDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	l.deadline.Store(ns)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.fdOpen {
+		return l.opError(net.ErrClosed)
+	}
+	if ns == 0 {
+		return nil // a waiter at most wakes early and waits again
+	}
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(l.wake, one[:])
+	return nil
+}
+
+// expired reports whether SetDeadline's deadline has passed.
+func (l *Listener) expired() bool {
+	d := l.deadline.Load()
+	return d != 0 && time.Now().UnixNano() >= d
+}
+
+// waitFor is how long, in milliseconds, a poll may wait: pollTimeout, or
+// less when a deadline comes sooner.
+func (l *Listener) waitFor() int {
+	d := l.deadline.Load()
+	if d == 0 {
+		return pollTimeout
+	}
+	ms := (d-time.Now().UnixNano())/int64(time.Millisecond) + 1
+	return int(max(0, min(ms, pollTimeout)))
+}
+
+// drainWake empties the wake eventfd.
+func (l *Listener) drainWake() {
+	var b [8]byte
+	_, _ = unix.Read(l.wake, b[:])
+}
+
 // pollAccept waits up to pollTimeout for the socket to become readable and
 // accepts. It returns -1 and no error when the caller should try again.
 // ListenWakeOne's Listener waits in epoll_wait instead of poll.
 func (l *Listener) pollAccept() (int, error) {
 	if l.ep >= 0 {
-		n, err := unix.EpollWait(l.ep, l.evs[:], pollTimeout)
-		if err == nil && n == 0 && !l.isClosed() {
+		n, err := unix.EpollWait(l.ep, l.evs[:], l.waitFor())
+		ready := false
+		for _, ev := range l.evs[:max(n, 0)] {
+			if int(ev.Fd) == l.wake {
+				l.drainWake()
+			} else {
+				ready = true
+			}
+		}
+		if err == nil && n > 0 && (!ready || l.expired()) {
+			// A new deadline: the caller checks it. A connection whose
+			// wake-up came with it stays in the backlog; if the kernel
+			// woke no other Listener for it, one takes it at its next
+			// poll timeout (Stranded).
+			return -1, nil
+		}
+		if err == nil && n == 0 && !l.isClosed() && !l.expired() {
 			// A connection whose wake-up went to another process that did
 			// not take it (it was closing its Listener just then) waits
 			// in the backlog with no wake-up to come: take it now.
@@ -339,8 +425,8 @@ func (l *Listener) pollAccept() (int, error) {
 			return -1, l.opError(os.NewSyscallError("epoll_wait", err))
 		}
 	} else {
-		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, pollTimeout)
+		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.wake), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, l.waitFor())
 		if err == unix.EINTR || (err == nil && n == 0) {
 			return -1, nil
 		}
@@ -349,6 +435,12 @@ func (l *Listener) pollAccept() (int, error) {
 		}
 		if fds[0].Revents&unix.POLLNVAL != 0 {
 			return -1, l.opError(os.NewSyscallError("poll", unix.EBADF))
+		}
+		if fds[1].Revents != 0 {
+			l.drainWake()
+			if fds[0].Revents == 0 || l.expired() {
+				return -1, nil // a new deadline: the caller checks it
+			}
 		}
 	}
 	l.wakeups.Add(1)
@@ -471,6 +563,7 @@ func (l *Listener) closeFDLocked() {
 	if l.closed && l.users == 0 && l.fdOpen {
 		l.fdOpen = false
 		unix.Close(l.fd)
+		unix.Close(l.wake)
 		if l.ep >= 0 {
 			unix.Close(l.ep)
 		}

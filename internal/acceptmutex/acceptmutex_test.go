@@ -157,6 +157,25 @@ func acceptAsync(l *Listener) <-chan error {
 	return ch
 }
 
+// dialAccepted connects to addr and waits (2 s at most) for the Accept
+// that done reports, by who, to take the connection.
+func dialAccepted(t *testing.T, addr string, done <-chan error, who string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Accept() on %s = %v", who, err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("%s did not accept within 2s", who)
+	}
+}
+
 // holding installs a hook on l and returns a channel that is closed the
 // first time l takes the lock.
 func holding(l *Listener) <-chan struct{} {
@@ -222,20 +241,7 @@ func TestCloseUnblocksAccept(t *testing.T) {
 			// The lock is free: a new Listener on the same lock file takes
 			// it and accepts.
 			next := listen(t, f, lockPath)
-			done = acceptAsync(next)
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("Accept() on the next Listener = %v", err)
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("the next Listener did not accept within 2s: lock not released")
-			}
+			dialAccepted(t, addr, acceptAsync(next), "the next Listener (is the lock still held?)")
 		})
 	}
 }
@@ -491,5 +497,61 @@ func TestWakeOneStrandedConnection(t *testing.T) {
 	}
 	if st := l.Stats(); st.Stranded != 1 {
 		t.Fatalf("Stranded = %d, want 1 (the connection's wake-up went elsewhere): %+v", st.Stranded, st)
+	}
+}
+
+// TestSetDeadline: a deadline in the past makes a waiting Accept return a
+// timeout at once, in both kinds of Listener, and the Listener accepts
+// again once the deadline is cleared; a future deadline ends a wait when it
+// comes.
+func TestSetDeadline(t *testing.T) {
+	for _, wakeOne := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wakeOne=%v", wakeOne), func(t *testing.T) {
+			f, addr := socket(t)
+			var l *Listener
+			if wakeOne {
+				l = listenWakeOne(t, f)
+			} else {
+				l = listen(t, f, filepath.Join(t.TempDir(), "accept.lock"))
+			}
+			timedOut := func(done <-chan error, within time.Duration) {
+				t.Helper()
+				select {
+				case err := <-done:
+					var ne net.Error
+					if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Fatalf("Accept() = %v, want a timeout", err)
+					}
+				case <-time.After(within):
+					t.Fatalf("Accept still waiting %v after its deadline", within)
+				}
+			}
+			done := acceptAsync(l)
+			time.Sleep(150 * time.Millisecond) // past a poll timeout: really waiting
+			start := time.Now()
+			if err := l.SetDeadline(time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			timedOut(done, 50*time.Millisecond)
+			if d := time.Since(start); d > 50*time.Millisecond {
+				t.Errorf("Accept returned %v after the deadline", d)
+			}
+			// Already past: at once, without waiting.
+			timedOut(acceptAsync(l), 20*time.Millisecond)
+
+			l.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			start = time.Now()
+			timedOut(acceptAsync(l), time.Second)
+			if d := time.Since(start); d < 190*time.Millisecond || d > 350*time.Millisecond {
+				t.Errorf("a deadline 200ms ahead ended the wait after %v", d)
+			}
+
+			l.SetDeadline(time.Time{})
+			dialAccepted(t, addr, acceptAsync(l), "the Listener with its deadline cleared")
+			l.Close()
+			if err := l.SetDeadline(time.Now()); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("SetDeadline after Close = %v, want net.ErrClosed", err)
+			}
+		})
 	}
 }

@@ -405,13 +405,9 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 	// of the binary are let go once they wait in Accept (memory.go).
 	var accepting startGroup
 	if s.fastOn() {
-		// Before the accept loops, so that they start in the order they
-		// did without a fast path: a prefork child with several
-		// listeners takes its one slot in whichever loop runs first, and
-		// holds it there until that listener has a connection (the others
-		// wait; a sibling child serves them), and apps' children, which
-		// had no fast path, took it on the last listener. Its stack grown
-		// first: see stack.go.
+		// net/http's server for connections the fast path hands over,
+		// started before the accept loops. Its stack grown first: see
+		// stack.go.
 		l := accepting.add(handoffListener{s})
 		go func() { growStack(); s.srv.Serve(l) }()
 	}
@@ -650,6 +646,9 @@ func newServer(r *Runtime, h http.Handler) *server {
 			}
 			s.gates = append(s.gates, &gate{Listener: ln, model: r.Model, cap: s.cap, board: r.board, counters: r.counters, proc: r.Slot, limits: lim})
 		}
+		if r.Model != ModelEvent && len(r.listeners) > 1 {
+			s.cap.listeners = deadliners(r.listeners)
+		}
 	}
 	if s.board != nil {
 		p := s.board.Proc(s.proc)
@@ -680,6 +679,20 @@ func newServer(r *Runtime, h http.Handler) *server {
 		HTTP2: &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 	}
 	return s
+}
+
+// deadliners returns the listeners as deadliners, or nil if one cannot
+// have its Accept stopped by a deadline.
+func deadliners(ls []net.Listener) []deadliner {
+	var ds []deadliner
+	for _, l := range ls {
+		d, ok := l.(deadliner)
+		if !ok {
+			return nil
+		}
+		ds = append(ds, d)
+	}
+	return ds
 }
 
 func (s *server) track(c net.Conn, st http.ConnState) {

@@ -68,7 +68,18 @@ type capacity struct {
 	// stops waiting for that reason.
 	full   bool
 	onFull func(full bool)
+	// lastTaken counts the times acceptAny took the last free slot; an
+	// accept loop that saw a slot free knows from it whether the slot went
+	// while it cleared its listener's deadline.
+	lastTaken uint64
+	// listeners are the worker and prefork child's listeners when it has
+	// several (acceptAny): when a connection takes the last free slot,
+	// their waiting Accepts are stopped.
+	listeners []deadliner
 }
+
+// deadliner is a listener whose waiting Accept a past deadline stops.
+type deadliner interface{ SetDeadline(time.Time) error }
 
 func newCapacity(slots, maxConns int, limit uint64) *capacity {
 	c := &capacity{maxConns: maxConns, limit: limit, limitHit: make(chan struct{})}
@@ -94,6 +105,45 @@ func (c *capacity) take(forAccept bool) (int, bool) {
 	s := c.free[len(c.free)-1]
 	c.free = c.free[:len(c.free)-1]
 	return s, true
+}
+
+// waitFree waits, for acceptAny, until a slot is free without taking it;
+// it returns lastTaken, or false once the child stops accepting.
+func (c *capacity) waitFree() (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.free) == 0 && !c.closed {
+		c.cond.Wait()
+	}
+	return c.lastTaken, !c.closed
+}
+
+// stillFree reports whether no connection took the last free slot since
+// waitFree returned n.
+func (c *capacity) stillFree(n uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastTaken == n && len(c.free) > 0
+}
+
+// takeAccepted takes a slot for a connection acceptAny accepted, waiting
+// for one if a connection on another listener took the last one meanwhile;
+// when it takes the last, it stops every listener's waiting Accept.
+func (c *capacity) takeAccepted() int {
+	s, _ := c.take(false)
+	c.mu.Lock()
+	last := len(c.free) == 0
+	if last {
+		c.lastTaken++
+	}
+	c.mu.Unlock()
+	if last {
+		now := time.Now()
+		for _, l := range c.listeners {
+			_ = l.SetDeadline(now)
+		}
+	}
+	return s
 }
 
 func (c *capacity) give(s int) {
@@ -197,26 +247,32 @@ func (g *gate) Accept() (net.Conn, error) {
 		return nil, g.block()
 	}
 	slot := -1
-	if g.model == ModelEvent {
+	var c net.Conn
+	var err error
+	switch {
+	case g.model == ModelEvent:
 		if !g.cap.admit() {
 			return nil, net.ErrClosed
 		}
-	} else {
+		if c, err = g.Listener.Accept(); err != nil {
+			g.cap.unpend()
+			g.cap.leave()
+			return nil, err
+		}
+	case g.cap.listeners != nil:
+		if c, slot, err = g.acceptAny(); err != nil {
+			return nil, err
+		}
+	default:
 		s, ok := g.cap.take(true)
 		if !ok {
 			return nil, net.ErrClosed
 		}
 		slot = s
-	}
-	c, err := g.Listener.Accept()
-	if err != nil {
-		if slot >= 0 {
+		if c, err = g.Listener.Accept(); err != nil {
 			g.cap.give(slot)
-		} else {
-			g.cap.unpend()
-			g.cap.leave()
+			return nil, err
 		}
-		return nil, err
 	}
 	g.cap.count(func() { g.counters.Add(scoreboard.MaxConnectionsReached, 1) })
 	g.counters.Add(scoreboard.Accepted, 1)
@@ -232,6 +288,42 @@ func (g *gate) Accept() (net.Conn, error) {
 		w.SetState(scoreboard.Reading)
 	}
 	return sc, nil
+}
+
+// acceptAny is Accept for a worker or prefork child with several
+// listeners. A slot taken before Accept would wait for a connection on one
+// listener while the others' connections waited for a sibling (a prefork
+// child has one slot): as Apache's children poll every listener, each
+// listener's loop here waits in Accept while a slot is free, and the
+// connection takes one once accepted. When the last is taken, the other
+// loops' Accepts are stopped by a past deadline, so that the child does
+// not take connections it has no slot for; they wait for a free slot and
+// clear the deadline. Two connections accepted at the same moment on two
+// listeners for the last slot: the second waits for it in the child.
+func (g *gate) acceptAny() (net.Conn, int, error) {
+	dl := g.Listener.(deadliner)
+	for {
+		n, ok := g.cap.waitFree()
+		if !ok {
+			return nil, -1, net.ErrClosed
+		}
+		if err := dl.SetDeadline(time.Time{}); err != nil {
+			return nil, -1, err
+		}
+		// The last slot may have gone, and this listener's deadline been
+		// set, before it was cleared: wait for a free slot again.
+		if !g.cap.stillFree(n) {
+			continue
+		}
+		c, err := g.Listener.Accept()
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return nil, -1, err
+		}
+		return c, g.cap.takeAccepted(), nil
+	}
 }
 
 // block waits for Close once the child may accept no more connections, so

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasedhq/phased/internal/acceptmutex"
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
@@ -30,6 +31,14 @@ func modelRuntime(t testing.TB, model Model, threads int) (*Runtime, string, *bu
 	_ = b
 	rt.Model, rt.Threads, rt.board, rt.Slot, rt.Generation = model, threads, b, 1, 7
 	return rt, addr, events, b
+}
+
+// stopBoth stops two children served by serveAsync and waits for them.
+func stopBoth(sigsA chan<- os.Signal, doneA <-chan error, sigsB chan<- os.Signal, doneB <-chan error) {
+	sigsA <- syscall.SIGINT
+	sigsB <- syscall.SIGINT
+	<-doneA
+	<-doneB
 }
 
 // readable reports whether a response arrives on c within d.
@@ -219,13 +228,7 @@ func TestEventModelAcceptsOnlyWithASlot(t *testing.T) {
 	if !answered(cIn, rIn, time.Second) {
 		t.Fatal("the connection A took while busy was not answered")
 	}
-	for _, x := range []struct {
-		sigs chan<- os.Signal
-		done <-chan error
-	}{{sigsA, doneA}, {sigsB, doneB}} {
-		x.sigs <- syscall.SIGINT
-		<-x.done
-	}
+	stopBoth(sigsA, doneA, sigsB, doneB)
 }
 
 // TestMaxConnectionsRetiresTheChild: after its last allowed connection the
@@ -290,5 +293,86 @@ func TestMaxConnectionsWithAMasterAsksFirst(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 		t.Fatal("still accepting after the drain")
+	}
+}
+
+// TestPreforkServesEveryListener: a prefork child with two listeners and
+// its one slot free answers a connection on either at once (Apache's
+// children poll every listener), and while its slot serves a keep-alive
+// connection on one it takes nothing from the other: a connection there
+// stays in the backlog for a sibling. With the kernel's listeners and with
+// accept_mutex epoll's.
+func TestPreforkServesEveryListener(t *testing.T) {
+	for _, wakeOne := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wakeOne=%v", wakeOne), func(t *testing.T) {
+			rtA, addr1, eventsA, _ := modelRuntime(t, ModelPrefork, 1)
+			ln2, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln2.Close() })
+			addr2 := ln2.Addr().String()
+			sockets := []net.Listener{rtA.listeners[0], ln2}
+			listeners := func() []net.Listener {
+				if !wakeOne {
+					return sockets
+				}
+				var ls []net.Listener
+				for _, s := range sockets {
+					f, err := s.(*net.TCPListener).File()
+					if err != nil {
+						t.Fatal(err)
+					}
+					l, err := acceptmutex.ListenWakeOne(f)
+					f.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					ls = append(ls, l)
+				}
+				return ls
+			}
+			rtA.listeners, rtA.addrs = listeners(), []string{addr1, addr2}
+			named := func(name string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+			}
+			sigsA, doneA := serveAsync(t, rtA, eventsA, named("a"))
+			for i, addr := range []string{addr2, addr1, addr2, addr1, addr2} {
+				c, r := dial(t, addr)
+				fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+				if !answered(c, r, time.Second) {
+					t.Fatalf("request %d, on %s, not answered within a second", i, addr)
+				}
+			}
+
+			ka, rka := dial(t, addr1)
+			send(t, ka)
+			if !answered(ka, rka, time.Second) {
+				t.Fatal("keep-alive request not answered")
+			}
+			other, rOther := dial(t, addr2) // A's slot holds ka
+			time.Sleep(100 * time.Millisecond)
+			rtB, _, eventsB, _ := modelRuntime(t, ModelPrefork, 1)
+			rtB.listeners, rtB.addrs = listeners(), rtA.addrs
+			sigsB, doneB := serveAsync(t, rtB, eventsB, named("b"))
+			fmt.Fprintf(other, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			other.SetReadDeadline(time.Now().Add(2 * time.Second))
+			resp, err := http.ReadResponse(rOther, nil)
+			if err != nil {
+				for _, l := range append(rtA.listeners, rtB.listeners...) {
+					if am, ok := l.(*acceptmutex.Listener); ok {
+						t.Logf("%+v", am.Stats())
+					}
+				}
+				t.Fatalf("the connection on the other listener: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "b" {
+				t.Fatalf("answered by %q, want the idle sibling b: the busy child took it", body)
+			}
+			ka.Close()
+			stopBoth(sigsA, doneA, sigsB, doneB)
+		})
 	}
 }

@@ -250,7 +250,13 @@ func Start(t testing.TB, dir string, env []string, args ...string) *Proc {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() { p.kill(t) })
+	t.Cleanup(func() {
+		p.kill(t)
+		if t.Failed() {
+			// What a failure's message seldom says: what the server saw.
+			t.Logf("the log of phased %s (in %s):\n%v", strings.Join(args, " "), dir, p.Log)
+		}
+	})
 	return p
 }
 

@@ -35,10 +35,12 @@ var h2specKnown = map[string]string{
 // mismatch as it reads the DATA frame, but the handler (a static file,
 // which never reads a GET's body) may have answered first, and the stream
 // is then already closed (seen once in a loaded make test, passing
-// otherwise).
+// otherwise). 6.9.1/3 is the same race with WINDOW_UPDATE frames (seen
+// once in CI). docs/tls.md says the same.
 var h2specRacy = map[string]string{
 	"http2/8.1.2.6/1": "a content-length that differs from the DATA frame's length: answered before the mismatch is read when the handler is quicker than the DATA frame",
 	"http2/8.1.2.6/2": "as 8.1.2.6/1, with the body in several DATA frames",
+	"http2/6.9.1/3":   "WINDOW_UPDATEs past 2^31-1 on a GET's still-open stream: when the handler has answered first, Go's server has ended the stream (RST_STREAM NO_ERROR) and the updates land on a closed stream",
 }
 
 // TestH2Spec runs h2spec (github.com/summerwind/h2spec, built by the go
