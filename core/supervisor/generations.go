@@ -196,7 +196,7 @@ func (s *Supervisor) serving(g *gen) {
 func (s *Supervisor) drain(g *gen, graceful bool) {
 	g.draining = true
 	s.emit(KillMPM{Gen: g.Num}) // a draining generation needs no maintenance
-	g.stage, g.deadline = 0, s.now.Add(g.DrainTimeout)
+	g.stage, g.deadline = 0, s.now.Add(g.DrainTimeout+s.t.DrainGrace)
 	if !graceful {
 		g.cutting, g.cutBy = true, s.now.Add(s.t.CloseBound)
 	}

@@ -23,6 +23,12 @@ type Timings struct {
 	// CloseBound is how long a hard stop waits for children to stop
 	// accepting before it cuts them.
 	CloseBound time.Duration
+	// DrainGrace is how much longer than a generation's drain timeout the
+	// master waits before it sends StopSignal. Each child bounds its own
+	// drain by the same timeout, from when DrainSignal reaches it, cuts
+	// what is left and says how much; the master's bound is for a child
+	// that does not, and must not beat the others to it.
+	DrainGrace time.Duration
 	// EarlyDeath is the age under which a child that dies counts as a
 	// crash.
 	EarlyDeath time.Duration
@@ -46,6 +52,7 @@ func DefaultTimings() Timings {
 		ReadyBound:     10 * time.Second,
 		StopKillBound:  5 * time.Second,
 		CloseBound:     time.Second,
+		DrainGrace:     time.Second,
 		EarlyDeath:     5 * time.Second,
 		FirstBackoff:   250 * time.Millisecond,
 		MaxBackoff:     30 * time.Second,

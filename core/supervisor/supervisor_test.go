@@ -318,8 +318,10 @@ func TestDrainEscalates(t *testing.T) {
 		after time.Duration
 		want  []string
 	}{
-		{29 * time.Second, nil},
-		{2 * time.Second, []string{itoa(pid) + ":stop"}},
+		// The drain timeout (30s) is the child's own bound; the master's
+		// comes DrainGrace later, so that the child cuts and counts first.
+		{30*time.Second + 500*time.Millisecond, nil},
+		{500 * time.Millisecond, []string{itoa(pid) + ":stop"}},
 		{4 * time.Second, nil},
 		{2 * time.Second, []string{itoa(pid) + ":kill"}},
 		{10 * time.Second, nil},

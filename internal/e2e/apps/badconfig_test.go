@@ -73,7 +73,7 @@ func TestHTTPAppPortAndBadConfig(t *testing.T) {
 		{"port with socket", strings.Replace(good, "  listen: port\n", "  listen: socket\n", 1), true, []string{"app.command[2]", "{port}", "listen: socket"}},
 		{"never listens", strings.Replace(good, "  listen: port\n", "  listen: port\n  start_timeout: 500ms\n", 1), false, nil},
 		// Time to start listening, even on a busy machine, then to answer 500.
-		{"unhealthy", strings.Replace(good, "  listen: port\n", "  listen: port\n  health_check: /health\n  start_timeout: 2s\n", 1), false,
+		{"unhealthy", strings.Replace(good, "  listen: port\n", "  listen: port\n  health_check: /health\n  start_timeout: 5s\n", 1), false,
 			[]string{"app.health_check", "GET /health", "500 Internal Server Error", "app.start_timeout"}},
 	}
 	cases[3].app = strings.Replace(cases[3].app, `"--port={port}"`, `"--port={port}", "--no-listen"`, 1)
