@@ -9,10 +9,12 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/phasedhq/phased/internal/clientip"
 	"github.com/phasedhq/phased/internal/scoreboard"
+	"golang.org/x/sys/unix"
 )
 
 // Model is how the child shares its slots among connections.
@@ -31,10 +33,11 @@ const (
 	// ModelEvent gives a slot to each request, taken once the request's
 	// header is in and given back when its response is made: a connection
 	// reading its header, or idle between keep-alive requests, waits in the
-	// netpoller and holds no slot. It accepts while more slots are free
-	// than connections pending (capacity.pending), so a child whose slots
-	// all serve leaves new connections in the backlog for a sibling, and
-	// while it holds fewer than worker_connections connections.
+	// netpoller and holds no slot. It accepts while a slot is free, so a
+	// child whose slots all serve leaves new connections in the backlog for
+	// a sibling, while it holds fewer than worker_connections connections,
+	// and while it holds not many more than the sibling with fewest
+	// (gate.balance).
 	ModelEvent Model = "event"
 )
 
@@ -46,15 +49,6 @@ type capacity struct {
 	free     []int // free slot numbers, a stack
 	conns    int   // open connections
 	maxConns int   // event only; 0 = no limit beyond the slots
-	// pending counts event connections accepted with their first request
-	// not yet read (conns.go's settle): each will want a slot at once, so
-	// the child accepts only while more slots are free than that. Without
-	// it a burst of connections all lands on the first child to wake, whose
-	// slots their requests then wait for while a sibling idles. A
-	// connection that still has nothing to read pendWindow after its
-	// goroutine first looks, or whose header does not come in one read, is
-	// pending no more: a silent or slow client holds nothing.
-	pending  int
 	accepted uint64
 	limit    uint64 // stop accepting after this many connections; 0 = never
 	// pastLimit keeps the child accepting once limit is reached: a child
@@ -154,14 +148,13 @@ func (c *capacity) give(s int) {
 }
 
 // admit waits until the event model may accept one more connection: a slot
-// free beyond those pending connections will want (none is taken: the
-// connection takes one only once it has sent a request's header, and a
-// connection that sends nothing costs no slot), and room under maxConns.
-// The connection it admits is pending.
+// free (none is taken: the connection takes one only once it has sent a
+// request's header, and a connection that sends nothing costs no slot), and
+// room under maxConns.
 func (c *capacity) admit() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for (len(c.free) <= c.pending || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
+	for (len(c.free) == 0 || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
 		if c.maxConns > 0 && c.conns >= c.maxConns && !c.full {
 			c.setFull(true)
 		}
@@ -174,16 +167,7 @@ func (c *capacity) admit() bool {
 		return false
 	}
 	c.conns++
-	c.pending++
 	return true
-}
-
-// unpend ends a connection's pending (admit).
-func (c *capacity) unpend() {
-	c.mu.Lock()
-	c.pending--
-	c.mu.Unlock()
-	c.cond.Broadcast()
 }
 
 // setFull records (under mu) whether the event model waits for a
@@ -240,7 +224,18 @@ type gate struct {
 	counters *scoreboard.Counters
 	proc     int
 	limits   connLimits // the header timeouts and the minimum receive rate
+	// unbalancedUntil: balance found a sibling that took no connection
+	// while this child waited; it does not wait again before then.
+	unbalancedUntil time.Time
 }
+
+// The event model's balance among siblings (gate.balance).
+const (
+	balanceSlack = 8                      // connections above the sibling with fewest, at least
+	balanceStep  = 250 * time.Microsecond // how often balance looks again
+	balanceWait  = 10 * time.Millisecond  // how long it waits at most
+	balanceOff   = time.Second            // after a sibling took nothing meanwhile
+)
 
 func (g *gate) Accept() (net.Conn, error) {
 	if g.cap.exhausted() {
@@ -251,11 +246,11 @@ func (g *gate) Accept() (net.Conn, error) {
 	var err error
 	switch {
 	case g.model == ModelEvent:
+		g.balance()
 		if !g.cap.admit() {
 			return nil, net.ErrClosed
 		}
 		if c, err = g.Listener.Accept(); err != nil {
-			g.cap.unpend()
 			g.cap.leave()
 			return nil, err
 		}
@@ -277,7 +272,6 @@ func (g *gate) Accept() (net.Conn, error) {
 	g.cap.count(func() { g.counters.Add(scoreboard.MaxConnectionsReached, 1) })
 	g.counters.Add(scoreboard.Accepted, 1)
 	sc := &slotConn{Conn: c, g: g, slot: slot}
-	sc.pending.Store(g.model == ModelEvent)
 	if g.board != nil {
 		sc.proc = g.board.Proc(g.proc)
 		sc.proc.AddConns(1) // the status page's ConnsTotal
@@ -288,6 +282,75 @@ func (g *gate) Accept() (net.Conn, error) {
 		w.SetState(scoreboard.Reading)
 	}
 	return sc, nil
+}
+
+// balance holds an event child back from accepting while it holds clearly
+// more connections than the sibling of its generation with fewest (which
+// is ready, accepting and not full), for at most balanceWait. Keep-alive
+// connections stay with the child that accepted them, and each child's
+// share of the CPUs is about the same, so a child with twice its
+// sibling's connections answers each of them half as often: its clients'
+// latency tail was nginx's several times over at 10,000 connections
+// (nginx spreads accepts by waking one idle worker, EPOLLEXCLUSIVE). Held
+// back, the child is not in Accept, and the kernel wakes a sibling's
+// netpoller for the connection. A sibling that takes none of the
+// connections waiting while this child waits (stopped, wedged) turns
+// balancing off for balanceOff.
+func (g *gate) balance() {
+	if g.board == nil || time.Now().Before(g.unbalancedUntil) {
+		return
+	}
+	me := g.board.Proc(g.proc)
+	gen := me.Generation()
+	var start time.Time
+	first := -1 // the fewest when this child began waiting
+	for {
+		least := -1
+		for i := range g.board.Procs() {
+			p := g.board.Proc(i)
+			if i == g.proc || p.PID() == 0 || p.Generation() != gen || p.State() != scoreboard.Idle || p.Quiescing() || p.Full() {
+				continue
+			}
+			if c := p.Conns(); least < 0 || c < least {
+				least = c
+			}
+		}
+		if least < 0 || me.Conns() <= least+max(balanceSlack, least/16) {
+			return
+		}
+		now := time.Now()
+		if start.IsZero() {
+			start, first = now, least
+		} else if now.Sub(start) >= balanceWait {
+			// A sibling that took none of the connections waiting for
+			// it is stopped or wedged: do not wait for it again soon.
+			if least <= first && queued(g.Listener) != 0 {
+				g.unbalancedUntil = now.Add(balanceOff)
+			}
+			return
+		}
+		time.Sleep(balanceStep)
+	}
+}
+
+// queued returns how many connections wait in l's accept queue (TCP_INFO
+// on the listening socket), or -1 when it cannot tell.
+func queued(l net.Listener) int {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	n := -1
+	_ = rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n = int(info.Unacked)
+		}
+	})
+	return n
 }
 
 // acceptAny is Accept for a worker or prefork child with several
@@ -354,10 +417,6 @@ type slotConn struct {
 	closed atomic.Bool
 	cstate atomic.Int32 // a connState
 	timing connTiming
-	// pending: an event connection whose first request may want a slot at
-	// once (capacity.pending); reads counts the reads settle saw.
-	pending atomic.Bool
-	reads   atomic.Int32
 }
 
 func (c *slotConn) worker() *scoreboard.WorkerSlot {
@@ -377,7 +436,6 @@ func (c *slotConn) Close() error {
 	}
 	err := c.Conn.Close()
 	if first {
-		c.unpend()
 		c.setState(connClosed)
 		if c.proc != nil {
 			c.proc.AddConns(-1)
@@ -464,7 +522,6 @@ func (s *server) realClient(r *http.Request) {
 func (s *server) requestSlot(sc *slotConn) int {
 	if sc != nil {
 		sc.setState(connServed)
-		sc.unpend()
 	}
 	slot, _ := s.cap.take(false)
 	return slot

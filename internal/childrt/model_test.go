@@ -376,3 +376,75 @@ func TestPreforkServesEveryListener(t *testing.T) {
 		})
 	}
 }
+
+// TestEventChildrenBalanceConnections: an event child that holds many more
+// connections than a sibling stops accepting while the sibling catches up,
+// so that keep-alive connections, which stay where they were accepted, are
+// spread over the children (each gets about the same share of the CPUs).
+// A holds 40 connections when B starts; of the next 24, B takes nearly all
+// (without balancing, about half).
+func TestEventChildrenBalanceConnections(t *testing.T) {
+	rtA, addr, eventsA, board := modelRuntime(t, ModelEvent, 4)
+	named := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+	}
+	sigsA, doneA := serveAsync(t, rtA, eventsA, named("a"))
+	whose := func() string {
+		c, r := dial(t, addr)
+		send(t, c)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b) // the connection stays open
+	}
+	for range 40 {
+		if got := whose(); got != "a" {
+			t.Fatalf("answered by %q with A alone", got)
+		}
+	}
+	rtB, _, eventsB, _ := modelRuntime(t, ModelEvent, 4)
+	rtB.listeners, rtB.addrs = rtA.listeners, rtA.addrs
+	rtB.board, rtB.Slot = board, 0 // A's scoreboard, the other slot
+	sigsB, doneB := serveAsync(t, rtB, eventsB, named("b"))
+	toB := 0
+	for range 24 {
+		if whose() == "b" {
+			toB++
+		}
+	}
+	t.Logf("B took %d of 24", toB)
+	if toB < 20 {
+		t.Errorf("B, with none, took %d of 24 new connections from A's 40", toB)
+	}
+	stopBoth(sigsA, doneA, sigsB, doneB)
+}
+
+// TestEventBalanceSkipsAStoppedSibling: a sibling that looks ready with no
+// connections but takes none (stopped, wedged) holds the child back once,
+// for balanceWait, and then not for balanceOff: 300 connections in a row
+// on a child beside such a sibling are all answered in well under the 3 s
+// that waiting for it at each accept would take.
+func TestEventBalanceSkipsAStoppedSibling(t *testing.T) {
+	rt, addr, events, board := modelRuntime(t, ModelEvent, 4)
+	stopped := board.Proc(0) // a sibling that never accepts
+	stopped.SetPID(os.Getpid())
+	stopped.SetGeneration(rt.Generation)
+	stopped.SetState(scoreboard.Idle)
+	serveForTest(t, rt, events, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "a") }))
+	start := time.Now()
+	for i := range 300 {
+		c, r := dial(t, addr)
+		send(t, c)
+		if !answered(c, r, 2*time.Second) {
+			t.Fatalf("connection %d not answered", i)
+		}
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("300 connections took %v beside a sibling that accepts nothing", d)
+	}
+	t.Logf("300 connections in %v", time.Since(start))
+}

@@ -362,6 +362,11 @@ type ProcessStatus struct {
 	// processes (PSS, or RSS), in bytes.
 	AppPID    int   `json:"app_pid,omitempty"`
 	AppMemory int64 `json:"app_memory_bytes,omitempty"`
+	// Connections is how many connections the child holds (Apache's
+	// event status table's "Connections total"), KeepAlive how many of
+	// them wait for their next request.
+	Connections int `json:"connections"`
+	KeepAlive   int `json:"keep_alive"`
 }
 
 // WorkerStatus is one worker slot that has served or is serving.
@@ -419,7 +424,8 @@ func (p *Module) collect(r *http.Request) Status {
 	for i, proc := range snap.Procs {
 		if proc.PID != 0 {
 			st.ticks.add(readCPUTicks(proc.PID))
-			ps := ProcessStatus{Slot: i, PID: proc.PID, Generation: proc.Generation, AppPID: proc.AppPID}
+			ps := ProcessStatus{Slot: i, PID: proc.PID, Generation: proc.Generation, AppPID: proc.AppPID,
+				Connections: proc.Conns, KeepAlive: proc.ConnsKeepAlive}
 			if ps.AppPID != 0 {
 				ps.AppMemory = procfs.TreeMemory(ps.AppPID)
 			}

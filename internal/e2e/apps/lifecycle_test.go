@@ -2,6 +2,7 @@ package apps
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -46,9 +47,16 @@ func traceLines(t *testing.T, dir string, pids ...int) []string {
 func inFlight(s *e2e.Server, path string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		code, body, err := e2e.Get(s.URL(path))
-		if err == nil && code != 200 {
-			err = fmt.Errorf("%d %q", code, body)
+		// Longer than e2e.Get's 5 s: a request may be held through a
+		// graceful restart.
+		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get(s.URL(path))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("%d %q", resp.StatusCode, body)
+			}
 		}
 		done <- err
 	}()
@@ -168,7 +176,10 @@ hooks:
 	apps := waitApps(t, s, 1, []int{st.PID}, 10*time.Second)
 	old := e2e.Workers(s.PID())
 	e2e.WriteFile(t, s.Dir, "ignore-stop", "")
-	req = inFlight(s, "/hold?group=graceful&ms=4000") // -k graceful starts a generation with its app first: under load, seconds
+	// The request is held until the file "release" is there: -k graceful
+	// starts a generation with its app first, which takes seconds on a
+	// loaded machine.
+	req = inFlight(s, "/hold?group=graceful&ms=0&file=release")
 	waitBusy(t, s)
 	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
 		t.Fatalf("-k graceful: %d %s %s", code, out, errOut)
@@ -176,8 +187,9 @@ hooks:
 	select { // -k graceful returns as the old generation starts to drain
 	case err := <-req:
 		t.Fatalf("the request in flight ended (%v) before its child began to drain", err)
-	default:
+	case <-time.After(300 * time.Millisecond):
 	}
+	e2e.WriteFile(t, s.Dir, "release", "")
 	if err := <-req; err != nil {
 		t.Fatalf("the request in flight during -k graceful: %v", err)
 	}

@@ -2,6 +2,7 @@ package conns
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -297,7 +298,7 @@ func TestMinRateCutsASlowBody(t *testing.T) {
 
 // TestKeepAliveAndReadingCounted: ?auto's event block counts idle
 // keep-alive connections as keep-alive and silent ones as reading (waiting
-// for I/O), each apart.
+// for I/O), each apart; ?json's children say how many each holds.
 func TestKeepAliveAndReadingCounted(t *testing.T) {
 	s := e2e.StartServer(t, handOverAtOnce+eventMPM+"timeouts: {read_header: 30s, idle: 30s}\n")
 	e2e.HoldConnections(t, s.Addr, 3)
@@ -306,11 +307,30 @@ func TestKeepAliveAndReadingCounted(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		v = auto(t, s.Addr, 3*time.Second)
 		if v != nil && num(v, "ConnsAsyncKeepAlive") == 3 && num(v, "ConnsAsyncWaitIO") == 4 && num(v, "ConnsTotal") == 8 {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("?auto with 3 idle keep-alive and 4 silent connections: %v; want ConnsAsyncKeepAlive 3, ConnsAsyncWaitIO 4, ConnsTotal 8", v)
 		}
+	}
+	var st struct {
+		Children []struct {
+			Connections int `json:"connections"`
+			KeepAlive   int `json:"keep_alive"`
+		} `json:"children"`
+	}
+	_, js, _ := e2e.Get(s.URL("/server-status?json"))
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatal(err)
+	}
+	conns, ka := 0, 0
+	for _, c := range st.Children {
+		conns += c.Connections
+		ka += c.KeepAlive
+	}
+	// The page's own connection is the eighth.
+	if conns != 8 || ka != 3 || len(st.Children) == 0 {
+		t.Errorf("?json's children hold %d connections, %d keep-alive; want 8 and 3:\n%s", conns, ka, js)
 	}
 }
 

@@ -80,14 +80,15 @@ func TestNodeExample(t *testing.T) {
 		}
 	}
 
-	// A request in flight while its child retires.
+	// A request in flight while its child retires: long enough to outlast
+	// the graceful restart's start of two node apps on a loaded machine.
 	type result struct {
 		a   answer
 		err error
 	}
 	slow := make(chan result, 1)
 	go func() {
-		a, err := fetch("GET", s.URL("/slow?ms=3000"), "", "")
+		a, err := fetch("GET", s.URL("/slow?ms=6000"), "", "")
 		slow <- result{a, err}
 	}()
 	for deadline := time.Now().Add(5 * time.Second); s.Status(t)["busy_workers"].(float64) < 1; time.Sleep(20 * time.Millisecond) {
@@ -107,10 +108,10 @@ func TestNodeExample(t *testing.T) {
 	}
 	a := r.a
 	servedBy := 0
-	if a.code != 200 || !strings.HasPrefix(a.body, "slept 3000 ms in process ") {
+	if a.code != 200 || !strings.HasPrefix(a.body, "slept 6000 ms in process ") {
 		t.Fatalf("the request in flight while its child retired: %d %q", a.code, a.body)
 	}
-	fmt.Sscanf(strings.TrimPrefix(a.body, "slept 3000 ms in process "), "%d", &servedBy)
+	fmt.Sscanf(strings.TrimPrefix(a.body, "slept 6000 ms in process "), "%d", &servedBy)
 	fromGen1 := false
 	for _, c := range gen1 {
 		fromGen1 = fromGen1 || c.AppPID == servedBy

@@ -8,7 +8,8 @@
 //                once per group, when big responses finished, its env
 //   /hold        counts itself in ?group while it waits ?ms, then answers;
 //                with ?until=n it waits first until n of its group were in
-//                the app at once (at most 5 s)
+//                the app at once (at most 5 s); with ?file=name, until a
+//                file of that name is in its working folder (at most 30 s)
 //   /big         ?size bytes of pattern(i) with a Content-Length
 //   /stream      ?n pieces ?ms apart, each with when it was written
 //                (unix ms): ?mode=sse (text/event-stream),
@@ -107,8 +108,12 @@ const server = http.createServer((req, res) => {
         res.setHeader('X-App-Max', String(maxInflight[g]));
         res.end(`held ${g}\n`);
       };
+      const file = q.get('file');
       const wait = () => {
-        if (maxInflight[g] >= until || Date.now() - start > 5000) setTimeout(done, Number(q.get('ms') || 500));
+        const waited = Date.now() - start;
+        const grouped = maxInflight[g] >= until || waited > 5000;
+        const released = !file || fs.existsSync(file) || waited > 30000;
+        if (grouped && released) setTimeout(done, Number(q.get('ms') || 500));
         else setTimeout(wait, 10);
       };
       wait();
