@@ -1,8 +1,10 @@
 package childrt
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -157,9 +159,85 @@ func (c *slotConn) SetDeadline(d time.Time) error {
 	return c.SetReadDeadline(d)
 }
 
+// unpend ends c's pending: its first request has a slot, or it will not
+// want one at once.
+func (c *slotConn) unpend() {
+	if c.pending.CompareAndSwap(true, false) {
+		c.g.cap.unpend()
+	}
+}
+
+// repend makes c pending again until net/http's request takes a slot: the
+// fast path gave back the slot of a request it hands over.
+func (c *slotConn) repend() {
+	if c.closed.Load() || !c.pending.CompareAndSwap(false, true) {
+		return
+	}
+	// Its header is in: net/http's reads, the background one included,
+	// do not mean a slow client.
+	c.reads.Store(math.MinInt32)
+	c.g.cap.mu.Lock()
+	c.g.cap.pending++
+	c.g.cap.mu.Unlock()
+	if c.closed.Load() {
+		c.unpend() // closed meanwhile: Close's unpend may have come first
+	}
+}
+
+// pendWindow is how long a connection with nothing to read yet stays
+// pending: a client's request follows its connect by less on any network
+// (it sends it right after the handshake), even on a loaded machine, so a
+// burst of ordinary clients is still shared among children; a silent client
+// holds its place no longer. (A child of 25 slots still accepts 1,250 silent
+// connections a second; clients that send a byte, as slowloris does, are
+// not held back at all.)
+const pendWindow = 20 * time.Millisecond
+
+// settle is called before each read of a connection's own goroutine (the
+// fast path's, net/http's): a pending connection stays pending through its
+// first read if bytes wait, or for pendWindow if none do yet. A silent
+// client, or one whose header does not come in one read, soon holds no
+// place in the accept's count.
+func (c *slotConn) settle() {
+	if !c.pending.Load() {
+		return
+	}
+	switch n := c.reads.Add(1); {
+	case n > 1:
+		c.unpend()
+	case n == 1 && !c.readable():
+		time.AfterFunc(pendWindow, c.unpend)
+	}
+}
+
+// settleRead is settle for a read made before asking, that found bytes
+// (serveInline's): the connection stays pending through it, as settle
+// would have kept it, without settle's question to the socket.
+func (c *slotConn) settleRead() {
+	if c.pending.Load() && c.reads.Add(1) > 1 {
+		c.unpend()
+	}
+}
+
+// readable reports whether bytes wait to be read on c's socket.
+func (c *slotConn) readable() bool {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
+}
+
 // Read reads as the connection does; while a header is pending or a body
 // armed, it counts the bytes and waits no longer than their bound.
 func (c *slotConn) Read(p []byte) (int, error) {
+	c.settle()
 	if !c.timing.watch.Load() {
 		return c.Conn.Read(p)
 	}

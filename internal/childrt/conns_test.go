@@ -145,3 +145,37 @@ func TestGarbageLineHandedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestRependHoldsTheAccept: a request the fast path hands to net/http makes
+// its connection pending again, so the event child does not accept another
+// connection on the slot the request gave back, and net/http's reads before
+// the request takes its slot do not end that; a closed connection is never
+// pending.
+func TestRependHoldsTheAccept(t *testing.T) {
+	conn, _ := tcpPair(t)
+	cp := newCapacity(1, 0, 0)
+	sc := &slotConn{Conn: conn, g: &gate{cap: cp, model: ModelEvent}, slot: -1}
+	cp.conns, cp.pending = 1, 1
+	sc.pending.Store(true)
+	s := &server{cap: cp, model: ModelEvent}
+	slot := s.requestSlot(sc) // the fast path's
+	if cp.pending != 0 {
+		t.Fatalf("pending %d with the request in a slot", cp.pending)
+	}
+	sc.repend() // it declined: net/http takes the request over
+	cp.give(slot)
+	sc.settle() // net/http's background read
+	sc.settle()
+	if cp.pending != 1 || len(cp.free) != 1 {
+		t.Fatalf("after the hand-off: pending %d, free %d; want 1 and 1 (no accept)", cp.pending, len(cp.free))
+	}
+	cp.give(s.requestSlot(sc)) // net/http's
+	if cp.pending != 0 {
+		t.Fatalf("pending %d once net/http's request had its slot", cp.pending)
+	}
+	sc.Close()
+	sc.repend()
+	if cp.pending != 0 || sc.pending.Load() {
+		t.Fatalf("a closed connection is pending (%d)", cp.pending)
+	}
+}

@@ -648,6 +648,9 @@ func (s *server) serveFast(c net.Conn, inp *[]byte, carry *fastCarry) {
 		if cap(in)-len(in) < 512 {
 			in = append(in, make([]byte, 0, cap(in))...)[:len(in)]
 		}
+		if sc != nil && raw {
+			sc.settle() // rawIO reads the socket, not through sc.Read
+		}
 		m, err := rd.Read(in[len(in):cap(in)])
 		in = in[:len(in)+m]
 		if err != nil {
@@ -839,8 +842,14 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	}
 	if !ok {
 		// net/http takes the request over: in the event model the slot
-		// goes back (net/http's request takes one again); in the others
-		// the connection's slot reads it again.
+		// goes back (net/http's request takes one again) and the
+		// connection is pending again meanwhile, or the child would
+		// accept another connection on the slot and keep this request
+		// waiting inside while a sibling idles; in the others the
+		// connection's slot reads it again.
+		if sc != nil && s.cap != nil && s.model == ModelEvent {
+			sc.repend()
+		}
 		if ws != nil && s.model == ModelEvent {
 			ws.SetState(scoreboard.Idle)
 		} else if ws != nil {

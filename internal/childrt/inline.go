@@ -85,6 +85,7 @@ func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 	now := time.Now()
 	sc := connSlot(c)
 	if sc != nil {
+		sc.settleRead() // before serveFast's settle, which then sees a second read
 		sc.headerBytes(n, now)
 	}
 	var req fastRequest

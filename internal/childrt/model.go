@@ -33,11 +33,13 @@ const (
 	// ModelEvent gives a slot to each request, taken once the request's
 	// header is in and given back when its response is made: a connection
 	// reading its header, or idle between keep-alive requests, waits in the
-	// netpoller and holds no slot. It accepts while a slot is free, so a
-	// child whose slots all serve leaves new connections in the backlog for
-	// a sibling, while it holds fewer than worker_connections connections,
-	// and while it holds not many more than the sibling with fewest
-	// (gate.balance).
+	// netpoller and holds no slot. It accepts while more slots are free
+	// than connections pending (capacity.pending), so a child whose slots
+	// all serve leaves new connections in the backlog for a sibling (or a
+	// burst's connections fill the accept queue: then it accepts while a
+	// slot is free), while it holds fewer than worker_connections
+	// connections, and while it holds not many more than the sibling with
+	// fewest (gate.balance).
 	ModelEvent Model = "event"
 )
 
@@ -49,6 +51,15 @@ type capacity struct {
 	free     []int // free slot numbers, a stack
 	conns    int   // open connections
 	maxConns int   // event only; 0 = no limit beyond the slots
+	// pending counts event connections accepted with their first request
+	// not yet read (conns.go's settle): each will want a slot at once, so
+	// the child accepts only while more slots are free than that, and a
+	// connection whose request finds every slot busy waits in the backlog,
+	// where the MPM sees it and a sibling can take it. A connection that
+	// still has nothing to read pendWindow after its goroutine first looks,
+	// or whose header does not come in one read, is pending no more: a
+	// silent or slow client holds nothing.
+	pending  int
 	accepted uint64
 	limit    uint64 // stop accepting after this many connections; 0 = never
 	// pastLimit keeps the child accepting once limit is reached: a child
@@ -148,17 +159,43 @@ func (c *capacity) give(s int) {
 }
 
 // admit waits until the event model may accept one more connection: a slot
-// free (none is taken: the connection takes one only once it has sent a
-// request's header, and a connection that sends nothing costs no slot), and
-// room under maxConns.
-func (c *capacity) admit() bool {
+// free beyond those pending connections will want (none is taken: the
+// connection takes one only once it has sent a request's header, and a
+// connection that sends nothing costs no slot), and room under maxConns.
+// The connection it admits is pending. When only the pending connections
+// hold it back, it looks at the listener's accept queue (queued): past
+// burstQueue connections, a burst arrives faster than this child's
+// goroutines read their first requests, and it admits while a slot is
+// free; waiting, it would let the backlog overflow, the kernel drop
+// handshakes and clients retry a second later (at 10,000 keep-alive
+// connections, wrk's timeouts and a p99 of 0.4-1.1 s).
+func (c *capacity) admit(queued func() int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for (len(c.free) == 0 || (c.maxConns > 0 && c.conns >= c.maxConns)) && !c.closed {
-		if c.maxConns > 0 && c.conns >= c.maxConns && !c.full {
-			c.setFull(true)
+	for !c.closed {
+		if c.maxConns > 0 && c.conns >= c.maxConns {
+			if !c.full {
+				c.setFull(true)
+			}
+			c.cond.Wait()
+			continue
 		}
-		c.cond.Wait()
+		if len(c.free) > c.pending {
+			break
+		}
+		if len(c.free) == 0 || queued == nil {
+			c.cond.Wait()
+			continue
+		}
+		c.mu.Unlock()
+		burst := queued() >= burstQueue
+		if !burst {
+			time.Sleep(burstPoll)
+		}
+		c.mu.Lock()
+		if burst && len(c.free) > 0 && !(c.maxConns > 0 && c.conns >= c.maxConns) {
+			break
+		}
 	}
 	if c.full {
 		c.setFull(false)
@@ -167,6 +204,7 @@ func (c *capacity) admit() bool {
 		return false
 	}
 	c.conns++
+	c.pending++
 	return true
 }
 
@@ -177,6 +215,14 @@ func (c *capacity) setFull(f bool) {
 	if c.onFull != nil {
 		c.onFull(f)
 	}
+}
+
+// unpend ends a connection's pending (admit).
+func (c *capacity) unpend() {
+	c.mu.Lock()
+	c.pending--
+	c.mu.Unlock()
+	c.cond.Broadcast()
 }
 
 func (c *capacity) leave() {
@@ -229,6 +275,12 @@ type gate struct {
 	unbalancedUntil time.Time
 }
 
+// The event model's accept in a burst (capacity.admit).
+const (
+	burstQueue = 16                     // connections in the accept queue
+	burstPoll  = 500 * time.Microsecond // how often admit looks at it
+)
+
 // The event model's balance among siblings (gate.balance).
 const (
 	balanceSlack = 8                      // connections above the sibling with fewest, at least
@@ -247,10 +299,11 @@ func (g *gate) Accept() (net.Conn, error) {
 	switch {
 	case g.model == ModelEvent:
 		g.balance()
-		if !g.cap.admit() {
+		if !g.cap.admit(g.queued) {
 			return nil, net.ErrClosed
 		}
 		if c, err = g.Listener.Accept(); err != nil {
+			g.cap.unpend()
 			g.cap.leave()
 			return nil, err
 		}
@@ -272,6 +325,7 @@ func (g *gate) Accept() (net.Conn, error) {
 	g.cap.count(func() { g.counters.Add(scoreboard.MaxConnectionsReached, 1) })
 	g.counters.Add(scoreboard.Accepted, 1)
 	sc := &slotConn{Conn: c, g: g, slot: slot}
+	sc.pending.Store(g.model == ModelEvent)
 	if g.board != nil {
 		sc.proc = g.board.Proc(g.proc)
 		sc.proc.AddConns(1) // the status page's ConnsTotal
@@ -332,6 +386,9 @@ func (g *gate) balance() {
 		time.Sleep(balanceStep)
 	}
 }
+
+// queued returns how many connections wait in the gate's accept queue.
+func (g *gate) queued() int { return queued(g.Listener) }
 
 // queued returns how many connections wait in l's accept queue (TCP_INFO
 // on the listening socket), or -1 when it cannot tell.
@@ -417,6 +474,10 @@ type slotConn struct {
 	closed atomic.Bool
 	cstate atomic.Int32 // a connState
 	timing connTiming
+	// pending: an event connection whose first request may want a slot at
+	// once (capacity.pending); reads counts the reads settle saw.
+	pending atomic.Bool
+	reads   atomic.Int32
 }
 
 func (c *slotConn) worker() *scoreboard.WorkerSlot {
@@ -436,6 +497,7 @@ func (c *slotConn) Close() error {
 	}
 	err := c.Conn.Close()
 	if first {
+		c.unpend()
 		c.setState(connClosed)
 		if c.proc != nil {
 			c.proc.AddConns(-1)
@@ -522,6 +584,7 @@ func (s *server) realClient(r *http.Request) {
 func (s *server) requestSlot(sc *slotConn) int {
 	if sc != nil {
 		sc.setState(connServed)
+		sc.unpend()
 	}
 	slot, _ := s.cap.take(false)
 	return slot

@@ -448,3 +448,40 @@ func TestEventBalanceSkipsAStoppedSibling(t *testing.T) {
 	}
 	t.Logf("300 connections in %v", time.Since(start))
 }
+
+// TestAdmitInABurst: an event child whose free slots are all spoken for by
+// connections just accepted (pending) waits for them while the accept queue
+// is short, so that a request that would find every slot busy waits where
+// a sibling or the MPM sees it; when burstQueue connections or more wait
+// in the queue (a burst its goroutines cannot keep up with), it accepts
+// while a slot is free rather than let the backlog overflow. A child
+// whose slots are all busy waits whatever the queue.
+func TestAdmitInABurst(t *testing.T) {
+	admitted := func(c *capacity, queue int) bool {
+		done := make(chan bool, 1)
+		go func() { done <- c.admit(func() int { return queue }) }()
+		select {
+		case ok := <-done:
+			return ok
+		case <-time.After(100 * time.Millisecond):
+			c.close() // ends the wait
+			<-done
+			return false
+		}
+	}
+	c := newCapacity(1, 0, 0)
+	c.conns, c.pending = 1, 1
+	if admitted(c, burstQueue-1) {
+		t.Error("admitted past a pending connection with a short accept queue")
+	}
+	c = newCapacity(1, 0, 0)
+	c.conns, c.pending = 1, 1
+	if !admitted(c, burstQueue) {
+		t.Error("waited with a burst in the accept queue")
+	}
+	c = newCapacity(1, 0, 0)
+	c.take(false)
+	if admitted(c, 1000) {
+		t.Error("admitted with every slot busy")
+	}
+}

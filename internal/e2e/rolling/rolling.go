@@ -426,7 +426,14 @@ func (c *Cluster) upgrade(in *Instance) (string, error) {
 // kill ends in's master and children at once with SIGKILL and starts it
 // again.
 func (c *Cluster) kill(in *Instance) (string, error) {
+	// At once, as a cgroup's kill or an out-of-memory kill of the whole
+	// tree: every process is stopped first, so none of them (a child the
+	// loop has not reached yet) accepts and loses a request after the
+	// others are gone, then all are killed.
 	pids := append([]int{in.PID()}, procfs.Descendants(in.PID())...)
+	for _, p := range pids {
+		syscall.Kill(p, syscall.SIGSTOP)
+	}
 	for _, p := range pids {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
