@@ -427,7 +427,7 @@ echo unreachable`
 		name     string
 		trap     string        // prepended to body
 		timeout  time.Duration // Spec.Timeout
-		ctx      string        // "cancel": cancelled once fg.pid exists; "deadline": a deadline of limit
+		ctx      string        // "cancel": cancelled once fg.pid holds its pid; "deadline": a deadline of limit
 		timedOut bool
 		signal   string
 		is       error
@@ -475,7 +475,9 @@ echo unreachable`
 				defer close(stop)
 				go func() {
 					for {
-						if _, err := os.Stat(filepath.Join(dir, "fg.pid")); err == nil {
+						// Written, not only created: the shell opens the
+						// file before it writes the pid.
+						if fi, err := os.Stat(filepath.Join(dir, "fg.pid")); err == nil && fi.Size() > 0 {
 							cancel()
 							return
 						}
