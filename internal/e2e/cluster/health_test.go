@@ -164,8 +164,11 @@ func TestReadinessDrainDelay(t *testing.T) {
 					t.Fatalf("readiness 200 again at +%s after 503 at +%s", r.at.Sub(start), first503.Sub(start))
 				}
 			}
-			if first503.IsZero() || first503.Sub(start) > time.Second {
-				t.Fatalf("readiness did not turn 503 within a second of the stop: %v", first503.Sub(start))
+			// Within a moment: -k graceful-stop first starts a phased
+			// process (a race-detector binary), which took over a second
+			// on a loaded machine.
+			if first503.IsZero() || first503.Sub(start) > 2*time.Second {
+				t.Fatalf("readiness did not turn 503 within 2 s of the stop: %v", first503.Sub(start))
 			}
 			// Requests: every one sent before the delay's end answered 200.
 			served := 0
