@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/phasedhq/phased/internal/acceptmutex"
 	"golang.org/x/sys/unix"
 )
 
@@ -211,17 +212,14 @@ func (l *Listener) QueueDepth() (depth, limit int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	var info *unix.TCPInfo
-	var ierr error
-	if err := raw.Control(func(fd uintptr) {
-		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil {
+	var qerr error
+	if err := raw.Control(func(fd uintptr) { depth, limit, qerr = acceptmutex.QueueDepth(int(fd)) }); err != nil {
 		return 0, 0, err
 	}
-	if ierr != nil {
-		return 0, 0, fmt.Errorf("listen %s: TCP_INFO: %w", l.Addr, ierr)
+	if qerr != nil {
+		return 0, 0, fmt.Errorf("listen %s: %w", l.Addr, qerr)
 	}
-	return int(info.Unacked), int(info.Sacked), nil
+	return depth, limit, nil
 }
 
 // DeferAccept sets how long the kernel keeps a connection that has sent

@@ -619,6 +619,28 @@ func (l *Listener) Close() error {
 	return nil
 }
 
+// QueueDepth returns how many connections wait in the accept queue of the
+// listening socket fd, and the queue's limit (the effective backlog), read
+// with TCP_INFO: for a listening socket Linux reports the queue length in
+// tcpi_unacked and the backlog in tcpi_sacked. It fails for a socket that
+// is not TCP.
+func QueueDepth(fd int) (depth, limit int, err error) {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, 0, os.NewSyscallError("getsockopt TCP_INFO", err)
+	}
+	return int(info.Unacked), int(info.Sacked), nil
+}
+
+// QueueDepth is the package's QueueDepth for the Listener's socket.
+func (l *Listener) QueueDepth() (depth, limit int, err error) {
+	if !l.use() {
+		return 0, 0, l.opError(net.ErrClosed)
+	}
+	defer l.release()
+	return QueueDepth(l.fd)
+}
+
 // Addr returns the listening socket's address.
 func (l *Listener) Addr() net.Addr { return l.addr }
 

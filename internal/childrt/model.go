@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/phasedhq/phased/internal/acceptmutex"
 	"github.com/phasedhq/phased/internal/clientip"
 	"github.com/phasedhq/phased/internal/scoreboard"
-	"golang.org/x/sys/unix"
 )
 
 // Model is how the child shares its slots among connections.
@@ -208,6 +208,14 @@ func (c *capacity) admit(queued func() int) bool {
 	return true
 }
 
+// unpend ends a connection's pending (admit).
+func (c *capacity) unpend() {
+	c.mu.Lock()
+	c.pending--
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
 // setFull records (under mu) whether the event model waits for a
 // connection to close before it may accept.
 func (c *capacity) setFull(f bool) {
@@ -215,14 +223,6 @@ func (c *capacity) setFull(f bool) {
 	if c.onFull != nil {
 		c.onFull(f)
 	}
-}
-
-// unpend ends a connection's pending (admit).
-func (c *capacity) unpend() {
-	c.mu.Lock()
-	c.pending--
-	c.mu.Unlock()
-	c.cond.Broadcast()
 }
 
 func (c *capacity) leave() {
@@ -391,8 +391,15 @@ func (g *gate) balance() {
 func (g *gate) queued() int { return queued(g.Listener) }
 
 // queued returns how many connections wait in l's accept queue (TCP_INFO
-// on the listening socket), or -1 when it cannot tell.
+// on the listening socket: an acceptmutex.Listener reads its own), or -1
+// when it cannot tell (a unix socket).
 func queued(l net.Listener) int {
+	if am, ok := l.(*acceptmutex.Listener); ok {
+		if n, _, err := am.QueueDepth(); err == nil {
+			return n
+		}
+		return -1
+	}
 	sc, ok := l.(syscall.Conn)
 	if !ok {
 		return -1
@@ -403,8 +410,8 @@ func queued(l net.Listener) int {
 	}
 	n := -1
 	_ = rc.Control(func(fd uintptr) {
-		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			n = int(info.Unacked)
+		if depth, _, err := acceptmutex.QueueDepth(int(fd)); err == nil {
+			n = depth
 		}
 	})
 	return n
