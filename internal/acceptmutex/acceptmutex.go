@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/phasedhq/phased/internal/sockconn"
 )
 
 // pollTimeout is how long, in milliseconds, the lock holder waits in poll
@@ -37,7 +38,8 @@ type Listener struct {
 	wake     int
 	deadline atomic.Int64 // SetDeadline's, in Unix nanoseconds; 0: none
 	addr     net.Addr
-	net      string // "tcp" or "unix", for errors
+	net      string       // "tcp" or "unix", for errors
+	raddr    *net.TCPAddr // the peer of the connection accept4 last accepted (TCP)
 
 	turn chan struct{} // one Accept at a time: flock is per open file description
 	done chan struct{} // closed by Close
@@ -248,6 +250,11 @@ func newListener(fd int) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	if network == "tcp" {
+		if err := sockconn.Prepare(fd); err != nil {
+			return nil, fmt.Errorf("acceptmutex: listening socket: %w", err)
+		}
+	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("acceptmutex: listening socket: %w", os.NewSyscallError("fcntl", err))
 	}
@@ -268,18 +275,10 @@ func newListener(fd int) (*Listener, error) {
 }
 
 func sockaddrToAddr(sa unix.Sockaddr) (net.Addr, string, error) {
+	if a := sockconn.TCPAddr(sa); a != nil {
+		return a, "tcp", nil
+	}
 	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}, "tcp", nil
-	case *unix.SockaddrInet6:
-		var zone string
-		if sa.ZoneId != 0 {
-			zone = strconv.FormatUint(uint64(sa.ZoneId), 10)
-			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
-				zone = ifi.Name
-			}
-		}
-		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port, Zone: zone}, "tcp", nil
 	case *unix.SockaddrUnix:
 		return &net.UnixAddr{Name: sa.Name, Net: "unix"}, "unix", nil
 	default:
@@ -411,7 +410,7 @@ func (l *Listener) pollAccept() (int, error) {
 			// A connection whose wake-up went to another process that did
 			// not take it (it was closing its Listener just then) waits
 			// in the backlog with no wake-up to come: take it now.
-			if nfd, _, err := unix.Accept4(l.fd, unix.SOCK_CLOEXEC); err == nil {
+			if nfd, err := l.accept4(); err == nil {
 				l.accepted.Add(1)
 				l.stranded.Add(1)
 				return nfd, nil
@@ -447,10 +446,7 @@ func (l *Listener) pollAccept() (int, error) {
 	if l.isClosed() {
 		return -1, nil
 	}
-	// The new socket is left blocking: os.NewFile then does not register it
-	// with the netpoller only for net.FileConn to register a duplicate; the
-	// duplicate is made non-blocking by net.FileConn.
-	nfd, _, err := unix.Accept4(l.fd, unix.SOCK_CLOEXEC)
+	nfd, err := l.accept4()
 	switch err {
 	case nil:
 		l.accepted.Add(1)
@@ -465,7 +461,36 @@ func (l *Listener) pollAccept() (int, error) {
 	}
 }
 
+// accept4 accepts a connection: on a TCP socket non-blocking, its peer's
+// address kept for newConn (sockconn.Accept); on a unix socket blocking,
+// so that os.NewFile does not register it with the netpoller only for
+// net.FileConn to register a duplicate (which net.FileConn makes
+// non-blocking).
+func (l *Listener) accept4() (int, error) {
+	if l.net == "tcp" {
+		nfd, raddr, err := sockconn.Accept(l.fd)
+		l.raddr = raddr
+		return nfd, err
+	}
+	nfd, _, err := unix.Accept4(l.fd, unix.SOCK_CLOEXEC)
+	return nfd, err
+}
+
+// newConn makes a net.Conn of the accepted socket nfd: a sockconn.Conn for
+// TCP (the options net would set per connection are the listening
+// socket's, which it inherits), net.FileConn's for a unix socket.
 func (l *Listener) newConn(nfd int) (net.Conn, error) {
+	if l.net == "tcp" {
+		var laddr *net.TCPAddr
+		if a, ok := l.addr.(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+			laddr = a
+		}
+		c, err := sockconn.NewConn(nfd, laddr, l.raddr)
+		if err != nil {
+			return nil, l.opError(err)
+		}
+		return c, nil
+	}
 	f := os.NewFile(uintptr(nfd), "acceptmutex-conn")
 	c, err := net.FileConn(f)
 	f.Close()

@@ -27,6 +27,7 @@ import (
 	"github.com/phasedhq/phased/internal/loglevel"
 	"github.com/phasedhq/phased/internal/phase"
 	"github.com/phasedhq/phased/internal/scoreboard"
+	"github.com/phasedhq/phased/internal/sockconn"
 	"github.com/phasedhq/phased/internal/status"
 	"github.com/phasedhq/phased/internal/tickets"
 )
@@ -236,7 +237,14 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		case c.AcceptWakeOne:
 			am, err = acceptmutex.ListenWakeOne(f)
 		default:
-			ln, err = net.FileListener(f)
+			// A TCP socket: sockconn's accept sets no options per
+			// connection (the listening socket's are inherited); any
+			// other (a unix socket): net's.
+			if sl, serr := sockconn.Listen(f); serr == nil {
+				ln = sl
+			} else {
+				ln, err = net.FileListener(f)
+			}
 		}
 		if am != nil {
 			am.Watch(r.watchAccept(i, len(c.Listeners)))

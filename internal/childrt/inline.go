@@ -45,8 +45,11 @@ func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 	if sc, ok := c.(*slotConn); ok {
 		sock = sc.Conn
 	}
-	tc, ok := sock.(*net.TCPConn)
+	tc, ok := sock.(syscall.Conn)
 	if !ok {
+		return nil, false
+	}
+	if _, tcp := sock.RemoteAddr().(*net.TCPAddr); !tcp {
 		return nil, false
 	}
 	rc, err := tc.SyscallConn()

@@ -1,0 +1,415 @@
+// Package sockconn accepts TCP connections with the fewest system calls Go
+// allows: the accept itself, and the registration with the netpoller.
+//
+// net's Accept, and net.FileConn, which a listener that accepts by itself
+// (internal/acceptmutex) needs to make a net.Conn of a socket, set five
+// options on every connection (TCP_NODELAY, and SO_KEEPALIVE with its
+// idle time, interval and count) and ask the kernel for its local address;
+// net.FileConn first duplicates the socket and asks for its type and both
+// addresses. With `Connection: close` traffic, where every request is a
+// new connection, those are most of a child's system calls per request
+// (an event child made 19 for each, nginx 6).
+//
+// Linux copies a listening socket's options to the sockets it accepts, so
+// Prepare sets them once on the listening socket, to the values net's
+// Accept sets on each (TCP_NODELAY on, keep-alive probes after 15 s idle,
+// every 15 s, 9 of them); a Conn is an *os.File over the accepted socket,
+// which os registers with the netpoller as net does, and its local address
+// is the listener's, asked of the kernel only when the listener's is a
+// wildcard and somebody wants it. A Conn behaves as a *net.TCPConn: its
+// errors are *net.OpErrors (net/http tells a timeout or a reset from a bad
+// request by them), it has CloseWrite and CloseRead, and SyscallConn.
+package sockconn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The keep-alive net's Accept sets on each connection (net's
+// defaultTCPKeepAliveIdle, Interval and Count).
+const (
+	keepAliveIdle     = 15 // seconds
+	keepAliveInterval = 15 // seconds
+	keepAliveCount    = 9
+)
+
+// Prepare sets on the listening TCP socket fd the options its accepted
+// sockets inherit: TCP_NODELAY and keep-alive probes as net's Accept sets
+// them on each connection. The socket may be shared with other processes;
+// the options are the socket's, so setting them again changes nothing.
+func Prepare(fd int) error {
+	for _, o := range []struct {
+		level, opt, v int
+		name          string
+	}{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1, "TCP_NODELAY"},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1, "SO_KEEPALIVE"},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle, "TCP_KEEPIDLE"},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepAliveInterval, "TCP_KEEPINTVL"},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount, "TCP_KEEPCNT"},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			return fmt.Errorf("setsockopt %s: %w", o.name, err)
+		}
+	}
+	return nil
+}
+
+// Accept accepts a connection on the non-blocking listening socket fd,
+// non-blocking and close-on-exec, with a raw system call (it never
+// blocks, so the scheduler need not hear of it). It returns EAGAIN when
+// no connection waits; ECONNABORTED (a connection reset in the queue) is
+// skipped, as net does.
+func Accept(fd int) (int, *net.TCPAddr, error) {
+	for {
+		var rsa unix.RawSockaddrAny
+		n := uint32(unix.SizeofSockaddrAny)
+		nfd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch e {
+		case 0:
+			return int(nfd), tcpAddr(&rsa), nil
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		default:
+			return -1, nil, e
+		}
+	}
+}
+
+// tcpAddr is the address in rsa, an AF_INET or AF_INET6 address (nil for
+// any other family).
+func tcpAddr(rsa *unix.RawSockaddrAny) *net.TCPAddr {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return &net.TCPAddr{IP: net.IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), Port: int(p[0])<<8 | int(p[1])}
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: int(p[0])<<8 | int(p[1]), Zone: zone(sa.Scope_id)}
+	}
+	return nil
+}
+
+// TCPAddr is sa as a *net.TCPAddr, as net gives it; nil when sa is not
+// an IPv4 or IPv6 address.
+func TCPAddr(sa unix.Sockaddr) *net.TCPAddr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port, Zone: zone(sa.ZoneId)}
+	}
+	return nil
+}
+
+// zone is the name of the interface an IPv6 scope id names, as net gives
+// it (its number when it has no name).
+func zone(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		return ifi.Name
+	}
+	return strconv.FormatUint(uint64(id), 10)
+}
+
+// Listener is a net.Listener over an inherited listening TCP socket whose
+// connections are Conns.
+type Listener struct {
+	f        *os.File
+	rc       syscall.RawConn
+	closed   atomic.Bool
+	addr     *net.TCPAddr
+	wildcard bool // addr is 0.0.0.0 or ::: a Conn asks for its own
+}
+
+// Listen makes a Listener of a duplicate of the listening TCP socket f
+// (the caller closes f), in non-blocking mode, prepared (Prepare). It
+// fails for a socket that is not a listening TCP socket.
+func Listen(f *os.File) (*Listener, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd, serr := -1, error(nil)
+	var sa unix.Sockaddr
+	if err := rc.Control(func(s uintptr) {
+		if fd, serr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0); serr != nil {
+			serr = os.NewSyscallError("fcntl", serr)
+			return
+		}
+		if sa, serr = unix.Getsockname(fd); serr != nil {
+			serr = os.NewSyscallError("getsockname", serr)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Listener, error) {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("listening socket: %w", err)
+	}
+	if serr != nil {
+		return fail(serr)
+	}
+	addr := TCPAddr(sa)
+	if addr == nil {
+		return fail(fmt.Errorf("not a TCP socket (%T)", sa))
+	}
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v == 0 {
+		return fail(errors.New("not listening"))
+	}
+	if err := Prepare(fd); err != nil {
+		return fail(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fail(os.NewSyscallError("fcntl", err))
+	}
+	lf := os.NewFile(uintptr(fd), "listener")
+	if lf == nil {
+		return fail(errors.New("bad descriptor"))
+	}
+	l := &Listener{f: lf, addr: addr, wildcard: addr.IP.IsUnspecified()}
+	if l.rc, err = lf.SyscallConn(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("listening socket: %w", err)
+	}
+	return l, nil
+}
+
+// Accept waits for a connection and returns it, a *Conn.
+func (l *Listener) Accept() (net.Conn, error) {
+	var nfd int
+	var raddr *net.TCPAddr
+	var aerr error
+	err := l.rc.Read(func(fd uintptr) bool {
+		nfd, raddr, aerr = Accept(int(fd))
+		return aerr != unix.EAGAIN
+	})
+	if err == nil && aerr != nil {
+		err = os.NewSyscallError("accept4", aerr)
+	}
+	if err != nil {
+		if l.closed.Load() {
+			err = net.ErrClosed
+		}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: netErr(err)}
+	}
+	var laddr *net.TCPAddr
+	if !l.wildcard {
+		laddr = l.addr
+	}
+	c, err := NewConn(nfd, laddr, raddr)
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
+	}
+	return c, nil
+}
+
+// Close closes the Listener; a waiting Accept returns an error matching
+// net.ErrClosed.
+func (l *Listener) Close() error {
+	l.closed.Store(true)
+	if err := l.f.Close(); err != nil {
+		return &net.OpError{Op: "close", Net: "tcp", Addr: l.addr, Err: netErr(err)}
+	}
+	return nil
+}
+
+// Addr is the address the socket listens on.
+func (l *Listener) Addr() net.Addr { return l.addr }
+
+// SetDeadline sets the time after which Accept returns an error matching
+// os.ErrDeadlineExceeded; the zero time means none.
+func (l *Listener) SetDeadline(t time.Time) error {
+	if err := l.f.SetReadDeadline(t); err != nil {
+		return &net.OpError{Op: "set", Net: "tcp", Addr: l.addr, Err: netErr(err)}
+	}
+	return nil
+}
+
+// SyscallConn gives the listening socket, as net.TCPListener's does.
+func (l *Listener) SyscallConn() (syscall.RawConn, error) {
+	return rawConn{l.rc, &l.closed, l.addr, nil}, nil
+}
+
+// Conn is an accepted TCP connection, served by the netpoller; see the
+// package's doc.
+type Conn struct {
+	f      *os.File
+	rc     syscall.RawConn
+	raddr  *net.TCPAddr
+	closed atomic.Bool
+
+	laddrOnce sync.Once
+	laddr     *net.TCPAddr
+}
+
+// NewConn makes a Conn of the accepted non-blocking socket fd, which it
+// takes (closing it on failure). laddr nil: LocalAddr asks the kernel
+// when first called.
+func NewConn(fd int, laddr, raddr *net.TCPAddr) (*Conn, error) {
+	f := os.NewFile(uintptr(fd), "tcp")
+	if f == nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("accept4", unix.EBADF)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	c := &Conn{f: f, rc: rc, raddr: raddr, laddr: laddr}
+	if laddr != nil {
+		c.laddrOnce.Do(func() {})
+	}
+	return c, nil
+}
+
+// netErr is the error net's own connections give where os gives err: the
+// error a *fs.PathError wraps, and net.ErrClosed for a closed file.
+func netErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, os.ErrClosed) {
+		return net.ErrClosed
+	}
+	return err
+}
+
+func (c *Conn) opError(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if c.closed.Load() {
+		err = net.ErrClosed
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.raddr, Err: netErr(err)}
+}
+
+// Read reads as net.TCPConn's Read does.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	return n, c.opError("read", err)
+}
+
+// Write writes as net.TCPConn's Write does.
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := c.f.Write(p)
+	return n, c.opError("write", err)
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.opError("close", c.f.Close())
+}
+
+// LocalAddr is the connection's local address.
+func (c *Conn) LocalAddr() net.Addr {
+	c.laddrOnce.Do(func() {
+		_ = c.rc.Control(func(fd uintptr) {
+			if sa, err := unix.Getsockname(int(fd)); err == nil {
+				c.laddr = TCPAddr(sa)
+			}
+		})
+	})
+	if c.laddr == nil {
+		return nil
+	}
+	return c.laddr
+}
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.raddr == nil {
+		return nil
+	}
+	return c.raddr
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error { return c.opError("set", c.f.SetDeadline(t)) }
+
+// SetReadDeadline sets the read deadline.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return c.opError("set", c.f.SetReadDeadline(t))
+}
+
+// SetWriteDeadline sets the write deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return c.opError("set", c.f.SetWriteDeadline(t))
+}
+
+// SyscallConn gives the socket, as net.TCPConn's does: its errors are
+// *net.OpErrors, net.ErrClosed once the connection is closed.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	return rawConn{c.rc, &c.closed, c.raddr, c.LocalAddr}, nil
+}
+
+// rawConn is an os.File's syscall.RawConn with net's errors: os gives
+// "use of closed file", which is not net.ErrClosed, for a closed socket.
+type rawConn struct {
+	rc     syscall.RawConn
+	closed *atomic.Bool
+	addr   net.Addr
+	local  func() net.Addr // nil for a listener
+}
+
+func (r rawConn) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if r.closed.Load() {
+		err = net.ErrClosed
+	}
+	var src net.Addr
+	if r.local != nil {
+		src = r.local()
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: src, Addr: r.addr, Err: netErr(err)}
+}
+
+func (r rawConn) Control(f func(fd uintptr)) error { return r.wrap("raw-control", r.rc.Control(f)) }
+func (r rawConn) Read(f func(fd uintptr) bool) error {
+	return r.wrap("raw-read", r.rc.Read(f))
+}
+func (r rawConn) Write(f func(fd uintptr) bool) error {
+	return r.wrap("raw-write", r.rc.Write(f))
+}
+
+// CloseWrite shuts the sending side down (a FIN), as net.TCPConn's does.
+func (c *Conn) CloseWrite() error { return c.shutdown(unix.SHUT_WR, "close") }
+
+// CloseRead shuts the receiving side down.
+func (c *Conn) CloseRead() error { return c.shutdown(unix.SHUT_RD, "close") }
+
+func (c *Conn) shutdown(how int, op string) error {
+	var serr error
+	if err := c.rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), how) }); err != nil {
+		return c.opError(op, err)
+	}
+	if serr != nil {
+		return c.opError(op, os.NewSyscallError("shutdown", serr))
+	}
+	return nil
+}
