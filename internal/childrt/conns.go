@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"golang.org/x/sys/unix"
@@ -229,8 +230,15 @@ func (c *slotConn) readable() bool {
 	if err != nil {
 		return false
 	}
-	n := 0
-	raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	var n int32
+	raw.Control(func(fd uintptr) {
+		// A raw system call: it never blocks, and one through the
+		// scheduler's entry wakes sysmon when the child was idle (as
+		// rawIO says).
+		if _, _, e := unix.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&n))); e != 0 {
+			n = 0
+		}
+	})
 	return n > 0
 }
 
