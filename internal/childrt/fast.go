@@ -395,6 +395,9 @@ type replayConn struct {
 
 func (c *replayConn) Read(p []byte) (int, error) { return replay(&c.pending, p, c.Conn) }
 
+// CloseWrite passes net/http's half-close on (closeWrite).
+func (c *replayConn) CloseWrite() error { return closeWrite(c.Conn) }
+
 // replay reads into p what is left of pending, or, once none is, from r.
 func replay(pending *[]byte, p []byte, r io.Reader) (int, error) {
 	if len(*pending) > 0 {

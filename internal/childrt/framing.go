@@ -64,6 +64,26 @@ func (c *framingConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
+// CloseWrite sends the peer a FIN through the connection below, which
+// net/http does after an answer it closes on with a request body unread
+// (closeWriteAndWait): see closeWrite.
+func (c *framingConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite shuts c's sending side down (a FIN) when c, or the connection
+// it wraps, can (a TCP socket); it does nothing otherwise. net/http
+// finds CloseWrite by a type assertion on the connection it serves: each
+// wrapper between it and the socket must pass it on, or an answer closed
+// on with a request body unread (413 for a body over the limit) goes
+// without a FIN, and the close that follows half a second later, with the
+// body still coming, resets the connection: a client still sending could
+// lose the answer.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // framingListener hands net/http its connections as framingConns; a TLS
 // connection it hands as it is, since net/http must see the *tls.Conn to
 // shake hands and to speak HTTP/2 (and the ConnectionState of one the fast

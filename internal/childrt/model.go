@@ -487,6 +487,9 @@ type slotConn struct {
 	reads   atomic.Int32
 }
 
+// CloseWrite passes net/http's half-close on (closeWrite).
+func (c *slotConn) CloseWrite() error { return closeWrite(c.Conn) }
+
 func (c *slotConn) worker() *scoreboard.WorkerSlot {
 	if c.g.board == nil || c.slot < 0 {
 		return nil

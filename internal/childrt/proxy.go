@@ -99,6 +99,9 @@ type proxyConn struct {
 	deadline time.Time // the read deadline the server set
 }
 
+// CloseWrite passes net/http's half-close on (closeWrite).
+func (c *proxyConn) CloseWrite() error { return closeWrite(c.Conn) }
+
 // handshake reads the header once and reports whether the connection may
 // be served; a connection that may not is closed.
 func (c *proxyConn) handshake() error {
