@@ -21,8 +21,9 @@ import (
 // load goes on a moment, then stops. A routine step fails when the client
 // lost a request or HAProxy counted a connection or response error, a
 // retry, a redispatch, a 5xx or a server abort for it (a retry would hide
-// a loss from the client); the kill when the client lost more than the c
-// requests that can be in flight. A cell fails, too, when an access log
+// a loss from the client); the kill when the client lost more than
+// rolling.KillBound(c): the c requests in flight, and one more each sent
+// while the killed processes exit. A cell fails, too, when an access log
 // names any client but the load's own address.
 
 var (
@@ -119,8 +120,8 @@ func runClusterCell(bin string, cl client, ka bool, conc int, o options, log io.
 			why = append(why, stepErr.Error())
 		case r.Requests < 10:
 			why = append(why, fmt.Sprintf("only %d requests", r.Requests))
-		case st.Hard && r.Lost() > conc:
-			why = append(why, fmt.Sprintf("lost %d > %d in flight", r.Lost(), conc))
+		case st.Hard && r.Lost() > rolling.KillBound(conc):
+			why = append(why, fmt.Sprintf("lost %d > %d (in flight, and sent while the processes exit)", r.Lost(), rolling.KillBound(conc)))
 		case !st.Hard && r.Lost() > 0:
 			why = append(why, fmt.Sprintf("lost %d", r.Lost()))
 		case !st.Hard && hn > 0:
@@ -202,7 +203,7 @@ func runCluster(bin string, cls []client, kas []bool, concs []int, o options, re
 		fmt.Sprintf("%s later the step runs until the instance is back up in HAProxy, the load goes on %s, then stops. ", o.before, o.after) +
 		"The steps: each instance in turn gets SIGTERM (a graceful stop: readiness 503 at once, HAProxy marks it down, the listeners close after the drain delay, requests in flight finish) and is started again on a new configuration (the MPM switched); one is upgraded in place with `phased -k upgrade` (HAProxy must see it up all along: the new master serves the same sockets); one is killed with SIGKILL to its master and children at once and started again. " +
 		"A routine step fails if the client lost a request or HAProxy counted an error, retry, redispatch, 5xx or server abort for it (`HAProxy` column), so no retry hides a loss. " +
-		"‡ = hard step: may lose the requests in flight, at most c. `longest stall` is the slowest request through HAProxy (reported, not judged). " +
+		"‡ = hard step: may lose the requests in flight and one more per connection sent while the killed processes exit, at most 2c. `longest stall` is the slowest request through HAProxy (reported, not judged). " +
 		fmt.Sprintf("The Go client connects from %s, ab and wrk from 127.0.0.1, HAProxy from %s; the access logs must name the load's address alone.\n\n", clusterSource, rolling.ProxySource))
 	b.WriteString("`lost` is what the client lost, each request once (ab counts an error page both as a length failure and as non-2xx).\n\n")
 	b.WriteString("| step | client | keep-alive | c | requests | failed | non-2xx | resets | lost | longest stall | HAProxy | verdict |\n")
