@@ -239,12 +239,18 @@ func fromContract(c *contract.Child) (r *Runtime, err error) {
 		default:
 			// A TCP socket: sockconn's accept sets no options per
 			// connection (the listening socket's are inherited); any
-			// other (a unix socket): net's.
-			if sl, serr := sockconn.Listen(f); serr == nil {
+			// other (a unix socket): net's. A TCP socket sockconn
+			// refuses (a setsockopt that failed) is served by net's
+			// too, with a warning: the same service, more system calls.
+			sl, serr := sockconn.Listen(f)
+			if serr == nil {
 				ln = sl
-			} else {
-				ln, err = net.FileListener(f)
+				break
 			}
+			if !errors.Is(serr, sockconn.ErrNotTCP) {
+				r.Log.Warn("listener served by Go's accept instead of phased's", "listen", l.Addr, "err", serr)
+			}
+			ln, err = net.FileListener(f)
 		}
 		if am != nil {
 			am.Watch(r.watchAccept(i, len(c.Listeners)))

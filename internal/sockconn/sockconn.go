@@ -129,6 +129,10 @@ func zone(id uint32) string {
 	return strconv.FormatUint(uint64(id), 10)
 }
 
+// ErrNotTCP is Listen's error for a socket that is not a TCP socket (a
+// unix socket): the caller uses net's listener for it.
+var ErrNotTCP = errors.New("not a TCP socket")
+
 // Listener is a net.Listener over an inherited listening TCP socket whose
 // connections are Conns.
 type Listener struct {
@@ -171,7 +175,7 @@ func Listen(f *os.File) (*Listener, error) {
 	}
 	addr := TCPAddr(sa)
 	if addr == nil {
-		return fail(fmt.Errorf("not a TCP socket (%T)", sa))
+		return fail(fmt.Errorf("%w (%T)", ErrNotTCP, sa))
 	}
 	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v == 0 {
 		return fail(errors.New("not listening"))

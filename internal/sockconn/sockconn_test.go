@@ -237,7 +237,7 @@ func TestListenRefusesWhatIsNotATCPListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := Listen(f); err == nil || !strings.Contains(err.Error(), "not a TCP socket") {
+	if _, err := Listen(f); !errors.Is(err, ErrNotTCP) {
 		t.Errorf("Listen on a unix socket: %v", err)
 	}
 	// A TCP socket that does not listen.
