@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/phasedhq/phased/internal/acceptmutex"
+	"github.com/phasedhq/phased/internal/sockconn"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,7 +213,7 @@ func (l *Listener) QueueDepth() (depth, limit int, err error) {
 		return 0, 0, err
 	}
 	var qerr error
-	if err := raw.Control(func(fd uintptr) { depth, limit, qerr = acceptmutex.QueueDepth(int(fd)) }); err != nil {
+	if err := raw.Control(func(fd uintptr) { depth, limit, qerr = sockconn.QueueDepth(int(fd)) }); err != nil {
 		return 0, 0, err
 	}
 	if qerr != nil {

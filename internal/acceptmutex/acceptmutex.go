@@ -40,6 +40,7 @@ type Listener struct {
 	addr     net.Addr
 	net      string       // "tcp" or "unix", for errors
 	raddr    *net.TCPAddr // the peer of the connection accept4 last accepted (TCP)
+	connAddr *net.TCPAddr // a TCP connection's local address; nil: a wildcard's, asked when wanted
 
 	turn chan struct{} // one Accept at a time: flock is per open file description
 	done chan struct{} // closed by Close
@@ -262,7 +263,7 @@ func newListener(fd int) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acceptmutex: %w", os.NewSyscallError("eventfd", err))
 	}
-	return &Listener{
+	l := &Listener{
 		fd:     fd,
 		ep:     -1,
 		wake:   wake,
@@ -271,7 +272,11 @@ func newListener(fd int) (*Listener, error) {
 		turn:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		fdOpen: true,
-	}, nil
+	}
+	if a, ok := addr.(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		l.connAddr = a
+	}
+	return l, nil
 }
 
 func sockaddrToAddr(sa unix.Sockaddr) (net.Addr, string, error) {
@@ -481,11 +486,7 @@ func (l *Listener) accept4() (int, error) {
 // socket's, which it inherits), net.FileConn's for a unix socket.
 func (l *Listener) newConn(nfd int) (net.Conn, error) {
 	if l.net == "tcp" {
-		var laddr *net.TCPAddr
-		if a, ok := l.addr.(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
-			laddr = a
-		}
-		c, err := sockconn.NewConn(nfd, laddr, l.raddr)
+		c, err := sockconn.NewConn(nfd, l.connAddr, l.raddr)
 		if err != nil {
 			return nil, l.opError(err)
 		}
@@ -644,26 +645,13 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// QueueDepth returns how many connections wait in the accept queue of the
-// listening socket fd, and the queue's limit (the effective backlog), read
-// with TCP_INFO: for a listening socket Linux reports the queue length in
-// tcpi_unacked and the backlog in tcpi_sacked. It fails for a socket that
-// is not TCP.
-func QueueDepth(fd int) (depth, limit int, err error) {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
-		return 0, 0, os.NewSyscallError("getsockopt TCP_INFO", err)
-	}
-	return int(info.Unacked), int(info.Sacked), nil
-}
-
-// QueueDepth is the package's QueueDepth for the Listener's socket.
+// QueueDepth is sockconn.QueueDepth for the Listener's socket.
 func (l *Listener) QueueDepth() (depth, limit int, err error) {
 	if !l.use() {
 		return 0, 0, l.opError(net.ErrClosed)
 	}
 	defer l.release()
-	return QueueDepth(l.fd)
+	return sockconn.QueueDepth(l.fd)
 }
 
 // Addr returns the listening socket's address.

@@ -9,10 +9,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/phasedhq/phased/internal/acceptmutex"
 	"github.com/phasedhq/phased/internal/clientip"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
@@ -390,31 +388,16 @@ func (g *gate) balance() {
 // queued returns how many connections wait in the gate's accept queue.
 func (g *gate) queued() int { return queued(g.Listener) }
 
-// queued returns how many connections wait in l's accept queue (TCP_INFO
-// on the listening socket: an acceptmutex.Listener reads its own), or -1
-// when it cannot tell (a unix socket).
+// queued returns how many connections wait in l's accept queue, which a
+// child's TCP listeners (sockconn's, the accept mutex's) read with
+// TCP_INFO, or -1 when it cannot tell (net's listener on a unix socket).
 func queued(l net.Listener) int {
-	if am, ok := l.(*acceptmutex.Listener); ok {
-		if n, _, err := am.QueueDepth(); err == nil {
+	if q, ok := l.(interface{ QueueDepth() (int, int, error) }); ok {
+		if n, _, err := q.QueueDepth(); err == nil {
 			return n
 		}
-		return -1
 	}
-	sc, ok := l.(syscall.Conn)
-	if !ok {
-		return -1
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return -1
-	}
-	n := -1
-	_ = rc.Control(func(fd uintptr) {
-		if depth, _, err := acceptmutex.QueueDepth(int(fd)); err == nil {
-			n = depth
-		}
-	})
-	return n
+	return -1
 }
 
 // acceptAny is Accept for a worker or prefork child with several

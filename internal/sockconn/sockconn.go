@@ -140,7 +140,7 @@ type Listener struct {
 	rc       syscall.RawConn
 	closed   atomic.Bool
 	addr     *net.TCPAddr
-	wildcard bool // addr is 0.0.0.0 or ::: a Conn asks for its own
+	connAddr *net.TCPAddr // its connections' local address: addr, or nil for 0.0.0.0 and :: (a Conn asks for its own)
 }
 
 // Listen makes a Listener of a duplicate of the listening TCP socket f
@@ -190,7 +190,10 @@ func Listen(f *os.File) (*Listener, error) {
 	if lf == nil {
 		return fail(errors.New("bad descriptor"))
 	}
-	l := &Listener{f: lf, addr: addr, wildcard: addr.IP.IsUnspecified()}
+	l := &Listener{f: lf, addr: addr}
+	if !addr.IP.IsUnspecified() {
+		l.connAddr = addr
+	}
 	if l.rc, err = lf.SyscallConn(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("listening socket: %w", err)
@@ -211,18 +214,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		err = os.NewSyscallError("accept4", aerr)
 	}
 	if err != nil {
-		if l.closed.Load() {
-			err = net.ErrClosed
-		}
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: netErr(err)}
+		return nil, (*listenerRaw)(l).wrap("accept", err)
 	}
-	var laddr *net.TCPAddr
-	if !l.wildcard {
-		laddr = l.addr
-	}
-	c, err := NewConn(nfd, laddr, raddr)
+	c, err := NewConn(nfd, l.connAddr, raddr)
 	if err != nil {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
+		return nil, (*listenerRaw)(l).wrap("accept", err)
 	}
 	return c, nil
 }
@@ -231,10 +227,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 // net.ErrClosed.
 func (l *Listener) Close() error {
 	l.closed.Store(true)
-	if err := l.f.Close(); err != nil {
-		return &net.OpError{Op: "close", Net: "tcp", Addr: l.addr, Err: netErr(err)}
-	}
-	return nil
+	return (*listenerRaw)(l).wrap("close", l.f.Close())
 }
 
 // Addr is the address the socket listens on.
@@ -243,15 +236,33 @@ func (l *Listener) Addr() net.Addr { return l.addr }
 // SetDeadline sets the time after which Accept returns an error matching
 // os.ErrDeadlineExceeded; the zero time means none.
 func (l *Listener) SetDeadline(t time.Time) error {
-	if err := l.f.SetReadDeadline(t); err != nil {
-		return &net.OpError{Op: "set", Net: "tcp", Addr: l.addr, Err: netErr(err)}
-	}
-	return nil
+	return (*listenerRaw)(l).wrap("set", l.f.SetReadDeadline(t))
 }
 
-// SyscallConn gives the listening socket, as net.TCPListener's does.
-func (l *Listener) SyscallConn() (syscall.RawConn, error) {
-	return rawConn{l.rc, &l.closed, l.addr, nil}, nil
+// SyscallConn gives the listening socket, as net.TCPListener's does: its
+// errors are *net.OpErrors, net.ErrClosed once the Listener is closed.
+func (l *Listener) SyscallConn() (syscall.RawConn, error) { return (*listenerRaw)(l), nil }
+
+// QueueDepth is the package's QueueDepth for the Listener's socket.
+func (l *Listener) QueueDepth() (depth, limit int, err error) {
+	var qerr error
+	if err := (*listenerRaw)(l).Control(func(fd uintptr) { depth, limit, qerr = QueueDepth(int(fd)) }); err != nil {
+		return 0, 0, err
+	}
+	return depth, limit, qerr
+}
+
+// QueueDepth returns how many connections wait in the accept queue of the
+// listening socket fd, and the queue's limit (the effective backlog), read
+// with TCP_INFO: for a listening socket Linux reports the queue length in
+// tcpi_unacked and the backlog in tcpi_sacked. It fails for a socket that
+// is not TCP.
+func QueueDepth(fd int) (depth, limit int, err error) {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, 0, os.NewSyscallError("getsockopt TCP_INFO", err)
+	}
+	return int(info.Unacked), int(info.Sacked), nil
 }
 
 // Conn is an accepted TCP connection, served by the netpoller; see the
@@ -262,7 +273,8 @@ type Conn struct {
 	raddr  *net.TCPAddr
 	closed atomic.Bool
 
-	laddrOnce sync.Once
+	fixed     *net.TCPAddr // the local address when the listener's is not a wildcard
+	laddrOnce sync.Once    // otherwise asked of the kernel once, into laddr
 	laddr     *net.TCPAddr
 }
 
@@ -280,11 +292,7 @@ func NewConn(fd int, laddr, raddr *net.TCPAddr) (*Conn, error) {
 		f.Close()
 		return nil, err
 	}
-	c := &Conn{f: f, rc: rc, raddr: raddr, laddr: laddr}
-	if laddr != nil {
-		c.laddrOnce.Do(func() {})
-	}
-	return c, nil
+	return &Conn{f: f, rc: rc, raddr: raddr, fixed: laddr}, nil
 }
 
 // netErr is the error net's own connections give where os gives err: the
@@ -330,6 +338,9 @@ func (c *Conn) Close() error {
 
 // LocalAddr is the connection's local address.
 func (c *Conn) LocalAddr() net.Addr {
+	if c.fixed != nil {
+		return c.fixed
+	}
 	c.laddrOnce.Do(func() {
 		_ = c.rc.Control(func(fd uintptr) {
 			if sa, err := unix.Getsockname(int(fd)); err == nil {
@@ -366,38 +377,47 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 
 // SyscallConn gives the socket, as net.TCPConn's does: its errors are
 // *net.OpErrors, net.ErrClosed once the connection is closed.
-func (c *Conn) SyscallConn() (syscall.RawConn, error) {
-	return rawConn{c.rc, &c.closed, c.raddr, c.LocalAddr}, nil
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return (*connRaw)(c), nil }
+
+// connRaw and listenerRaw are a Conn's and a Listener's os.File
+// syscall.RawConn with net's errors: os gives "use of closed file", which
+// is not net.ErrClosed, for a closed socket. Pointer types, so that
+// SyscallConn allocates nothing: the child asks for it several times a
+// connection (its raw reads and writes, SIOCINQ).
+type (
+	connRaw     Conn
+	listenerRaw Listener
+)
+
+func (r *connRaw) Control(f func(fd uintptr)) error {
+	return (*Conn)(r).opError("raw-control", r.rc.Control(f))
+}
+func (r *connRaw) Read(f func(fd uintptr) bool) error {
+	return (*Conn)(r).opError("raw-read", r.rc.Read(f))
+}
+func (r *connRaw) Write(f func(fd uintptr) bool) error {
+	return (*Conn)(r).opError("raw-write", r.rc.Write(f))
 }
 
-// rawConn is an os.File's syscall.RawConn with net's errors: os gives
-// "use of closed file", which is not net.ErrClosed, for a closed socket.
-type rawConn struct {
-	rc     syscall.RawConn
-	closed *atomic.Bool
-	addr   net.Addr
-	local  func() net.Addr // nil for a listener
-}
-
-func (r rawConn) wrap(op string, err error) error {
+// wrap is err as net's listener gives it: a *net.OpError, net.ErrClosed
+// once the Listener is closed.
+func (r *listenerRaw) wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if r.closed.Load() {
 		err = net.ErrClosed
 	}
-	var src net.Addr
-	if r.local != nil {
-		src = r.local()
-	}
-	return &net.OpError{Op: op, Net: "tcp", Source: src, Addr: r.addr, Err: netErr(err)}
+	return &net.OpError{Op: op, Net: "tcp", Addr: r.addr, Err: netErr(err)}
 }
 
-func (r rawConn) Control(f func(fd uintptr)) error { return r.wrap("raw-control", r.rc.Control(f)) }
-func (r rawConn) Read(f func(fd uintptr) bool) error {
+func (r *listenerRaw) Control(f func(fd uintptr)) error {
+	return r.wrap("raw-control", r.rc.Control(f))
+}
+func (r *listenerRaw) Read(f func(fd uintptr) bool) error {
 	return r.wrap("raw-read", r.rc.Read(f))
 }
-func (r rawConn) Write(f func(fd uintptr) bool) error {
+func (r *listenerRaw) Write(f func(fd uintptr) bool) error {
 	return r.wrap("raw-write", r.rc.Write(f))
 }
 

@@ -299,3 +299,43 @@ func TestServesNetHTTP(t *testing.T) {
 		t.Errorf("a header that timed out was answered %q; want the connection closed", got)
 	}
 }
+
+// TestQueueDepth: a Listener says how many connections wait in its accept
+// queue (the event child's burst and balance rules read it), and fails
+// once closed.
+func TestQueueDepth(t *testing.T) {
+	l, addr := listen(t, "127.0.0.1:0")
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		depth, limit, err := l.QueueDepth()
+		if err == nil && depth == 2 && limit > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("QueueDepth = %d, %d, %v; want 2 waiting", depth, limit, err)
+		}
+	}
+	l.Close()
+	if _, _, err := l.QueueDepth(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("QueueDepth after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// SyscallConn is asked several times a connection (raw reads and writes,
+// SIOCINQ): it allocates nothing.
+func TestSyscallConnAllocatesNothing(t *testing.T) {
+	l, addr := listen(t, "127.0.0.1:0")
+	c, _ := pair(t, l, addr)
+	if n := testing.AllocsPerRun(100, func() {
+		rc, _ := c.SyscallConn()
+		_ = rc.Control(func(uintptr) {})
+	}); n != 0 {
+		t.Errorf("SyscallConn and Control: %.0f allocations, want 0", n)
+	}
+}
