@@ -3,6 +3,7 @@ package supervisor
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"syscall"
 	"time"
 
@@ -148,8 +149,9 @@ func (s *Supervisor) checkPending() {
 		s.emit(CommitListeners{Gen: p.gen.Num})
 		s.emit(Notify{States: []string{"READY=1"}, WithStatus: true})
 		s.count(Count{Counter: scoreboard.Restarts, N: 1})
-		s.log(notice, "graceful restart done", "generation", p.gen.Num, "children", ready)
-		s.reply(p.req, true, fmt.Sprintf("generation %d serving", p.gen.Num))
+		s.announce(true) // an earlier restart's, still waiting: this one replaces its generation
+		s.announcing = &announcing{req: p.req, gen: p.gen, old: p.old, children: ready, by: s.now.Add(s.t.CloseBound)}
+		s.announce(false)
 	case s.now.After(p.deadline) || (ready == 0 && p.gen.crashes >= s.t.CrashesToAbort):
 		s.pending = nil
 		why := fmt.Sprintf("generation %d did not become ready", p.gen.Num)
@@ -171,6 +173,42 @@ func (s *Supervisor) checkPending() {
 		s.emit(Rollback{Gen: p.gen.Num, Back: back.Num})
 		s.restartFailed(p.req, p.hard, why)
 	}
+}
+
+// announcing is a restart whose new generation is ready and whose old
+// generations were told to drain: it is announced ("graceful restart done",
+// and the reply `phased -k graceful` waits for) once every child of them
+// has said it stopped accepting (EventClosed) or has exited, or CloseBound
+// has passed. Announced at once, a client that connected right after
+// `-k graceful` returned could still reach an old child, which accepts
+// until the drain signal reaches it (a request logged into a rotated log
+// file, an old certificate after an ACME roll-out).
+type announcing struct {
+	req      RequestID
+	gen      *gen
+	old      []*gen
+	children int
+	by       time.Time
+}
+
+// announce announces s.announcing once its old generations accept no
+// more, or its bound has passed, or now with force; it is called after
+// every event.
+func (s *Supervisor) announce(force bool) {
+	a := s.announcing
+	if a == nil {
+		return
+	}
+	if !force && s.now.Before(a.by) {
+		for _, k := range s.kids {
+			if !k.closed && slices.Contains(a.old, k.gen) {
+				return
+			}
+		}
+	}
+	s.announcing = nil
+	s.log(notice, "graceful restart done", "generation", a.gen.Num, "children", a.children)
+	s.reply(a.req, true, fmt.Sprintf("generation %d serving", a.gen.Num))
 }
 
 // serving announces that the first generation serves.

@@ -72,8 +72,11 @@ type Supervisor struct {
 	kids    []*child // in ChildID order
 	nextID  ChildID
 	pending *restart
-	stop    *stopping
-	leaving *leaving // a graceful stop's drain delay, before stop
+	// announcing: a restart done, announced once the old generations
+	// accept no more (announce).
+	announcing *announcing
+	stop       *stopping
+	leaving    *leaving // a graceful stop's drain delay, before stop
 	// announced: the children and systemd were told the master stops.
 	announced bool
 	recycle   *recycling
@@ -210,6 +213,7 @@ func (s *Supervisor) settle() {
 	s.stepHandoffs()
 	s.stepRecycle()
 	s.checkPending()
+	s.announce(false)
 }
 
 // Done reports whether the master has stopped (stopping, and no child

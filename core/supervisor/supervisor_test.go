@@ -145,14 +145,44 @@ func TestGracefulRestart(t *testing.T) {
 	if got, want := h.signals(acts), []string{itoa(old[0]) + ":drain", itoa(old[1]) + ":drain"}; !slices.Equal(got, want) {
 		t.Fatalf("signals %v, want %v", got, want)
 	}
-	if !has(acts, CommitListeners{Gen: 2}) || !has(acts, Reply{Req: 7, OK: true, Message: "generation 2 serving"}) ||
-		!slices.Contains(counts(acts), countOf(scoreboard.Restarts)) || !has(acts, KillMPM{Gen: 1}) {
+	if !has(acts, CommitListeners{Gen: 2}) || !slices.Contains(counts(acts), countOf(scoreboard.Restarts)) || !has(acts, KillMPM{Gen: 1}) {
 		t.Fatalf("restart done: %v", acts)
+	}
+	// Announced (the reply -k graceful waits for) once the old children
+	// accept no more: a client connecting after it reaches the new one.
+	done := Reply{Req: 7, OK: true, Message: "generation 2 serving"}
+	if has(acts, done) || has(h.say(old[0], contract.EventClosed), done) {
+		t.Fatal("announced while an old child still accepts")
+	}
+	if !has(h.say(old[1], contract.EventClosed), done) {
+		t.Fatal("not announced once the old children said they stopped accepting")
 	}
 	h.do(ChildExited{Child: h.id(old[0]), Status: "exit status 0", Counter: scoreboard.ExitedCrashed})
 	acts = h.do(ChildExited{Child: h.id(old[1]), Status: "exit status 0", Counter: scoreboard.ExitedCrashed})
 	if !has(acts, GenerationDone{Gen: 1}) || !slices.Equal(counts(acts), []string{countOf(scoreboard.ExitedNormally)}) {
 		t.Fatalf("old generation gone: %v", acts)
+	}
+}
+
+// TestRestartAnnouncedWithinCloseBound: an old child that never says it
+// stopped accepting delays the announcement by CloseBound at most; one
+// that exits counts as closed.
+func TestRestartAnnouncedWithinCloseBound(t *testing.T) {
+	h := newHarness(t)
+	old := h.startServing(2)
+	h.ready(h.restart(2, 1, false)...)
+	done := Reply{Req: 2, OK: true, Message: "generation 2 serving"}
+	if has(h.exit(old[0]), done) {
+		t.Fatal("announced with an old child still accepting")
+	}
+	if has(h.after(DefaultTimings().CloseBound-time.Millisecond), done) {
+		t.Fatal("announced before CloseBound")
+	}
+	if !has(h.after(2*time.Millisecond), done) {
+		t.Fatal("not announced at CloseBound")
+	}
+	if !has(h.all, Log{Level: notice, Msg: "graceful restart done", Attrs: []any{"generation", 2, "children", 1}}) {
+		t.Fatal("no \"graceful restart done\" log line")
 	}
 }
 
