@@ -228,8 +228,10 @@ func (m *Master) snapshot(g *generation, now time.Time, ticks int) *mpm.Maintain
 				default:
 					c.BusySlots++
 				}
-				c.Connections += w.ConnCount
 			}
+		}
+		if k.Slot < len(snap.Procs) && snap.Procs[k.Slot].PID == k.PID {
+			c.Connections = snap.Procs[k.Slot].Accepted
 		}
 		req.Children = append(req.Children, c)
 	}

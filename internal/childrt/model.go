@@ -327,6 +327,7 @@ func (g *gate) Accept() (net.Conn, error) {
 	if g.board != nil {
 		sc.proc = g.board.Proc(g.proc)
 		sc.proc.AddConns(1) // the status page's ConnsTotal
+		sc.proc.CountAccepted()
 	}
 	sc.accepted(time.Now())
 	if w := sc.worker(); w != nil {

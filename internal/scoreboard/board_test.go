@@ -706,3 +706,25 @@ func dupFile(f *os.File) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), "dup"), nil
 }
+
+// TestAcceptedCountsFromEachProcess: a slot's Accepted counts the
+// connections its process accepted, closed ones included, and starts again
+// from zero when another process takes the slot (the MPM reads its growth
+// as the child's accept rate).
+func TestAcceptedCountsFromEachProcess(t *testing.T) {
+	b := newBoard(t, 2, 1)
+	p := b.Proc(0)
+	p.SetPID(77)
+	for range 3 {
+		p.AddConns(1)
+		p.CountAccepted()
+		p.AddConns(-1)
+	}
+	if pi := p.Snapshot(); pi.Accepted != 3 || pi.Conns != 0 {
+		t.Fatalf("Accepted %d, Conns %d after 3 connections came and went; want 3, 0", pi.Accepted, pi.Conns)
+	}
+	p.SetPID(78)
+	if pi := p.Snapshot(); pi.Accepted != 0 {
+		t.Errorf("Accepted %d for the slot's new process, want 0", pi.Accepted)
+	}
+}

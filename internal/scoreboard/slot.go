@@ -27,7 +27,8 @@ type ProcSlot struct {
 	acceptBeat atomic.Int64 // unix nanoseconds of the last SetAcceptWait
 	// The connections the child holds by what they do (AddConnState).
 	connReading, connWriting, connKeepAlive, connClosing atomic.Int64
-	_                                                    [32]byte
+	accepted                                             atomic.Uint64
+	_                                                    [24]byte
 }
 
 // AcceptWait is what a child's accept loop is doing, as it records it with
@@ -83,6 +84,9 @@ type ProcInfo struct {
 	// the connections the child holds by what they do (see
 	// ProcSlot.AddConnState); a connection a worker serves is in none.
 	ConnsReading, ConnsWriting, ConnsKeepAlive, ConnsClosing int
+	// Accepted is how many connections the process in the slot has
+	// accepted (from zero when SetPID records a new process).
+	Accepted uint64
 }
 
 // SetAcceptWait records what the child's accept loop is doing, and the
@@ -100,6 +104,7 @@ func (p *ProcSlot) SetPID(pid int) {
 		now = time.Now().UnixNano()
 	}
 	p.startTime.Store(now)
+	p.accepted.Store(0)
 	p.pid.Store(int64(pid))
 }
 
@@ -155,6 +160,9 @@ func (p *ProcSlot) Full() bool { return p.full.Load() != 0 }
 // it when the connection closes.
 func (p *ProcSlot) AddConns(n int) { p.conns.Add(int64(n)) }
 
+// CountAccepted records that the child accepted a connection.
+func (p *ProcSlot) CountAccepted() { p.accepted.Add(1) }
+
 // AddConnState adds n (negative to remove) to the child's connections in
 // state st: Reading (waiting for, or reading, a request's header), Writing
 // (writing a response no worker holds any more), KeepAlive (idle between
@@ -202,6 +210,7 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 		ConnsWriting:   int(max(p.connWriting.Load(), 0)),
 		ConnsKeepAlive: int(max(p.connKeepAlive.Load(), 0)),
 		ConnsClosing:   int(max(p.connClosing.Load(), 0)),
+		Accepted:       p.accepted.Load(),
 	}
 }
 

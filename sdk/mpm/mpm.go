@@ -116,7 +116,8 @@ type Child struct {
 	// IdleSlots and BusySlots count the child's scoreboard slots (threads)
 	// by Apache's mod_status rules.
 	IdleSlots, BusySlots int
-	// Connections is how many connections the child has accepted.
+	// Connections is how many connections the child has accepted since it
+	// started. Between two ticks its growth is the child's accept rate.
 	Connections uint64
 	// MemoryBytes is the child's PSS (or RSS where PSS is not available),
 	// measured only when the MPM's Configure set MaxMemoryPerChild; else 0.

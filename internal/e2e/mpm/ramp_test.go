@@ -3,6 +3,7 @@ package mpm_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -67,4 +68,92 @@ func TestPreforkRampSpawnsForTheAcceptQueue(t *testing.T) {
 	if s.Log.Count("server seems busy") == 0 {
 		t.Errorf("no tick spawned 8 children or more at once; log:\n%s", s.Log)
 	}
+
+}
+
+// TestPreforkShedsIdleChildrenFast: a prefork server started with 30
+// children and max_spare_servers 8 is down to at most 12 within 6 s: half
+// the idle children beyond the maximum go each tick (11, 5, 3, ...), where
+// Apache's one a tick would still hold 24 then.
+func TestPreforkShedsIdleChildrenFast(t *testing.T) {
+	s := e2e.StartMPM(t, "mpm: {name: prefork, start_servers: 30, min_spare_servers: 1, max_spare_servers: 8, server_limit: 64, max_request_workers: 64}\n")
+	s.WaitChildren(t, 30, 20*time.Second)
+	start := time.Now()
+	for len(e2e.Workers(s.PID())) > 12 {
+		if time.Since(start) > 6*time.Second {
+			t.Fatalf("%d children 6 s after 30 idle ones were up (max_spare_servers 8), want at most 12; log:\n%s",
+				len(e2e.Workers(s.PID())), s.Log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("30 idle children down to at most 12 in %s; %d retirements logged", time.Since(start).Round(time.Millisecond), s.Log.Count(`"reason":"max_spare"`))
+}
+
+// TestPreforkShortConnectionsNeedNoMoreChildren: 50 clients that each send
+// one request per connection (`Connection: close`) as fast as the server
+// answers keep 2 prefork children busy and the accept queue full, yet the
+// children take each waiting connection within milliseconds: the master
+// keeps the 2 (and min_spare_servers' 1 or 2 more) instead of spawning
+// toward max_request_workers, which Apache's rule (every child busy: spawn
+// 1, 2, 4, 8, ...) did, each child more costing a process switch a
+// connection on a machine whose CPUs were already the limit.
+func TestPreforkShortConnectionsNeedNoMoreChildren(t *testing.T) {
+	const clients = 50
+	s := e2e.StartMPM(t, "mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 8, server_limit: 64, max_request_workers: 64}\n")
+	s.WaitChildren(t, 2, 10*time.Second)
+
+	stop := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var served, failed int
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				ok := oneShortRequest(s.Addr)
+				mu.Lock()
+				if ok {
+					served++
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	most := 0
+	for time.Now().Before(stop) {
+		most = max(most, len(e2e.Workers(s.PID())))
+		time.Sleep(100 * time.Millisecond)
+	}
+	wg.Wait()
+	t.Logf("%d requests on their own connections by %d clients in 5 s, %d failed; at most %d children", served, clients, failed, most)
+	if failed > 0 || served < 1000 {
+		t.Fatalf("%d requests served, %d failed; want at least 1000 and none failed; log:\n%s", served, failed, s.Log)
+	}
+	if most > 6 {
+		t.Errorf("the server grew to %d children for connections its 2 children took within milliseconds, want at most 6; log:\n%s", most, s.Log)
+	}
+}
+
+// oneShortRequest makes one GET on a connection of its own and reads the
+// answer to the end of the connection.
+func oneShortRequest(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err == nil && resp.StatusCode == http.StatusOK
 }

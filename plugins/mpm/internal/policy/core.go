@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/phasedhq/phased/sdk/mpm"
 )
@@ -43,6 +44,11 @@ type retained struct {
 	// generation is the last generation seen; seen reports whether any was.
 	generation int
 	seen       bool
+	// accepted is each child's Connections at the last tick, by pid, and
+	// lastTick the time of that tick: what the queue's drain rate is
+	// measured against.
+	accepted map[int]uint64
+	lastTick time.Time
 }
 
 // Core is an MPM policy: a configuration and the state retained between
@@ -96,6 +102,9 @@ type tick struct {
 	// queued counts the connections waiting in the listeners' accept
 	// queues (prefork and worker): demand no idle slot has taken yet.
 	queued int
+	// draining reports that connections wait in the accept queues but the
+	// children take them within QueueWait (Core.drains).
+	draining bool
 }
 
 func (t *tick) free() int { return max(0, t.cfg.ServerLimit-t.occupied) }
@@ -177,6 +186,9 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 			t.queued += max(l.QueueDepth, 0)
 		}
 	}
+	if c.drains(req, t.queued) {
+		t.queued, t.draining = 0, true
+	}
 	for _, ch := range req.Children {
 		if ch.State != mpm.ChildRetiring {
 			t.active = append(t.active, ch)
@@ -218,6 +230,43 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 		}
 	}
 	return t.resp, nil
+}
+
+// QueueWait is how long the last connection in the accept queues may be
+// expected to wait before the children that serve them now take it. A
+// queue that drains faster is no demand for more children, and busy
+// children that drain it so are no reason to spawn spares: short
+// connections (`Connection: close`, one request each) pass through the
+// queue all the time, and the children already there take them.
+const QueueWait = 50 * time.Millisecond
+
+// drains reports whether the children accept the queued connections within
+// QueueWait at the rate they accept now, and records this tick's counts for
+// the next. A child's rate is the growth of its Connections since the last
+// tick, or for a child not seen then, its Connections over its age. With no
+// rate to go by (no child accepted anything) the queue counts as demand.
+func (c *Core) drains(req *mpm.MaintainRequest, queued int) bool {
+	st := &c.st
+	prev, since := st.accepted, req.Now.Sub(st.lastTick).Seconds()
+	st.accepted = make(map[int]uint64, len(req.Children))
+	st.lastTick = req.Now
+	rate := 0.0 // connections a second
+	for _, ch := range req.Children {
+		st.accepted[ch.PID] = ch.Connections
+		was, ok := prev[ch.PID]
+		switch {
+		case ok && since > 0:
+			if ch.Connections > was {
+				rate += float64(ch.Connections-was) / since
+			}
+		case !ch.Started.IsZero() && req.Now.After(ch.Started):
+			rate += float64(ch.Connections) / req.Now.Sub(ch.Started).Seconds()
+		}
+	}
+	if queued == 0 || rate <= 0 || req.Now.IsZero() {
+		return false
+	}
+	return float64(queued)/rate < QueueWait.Seconds()
 }
 
 // retireForMemory retires the child furthest over max_memory_per_child, at
@@ -275,9 +324,34 @@ func (c *Core) spares(t *tick) {
 			// has no room for a graceful restart; wait for them to exit.
 			return
 		}
-		if slot, ok := pickRetire(t); ok {
+		// Retire one child a tick as Apache does, or half the children
+		// beyond the maximum when there are more (prefork and worker): a
+		// prefork server that grew to 50 children for keep-alive clients
+		// otherwise keeps most of them for 40 s, and each short connection
+		// then wakes a child that was asleep, which costs more CPU than
+		// serving it (docs/design.md, "Spare children").
+		n := 1
+		if cfg.Model != mpm.Event {
+			n = max(1, (idle-cfg.MaxSpare)/cfg.ThreadsPerChild/2)
+		}
+		for range n {
+			if cfg.KeepStartServers && t.children() <= cfg.StartServers {
+				break
+			}
+			slot, ok := pickRetire(t)
+			if !ok {
+				break
+			}
 			t.retire(slot, ReasonMaxSpare)
 		}
+	case idle < cfg.MinSpare && t.draining:
+		// Every child is busy, yet the children take the waiting
+		// connections within QueueWait: they keep up, and more of them
+		// would serve no connection sooner. This is a machine whose CPUs
+		// are the limit (short connections at full speed): Apache's rule
+		// would spawn to max_request_workers, and each child more costs
+		// a process switch per connection.
+		st.idleSpawnRate = 1
 	case idle < cfg.MinSpare:
 		c.spawnSpares(t, idle)
 	default:

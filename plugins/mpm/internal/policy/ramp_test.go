@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/phasedhq/phased/plugins/mpm/internal/policy"
 	"github.com/phasedhq/phased/plugins/mpm/internal/sim"
@@ -155,5 +156,94 @@ func TestWorkerSpawnsForTheQueue(t *testing.T) {
 	// 16 children, 2 of them running.
 	if got := sim.Spawned(resp); got != 7 {
 		t.Errorf("spawned %d children for 100 queued connections with every thread busy, want 7", got)
+	}
+}
+
+// accepting is queued's tick at now, each child having accepted conns
+// connections since it started a minute before t0.
+func accepting(n, idle, busy, depth int, now time.Duration, conns uint64) *mpm.MaintainRequest {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	req := queued(n, idle, busy, depth)
+	req.Now = t0.Add(now)
+	for i := range req.Children {
+		req.Children[i].Started = t0.Add(-time.Minute)
+		req.Children[i].Connections = conns
+	}
+	return req
+}
+
+// TestQueueThatDrainsSpawnsNothing: 2 prefork children, both busy, 40
+// connections waiting. When the children took 10,000 connections each
+// since the last tick (the queue waits 2 ms), that is no demand: no spawn,
+// neither for the queue nor for the missing spares. When they took one
+// each (keep-alive clients that hold them), the queue's children and the
+// spares are spawned at once, as before.
+func TestQueueThatDrainsSpawnsNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name       string
+		accepted   uint64
+		wantSpawns int
+	}{
+		{"short connections", 10000, 0},
+		{"keep-alive connections", 1, 40 + 5},
+	} {
+		p := policy.New("prefork", policy.ParsePrefork)
+		if _, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, 60)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := p.Maintain(ctx, accepting(2, 0, 1, 40, time.Second, 60+c.accepted))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sim.Spawned(resp); got != c.wantSpawns {
+			t.Errorf("%s: spawned %d, want %d", c.name, got, c.wantSpawns)
+		}
+	}
+	// A child's first tick: its rate is its connections over its age
+	// (a minute here): 600,000 drain the queue, 30 do not.
+	for _, c := range []struct {
+		accepted   uint64
+		wantSpawns int
+	}{{600000, 0}, {30, 45}} {
+		p := policy.New("prefork", policy.ParsePrefork)
+		resp, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, c.accepted))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sim.Spawned(resp); got != c.wantSpawns {
+			t.Errorf("first tick, %d connections a child in a minute: spawned %d, want %d", c.accepted, got, c.wantSpawns)
+		}
+	}
+}
+
+// TestRetireHalfTheExcess: 40 idle prefork children against
+// max_spare_servers 10 lose 15 in one tick (half the 30 beyond), 10 idle
+// ones lose none, 11 lose one; event children go one a tick.
+func TestRetireHalfTheExcess(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		children, want int
+	}{{40, 15}, {11, 1}, {10, 0}} {
+		p := policy.New("prefork", policy.ParsePrefork)
+		if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: map[string]any{"max_spare_servers": 10}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := p.Maintain(ctx, queued(c.children, 1, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(sim.Retired(resp)); got != c.want {
+			t.Errorf("%d idle children, max_spare_servers 10: retired %d, want %d", c.children, got, c.want)
+		}
+	}
+	spec := policy.ThreadedSpec{Name: "event", Model: mpm.Event, MaxServerLimit: 20000, MaxThreadLimit: 100000, Event: true}
+	p := policy.New("event", func(s map[string]any) (*policy.Config, error) { return policy.ParseThreaded(spec, s) })
+	resp, err := p.Maintain(ctx, queued(12, 25, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(sim.Retired(resp)); got != 1 {
+		t.Errorf("12 idle event children: retired %d, want 1", got)
 	}
 }
