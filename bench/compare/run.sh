@@ -501,8 +501,10 @@ settle() {
 }
 
 # conn_tests ROUND TARGET DIR: the connection suite on a freshly started
-# TARGET: idle PSS per child; keep-alive at 50, 1,000 and 10,000
-# connections; Connection: close at 50; slowloris at 500 and 2,000 slow
+# TARGET: idle PSS per child; Connection: close at 50 on the fresh server;
+# keep-alive at 50, 1,000 and 10,000 connections; Connection: close at 50
+# again after them (close50-after: a prefork server then holds the children
+# ka50 grew it to); slowloris at 500 and 2,000 slow
 # connections with a normal request's latency meanwhile; PSS after the
 # loads. Appends to CRAW, SRAW and MRAW.
 conn_tests() {
@@ -511,12 +513,12 @@ conn_tests() {
 	sleep 2 # idle: the start's garbage collected, nothing in flight
 	pss_of "$t"
 	idle_pss=$PSS_MED idle_rss=$RSS_MED
-	for name in ka50 ka1000 ka10000 close50; do
+	for name in close50 ka50 ka1000 ka10000 close50-after; do
 		case $name in
 		ka50) c=50 thr=1 args=() ;;
 		ka1000) c=1000 thr=2 args=() ;;
 		ka10000) c=10000 thr=2 args=() ;;
-		close50) c=50 thr=1 args=(-H 'Connection: close') ;;
+		close50 | close50-after) c=50 thr=1 args=(-H 'Connection: close') ;;
 		esac
 		if [[ $t == *-prefork ]] && [ "$c" -gt 64 ]; then
 			continue # a connection holds a prefork child: at most 64
@@ -781,7 +783,7 @@ CTABLE=$TMP/ctable.md
 {
 	echo "| test | target | req/s | x nginx | p50 ms | p99 ms | p99 x nginx | errors | server CPU µs/req | foreign CPU % |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for k in ka50-cold ka50 ka1000 ka10000 close50; do
+	for k in close50-cold close50 ka50-cold ka50 ka1000 ka10000 close50-after; do
 		ngx=$(ccol "$CRAW" nginx "$k" 4)
 		ngx99=$(ccol "$CRAW" nginx "$k" 6)
 		for t in "${TARGETS[@]}"; do
@@ -857,12 +859,15 @@ conn_section() {
 	echo
 	echo "- idle PSS: Pss (/proc/PID/smaps_rollup) and VmRSS of each serving process 2 s"
 	echo "  after the first 200, median; after the loads: the same once the suite is over."
-	echo "- ka50, ka1000, ka10000: keep-alive, \`wrk -t1 -c50\`, \`wrk -t2 -c1000\`, \`wrk -t2"
-	echo "  -c10000\`, \`-d${DURATION}s --latency\` (wrk's 2 s timeout: a request unanswered"
-	echo "  after 2 s is an error), each after a ${WARMUP} s warm-up; ka50-cold is ka50's"
-	echo "  warm-up on the fresh server (a prefork server grows then). close50: \`wrk -t1"
-	echo "  -c50 -H 'Connection: close'\`. Descriptor limit: $(ulimit -n). The prefork"
-	echo "  targets skip the tests above 64 connections (a connection holds a child)."
+	echo "- close50: \`wrk -t1 -c50 -H 'Connection: close'\` on the fresh server, after a"
+	echo "  ${WARMUP} s warm-up (close50-cold). ka50, ka1000, ka10000: keep-alive, \`wrk -t1"
+	echo "  -c50\`, \`wrk -t2 -c1000\`, \`wrk -t2 -c10000\`, \`-d${DURATION}s --latency\` (wrk's 2 s"
+	echo "  timeout: a request unanswered after 2 s is an error), each after a ${WARMUP} s"
+	echo "  warm-up; ka50-cold is ka50's warm-up (a prefork server grows then, a child for"
+	echo "  each client). close50-after: close50 again after the keep-alive tests (a"
+	echo "  prefork server still has the children ka50 grew it to). Descriptor limit:"
+	echo "  $(ulimit -n). The prefork targets skip the tests above 64 connections (a"
+	echo "  connection holds a child)."
 	echo "- slowloris: \`bench/slowloris -conns N -interval ${SLOW_INTERVAL}s -hold ${SLOW_HOLD}s"
 	echo "  -probe-timeout 5s\`: N connections send a request line and then one header"
 	echo "  byte every ${SLOW_INTERVAL} s; meanwhile a normal GET on a new connection every"
