@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/phasedhq/phased/internal/sockconn/queuetest"
 )
 
 // socket opens a listening socket on a free loopback port and returns it
@@ -561,24 +563,5 @@ func TestSetDeadline(t *testing.T) {
 func TestQueueDepth(t *testing.T) {
 	f, addr := socket(t)
 	l := listenWakeOne(t, f)
-	for range 2 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		depth, limit, err := l.QueueDepth()
-		if err == nil && depth == 2 && limit > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("QueueDepth = %d, %d, %v; want 2 waiting", depth, limit, err)
-		}
-	}
-	l.Close()
-	if _, _, err := l.QueueDepth(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("QueueDepth after Close = %v, want net.ErrClosed", err)
-	}
+	queuetest.Check(t, l, addr)
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/phasedhq/phased/internal/sockconn/queuetest"
 )
 
 // listen returns a Listener over a fresh listening socket on addr, and
@@ -305,26 +307,7 @@ func TestServesNetHTTP(t *testing.T) {
 // once closed.
 func TestQueueDepth(t *testing.T) {
 	l, addr := listen(t, "127.0.0.1:0")
-	for range 2 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		depth, limit, err := l.QueueDepth()
-		if err == nil && depth == 2 && limit > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("QueueDepth = %d, %d, %v; want 2 waiting", depth, limit, err)
-		}
-	}
-	l.Close()
-	if _, _, err := l.QueueDepth(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("QueueDepth after Close = %v, want net.ErrClosed", err)
-	}
+	queuetest.Check(t, l, addr)
 }
 
 // SyscallConn is asked several times a connection (raw reads and writes,

@@ -103,7 +103,7 @@ type tick struct {
 	// queues (prefork and worker): demand no idle slot has taken yet.
 	queued int
 	// draining reports that connections wait in the accept queues but the
-	// children take them within QueueWait (Core.drains).
+	// children take them within QueueWait (Core.acceptRate).
 	draining bool
 }
 
@@ -186,7 +186,8 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 			t.queued += max(l.QueueDepth, 0)
 		}
 	}
-	if c.drains(req, t.queued) {
+	if rate := c.acceptRate(req); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() {
+		// The last waiting connection is taken within QueueWait.
 		t.queued, t.draining = 0, true
 	}
 	for _, ch := range req.Children {
@@ -240,17 +241,19 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 // queue all the time, and the children already there take them.
 const QueueWait = 50 * time.Millisecond
 
-// drains reports whether the children accept the queued connections within
-// QueueWait at the rate they accept now, and records this tick's counts for
-// the next. A child's rate is the growth of its Connections since the last
-// tick, or for a child not seen then, its Connections over its age. With no
-// rate to go by (no child accepted anything) the queue counts as demand.
-func (c *Core) drains(req *mpm.MaintainRequest, queued int) bool {
+// acceptRate returns the connections a second the children accept now, and
+// records this tick's counts for the next. A child's rate is the growth of
+// its Connections since the last tick, or for a child not seen then, its
+// Connections over its age; 0 when no child accepted anything.
+func (c *Core) acceptRate(req *mpm.MaintainRequest) float64 {
 	st := &c.st
 	prev, since := st.accepted, req.Now.Sub(st.lastTick).Seconds()
 	st.accepted = make(map[int]uint64, len(req.Children))
 	st.lastTick = req.Now
-	rate := 0.0 // connections a second
+	if req.Now.IsZero() {
+		return 0
+	}
+	rate := 0.0
 	for _, ch := range req.Children {
 		st.accepted[ch.PID] = ch.Connections
 		was, ok := prev[ch.PID]
@@ -263,10 +266,7 @@ func (c *Core) drains(req *mpm.MaintainRequest, queued int) bool {
 			rate += float64(ch.Connections) / req.Now.Sub(ch.Started).Seconds()
 		}
 	}
-	if queued == 0 || rate <= 0 || req.Now.IsZero() {
-		return false
-	}
-	return float64(queued)/rate < QueueWait.Seconds()
+	return rate
 }
 
 // retireForMemory retires the child furthest over max_memory_per_child, at
