@@ -1,6 +1,7 @@
 package master
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/phasedhq/phased/sdk/mpm"
@@ -15,8 +16,11 @@ func TestChildProcs(t *testing.T) {
 		{mpm.Prefork, 4, 1},
 		{mpm.Prefork, 0, 1},
 		{mpm.Worker, 2, 0}, // threaded: the Go default
-		{mpm.Event, 3, 0},
-		{mpm.Event, 0, 0},
+		{mpm.Event, 0, 0},  // one child alone: every core
+		{mpm.Event, 1, 0},
+		{mpm.Event, 2, (runtime.NumCPU() + 1) / 2},
+		{mpm.Event, runtime.NumCPU(), 1},
+		{mpm.Event, 2 * runtime.NumCPU(), 1},
 	} {
 		l := &mpm.ConfigureResponse{Model: tt.model, StartServers: tt.start}
 		if got := childProcs(l); got != tt.want {

@@ -4,9 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"golang.org/x/sys/unix"
@@ -165,6 +163,9 @@ func (c *slotConn) SetDeadline(d time.Time) error {
 func (c *slotConn) unpend() {
 	if c.pending.CompareAndSwap(true, false) {
 		c.g.cap.unpend()
+		if t := c.pendTimer.Load(); t != nil {
+			t.Stop()
+		}
 	}
 }
 
@@ -196,9 +197,17 @@ const pendWindow = 20 * time.Millisecond
 
 // settle is called before each read of a connection's own goroutine (the
 // fast path's, net/http's): a pending connection stays pending through its
-// first read if bytes wait, or for pendWindow if none do yet. A silent
-// client, or one whose header does not come in one read, soon holds no
-// place in the accept's count.
+// first read, for at most pendWindow: a silent client, or one whose header
+// does not come in one read, soon holds no place in the accept's count.
+// The window's timer is stopped when the connection stops pending sooner
+// (its request in, or closed), as nearly every one does: a timer left to
+// fire would run a goroutine for each connection 20 ms after it, and keep
+// waking the child's idle threads for them.
+//
+// It does not ask the socket whether bytes wait (one system call a
+// connection, for a connection that reaches here nearly always after
+// serveInline found none a moment before): a request that does wait is
+// read at once and ends the pending well within the window.
 func (c *slotConn) settle() {
 	if !c.pending.Load() {
 		return
@@ -206,8 +215,12 @@ func (c *slotConn) settle() {
 	switch n := c.reads.Add(1); {
 	case n > 1:
 		c.unpend()
-	case n == 1 && !c.readable():
-		time.AfterFunc(pendWindow, c.unpend)
+	case n == 1:
+		c.pendTimer.Store(time.AfterFunc(pendWindow, c.unpend))
+		if !c.pending.Load() {
+			// Unpended before the timer was stored: nothing stops it.
+			c.pendTimer.Load().Stop()
+		}
 	}
 }
 
@@ -218,28 +231,6 @@ func (c *slotConn) settleRead() {
 	if c.pending.Load() && c.reads.Add(1) > 1 {
 		c.unpend()
 	}
-}
-
-// readable reports whether bytes wait to be read on c's socket.
-func (c *slotConn) readable() bool {
-	sc, ok := c.Conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var n int32
-	raw.Control(func(fd uintptr) {
-		// A raw system call: it never blocks, and one through the
-		// scheduler's entry wakes sysmon when the child was idle (as
-		// rawIO says).
-		if _, _, e := unix.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&n))); e != 0 {
-			n = 0
-		}
-	})
-	return n > 0
 }
 
 // Read reads as the connection does; while a header is pending or a body

@@ -179,3 +179,50 @@ func TestRependHoldsTheAccept(t *testing.T) {
 		t.Fatalf("a closed connection is pending (%d)", cp.pending)
 	}
 }
+
+// TestPendingWindow: a connection's first read keeps it pending for
+// pendWindow at most (a silent client then holds no place in the accept's
+// count), and a connection that stops pending sooner, as nearly every one
+// does, stops the window's timer, which would otherwise run a goroutine for
+// it 20 ms later.
+func TestPendingWindow(t *testing.T) {
+	conn, _ := tcpPair(t)
+	cp := newCapacity(2, 0, 0)
+	pending := func() int {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		return cp.pending
+	}
+	newConn := func() *slotConn {
+		sc := &slotConn{Conn: conn, g: &gate{cap: cp, model: ModelEvent}, slot: -1}
+		cp.mu.Lock()
+		cp.conns++
+		cp.pending++
+		cp.mu.Unlock()
+		sc.pending.Store(true)
+		return sc
+	}
+
+	silent := newConn()
+	silent.settle() // its first read, which waits
+	if pending() != 1 {
+		t.Fatalf("pending %d during the first read, want 1", pending())
+	}
+	deadline := time.Now().Add(pendWindow + 2*time.Second)
+	for pending() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a silent connection still pending %v after its first read", pendWindow+2*time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	served := newConn()
+	served.settle()
+	served.unpend() // its request took a slot
+	if pending() != 0 {
+		t.Fatalf("pending %d after unpend", pending())
+	}
+	if served.pendTimer.Load().Stop() {
+		t.Fatal("the pending window's timer still runs after the connection stopped pending")
+	}
+}

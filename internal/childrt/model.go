@@ -467,8 +467,9 @@ type slotConn struct {
 	timing connTiming
 	// pending: an event connection whose first request may want a slot at
 	// once (capacity.pending); reads counts the reads settle saw.
-	pending atomic.Bool
-	reads   atomic.Int32
+	pending   atomic.Bool
+	reads     atomic.Int32
+	pendTimer atomic.Pointer[time.Timer] // ends the first read's pending (settle)
 }
 
 // CloseWrite passes net/http's half-close on (closeWrite).

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,20 +49,27 @@ func TestKilledChildIsReplaced(t *testing.T) {
 }
 
 func TestStartServersPerMPM(t *testing.T) {
+	// Each child's GOMAXPROCS: 1 for prefork; the Go default (unset) for
+	// worker and for one event child; an event child with siblings its
+	// share of the cores.
+	share := strconv.Itoa((runtime.NumCPU() + 1) / 2)
 	for _, tt := range []struct {
 		name, mpm, letters string
 		children           int
+		procs              string
 	}{
-		{"prefork", "mpm: {name: prefork, start_servers: 3, min_spare_servers: 1, max_spare_servers: 5}\n", "___", 3},
-		{"worker", "mpm: {name: worker, start_servers: 2, threads_per_child: 4, min_spare_threads: 2, max_spare_threads: 8, server_limit: 4, max_request_workers: 16}\n", "________", 2},
-		{"event", "mpm: {name: event, start_servers: 1, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 6, server_limit: 2, max_request_workers: 6}\n", "___", 1},
+		{"prefork", "mpm: {name: prefork, start_servers: 3, min_spare_servers: 1, max_spare_servers: 5}\n", "___", 3, "1"},
+		{"worker", "mpm: {name: worker, start_servers: 2, threads_per_child: 4, min_spare_threads: 2, max_spare_threads: 8, server_limit: 4, max_request_workers: 16}\n", "________", 2, ""},
+		{"event", "mpm: {name: event, start_servers: 1, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 6, server_limit: 2, max_request_workers: 6}\n", "___", 1, ""},
+		{"event-siblings", "mpm: {name: event, start_servers: 2, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 6, server_limit: 2, max_request_workers: 6}\n", "______", 2, share},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := e2e.StartMPM(t, tt.mpm)
 			s.WaitChildren(t, tt.children, 5*time.Second)
 			st := s.Status(t)
-			if st["mpm"] != tt.name || !strings.HasPrefix(st["scoreboard"].(string), tt.letters) {
-				t.Fatalf("status: mpm %v scoreboard %q, want %s %q...", st["mpm"], st["scoreboard"], tt.name, tt.letters)
+			model, _, _ := strings.Cut(tt.name, "-")
+			if st["mpm"] != model || !strings.HasPrefix(st["scoreboard"].(string), tt.letters) {
+				t.Fatalf("status: mpm %v scoreboard %q, want %s %q...", st["mpm"], st["scoreboard"], model, tt.letters)
 			}
 			if code, _, err := e2e.Get(s.URL("/hello.txt")); code != 200 {
 				t.Fatalf("GET: %d %v", code, err)
@@ -75,13 +84,8 @@ func TestStartServersPerMPM(t *testing.T) {
 				if got, want := epollSets(k), map[bool]int{true: 2, false: 1}[tt.name == "prefork"]; got != want {
 					t.Fatalf("child %d has %d epoll sets, want %d", k, got, want)
 				}
-			}
-			// Each child's GOMAXPROCS: 1 for prefork; the Go default
-			// (unset) for the threaded models.
-			want := map[string]string{"prefork": "1", "worker": "", "event": ""}[tt.name]
-			for _, k := range e2e.Workers(s.PID()) {
-				if got := childEnv(t, k, "GOMAXPROCS"); got != want {
-					t.Fatalf("child %d: GOMAXPROCS=%q, want %q", k, got, want)
+				if got := childEnv(t, k, "GOMAXPROCS"); got != tt.procs {
+					t.Fatalf("child %d: GOMAXPROCS=%q, want %q", k, got, tt.procs)
 				}
 			}
 		})
