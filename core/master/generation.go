@@ -205,24 +205,22 @@ func (m *Master) acceptLocks(g *generation) string {
 // time: one P is all it can use, and dozens of children each running a
 // scheduler for every core only contend for the cores.
 //
-// An event child gets its share of the cores, ceil(cores / start_servers):
-// its siblings hold about as many connections as it does (gate.balance),
-// so together they use every core, and a child with fewer Ps than there
-// are cores wakes fewer of its threads for each connection it accepts (a
-// P with nothing to run parks its thread, and the next goroutine made
-// wakes one): with 2 children on 2 cores, one P each cut the CPU time of a
-// `Connection: close` request by about a tenth. One child alone keeps
+// A threaded child (worker, event) gets its share of the cores,
+// ceil(cores / start_servers): its siblings serve about as many
+// connections as it does (an event child well above the sibling with
+// fewest waits before it accepts, gate.balance; a worker child takes no
+// more connections than it has threads), so together they use every
+// core, and a child whose threads do not outnumber its share wakes fewer
+// of them per connection it accepts (a P with nothing to run parks its
+// thread, and the next goroutine made wakes one): with 2 children on 2
+// cores, one P each cut the CPU time of a `Connection: close` request by
+// about a tenth, keep-alive throughput unchanged. One child alone keeps
 // every core.
-//
-// Worker children keep the default: a worker child keeps each connection
-// it accepts, the kernel shares them out unevenly, and a child with one P
-// capped the busiest share at one core (under wrk -c50 on 2 cores,
-// 89k/71k req/s on the 6 B/4 KiB files against 95k/78k).
 func childProcs(l *mpm.ConfigureResponse) int {
 	switch {
 	case l.Model == mpm.Prefork:
 		return 1
-	case l.Model == mpm.Event && l.StartServers > 1:
+	case l.StartServers > 1:
 		return (runtime.NumCPU() + l.StartServers - 1) / l.StartServers
 	}
 	return 0

@@ -15,7 +15,9 @@ func TestChildProcs(t *testing.T) {
 	}{
 		{mpm.Prefork, 4, 1},
 		{mpm.Prefork, 0, 1},
-		{mpm.Worker, 2, 0}, // threaded: the Go default
+		{mpm.Worker, 1, 0}, // one child alone: every core
+		{mpm.Worker, 2, (runtime.NumCPU() + 1) / 2},
+		{mpm.Worker, 3 * runtime.NumCPU(), 1},
 		{mpm.Event, 0, 0},  // one child alone: every core
 		{mpm.Event, 1, 0},
 		{mpm.Event, 2, (runtime.NumCPU() + 1) / 2},

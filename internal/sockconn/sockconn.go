@@ -257,10 +257,16 @@ func (l *Listener) QueueDepth() (depth, limit int, err error) {
 // with TCP_INFO: for a listening socket Linux reports the queue length in
 // tcpi_unacked and the backlog in tcpi_sacked. It fails for a socket that
 // is not TCP.
+//
+// The call is raw: it never waits, and an event child asks it as it
+// accepts, where a call through the Go scheduler's system-call entry would
+// wake the runtime's monitor thread whenever the child had been idle.
 func QueueDepth(fd int) (depth, limit int, err error) {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
-		return 0, 0, os.NewSyscallError("getsockopt TCP_INFO", err)
+	var info unix.TCPInfo
+	n := uint32(unix.SizeofTCPInfo)
+	if _, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
+		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0); e != 0 {
+		return 0, 0, os.NewSyscallError("getsockopt TCP_INFO", e)
 	}
 	return int(info.Unacked), int(info.Sacked), nil
 }

@@ -50,8 +50,8 @@ func TestKilledChildIsReplaced(t *testing.T) {
 
 func TestStartServersPerMPM(t *testing.T) {
 	// Each child's GOMAXPROCS: 1 for prefork; the Go default (unset) for
-	// worker and for one event child; an event child with siblings its
-	// share of the cores.
+	// one threaded child alone; a threaded child with siblings its share
+	// of the cores.
 	share := strconv.Itoa((runtime.NumCPU() + 1) / 2)
 	for _, tt := range []struct {
 		name, mpm, letters string
@@ -59,7 +59,7 @@ func TestStartServersPerMPM(t *testing.T) {
 		procs              string
 	}{
 		{"prefork", "mpm: {name: prefork, start_servers: 3, min_spare_servers: 1, max_spare_servers: 5}\n", "___", 3, "1"},
-		{"worker", "mpm: {name: worker, start_servers: 2, threads_per_child: 4, min_spare_threads: 2, max_spare_threads: 8, server_limit: 4, max_request_workers: 16}\n", "________", 2, ""},
+		{"worker", "mpm: {name: worker, start_servers: 2, threads_per_child: 4, min_spare_threads: 2, max_spare_threads: 8, server_limit: 4, max_request_workers: 16}\n", "________", 2, share},
 		{"event", "mpm: {name: event, start_servers: 1, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 6, server_limit: 2, max_request_workers: 6}\n", "___", 1, ""},
 		{"event-siblings", "mpm: {name: event, start_servers: 2, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 6, server_limit: 2, max_request_workers: 6}\n", "______", 2, share},
 	} {
