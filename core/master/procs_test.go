@@ -18,7 +18,7 @@ func TestChildProcs(t *testing.T) {
 		{mpm.Worker, 1, 0}, // one child alone: every core
 		{mpm.Worker, 2, (runtime.NumCPU() + 1) / 2},
 		{mpm.Worker, 3 * runtime.NumCPU(), 1},
-		{mpm.Event, 0, 0},  // one child alone: every core
+		{mpm.Event, 0, 0}, // one child alone: every core
 		{mpm.Event, 1, 0},
 		{mpm.Event, 2, (runtime.NumCPU() + 1) / 2},
 		{mpm.Event, runtime.NumCPU(), 1},
