@@ -206,7 +206,8 @@ func (m *Master) acceptLocks(g *generation) string {
 // scheduler for every core only contend for the cores.
 //
 // A threaded child (worker, event) gets its share of the cores,
-// ceil(cores / start_servers): its siblings serve about as many
+// ceil(cores / start_servers), where cores is the master's own GOMAXPROCS
+// (the cores it may run on, a container's CPU limit included): its siblings serve about as many
 // connections as it does (an event child well above the sibling with
 // fewest waits before it accepts, gate.balance; a worker child takes no
 // more connections than it has threads), so together they use every
@@ -221,7 +222,8 @@ func childProcs(l *mpm.ConfigureResponse) int {
 	case l.Model == mpm.Prefork:
 		return 1
 	case l.StartServers > 1:
-		return (runtime.NumCPU() + l.StartServers - 1) / l.StartServers
+		cores := runtime.GOMAXPROCS(0)
+		return (cores + l.StartServers - 1) / l.StartServers
 	}
 	return 0
 }

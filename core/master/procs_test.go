@@ -16,17 +16,33 @@ func TestChildProcs(t *testing.T) {
 		{mpm.Prefork, 4, 1},
 		{mpm.Prefork, 0, 1},
 		{mpm.Worker, 1, 0}, // one child alone: every core
-		{mpm.Worker, 2, (runtime.NumCPU() + 1) / 2},
-		{mpm.Worker, 3 * runtime.NumCPU(), 1},
+		{mpm.Worker, 2, (runtime.GOMAXPROCS(0) + 1) / 2},
+		{mpm.Worker, 3 * runtime.GOMAXPROCS(0), 1},
 		{mpm.Event, 0, 0}, // one child alone: every core
 		{mpm.Event, 1, 0},
-		{mpm.Event, 2, (runtime.NumCPU() + 1) / 2},
-		{mpm.Event, runtime.NumCPU(), 1},
-		{mpm.Event, 2 * runtime.NumCPU(), 1},
+		{mpm.Event, 2, (runtime.GOMAXPROCS(0) + 1) / 2},
+		{mpm.Event, runtime.GOMAXPROCS(0), 1},
+		{mpm.Event, 2 * runtime.GOMAXPROCS(0), 1},
 	} {
 		l := &mpm.ConfigureResponse{Model: tt.model, StartServers: tt.start}
 		if got := childProcs(l); got != tt.want {
 			t.Errorf("%s, start_servers %d: GOMAXPROCS %d, want %d", tt.model, tt.start, got, tt.want)
 		}
+	}
+}
+
+// TestChildProcsFollowTheMaster: a threaded child's share is of the cores
+// the master's runtime uses (its GOMAXPROCS: a container's CPU limit
+// included), not of every CPU the machine has.
+func TestChildProcsFollowTheMaster(t *testing.T) {
+	prev := runtime.GOMAXPROCS(8 * runtime.NumCPU())
+	defer runtime.GOMAXPROCS(prev)
+	l := &mpm.ConfigureResponse{Model: mpm.Event, StartServers: 2}
+	if got, want := childProcs(l), 4*runtime.NumCPU(); got != want {
+		t.Fatalf("master GOMAXPROCS %d, 2 children: GOMAXPROCS %d each, want %d", 8*runtime.NumCPU(), got, want)
+	}
+	runtime.GOMAXPROCS(1)
+	if got := childProcs(l); got != 1 {
+		t.Fatalf("master GOMAXPROCS 1, 2 children: GOMAXPROCS %d each, want 1", got)
 	}
 }

@@ -52,7 +52,7 @@ func TestStartServersPerMPM(t *testing.T) {
 	// Each child's GOMAXPROCS: 1 for prefork; the Go default (unset) for
 	// one threaded child alone; a threaded child with siblings its share
 	// of the cores.
-	share := strconv.Itoa((runtime.NumCPU() + 1) / 2)
+	share := strconv.Itoa((runtime.GOMAXPROCS(0) + 1) / 2)
 	for _, tt := range []struct {
 		name, mpm, letters string
 		children           int
