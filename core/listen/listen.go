@@ -209,15 +209,11 @@ func (s *Set) Reset(list []*Listener) {
 // backlog in tcpi_sacked.
 func (l *Listener) QueueDepth() (depth, limit int, err error) {
 	raw, err := l.File.SyscallConn()
+	if err == nil {
+		depth, limit, err = sockconn.RawQueueDepth(raw)
+	}
 	if err != nil {
-		return 0, 0, err
-	}
-	var qerr error
-	if err := raw.Control(func(fd uintptr) { depth, limit, qerr = sockconn.QueueDepth(int(fd)) }); err != nil {
-		return 0, 0, err
-	}
-	if qerr != nil {
-		return 0, 0, fmt.Errorf("listen %s: %w", l.Addr, qerr)
+		return 0, 0, fmt.Errorf("listen %s: %w", l.Addr, err)
 	}
 	return depth, limit, nil
 }

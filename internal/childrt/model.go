@@ -326,8 +326,7 @@ func (g *gate) Accept() (net.Conn, error) {
 	sc.pending.Store(g.model == ModelEvent)
 	if g.board != nil {
 		sc.proc = g.board.Proc(g.proc)
-		sc.proc.AddConns(1) // the status page's ConnsTotal
-		sc.proc.CountAccepted()
+		sc.proc.Opened()
 	}
 	sc.accepted(time.Now())
 	if w := sc.worker(); w != nil {
@@ -495,7 +494,7 @@ func (c *slotConn) Close() error {
 		c.unpend()
 		c.setState(connClosed)
 		if c.proc != nil {
-			c.proc.AddConns(-1)
+			c.proc.Closed()
 		}
 		if c.slot >= 0 {
 			if w := c.worker(); w != nil {

@@ -386,8 +386,10 @@ func TestClearProc(t *testing.T) {
 	p.SetGeneration(1)
 	p.SetState(Graceful)
 	p.SetQuiescing(true)
-	p.AddConns(3)
-	p.AddConns(-1)
+	for range 3 {
+		p.Opened()
+	}
+	p.Closed()
 	if pi := p.Snapshot(); pi.Conns != 2 {
 		t.Fatalf("Conns = %d after 3 accepted and 1 closed, want 2", pi.Conns)
 	}
@@ -716,9 +718,8 @@ func TestAcceptedCountsFromEachProcess(t *testing.T) {
 	p := b.Proc(0)
 	p.SetPID(77)
 	for range 3 {
-		p.AddConns(1)
-		p.CountAccepted()
-		p.AddConns(-1)
+		p.Opened()
+		p.Closed()
 	}
 	if pi := p.Snapshot(); pi.Accepted != 3 || pi.Conns != 0 {
 		t.Fatalf("Accepted %d, Conns %d after 3 connections came and went; want 3, 0", pi.Accepted, pi.Conns)

@@ -155,13 +155,16 @@ func (p *ProcSlot) AppPID() int { return int(p.appPID.Load()) }
 // Full reports whether the child in the slot is at its connection limit.
 func (p *ProcSlot) Full() bool { return p.full.Load() != 0 }
 
-// AddConns adds n (negative to remove) to the connections the child in the
-// slot holds: the child adds one when it accepts a connection and removes
-// it when the connection closes.
-func (p *ProcSlot) AddConns(n int) { p.conns.Add(int64(n)) }
+// Opened records a connection the child in the slot accepted: one more it
+// holds (the status page's ConnsTotal) and one more it has accepted (the
+// MPM's accept rate).
+func (p *ProcSlot) Opened() {
+	p.conns.Add(1)
+	p.accepted.Add(1)
+}
 
-// CountAccepted records that the child accepted a connection.
-func (p *ProcSlot) CountAccepted() { p.accepted.Add(1) }
+// Closed records that one of the child's connections closed.
+func (p *ProcSlot) Closed() { p.conns.Add(-1) }
 
 // AddConnState adds n (negative to remove) to the child's connections in
 // state st: Reading (waiting for, or reading, a request's header), Writing

@@ -245,8 +245,13 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) { return (*listenerRaw
 
 // QueueDepth is the package's QueueDepth for the Listener's socket.
 func (l *Listener) QueueDepth() (depth, limit int, err error) {
+	return RawQueueDepth((*listenerRaw)(l))
+}
+
+// RawQueueDepth is QueueDepth for the listening socket behind rc.
+func RawQueueDepth(rc syscall.RawConn) (depth, limit int, err error) {
 	var qerr error
-	if err := (*listenerRaw)(l).Control(func(fd uintptr) { depth, limit, qerr = QueueDepth(int(fd)) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { depth, limit, qerr = QueueDepth(int(fd)) }); err != nil {
 		return 0, 0, err
 	}
 	return depth, limit, qerr

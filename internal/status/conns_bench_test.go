@@ -178,7 +178,9 @@ func auto(tb testing.TB, m *Module) string {
 func TestEventConnsFromTheScoreboard(t *testing.T) {
 	m, b := eventModule(t, 2, "127.0.0.1:1")
 	p := b.Proc(0)
-	p.AddConns(10)
+	for range 10 {
+		p.Opened()
+	}
 	p.AddConnState(scoreboard.Reading, 4)
 	p.AddConnState(scoreboard.KeepAlive, 3)
 	p.AddConnState(scoreboard.Writing, 1)
@@ -220,7 +222,9 @@ func BenchmarkEventAuto(b *testing.B) {
 	defer ln.Close()
 	conns := holdConns(b, ln, n)
 	m, board := eventModule(b, 2, ln.Addr().String())
-	board.Proc(0).AddConns(n) // what a child counts as it accepts
+	for range n {
+		board.Proc(0).Opened() // what a child counts as it accepts
+	}
 	me := os.Getpid()
 	if held := procfsHeldConnections([]scoreboard.ProcInfo{{PID: me}}, []string{ln.Addr().String()}); held[me] != n {
 		b.Fatalf("the kernel sees %d connections held, want %d", held[me], n)
