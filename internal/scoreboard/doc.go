@@ -36,7 +36,7 @@
 //	master  Create, SetGeneration; per process slot, when it spawns a child:
 //	        ProcSlot.SetPID, SetGeneration; after reaping it: Board.ClearProc
 //	child   Open; ProcSlot.SetState, SetQuiescing (when it starts retiring),
-//	        AddConns (+1 per connection accepted, -1 when it closes)
+//	        Opened (per connection accepted), Closed (when it closes)
 //	worker  its own WorkerSlot, from one goroutine at a time:
 //	        SetState(Idle) ... StartConn, StartRequest, EndRequest,
 //	        SetState(KeepAlive / Closing / Idle)
