@@ -413,6 +413,10 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 	if s.cap != nil {
 		limit = s.cap.limitHit
 		s.cap.pastLimit = withMaster // before any accept
+		if r.Model != ModelEvent {
+			rl := &reclaimLog{counters: r.counters, log: r.Log, slots: r.Threads}
+			go s.cap.reclaimer(queuedAll(r.listeners), rl.reclaimed)
+		}
 	}
 	errc := make(chan error, len(s.gates))
 	// The goroutines that accept are part of the start: the start's pages

@@ -84,6 +84,7 @@ type connTiming struct {
 	want   time.Time   // the read deadline asked for (SetReadDeadline)
 	set    time.Time   // the read deadline on the socket
 	hdrBy  time.Time   // the pending header's hard bound; zero: none pending
+	since  time.Time   // when the pending header's wait began (the accept, a response's end)
 	first  time.Time   // when the pending header's first byte came; zero: none yet
 	hdrN   int64       // the pending header's bytes so far
 	body   bool        // a request body is being read: the minimum rate applies
@@ -287,7 +288,7 @@ func (c *slotConn) startHeader(now time.Time, d time.Duration) {
 	if c.timing.lim.noClamp {
 		return
 	}
-	c.timing.hdrBy, c.timing.first, c.timing.hdrN = now.Add(d), time.Time{}, 0
+	c.timing.hdrBy, c.timing.since, c.timing.first, c.timing.hdrN = now.Add(d), now, time.Time{}, 0
 	c.timing.body = false
 	c.timing.watch.Store(true)
 	c.apply(now)

@@ -79,13 +79,20 @@ type capacity struct {
 	// several (acceptAny): when a connection takes the last free slot,
 	// their waiting Accepts are stopped.
 	listeners []deadliner
+	// held are the worker and prefork models' connections by slot, and
+	// fullSig hears when one takes the last free slot: the reclaimer
+	// (conns.go) looks at them then.
+	held    []*slotConn
+	fullSig chan struct{}
+	stopped chan struct{} // closed by close
 }
 
 // deadliner is a listener whose waiting Accept a past deadline stops.
 type deadliner interface{ SetDeadline(time.Time) error }
 
 func newCapacity(slots, maxConns int, limit uint64) *capacity {
-	c := &capacity{maxConns: maxConns, limit: limit, limitHit: make(chan struct{})}
+	c := &capacity{maxConns: maxConns, limit: limit, limitHit: make(chan struct{}),
+		held: make([]*slotConn, slots), fullSig: make(chan struct{}, 1), stopped: make(chan struct{})}
 	c.cond = sync.NewCond(&c.mu)
 	for i := slots - 1; i >= 0; i-- {
 		c.free = append(c.free, i)
@@ -149,8 +156,24 @@ func (c *capacity) takeAccepted() int {
 	return s
 }
 
+// hold records sc as the holder of its slot, and tells the reclaimer when
+// it took the last one.
+func (c *capacity) hold(sc *slotConn) {
+	c.mu.Lock()
+	c.held[sc.slot] = sc
+	full := len(c.free) == 0
+	c.mu.Unlock()
+	if full {
+		select {
+		case c.fullSig <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (c *capacity) give(s int) {
 	c.mu.Lock()
+	c.held[s] = nil
 	c.free = append(c.free, s)
 	c.mu.Unlock()
 	c.cond.Broadcast()
@@ -254,6 +277,9 @@ func (c *capacity) exhausted() bool {
 
 func (c *capacity) close() {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.stopped)
+	}
 	c.closed = true
 	c.mu.Unlock()
 	c.cond.Broadcast()
@@ -329,6 +355,9 @@ func (g *gate) Accept() (net.Conn, error) {
 		sc.proc.Opened()
 	}
 	sc.accepted(time.Now())
+	if slot >= 0 {
+		g.cap.hold(sc)
+	}
 	if w := sc.worker(); w != nil {
 		w.StartConn()
 		w.SetState(scoreboard.Reading)

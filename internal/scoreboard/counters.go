@@ -58,6 +58,10 @@ const (
 	// (none, a malformed one, one that took longer than
 	// timeouts.read_header) or came from a peer outside trusted_proxies.
 	ProxyRejected
+	// ConnectionsReclaimed counts connections worker and prefork children
+	// closed, having sent nothing for a second, because every thread of
+	// the child was held while connections waited to be accepted.
+	ConnectionsReclaimed
 	numCounters
 )
 

@@ -49,6 +49,7 @@ var (
 	alogDropDesc = prometheus.NewDesc("phased_access_log_dropped_lines_total", "Access-log lines the children lost to failed writes (a full disk, an I/O error) since the master started; the error log says why.", nil, nil)
 	alogErrDesc  = prometheus.NewDesc("phased_access_log_write_errors_total", "Failed writes to the access log since the master started; each loses the batch of lines it carried.", nil, nil)
 	proxyRejDesc = prometheus.NewDesc("phased_proxy_protocol_rejected_total", "Connections children closed on a listener with proxy_protocol because they did not start with a valid PROXY header in time, or came from outside trusted_proxies; none was served.", nil, nil)
+	reclaimDesc  = prometheus.NewDesc("phased_connections_reclaimed_total", "Connections worker and prefork children closed, having sent nothing for a second (new, or idle between keep-alive requests), because every thread of the child was held while connections waited to be accepted.", nil, nil)
 	maxDesc      = prometheus.NewDesc("phased_max_children_reached_total", "Maintenance ticks that wanted more children than the MPM's limit allows.", nil, nil)
 	durDesc      = prometheus.NewDesc("phased_request_duration_seconds", "How long requests took, from the children, since the master started.", nil, nil)
 )
@@ -57,7 +58,7 @@ type collector struct{ m *Module }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{workersDesc, slotsDesc, procsDesc, reqDesc, bytesDesc, countDesc, restartDesc, queueDesc, limitDesc,
-		maxQDesc, acceptDesc, slowDesc, cutDesc, alogDropDesc, alogErrDesc, proxyRejDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc, certDesc} {
+		maxQDesc, acceptDesc, slowDesc, cutDesc, alogDropDesc, alogErrDesc, proxyRejDesc, reclaimDesc, maxDesc, durDesc, stateDesc, spawnDesc, recycleDesc, exitDesc, certDesc} {
 		ch <- d
 	}
 }
@@ -136,6 +137,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(alogDropDesc, prometheus.CounterValue, float64(k.Get(scoreboard.AccessLogDroppedLines)))
 		ch <- prometheus.MustNewConstMetric(alogErrDesc, prometheus.CounterValue, float64(k.Get(scoreboard.AccessLogWriteErrors)))
 		ch <- prometheus.MustNewConstMetric(proxyRejDesc, prometheus.CounterValue, float64(k.Get(scoreboard.ProxyRejected)))
+		ch <- prometheus.MustNewConstMetric(reclaimDesc, prometheus.CounterValue, float64(k.Get(scoreboard.ConnectionsReclaimed)))
 		ch <- prometheus.MustNewConstMetric(maxDesc, prometheus.CounterValue, float64(k.Get(scoreboard.MaxChildrenReached)))
 		for _, g := range k.Generations() {
 			gen := strconv.Itoa(g.Generation)

@@ -350,3 +350,90 @@ func TestWorkerConnectionsAboveTheDescriptorLimit(t *testing.T) {
 		t.Fatalf("GET: %d %v", code, err)
 	}
 }
+
+// TestSilentConnectionsReclaimed: in the worker and prefork models a
+// connection holds its thread from the accept, so connections that send
+// nothing can hold them all. When every thread is held and clients wait to
+// be accepted, a child closes its connections that have sent nothing for a
+// second, idle keep-alive ones included: the clients are served within a
+// few seconds, not after read_header's 30 s; the error log and
+// phased_connections_reclaimed_total say so. A connection sending its
+// header slowly keeps its thread.
+func TestSilentConnectionsReclaimed(t *testing.T) {
+	for _, tt := range []struct{ name, mpm string }{
+		{"worker", "mpm: {name: worker, start_servers: 1, server_limit: 1, threads_per_child: 4, min_spare_threads: 1, max_spare_threads: 4, max_request_workers: 4}\n"},
+		{"prefork", "mpm: {name: prefork, start_servers: 4, min_spare_servers: 1, max_spare_servers: 4, server_limit: 4, max_request_workers: 4}\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := e2e.StartServer(t, handOverAtOnce+"timeouts: {read_header: 30s, idle: 30s}\n"+tt.mpm)
+			s.WaitChildren(t, max(1, strings.Count(tt.mpm, "prefork")*4), 10*time.Second)
+			held := e2e.HoldConnections(t, s.Addr, 2)
+			quiet := silent(t, s.Addr, 1)
+			slow := connect(t, s.Addr)
+			fmt.Fprintf(slow, "GET /hello.txt HT")
+			// Three clients now wait in the accept queue, each keeping
+			// its connection once answered (so that a client served
+			// frees no thread for the next).
+			type answer struct {
+				code int
+				took time.Duration
+			}
+			answers := make(chan answer, 3)
+			for range 3 {
+				c := connect(t, s.Addr)
+				go func() {
+					start := time.Now()
+					c.SetDeadline(start.Add(10 * time.Second))
+					fmt.Fprintf(c, "GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+					code := 0
+					if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+						code = resp.StatusCode
+						resp.Body.Close()
+					}
+					answers <- answer{code, time.Since(start)}
+				}()
+			}
+			for range 3 {
+				if a := <-answers; a.code != 200 || a.took > 5*time.Second {
+					t.Fatalf("a client behind threads held by silent connections: status %d after %v; log:\n%s", a.code, a.took, s.Log)
+				}
+			}
+			for i, c := range append(held, quiet...) {
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+					t.Fatalf("silent connection %d still open: %v", i, err)
+				}
+			}
+			slow.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := slow.Read(make([]byte, 1)); !isTimeout(err) {
+				t.Fatalf("the connection sending its header slowly was closed: %v", err)
+			}
+			fmt.Fprintf(slow, "TP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if resp, err := http.ReadResponse(bufio.NewReader(slow), nil); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("the slow connection's request: %v %v", resp, err)
+			}
+			recs := s.Log.Records("every thread of this child was held while connections waited to be accepted; closed connections that had sent nothing for a second (new ones, or idle keep-alive ones); see phased_connections_reclaimed_total")
+			total := 0
+			for _, r := range recs {
+				if r["level"] != "WARN" {
+					t.Fatalf("record %v", r)
+				}
+				n, _ := r["connections"].(float64)
+				total += int(n)
+			}
+			if total != 3 {
+				t.Fatalf("warnings %v count %d connections, want 3; log:\n%s", recs, total, s.Log)
+			}
+			_, m, _ := e2e.Get(s.URL("/metrics"))
+			if !strings.Contains(m, "phased_connections_reclaimed_total 3\n") {
+				t.Fatalf("metrics:\n%s", m)
+			}
+		})
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}

@@ -1,0 +1,154 @@
+package childrt
+
+import (
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/phasedhq/phased/internal/scoreboard"
+)
+
+// A worker or prefork child's connection holds its slot from the accept to
+// the close, reading its header and idle between keep-alive requests
+// included (Apache's worker and prefork). Connections that send nothing can
+// so hold every slot of a child for up to timeouts.read_header each while
+// clients that would send a request wait in the accept queue, and past the
+// backlog have their handshakes dropped: a flood of connects, most of
+// whose clients are gone by the time the child accepts them (the kernel
+// completes handshakes for a client that already gave up), stalled a
+// worker server for seconds after the flood.
+//
+// The reclaimer ends that. While every slot of the child is held and
+// connections wait in a listener's accept queue at two looks
+// reclaimPoll apart, it closes the child's connections that have sent
+// nothing for reclaimSilence: new ones with no byte yet (of a header, a
+// TLS handshake, a PROXY header) and keep-alive ones idle since their last
+// response, as Apache's event MPM closes kept-alive connections when its
+// workers run short. A connection that has sent part of a request is left
+// to the header timeout and the minimum rate. Closing it is its own
+// goroutine's: the connection's header bound becomes now, its read ends as
+// a header timeout does, and it is closed without a byte written (a
+// keep-alive client retries an idempotent request on a closed idle
+// connection, as it must for any server's idle close).
+const (
+	reclaimPoll    = 250 * time.Millisecond
+	reclaimSilence = time.Second
+	reclaimWarn    = time.Minute // how often a child warns about reclaiming
+)
+
+// reclaimer runs for a worker or prefork child until its capacity closes.
+// queued counts the connections waiting in the child's accept queues (-1
+// for a listener that cannot tell); reclaimed hears how many connections
+// each pass closed.
+func (c *capacity) reclaimer(queued func() int, reclaimed func(int)) {
+	tick := time.NewTimer(reclaimPoll)
+	tick.Stop()
+	for {
+		select {
+		case <-c.fullSig:
+		case <-c.stopped:
+			return
+		}
+		waited := 0 // consecutive looks that found connections queued
+		for {
+			tick.Reset(reclaimPoll)
+			select {
+			case <-tick.C:
+			case <-c.stopped:
+				tick.Stop()
+				return
+			}
+			c.mu.Lock()
+			full := len(c.free) == 0 && !c.closed
+			c.mu.Unlock()
+			if !full {
+				break
+			}
+			if queued() > 0 {
+				waited++
+			} else {
+				waited = 0
+			}
+			if waited < 2 {
+				continue
+			}
+			if n := c.reclaim(time.Now()); n > 0 {
+				reclaimed(n)
+			}
+		}
+	}
+}
+
+// reclaim closes the held connections that have sent nothing for
+// reclaimSilence at now, and returns how many.
+func (c *capacity) reclaim(now time.Time) int {
+	c.mu.Lock()
+	held := slices.Clone(c.held)
+	c.mu.Unlock()
+	n := 0
+	for _, sc := range held {
+		if sc != nil && sc.reclaimIfSilent(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// reclaimIfSilent ends c's wait for a header that has not begun for
+// reclaimSilence at now: its bound becomes now, so the read waiting for it
+// ends at once as a header timeout. It reports whether it did.
+func (c *slotConn) reclaimIfSilent(now time.Time) bool {
+	if c.closed.Load() {
+		return false
+	}
+	c.timing.mu.Lock()
+	defer c.timing.mu.Unlock()
+	t := &c.timing
+	if t.lim.noClamp || t.hdrBy.IsZero() || !t.first.IsZero() || now.Sub(t.since) < reclaimSilence || !t.hdrBy.After(now) {
+		return false
+	}
+	t.hdrBy = now
+	_ = c.apply(now)
+	return true
+}
+
+// reclaimLog counts reclaimed connections and warns about them at most
+// once a reclaimWarn per child, with how many went since.
+type reclaimLog struct {
+	counters *scoreboard.Counters
+	log      *slog.Logger
+	slots    int
+
+	mu     sync.Mutex
+	warned time.Time
+	count  int // since the last warning
+}
+
+func (r *reclaimLog) reclaimed(n int) {
+	r.counters.Add(scoreboard.ConnectionsReclaimed, uint64(n))
+	r.mu.Lock()
+	r.count += n
+	now := time.Now()
+	if now.Sub(r.warned) < reclaimWarn {
+		r.mu.Unlock()
+		return
+	}
+	n, r.count, r.warned = r.count, 0, now
+	r.mu.Unlock()
+	r.log.Warn("every thread of this child was held while connections waited to be accepted; closed connections that had sent nothing for a second (new ones, or idle keep-alive ones); see phased_connections_reclaimed_total",
+		"connections", n, "threads", r.slots, "silent_for", reclaimSilence)
+}
+
+// queuedAll counts the connections waiting in ls's accept queues, those
+// that can tell.
+func queuedAll(ls []net.Listener) func() int {
+	return func() int {
+		n := 0
+		for _, l := range ls {
+			n += max(queued(l), 0)
+		}
+		return n
+	}
+}
