@@ -415,7 +415,8 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		s.cap.pastLimit = withMaster // before any accept
 		if r.Model != ModelEvent {
 			rl := &reclaimLog{counters: r.counters, log: r.Log, slots: r.Threads}
-			go s.cap.reclaimer(queuedAll(r.listeners), rl.reclaimed)
+			atLimit := func() uint64 { return r.counters.Get(scoreboard.MaxChildrenReached) }
+			go s.cap.reclaimer(queuedAll(r.listeners), atLimit, rl.reclaimed)
 		}
 	}
 	errc := make(chan error, len(s.gates))

@@ -85,6 +85,7 @@ type connTiming struct {
 	set    time.Time   // the read deadline on the socket
 	hdrBy  time.Time   // the pending header's hard bound; zero: none pending
 	since  time.Time   // when the pending header's wait began (the accept, a response's end)
+	kept   bool        // the pending header is a keep-alive connection's next request
 	first  time.Time   // when the pending header's first byte came; zero: none yet
 	hdrN   int64       // the pending header's bytes so far
 	body   bool        // a request body is being read: the minimum rate applies
@@ -268,7 +269,7 @@ func (c *slotConn) accepted(now time.Time) {
 	if c.proc != nil {
 		c.proc.AddConnState(scoreboard.Reading, 1)
 	}
-	c.startHeader(now, c.timing.lim.readHeader)
+	c.startHeader(now, c.timing.lim.readHeader, false)
 }
 
 // responded starts the next request's header bound at now, the end of a
@@ -276,10 +277,10 @@ func (c *slotConn) accepted(now time.Time) {
 // idle until a byte comes.
 func (c *slotConn) responded(now time.Time) {
 	c.setState(connIdle)
-	c.startHeader(now, max(c.timing.lim.idle, c.timing.lim.readHeader))
+	c.startHeader(now, max(c.timing.lim.idle, c.timing.lim.readHeader), true)
 }
 
-func (c *slotConn) startHeader(now time.Time, d time.Duration) {
+func (c *slotConn) startHeader(now time.Time, d time.Duration, kept bool) {
 	if d <= 0 {
 		return
 	}
@@ -289,6 +290,7 @@ func (c *slotConn) startHeader(now time.Time, d time.Duration) {
 		return
 	}
 	c.timing.hdrBy, c.timing.since, c.timing.first, c.timing.hdrN = now.Add(d), now, time.Time{}, 0
+	c.timing.kept = kept
 	c.timing.body = false
 	c.timing.watch.Store(true)
 	c.apply(now)
