@@ -414,7 +414,7 @@ func (r *Runtime) serve(h http.Handler, sigs <-chan os.Signal) error {
 		limit = s.cap.limitHit
 		s.cap.pastLimit = withMaster // before any accept
 		if r.Model != ModelEvent {
-			rl := &reclaimLog{counters: r.counters, log: r.Log, slots: r.Threads}
+			rl := &reclaimLog{counters: r.counters, log: r.Log, slots: r.Threads, warn: warnEvery{every: reclaimWarn}}
 			atLimit := func() uint64 { return r.counters.Get(scoreboard.MaxChildrenReached) }
 			go s.cap.reclaimer(queuedAll(r.listeners), atLimit, rl.reclaimed)
 		}

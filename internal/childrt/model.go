@@ -81,7 +81,7 @@ type capacity struct {
 	listeners []deadliner
 	// held are the worker and prefork models' connections by slot, and
 	// fullSig hears when one takes the last free slot: the reclaimer
-	// (conns.go) looks at them then.
+	// (reclaim.go) looks at them then.
 	held    []*slotConn
 	fullSig chan struct{}
 	stopped chan struct{} // closed by close

@@ -53,10 +53,7 @@ type proxyListener struct {
 	timeout  time.Duration
 	counters *scoreboard.Counters
 	log      *slog.Logger
-
-	mu       sync.Mutex
-	warned   time.Time
-	rejected int // since the last warning
+	warn     warnEvery // every proxyWarnEvery
 }
 
 func (l *proxyListener) Accept() (net.Conn, error) {
@@ -71,16 +68,10 @@ func (l *proxyListener) Accept() (net.Conn, error) {
 func (l *proxyListener) reject(peer net.Addr, err error) {
 	l.counters.Add(scoreboard.ProxyRejected, 1)
 	l.log.Debug("connection without a valid PROXY header closed", "listen", l.addr, "peer", peer.String(), "err", err)
-	l.mu.Lock()
-	l.rejected++
-	now := time.Now()
-	if now.Sub(l.warned) < proxyWarnEvery {
-		l.mu.Unlock()
+	n, ok := l.warn.add(1, time.Now())
+	if !ok {
 		return
 	}
-	n := l.rejected
-	l.warned, l.rejected = now, 0
-	l.mu.Unlock()
 	l.log.Warn("connections without a valid PROXY header closed (proxy_protocol is on for this listener); see phased_proxy_protocol_rejected_total",
 		"listen", l.addr, "peer", peer.String(), "err", err, "connections", n)
 }
@@ -216,6 +207,6 @@ func (s *server) wrapProxy(r *Runtime) {
 			continue
 		}
 		s.gates[i] = &proxyListener{Listener: s.gates[i], addr: r.lopts[i].Addr, trusted: r.trusted,
-			timeout: r.Timeouts.ReadHeader, counters: r.counters, log: r.Log}
+			timeout: r.Timeouts.ReadHeader, counters: r.counters, log: r.Log, warn: warnEvery{every: proxyWarnEvery}}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -127,23 +126,15 @@ type reclaimLog struct {
 	counters *scoreboard.Counters
 	log      *slog.Logger
 	slots    int
-
-	mu     sync.Mutex
-	warned time.Time
-	count  int // since the last warning
+	warn     warnEvery // every reclaimWarn
 }
 
 func (r *reclaimLog) reclaimed(n int) {
 	r.counters.Add(scoreboard.ConnectionsReclaimed, uint64(n))
-	r.mu.Lock()
-	r.count += n
-	now := time.Now()
-	if now.Sub(r.warned) < reclaimWarn {
-		r.mu.Unlock()
+	n, ok := r.warn.add(n, time.Now())
+	if !ok {
 		return
 	}
-	n, r.count, r.warned = r.count, 0, now
-	r.mu.Unlock()
 	r.log.Warn("every thread of this child was held while connections waited to be accepted; closed connections that had sent nothing for a second (new ones; idle keep-alive ones too once the server was at max_request_workers); see phased_connections_reclaimed_total",
 		"connections", n, "threads", r.slots, "silent_for", reclaimSilence)
 }
