@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +157,54 @@ func oneShortRequest(addr string) bool {
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
 	return err == nil && resp.StatusCode == http.StatusOK
+}
+
+// TestPreforkShedsChildrenForShortConnections: a prefork server that grew
+// to 40 children for keep-alive clients, whose clients then make short
+// connections (one request each) as fast as they can, sheds most of the
+// children within seconds: each of them turns its connections over in
+// milliseconds, so it is a spare however busy it looks at a tick. Before,
+// every child looked busy at every tick (each connection waits for a CPU)
+// and the server kept them all, at several times the CPU a request.
+func TestPreforkShedsChildrenForShortConnections(t *testing.T) {
+	const clients = 50
+	s := e2e.StartMPM(t, "timeouts: {idle: 30s}\nmpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 8, server_limit: 64, max_request_workers: 64}\n")
+	held := e2e.HoldConnections(t, s.Addr, 40)
+	for deadline := time.Now().Add(15 * time.Second); len(e2e.Workers(s.PID())) < 40; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d children for 40 keep-alive clients", len(e2e.Workers(s.PID())))
+		}
+	}
+	stop := time.Now().Add(8 * time.Second)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				if !oneShortRequest(s.Addr) {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	var counts []int
+	for time.Now().Before(stop) {
+		time.Sleep(time.Second)
+		counts = append(counts, len(e2e.Workers(s.PID())))
+	}
+	wg.Wait()
+	t.Logf("children each second under %d short-connection clients: %v", clients, counts)
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d short requests failed; log:\n%s", n, s.Log)
+	}
+	// With the rule: 29, 19, 14, 11, 10 ... children a second apart;
+	// without it 36, 34, 32, 31, 31 ... (the idle ones only, late).
+	if len(counts) < 5 || counts[4] > 20 {
+		t.Errorf("children each second of short connections: %v, want at most 20 after 5 s", counts)
+	}
 }

@@ -105,6 +105,10 @@ type tick struct {
 	// draining reports that connections wait in the accept queues but the
 	// children take them within QueueWait (Core.acceptRate).
 	draining bool
+	// turning are the busy prefork children, by slot, whose connections
+	// each last less than ShortLife (Core.acceptRate): each is free again
+	// for the next connection within that time.
+	turning map[int]bool
 }
 
 func (t *tick) free() int { return max(0, t.cfg.ServerLimit-t.occupied) }
@@ -186,7 +190,7 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 			t.queued += max(l.QueueDepth, 0)
 		}
 	}
-	if rate := c.acceptRate(req); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() {
+	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() {
 		// The last waiting connection is taken within QueueWait.
 		t.queued, t.draining = 0, true
 	}
@@ -241,11 +245,22 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 // queue all the time, and the children already there take them.
 const QueueWait = 50 * time.Millisecond
 
+// ShortLife is how long a prefork child's connections may last, by
+// Little's law (one connection at a time: a child that accepted n
+// connections in s seconds held each for at most s/n), for the child to
+// count as free for the next connection rather than busy when the policy
+// decides what to retire. `Connection: close` requests for files last
+// well under a millisecond of a child's time; an app's request that
+// takes 10 ms or more, or a keep-alive client, keeps its child busy.
+const ShortLife = 10 * time.Millisecond
+
 // acceptRate returns the connections a second the children accept now, and
 // records this tick's counts for the next. A child's rate is the growth of
 // its Connections since the last tick, or for a child not seen then, its
-// Connections over its age; 0 when no child accepted anything.
-func (c *Core) acceptRate(req *mpm.MaintainRequest) float64 {
+// Connections over its age; 0 when no child accepted anything. It marks in
+// t the busy prefork children whose rate says their connections last less
+// than ShortLife.
+func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 	st := &c.st
 	prev, since := st.accepted, req.Now.Sub(st.lastTick).Seconds()
 	st.accepted = make(map[int]uint64, len(req.Children))
@@ -260,7 +275,14 @@ func (c *Core) acceptRate(req *mpm.MaintainRequest) float64 {
 		switch {
 		case ok && since > 0:
 			if ch.Connections > was {
-				rate += float64(ch.Connections-was) / since
+				r := float64(ch.Connections-was) / since
+				rate += r
+				if t.cfg.Model == mpm.Prefork && ch.State == mpm.ChildReady && ch.IdleSlots <= 0 && r*ShortLife.Seconds() >= 1 {
+					if t.turning == nil {
+						t.turning = map[int]bool{}
+					}
+					t.turning[ch.Slot] = true
+				}
 			}
 		case !ch.Started.IsZero() && req.Now.After(ch.Started):
 			rate += float64(ch.Connections) / req.Now.Sub(ch.Started).Seconds()
@@ -313,6 +335,16 @@ func (c *Core) spares(t *tick) {
 	st := &c.st
 	cfg := t.cfg
 	idle := t.idle() - t.queued
+	if t.queued == 0 {
+		// Prefork children busy with connections that last less than
+		// ShortLife are free again before a connection would wait long:
+		// as spares they are idle. A prefork server that grew to 50
+		// children for keep-alive clients otherwise keeps them all under
+		// short connections, each of which then waits for a CPU long
+		// enough for every child to look busy at every tick, and costs
+		// four times the CPU (docs/design.md, "Spare children").
+		idle += len(t.turning)
+	}
 	switch {
 	case idle > cfg.MaxSpare:
 		st.idleSpawnRate = 1
@@ -423,7 +455,9 @@ func (c *Core) spawnSpares(t *tick, idle int) {
 // lets whichever child reads the pipe of death go; phased picks one that
 // loses nothing: the highest slot among ready children with no busy slot,
 // else the highest starting child, else the ready child with the fewest busy
-// slots (highest slot on ties). For prefork only an idle child qualifies.
+// slots (highest slot on ties). For prefork only an idle child qualifies,
+// or one whose connections last less than ShortLife (turning), which
+// finishes its connection and goes.
 func pickRetire(t *tick) (int, bool) {
 	best, bestRank, bestBusy := -1, -1, 0
 	for _, ch := range t.active {
@@ -434,7 +468,7 @@ func pickRetire(t *tick) (int, bool) {
 			rank = 3
 		case ch.State == mpm.ChildStarting:
 			rank = 2
-		case ch.State == mpm.ChildReady && t.cfg.Model != mpm.Prefork:
+		case ch.State == mpm.ChildReady && (t.cfg.Model != mpm.Prefork || t.queued == 0 && t.turning[ch.Slot]):
 			rank = 1
 		default:
 			continue

@@ -247,3 +247,63 @@ func TestRetireHalfTheExcess(t *testing.T) {
 		t.Errorf("12 idle event children: retired %d, want 1", got)
 	}
 }
+
+// TestShortConnectionsFreeBusyChildren: 50 prefork children (5 idle, 45
+// busy at the tick) with max_spare_servers 10 and nothing queued. When each
+// busy child took 300 connections since the last tick (3 ms each, under
+// ShortLife), the busy ones count as spares: half the 40 beyond the maximum
+// go, busy ones among them. When each took one (keep-alive clients) or 20
+// (50 ms app requests), none goes, as when the children's connections
+// queue up.
+func TestShortConnectionsFreeBusyChildren(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	req := func(now time.Duration, conns uint64, depth int) *mpm.MaintainRequest {
+		r := queued(50, 0, 1, depth)
+		r.Now = t0.Add(now)
+		for i := range r.Children {
+			r.Children[i].Started = t0.Add(-time.Minute)
+			r.Children[i].Connections = conns
+			if i < 5 {
+				r.Children[i].IdleSlots, r.Children[i].BusySlots = 1, 0
+			}
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name     string
+		accepted uint64
+		depth    int
+		want     int
+	}{
+		{"3 ms connections", 300, 0, 20},
+		{"keep-alive connections", 1, 0, 0},
+		{"50 ms connections", 20, 0, 0},
+		{"3 ms connections with a queue that does not drain", 300, 20000, 0},
+	} {
+		p := policy.New("prefork", policy.ParsePrefork)
+		if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: map[string]any{"max_spare_servers": 10}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Maintain(ctx, req(0, 1000, c.depth)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := p.Maintain(ctx, req(time.Second, 1000+c.accepted, c.depth))
+		if err != nil {
+			t.Fatal(err)
+		}
+		retired := sim.Retired(resp)
+		if len(retired) != c.want {
+			t.Errorf("%s: retired %d (%v), want %d", c.name, len(retired), retired, c.want)
+		}
+		busy := 0
+		for _, slot := range retired {
+			if slot >= 5 {
+				busy++
+			}
+		}
+		if c.want > 0 && busy != c.want-5 {
+			t.Errorf("%s: retired %d busy children, want the 5 idle ones and %d busy", c.name, busy, c.want-5)
+		}
+	}
+}
