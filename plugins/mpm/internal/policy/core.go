@@ -57,11 +57,15 @@ type Core struct {
 	mu  sync.Mutex
 	cfg *Config
 	st  retained
+	// CPUBusy reports the machine's CPU use since its last call (0 to 1),
+	// false when unknown; the machine's /proc/stat by default. Tests set it.
+	CPUBusy func() (float64, bool)
 }
 
 // NewCore returns a policy configured by cfg.
 func NewCore(cfg *Config) *Core {
-	return &Core{cfg: cfg, st: retained{idleSpawnRate: 1}}
+	m := new(cpuMeter)
+	return &Core{cfg: cfg, st: retained{idleSpawnRate: 1}, CPUBusy: m.busy}
 }
 
 // SetConfig replaces the configuration (a new configuration pass), keeping
@@ -106,9 +110,13 @@ type tick struct {
 	// children take them within QueueWait (Core.acceptRate).
 	draining bool
 	// turning are the busy prefork children, by slot, whose connections
-	// each last less than ShortLife (Core.acceptRate): each is free again
-	// for the next connection within that time.
+	// each last less than ShortLife, on a machine whose CPUs are the limit
+	// (Core.acceptRate): each is free again for the next connection within
+	// that time, and more children would only share the same CPUs.
 	turning map[int]bool
+	// saturated: the machine's CPUs were busy at least SaturatedCPU of
+	// the time since the last tick.
+	saturated bool
 }
 
 func (t *tick) free() int { return max(0, t.cfg.ServerLimit-t.occupied) }
@@ -190,6 +198,10 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 			t.queued += max(l.QueueDepth, 0)
 		}
 	}
+	if c.CPUBusy != nil && t.cfg.Model == mpm.Prefork {
+		busy, ok := c.CPUBusy()
+		t.saturated = ok && busy >= SaturatedCPU
+	}
 	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() {
 		// The last waiting connection is taken within QueueWait.
 		t.queued, t.draining = 0, true
@@ -249,17 +261,20 @@ const QueueWait = 50 * time.Millisecond
 // Little's law (one connection at a time: a child that accepted n
 // connections in s seconds held each for at most s/n), for the child to
 // count as free for the next connection rather than busy when the policy
-// decides what to retire. `Connection: close` requests for files last
-// well under a millisecond of a child's time; an app's request that
-// takes 10 ms or more, or a keep-alive client, keeps its child busy.
+// decides what to retire, on a machine whose CPUs are saturated
+// (SaturatedCPU). `Connection: close` requests for files take well under
+// a millisecond of a child's CPU and look longer only because they wait
+// for a CPU; an app's request of 10 ms or more, or a keep-alive client,
+// keeps its child busy, and on CPUs with room to spare (an app's requests
+// waiting for I/O) no child is counted so.
 const ShortLife = 10 * time.Millisecond
 
 // acceptRate returns the connections a second the children accept now, and
 // records this tick's counts for the next. A child's rate is the growth of
 // its Connections since the last tick, or for a child not seen then, its
-// Connections over its age; 0 when no child accepted anything. It marks in
-// t the busy prefork children whose rate says their connections last less
-// than ShortLife.
+// Connections over its age; 0 when no child accepted anything. On a machine
+// whose CPUs are saturated, it marks in t the busy prefork children whose
+// rate says their connections last less than ShortLife.
 func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 	st := &c.st
 	prev, since := st.accepted, req.Now.Sub(st.lastTick).Seconds()
@@ -277,7 +292,7 @@ func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 			if ch.Connections > was {
 				r := float64(ch.Connections-was) / since
 				rate += r
-				if t.cfg.Model == mpm.Prefork && ch.State == mpm.ChildReady && ch.IdleSlots <= 0 && r*ShortLife.Seconds() >= 1 {
+				if t.saturated && ch.State == mpm.ChildReady && ch.IdleSlots <= 0 && r*ShortLife.Seconds() >= 1 {
 					if t.turning == nil {
 						t.turning = map[int]bool{}
 					}

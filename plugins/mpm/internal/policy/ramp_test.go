@@ -249,12 +249,13 @@ func TestRetireHalfTheExcess(t *testing.T) {
 }
 
 // TestShortConnectionsFreeBusyChildren: 50 prefork children (5 idle, 45
-// busy at the tick) with max_spare_servers 10 and nothing queued. When each
-// busy child took 300 connections since the last tick (3 ms each, under
-// ShortLife), the busy ones count as spares: half the 40 beyond the maximum
-// go, busy ones among them. When each took one (keep-alive clients) or 20
-// (50 ms app requests), none goes, as when the children's connections
-// queue up.
+// busy at the tick) with max_spare_servers 10 and nothing queued, on a
+// machine whose CPUs are saturated. When each busy child took 300
+// connections since the last tick (3 ms each, under ShortLife), the busy
+// ones count as spares: half the 40 beyond the maximum go, busy ones among
+// them. When each took one (keep-alive clients) or 20 (50 ms app
+// requests), none goes, as when the connections queue up or when the CPUs
+// have room (children waiting for an app's I/O).
 func TestShortConnectionsFreeBusyChildren(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -274,17 +275,20 @@ func TestShortConnectionsFreeBusyChildren(t *testing.T) {
 		name     string
 		accepted uint64
 		depth    int
+		cpu      float64
 		want     int
 	}{
-		{"3 ms connections", 300, 0, 20},
-		{"keep-alive connections", 1, 0, 0},
-		{"50 ms connections", 20, 0, 0},
-		{"3 ms connections with a queue that does not drain", 300, 20000, 0},
+		{"3 ms connections", 300, 0, 0.95, 20},
+		{"keep-alive connections", 1, 0, 0.95, 0},
+		{"50 ms connections", 20, 0, 0.95, 0},
+		{"3 ms connections with a queue that does not drain", 300, 20000, 0.95, 0},
+		{"3 ms connections, CPUs with room", 300, 0, 0.6, 0},
 	} {
 		p := policy.New("prefork", policy.ParsePrefork)
 		if _, err := p.Configure(ctx, &mpm.ConfigureRequest{Settings: map[string]any{"max_spare_servers": 10}}); err != nil {
 			t.Fatal(err)
 		}
+		p.Core().CPUBusy = func() (float64, bool) { return c.cpu, true }
 		if _, err := p.Maintain(ctx, req(0, 1000, c.depth)); err != nil {
 			t.Fatal(err)
 		}
