@@ -13,6 +13,7 @@ import (
 	"github.com/phasedhq/phased/core/child/appserver"
 	"github.com/phasedhq/phased/core/child/cgi"
 	"github.com/phasedhq/phased/core/child/fastcgi"
+	"github.com/phasedhq/phased/core/child/internal/gateway"
 	"github.com/phasedhq/phased/core/child/proxy"
 	"github.com/phasedhq/phased/core/child/static"
 	"github.com/phasedhq/phased/internal/childrt"
@@ -112,13 +113,13 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 
 // maxBody answers 413 to a request that says its body is over max
 // (app.max_body_size), before the script sees a byte of it, and hands the
-// others to h; h bounds the bodies of unknown length itself. net/http then
-// reads and drops up to 256 KiB of the body, so that a client still
-// sending it gets the answer, and closes the connection past that.
+// others to h; h bounds the bodies of unknown length itself. The rest of
+// the body is read and dropped after the answer, within bounds
+// (gateway.TooLarge), so that a client still sending it gets the answer.
 func maxBody(h http.Handler, max int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			http.Error(w, "413 Request Entity Too Large: the body is over app.max_body_size", http.StatusRequestEntityTooLarge)
+			gateway.TooLarge(w, r, "413 Request Entity Too Large: the body is over app.max_body_size")
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/phasedhq/phased/core/child/internal/gateway"
 	"github.com/phasedhq/phased/core/child/internal/spool"
 	"github.com/phasedhq/phased/internal/childrt"
 	"github.com/phasedhq/phased/internal/clientip"
@@ -120,7 +121,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > p.o.MaxBodySize {
-		p.tooLarge(w)
+		p.tooLarge(w, r)
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -132,7 +133,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// 256K more of it before the 413 goes out, and a client that
 			// sent a little too much waits for the answer instead.
 			st.Close()
-			p.tooLarge(w)
+			p.tooLarge(w, r)
 			return
 		case err != nil:
 			st.Close()
@@ -153,9 +154,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r)
 }
 
-func (p *Proxy) tooLarge(w http.ResponseWriter) {
-	w.Header().Set("Connection", "close") // the rest of the body is not read
-	http.Error(w, "413 Request Entity Too Large: the body is over app.max_body_size", http.StatusRequestEntityTooLarge)
+// tooLarge answers 413, then reads and drops a bounded rest of the body
+// (gateway.TooLarge).
+func (p *Proxy) tooLarge(w http.ResponseWriter, r *http.Request) {
+	gateway.TooLarge(w, r, "413 Request Entity Too Large: the body is over app.max_body_size")
 }
 
 // bodyFailed answers a request whose body did not arrive.

@@ -228,8 +228,23 @@ func testTooLarge(t *testing.T, s *e2e.Server) {
 	if err != nil || resp.StatusCode != 413 {
 		t.Errorf("a chunked body past max_body_size answered %v %v, want 413", resp, err)
 	}
+	// Sent whole before the client reads, on a connection it asks to
+	// close: the 413 every time, never a reset (gateway.TooLarge reads and
+	// drops the rest of the body after the answer).
+	for i := range 10 {
+		req, _ := http.NewRequest("POST", s.URL("/echo?tag=too-big-whole"), bytes.NewReader(make([]byte, over)))
+		cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("body %d over max_body_size sent whole: %v, want 413", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			t.Fatalf("body %d over max_body_size sent whole: %s, want 413", i, resp.Status)
+		}
+	}
 	seen := stats(t, s).Seen
-	for _, tag := range []string{"too-big-expect", "too-big", "too-big-chunked"} {
+	for _, tag := range []string{"too-big-expect", "too-big", "too-big-chunked", "too-big-whole"} {
 		if slices.Contains(seen, tag) {
 			t.Errorf("the app saw the too-large request %s: %v", tag, seen)
 		}
