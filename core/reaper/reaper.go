@@ -153,9 +153,13 @@ func EndGroup(log *slog.Logger, pgid int, keep []int) []int {
 	if pgid < 2 || pgid == os.Getpid() || pgid == unix.Getpgrp() || slices.Contains(keep, pgid) {
 		return nil
 	}
+	// By the parent ids of every process in the group, not by the
+	// children lists: a php-cgi's PHP processes are being reparented to
+	// this process just as it looks, and the lists can miss them then.
 	var members []int
-	for _, pid := range procfs.Descendants(os.Getpid()) {
-		if procfs.Alive(pid) && procfs.Pgid(pid) == pgid {
+	me := os.Getpid()
+	for _, pid := range procfs.Pids() {
+		if procfs.Pgid(pid) == pgid && procfs.Alive(pid) && procfs.Below(pid, me) {
 			if slices.Contains(keep, pid) {
 				return nil
 			}

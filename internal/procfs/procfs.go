@@ -91,6 +91,40 @@ func statState(path string) byte {
 	return f[0][0]
 }
 
+// Pids returns the ids of the processes in /proc.
+func Pids() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Below reports whether pid descends from ancestor, by the parent ids in
+// /proc/PID/stat (which the kernel changes at once when a process is
+// reparented, unlike the children lists Children reads, which it
+// documents as unreliable while the children run).
+func Below(pid, ancestor int) bool {
+	for range 128 {
+		f := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
+		if len(f) < 2 {
+			return false
+		}
+		ppid, err := strconv.Atoi(f[1])
+		if err != nil || ppid <= 0 {
+			return false
+		}
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}
+
 // Pgid returns the process group of pid, or 0 when it is gone.
 func Pgid(pid int) int {
 	f := statFields("/proc/" + strconv.Itoa(pid) + "/stat")

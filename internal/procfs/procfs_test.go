@@ -34,6 +34,15 @@ func TestTreeAndMemory(t *testing.T) {
 	if one <= 0 || tree <= one {
 		t.Fatalf("memory %d, with its descendant %d: want more with it", one, tree)
 	}
+	// The sleep is below sh and below the test, by its parent ids; the
+	// test is below neither, and every one of them is in Pids.
+	if !Below(kids[0], cmd.Process.Pid) || !Below(kids[0], os.Getpid()) || Below(os.Getpid(), cmd.Process.Pid) || Below(1<<30, 1) {
+		t.Fatalf("Below: the sleep %d below sh %d and the test %d: %v %v; the test below sh: %v",
+			kids[0], cmd.Process.Pid, os.Getpid(), Below(kids[0], cmd.Process.Pid), Below(kids[0], os.Getpid()), Below(os.Getpid(), cmd.Process.Pid))
+	}
+	if pids := Pids(); !slices.Contains(pids, kids[0]) || !slices.Contains(pids, os.Getpid()) {
+		t.Fatalf("Pids lacks the sleep %d or the test %d", kids[0], os.Getpid())
+	}
 	if Pgid(kids[0]) != Pgid(os.Getpid()) || Pgid(os.Getpid()) == 0 {
 		t.Fatalf("the sleep's process group is %d, the test's %d; want the same", Pgid(kids[0]), Pgid(os.Getpid()))
 	}
