@@ -119,7 +119,7 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 func maxBody(h http.Handler, max int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			gateway.TooLarge(w, r, "413 Request Entity Too Large: the body is over app.max_body_size")
+			gateway.TooLarge(w, r, gateway.MaxBodyMessage)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -121,7 +121,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > p.o.MaxBodySize {
-		p.tooLarge(w, r)
+		gateway.TooLarge(w, r, gateway.MaxBodyMessage)
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -133,7 +133,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// 256K more of it before the 413 goes out, and a client that
 			// sent a little too much waits for the answer instead.
 			st.Close()
-			p.tooLarge(w, r)
+			gateway.TooLarge(w, r, gateway.MaxBodyMessage)
 			return
 		case err != nil:
 			st.Close()
@@ -152,12 +152,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer st.Close()
 	}
 	p.rp.ServeHTTP(w, r)
-}
-
-// tooLarge answers 413, then reads and drops a bounded rest of the body
-// (gateway.TooLarge).
-func (p *Proxy) tooLarge(w http.ResponseWriter, r *http.Request) {
-	gateway.TooLarge(w, r, "413 Request Entity Too Large: the body is over app.max_body_size")
 }
 
 // bodyFailed answers a request whose body did not arrive.

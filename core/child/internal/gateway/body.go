@@ -116,7 +116,7 @@ func RequestBody(w http.ResponseWriter, r *http.Request, max, mem int64, dir str
 	}
 	switch {
 	case errors.Is(err, ErrBodyTooLarge):
-		TooLarge(w, r, fmt.Sprintf("%d %s", http.StatusRequestEntityTooLarge, http.StatusText(http.StatusRequestEntityTooLarge)))
+		TooLarge(w, r, statusLine(http.StatusRequestEntityTooLarge))
 		return nil, false
 	case err != nil:
 		Error(w, http.StatusBadRequest)

@@ -13,8 +13,11 @@ import (
 
 // Error answers with a short plain text page for status code.
 func Error(w http.ResponseWriter, code int) {
-	http.Error(w, fmt.Sprintf("%d %s", code, http.StatusText(code)), code)
+	http.Error(w, statusLine(code), code)
 }
+
+// statusLine is the page Error sends for code: "404 Not Found".
+func statusLine(code int) string { return fmt.Sprintf("%d %s", code, http.StatusText(code)) }
 
 // SocketAlive reports whether an idle connection to an app can still carry
 // a request: the app has not closed it and sent nothing unasked. It peeks

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// MaxBodyMessage is the 413's page for a body over app.max_body_size, the
+// app proxy's and the app gateways' limit alike.
+const MaxBodyMessage = "413 Request Entity Too Large: the body is over app.max_body_size"
+
 // What TooLarge reads and drops of a refused body, at most: for lingerTime
 // in all, while bytes keep coming (lingerIdle at most between two reads),
 // up to lingerBytes.
