@@ -17,6 +17,7 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/phasedhq/phased/internal/procfs"
 	"github.com/phasedhq/phased/plugins/mpm/worker"
 	"github.com/phasedhq/phased/sdk/mpm"
 )
@@ -256,6 +257,14 @@ func TestKillWedgedPlugin(t *testing.T) {
 	pid := p.PID()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
+	}
+	// A stop signal is delivered asynchronously: until every thread has
+	// stopped, the plugin may still answer Kill's shutdown (it did, once
+	// in about 50 runs, and exited in 3 ms).
+	for deadline := time.Now().Add(5 * time.Second); !procfs.Stopped(pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %d not stopped 5 s after SIGSTOP", pid)
+		}
 	}
 	done := make(chan struct{})
 	start := time.Now()
