@@ -24,6 +24,7 @@ import (
 	"github.com/phasedhq/phased/internal/clientip"
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/exechook"
+	"github.com/phasedhq/phased/internal/h2"
 	"github.com/phasedhq/phased/internal/loglevel"
 	"github.com/phasedhq/phased/internal/phase"
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -600,6 +601,7 @@ type server struct {
 	// to srv), the timeouts.
 	fast     FastResponder
 	fwd      FastForwarder // when fast is nil
+	h2       *h2.Server    // HTTP/2 on the fast path's TLS listeners (h2.go)
 	acme     bool          // ACME answers come first (acmePrefix): not fwd's
 	handoff  *handoff
 	status   *status.Module
@@ -680,7 +682,7 @@ func newServer(r *Runtime, h http.Handler) *server {
 		}
 	}
 	s.wrapProxy(r)
-	s.wrapTLS(r)
+	fastH2 := s.wrapTLS(r)
 	s.srv = &http.Server{
 		Protocols:         s.protocols(r),
 		Handler:           s.scored(h),
@@ -696,6 +698,9 @@ func newServer(r *Runtime, h http.Handler) *server {
 		// FRAME_SIZE_ERROR RFC 9113 asks for, as h2spec checks, and a
 		// request's header block costs the child no more than nginx's.
 		HTTP2: &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
+	}
+	if fastH2 {
+		s.h2 = s.newH2(r)
 	}
 	return s
 }

@@ -249,19 +249,9 @@ func parseRequestLine(line []byte, req *fastRequest) bool {
 		return false
 	}
 	req.target = line[:sp]
-	if req.target[0] != '/' {
+	var ok bool
+	if req.path, ok = targetPath(req.target); !ok {
 		return false
-	}
-	req.path = req.target
-	for i, c := range req.target {
-		if targetChar[c] {
-			continue
-		}
-		if c == '?' && len(req.path) == len(req.target) {
-			req.path = req.target[:i] // the query is not the responder's
-			continue
-		}
-		return false // "%", "#", a second "?", a space...
 	}
 	switch string(line[sp+1:]) {
 	case "HTTP/1.1\r\n":
@@ -273,6 +263,26 @@ func parseRequestLine(line []byte, req *fastRequest) bool {
 	}
 
 	return true
+}
+
+// targetPath returns the path of an origin-form request target the fast
+// path answers (the query is not the responder's); false for any other.
+func targetPath(target []byte) ([]byte, bool) {
+	if len(target) == 0 || target[0] != '/' {
+		return nil, false
+	}
+	path := target
+	for i, c := range target {
+		if targetChar[c] {
+			continue
+		}
+		if c == '?' && len(path) == len(target) {
+			path = target[:i]
+			continue
+		}
+		return nil, false // "%", "#", a second "?", a space...
+	}
+	return path, true
 }
 
 var (
@@ -811,6 +821,46 @@ func (s *server) endHeaderNoDate(out []byte, req *fastRequest) []byte {
 // start is when the request was read; answerFast returns the clock at the
 // end of the request.
 func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastClient, start time.Time, carry *any) ([]byte, time.Time, bool) {
+	x, ok := s.fastStart(c, req, cl, start, carry)
+	if !ok {
+		return out, start, false
+	}
+	if s.fwd == nil {
+		out = append(out, status200...)
+	}
+	out = append(out, x.header...)
+	if x.hasDate {
+		out = s.endHeaderNoDate(out, req)
+	} else {
+		out = s.endHeader(out, req, start)
+	}
+	n := int64(0)
+	if !req.head {
+		out = append(out, x.body...)
+		n = int64(len(x.body))
+	}
+	end := time.Now()
+	s.fastEnd(&x, req, start, end, n)
+	return out, end, true
+}
+
+// fastExchange is a request the fast path answers, between fastStart and
+// fastEnd.
+type fastExchange struct {
+	slot         int // the event model's slot taken for it, or -1
+	ws           *scoreboard.WorkerSlot
+	method       string
+	remote       string
+	header, body []byte
+	status       int
+	hasDate      bool
+}
+
+// fastStart takes the request's slot (event) and scoreboard record and asks
+// the responder (or the app's forwarder) for the answer; false, with all
+// given back, when it declines.
+func (s *server) fastStart(c net.Conn, req *fastRequest, cl *fastClient, start time.Time, carry *any) (fastExchange, bool) {
+	x := fastExchange{slot: -1, method: "GET", status: http.StatusOK}
 	slot := -1
 	sc := connSlot(c)
 	if sc != nil {
@@ -818,30 +868,24 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	}
 	if s.cap != nil && s.model == ModelEvent {
 		slot = s.requestSlot(sc)
-		defer s.cap.give(slot)
+		x.slot = slot
 	}
-	var ws *scoreboard.WorkerSlot
-	method := "GET"
 	if req.head {
-		method = "HEAD"
+		x.method = "HEAD"
 	}
-	client, remote := cl.of(s, req)
+	var client netip.Addr
+	client, x.remote = cl.of(s, req)
 	if s.board != nil && slot >= 0 {
-		ws = s.board.Worker(s.proc, slot)
-		ws.StartRequest(start, client, method, bstr(req.target), req.proto)
+		x.ws = s.board.Worker(s.proc, slot)
+		x.ws.StartRequest(start, client, x.method, bstr(req.target), req.proto)
 	}
-	var (
-		header, body []byte
-		ok           bool
-		status       = http.StatusOK
-		hasDate      bool
-	)
+	ok := false
 	if s.fwd != nil {
 		var ans ForwardAnswer
 		ans, *carry, ok = s.forward(c, req, client, cl.trusted)
-		header, body, status, hasDate = ans.Header, ans.Body, ans.Status, ans.HasDate
+		x.header, x.body, x.status, x.hasDate = ans.Header, ans.Body, ans.Status, ans.HasDate
 	} else {
-		header, body, ok = s.fast.ServeFast(bstr(req.path))
+		x.header, x.body, ok = s.fast.ServeFast(bstr(req.path))
 	}
 	if !ok {
 		// net/http takes the request over: in the event model the slot
@@ -853,34 +897,28 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 		if sc != nil && s.cap != nil && s.model == ModelEvent {
 			sc.repend()
 		}
-		if ws != nil && s.model == ModelEvent {
-			ws.SetState(scoreboard.Idle)
-		} else if ws != nil {
-			ws.SetState(scoreboard.Reading)
+		if x.ws != nil && s.model == ModelEvent {
+			x.ws.SetState(scoreboard.Idle)
+		} else if x.ws != nil {
+			x.ws.SetState(scoreboard.Reading)
 		}
-		return out, start, false
+		if x.slot >= 0 {
+			s.cap.give(x.slot)
+		}
+		return x, false
 	}
-	if s.fwd == nil {
-		out = append(out, status200...)
-	}
-	out = append(out, header...)
-	if hasDate {
-		out = s.endHeaderNoDate(out, req)
-	} else {
-		out = s.endHeader(out, req, start)
-	}
-	n := int64(0)
-	if !req.head {
-		out = append(out, body...)
-		n = int64(len(body))
-	}
-	end := time.Now()
-	if ws != nil {
-		s.endRequestAt(ws, start, end, n)
+	return x, true
+}
+
+// fastEnd closes the scoreboard's record of a request fastStart began,
+// whose answer sent n body bytes, logs it and gives its slot back.
+func (s *server) fastEnd(x *fastExchange, req *fastRequest, start, end time.Time, n int64) {
+	if x.ws != nil {
+		s.endRequestAt(x.ws, start, end, n)
 	}
 	if s.alog != nil {
-		lr := accesslog.Request{RemoteAddr: remote, Received: start, Method: method, URI: bstr(req.target),
-			Proto: req.proto, Status: status, Bytes: n}
+		lr := accesslog.Request{RemoteAddr: x.remote, Received: start, Method: x.method, URI: bstr(req.target),
+			Proto: req.proto, Status: x.status, Bytes: n}
 		var ref, ua [1]string
 		if req.hasReferer {
 			ref[0] = bstr(req.referer)
@@ -895,5 +933,7 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 		}
 		s.alog.Log(&lr)
 	}
-	return out, end, true
+	if x.slot >= 0 {
+		s.cap.give(x.slot)
+	}
 }

@@ -14,8 +14,8 @@ import (
 // the raw socket: its connection's goroutine shakes hands, bounded as
 // net/http bounds it and by the header bound that runs from the accept
 // (conns.go); a connection that negotiated a protocol other than HTTP/1.1
-// by ALPN (h2, acme-tls/1) goes to net/http as it is, which serves it as
-// before; the others are read with the strict parser and answered from the
+// by ALPN goes to phased's HTTP/2 server (h2.go) or, for acme-tls/1, to
+// net/http as it is; the others are read with the strict parser and answered from the
 // responder's bytes, and anything else goes to net/http with the bytes
 // read replayed, as for plain connections. net/http sets Request.TLS from
 // a connection that has a ConnectionState method (tlsReplayConn), as from a
@@ -99,7 +99,10 @@ func (s *server) startTLS(c *fastTLSConn) (ok, handed bool) {
 			return false, false
 		}
 	}
-	if p := c.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
+	if p := c.ConnectionState().NegotiatedProtocol; p == "h2" && s.h2 != nil {
+		s.h2.ServeConn(c)
+		return false, true
+	} else if p != "" && p != "http/1.1" {
 		// HTTP/2 (or an ACME challenge): net/http's, as before.
 		s.track(c, http.StateActive)
 		if !s.handoff.give(c.Conn, c) {

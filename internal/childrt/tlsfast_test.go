@@ -46,7 +46,8 @@ func startTLSFast(t *testing.T, model Model) (string, *tls.Config) {
 // TestFastPathOverTLS: on a TLS listener, HTTP/1.1 requests the responder
 // answers are the fast path's; the rest of the connection, from the first
 // request it does not answer (pipelined behind one it did), is net/http's,
-// which sees the request's TLS state; h2 by ALPN is net/http's; plain HTTP
+// which sees the request's TLS state; h2 by ALPN is phased's HTTP/2 server's,
+// answering from the responder too; plain HTTP
 // sent to the TLS port gets net/http's 400; a client that does not finish
 // its handshake, or sends no request after it, is cut by the header bound.
 func TestFastPathOverTLS(t *testing.T) {
@@ -78,17 +79,21 @@ func TestFastPathOverTLS(t *testing.T) {
 				}
 			}
 
-			// HTTP/2 by ALPN: net/http's, with its TLS state.
+			// HTTP/2 by ALPN: phased's server (h2.go), which answers /a
+			// from the responder and runs the handler, with the TLS
+			// state, for the rest.
 			tr := &http.Transport{TLSClientConfig: cfg.Clone(), ForceAttemptHTTP2: true}
 			defer tr.CloseIdleConnections()
-			resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + "/a")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.ProtoMajor != 2 || string(b) != "slow GET /a HTTP/2.0" || resp.Header.Get("X-TLS") == "none" {
-				t.Errorf("h2: %s %q X-TLS %q", resp.Proto, b, resp.Header.Get("X-TLS"))
+			for _, tc := range []struct{ path, body string }{{"/a", "fast"}, {"/b?x=1", "slow GET /b?x=1 HTTP/2.0"}} {
+				resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + tc.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.ProtoMajor != 2 || string(b) != tc.body || tc.body != "fast" && resp.Header.Get("X-TLS") == "none" {
+					t.Errorf("h2 %s: %s %q X-TLS %q", tc.path, resp.Proto, b, resp.Header.Get("X-TLS"))
+				}
 			}
 
 			// Plain HTTP to the TLS port.

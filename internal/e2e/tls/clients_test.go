@@ -18,29 +18,26 @@ import (
 // The TLS listener against clients nobody here wrote: h2spec (the HTTP/2
 // conformance suite), h2load (nghttp2's load generator) and testssl.sh.
 
-// h2specKnown are the h2spec cases phased's HTTP/2 (Go's net/http server)
-// fails, each with why; a bare net/http server fails the same three.
-// docs/tls.md carries the same list. A case that starts passing fails the
-// test too, so that the list stays true.
-var h2specKnown = map[string]string{
-	"http2/6.5.3/1":   "a SETTINGS frame that names SETTINGS_INITIAL_WINDOW_SIZE twice: RFC 9113 says to apply the values in order; Go's server treats a repeated setting as a PROTOCOL_ERROR and closes the connection",
-	"http2/8.1.2.2/1": "a request with a connection-specific header (Connection:): Go's server answers it 400 Bad Request where RFC 9113 asks for a stream error (RST_STREAM PROTOCOL_ERROR); the request is refused either way",
-	"http2/8.1.2.2/2": "a request with TE: other than trailers: as 8.1.2.2/1, a 400 answer instead of RST_STREAM PROTOCOL_ERROR",
-}
+// h2specKnown are the h2spec cases phased's HTTP/2 fails, each with why:
+// none since phased serves HTTP/2 itself (internal/h2). Go's net/http
+// server, which served it before, failed three (6.5.3/1, a repeated
+// SETTINGS_INITIAL_WINDOW_SIZE; 8.1.2.2/1 and /2, connection-specific
+// headers answered 400 instead of RST_STREAM). A case that starts passing
+// fails the test too, so that the list stays true.
+var h2specKnown = map[string]string{}
 
-// h2specRacy are the cases whose outcome depends on timing in Go's
-// server, accepted whether they pass or fail. 8.1.2.6/1 (and /2, over
-// several frames) sends a GET whose
-// content-length differs from its DATA frame: Go's server finds the
-// mismatch as it reads the DATA frame, but the handler (a static file,
+// h2specRacy are the cases whose outcome depends on timing, accepted
+// whether they pass or fail. 8.1.2.6/1 (and /2, over several frames) sends
+// a GET whose content-length differs from its DATA frame: the server finds
+// the mismatch as it reads the DATA frame, but the handler (a static file,
 // which never reads a GET's body) may have answered first, and the stream
-// is then already closed (seen once in a loaded make test, passing
-// otherwise). 6.9.1/3 is the same race with WINDOW_UPDATE frames (seen
-// once in CI). docs/tls.md says the same.
+// is then already closed (seen with Go's server once in a loaded make
+// test, passing otherwise). 6.9.1/3 is the same race with WINDOW_UPDATE
+// frames (seen once in CI). docs/tls.md says the same.
 var h2specRacy = map[string]string{
 	"http2/8.1.2.6/1": "a content-length that differs from the DATA frame's length: answered before the mismatch is read when the handler is quicker than the DATA frame",
 	"http2/8.1.2.6/2": "as 8.1.2.6/1, with the body in several DATA frames",
-	"http2/6.9.1/3":   "WINDOW_UPDATEs past 2^31-1 on a GET's still-open stream: when the handler has answered first, Go's server has ended the stream (RST_STREAM NO_ERROR) and the updates land on a closed stream",
+	"http2/6.9.1/3":   "WINDOW_UPDATEs past 2^31-1 on a GET's still-open stream: when the handler has answered first, the server has ended the stream (RST_STREAM NO_ERROR) and the updates land on a closed stream",
 }
 
 // TestH2Spec runs h2spec (github.com/summerwind/h2spec, built by the go

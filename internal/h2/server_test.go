@@ -1,0 +1,339 @@
+package h2
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serve starts srv on a TLS listener on 127.0.0.1 and returns a client
+// that speaks HTTP/2 to it and the base URL.
+func serve(t *testing.T, srv *Server) (*http.Client, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close() // connections the client dialled and never used
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.(*tls.Conn).Handshake(); err != nil {
+					c.Close()
+					return
+				}
+				srv.ServeConn(c)
+			}()
+		}
+	}()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, "https://" + ln.Addr().String()
+}
+
+func TestInlineAndHandler(t *testing.T) {
+	var inlined, handled atomic.Int32
+	srv := &Server{
+		Inline: func(_ net.Conn, r *Request) (Answer, bool) {
+			if r.Path != "/small" {
+				return Answer{}, false
+			}
+			inlined.Add(1)
+			return Answer{Status: 200, Header: []byte("Content-Type: text/plain\r\nContent-Length: 6\r\nX-Way: inline\r\n"), Body: []byte("hello\n")}, true
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			handled.Add(1)
+			fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, r.Proto)
+		}),
+	}
+	cl, base := serve(t, srv)
+	for _, tc := range []struct{ path, body, way string }{
+		{"/small", "hello\n", "inline"},
+		{"/other", "GET /other HTTP/2.0", ""},
+	} {
+		resp, err := cl.Get(base + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || string(b) != tc.body || resp.Header.Get("X-Way") != tc.way || resp.Header.Get("Date") == "" {
+			t.Fatalf("%s: %s %q %v", tc.path, resp.Proto, b, resp.Header)
+		}
+	}
+	resp, err := cl.Head(base + "/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ContentLength != 6 {
+		t.Fatalf("HEAD: content length %d", resp.ContentLength)
+	}
+	if inlined.Load() != 2 || handled.Load() != 1 {
+		t.Fatalf("inlined %d, handled %d", inlined.Load(), handled.Load())
+	}
+}
+
+// A body larger than every window both ways: the request's is read as it
+// comes, the response's sent as the client's windows open.
+func TestBodiesBeyondTheWindows(t *testing.T) {
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Trailer", "X-Sum")
+		w.Write(bytes.Repeat(b, 2))
+		w.Header().Set("X-Sum", fmt.Sprint(len(b)))
+	})}
+	cl, base := serve(t, srv)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16*10) // 3 MB
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := cl.Post(base+"/echo", "application/octet-stream", bytes.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			if err != nil || len(got) != 2*len(body) || !bytes.Equal(got[:len(body)], body) {
+				t.Errorf("echo: %d bytes, %v", len(got), err)
+			}
+			if resp.Trailer.Get("X-Sum") != fmt.Sprint(len(body)) {
+				t.Errorf("trailer: %v", resp.Trailer)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestStreamingAndSniffing(t *testing.T) {
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/sniff":
+			io.WriteString(w, "<html><body>hi</body></html>")
+		case "/stream":
+			for i := range 3 {
+				fmt.Fprintf(w, "part %d\n", i)
+				w.(http.Flusher).Flush()
+				time.Sleep(10 * time.Millisecond)
+			}
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		case "/close":
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		}
+	})}
+	cl, base := serve(t, srv)
+	get := func(path string) (*http.Response, string) {
+		resp, err := cl.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	if resp, b := get("/sniff"); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || resp.ContentLength != int64(len(b)) {
+		t.Fatalf("sniff: %v %d", resp.Header, resp.ContentLength)
+	}
+	if resp, b := get("/stream"); b != "part 0\npart 1\npart 2\n" || resp.ContentLength != -1 {
+		t.Fatalf("stream: %q %d", b, resp.ContentLength)
+	}
+	if resp, b := get("/nocontent"); resp.StatusCode != 204 || b != "" {
+		t.Fatalf("204: %d %q", resp.StatusCode, b)
+	}
+	if resp, b := get("/close"); b != "bye" || resp.Header.Get("Connection") != "" {
+		t.Fatalf("close: %q %v", b, resp.Header)
+	}
+	if _, b := get("/sniff"); !strings.Contains(b, "hi") {
+		t.Fatalf("after a GOAWAY, a new connection: %q", b)
+	}
+}
+
+// Many concurrent streams on one connection, inline and handled mixed.
+func TestConcurrentStreams(t *testing.T) {
+	srv := &Server{
+		Inline: func(_ net.Conn, r *Request) (Answer, bool) {
+			if !strings.HasPrefix(r.Path, "/i/") {
+				return Answer{}, false
+			}
+			return Answer{Status: 200, Header: []byte("Content-Length: " + fmt.Sprint(len(r.Path)) + "\r\n"), Body: []byte(r.Path)}, true
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(time.Millisecond)
+			io.WriteString(w, r.URL.Path)
+		}),
+	}
+	cl, base := serve(t, srv)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := fmt.Sprintf("/h/%d", i)
+			if i%2 == 0 {
+				path = fmt.Sprintf("/i/%d", i)
+			}
+			resp, err := cl.Get(base + path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != path {
+				t.Errorf("%s: %q", path, b)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A connection with no stream open is closed after IdleTimeout, whether
+// its last request was answered inline or by a handler that ended after
+// the reader went back to waiting; one whose handler runs longer is not.
+func TestIdleTimeout(t *testing.T) {
+	closed := make(chan struct{}, 8)
+	srv := &Server{
+		IdleTimeout: 300 * time.Millisecond,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateClosed {
+				closed <- struct{}{}
+			}
+		},
+		Inline: func(_ net.Conn, r *Request) (Answer, bool) {
+			return Answer{Status: 200, Body: []byte("i")}, r.Path == "/inline"
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			d, _ := time.ParseDuration(r.URL.Query().Get("sleep"))
+			time.Sleep(d)
+			io.WriteString(w, "h")
+		}),
+	}
+	cl, base := serve(t, srv)
+	for _, path := range []string{"/inline", "/h?sleep=50ms", "/h?sleep=700ms"} {
+		start := time.Now()
+		resp, err := cl.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if took := time.Since(start); path == "/h?sleep=700ms" && took < 700*time.Millisecond {
+			t.Fatalf("%s: answered in %v", path, took)
+		}
+		select {
+		case <-closed:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: the connection was not closed when idle", path)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("%s: closed after %v", path, took)
+		}
+	}
+}
+
+// A client's RST_STREAM cancels the handler's context; a request body's
+// trailers reach Request.Trailer; 100 Continue is sent when the handler
+// reads a body that waits for it.
+func TestResetTrailersContinue(t *testing.T) {
+	cancelled := make(chan struct{})
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/wait":
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			close(cancelled)
+		case "/trailer":
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s", b, r.Trailer.Get("X-Check"))
+		}
+	})}
+	cl, base := serve(t, srv)
+	resp, err := cl.Get(base + "/wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // the client resets the stream
+	select {
+	case <-cancelled:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the handler's context was not cancelled by RST_STREAM")
+	}
+
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", base+"/trailer", pr)
+	req.Trailer = http.Header{"X-Check": nil}
+	req.Header.Set("Expect", "100-continue")
+	go func() {
+		io.WriteString(pw, "body")
+		req.Trailer.Set("X-Check", "ok")
+		pw.Close()
+	}()
+	resp, err = cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "body ok" {
+		t.Fatalf("trailers: %q", b)
+	}
+}
