@@ -66,14 +66,16 @@ func TestSDKImports(t *testing.T) {
 // imports only the standard library, golang.org/x/sys, go-plugin and its
 // logger, gRPC, protobuf, Prometheus's client (the status module every child
 // mounts), go-proxyproto (the PROXY protocol on every child's listeners that
-// ask for it), sdk/ itself and phased's shared internal/ packages; and the
+// ask for it), golang.org/x/net (the HTTP/2 framer and HPACK of phased's
+// HTTP/2 server, internal/h2, which children with TLS listeners run), sdk/ itself and phased's shared internal/ packages; and the
 // internal packages every child links on its hot path (the scoreboard, the
 // access log, the accept mutex, the accepted sockets) only the standard
 // library, golang.org/x/sys and each other.
 func TestSDKImportsAreAllowed(t *testing.T) {
 	const module = "github.com/phasedhq/phased/"
 	allowed := []string{module + "sdk", module + "internal", "golang.org/x/sys", "github.com/hashicorp/go-plugin", "github.com/hashicorp/go-hclog",
-		"google.golang.org/grpc", "google.golang.org/protobuf", "github.com/prometheus/client_golang", "github.com/pires/go-proxyproto"}
+		"google.golang.org/grpc", "google.golang.org/protobuf", "github.com/prometheus/client_golang", "github.com/pires/go-proxyproto",
+		"golang.org/x/net"}
 	strict := map[string]bool{module + "internal/scoreboard": true, module + "internal/accesslog": true, module + "internal/acceptmutex": true,
 		module + "internal/sockconn": true}
 	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports,Module", module+"sdk/...")

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"log/slog"
+	"slices"
 	"syscall"
 	"time"
 
@@ -74,11 +75,17 @@ func (s *Supervisor) spawnFailed(e SpawnFailed) {
 	s.maintain()
 }
 
+// maxExits is how many distinct reasons a generation's early deaths keep.
+const maxExits = 3
+
 // crashed counts an early death of one of g's children; from the second in
 // a row on, new children wait an exponential back-off.
 func (s *Supervisor) crashed(g *gen, why string) {
 	g.crashes++
 	g.lastExit = why
+	if len(g.exits) < maxExits && !slices.Contains(g.exits, why) {
+		g.exits = append(g.exits, why)
+	}
 	if g.crashes == 1 {
 		return
 	}

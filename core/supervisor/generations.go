@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -155,8 +156,8 @@ func (s *Supervisor) checkPending() {
 	case s.now.After(p.deadline) || (ready == 0 && p.gen.crashes >= s.t.CrashesToAbort):
 		s.pending = nil
 		why := fmt.Sprintf("generation %d did not become ready", p.gen.Num)
-		if p.gen.lastExit != "" {
-			why += ": its children " + p.gen.lastExit
+		if len(p.gen.exits) > 0 {
+			why += ": its children " + strings.Join(p.gen.exits, "; ")
 		} else {
 			why += fmt.Sprintf(" within %s", s.readyBound(p.gen))
 		}

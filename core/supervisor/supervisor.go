@@ -114,6 +114,11 @@ type gen struct {
 	crashes   int
 	nextSpawn time.Time
 	lastExit  string
+	// exits are the distinct reasons its children died early, the first
+	// few, for the error of a generation that never became ready: its
+	// children may fail in different ways (one app unhealthy, another
+	// too slow to start), and the last alone may hide the one to fix.
+	exits []string
 }
 
 type child struct {

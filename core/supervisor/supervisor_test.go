@@ -304,6 +304,20 @@ func TestRestartThatNeverServesRollsBack(t *testing.T) {
 			t.Fatalf("three child-init failures with a reason: %v", acts)
 		}
 	})
+	t.Run("children that fail in different ways say each", func(t *testing.T) {
+		h := newHarness(t)
+		h.startServing(1)
+		h.restart(2, 1, false)
+		var acts []Action
+		for i, why := range []string{"app.health_check: 500", "app.start_timeout: no answer", "app.health_check: 500"} {
+			h.after(time.Duration(i) * 300 * time.Millisecond)
+			acts = h.do(ChildExited{Child: h.id(h.pidsOf(2)[0]), Status: "exit status 3 (child-init failed)", Reason: why})
+		}
+		if !has(acts, Reply{Req: 2, Err: "generation 2 did not become ready: its children exit status 3 (child-init failed): app.health_check: 500; " +
+			"exit status 3 (child-init failed): app.start_timeout: no answer; the old generation keeps serving"}) {
+			t.Fatalf("two reasons: %v", acts)
+		}
+	})
 }
 
 // TestHardRestartCutsOnceAllStoppedAccepting: a hard restart has every old
