@@ -129,6 +129,11 @@ type Master struct {
 	serving bool           // the first generation served
 	queues  []mpm.Listener // the listeners' queues as last sampled
 	sampled time.Time
+	// recent is every child's accepted count at the loop's last tick,
+	// by pid (spare is the map the next sample fills): the MPM's fresher
+	// accept rate (mpm.Child.RecentConnections).
+	recent, spare map[int]uint64
+	recentAt      time.Time
 	// stuckAccept holds the children seen stopped in their accept loop,
 	// by pid, each logged once until it runs again (watchAccept).
 	stuckAccept map[int]bool
@@ -333,6 +338,7 @@ func (m *Master) loop(sigs chan os.Signal) error {
 				}
 			}
 			m.handle(supervisor.Tick{})
+			m.sampleAccepted(now) // after the tick: its maintenance saw the last sample
 			if m.serving {
 				m.acmeTick(now)
 			}

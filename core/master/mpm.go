@@ -197,7 +197,7 @@ func (m *Master) relaunched(ev event) {
 // snapshot is what g's MPM is told: its children as the supervisor knows
 // them, their slots as the scoreboard shows them, the listeners' queues.
 func (m *Master) snapshot(g *generation, now time.Time, ticks int) *mpm.MaintainRequest {
-	req := &mpm.MaintainRequest{Now: now, Generation: g.num, TicksSinceRestart: ticks, Listeners: m.queues}
+	req := &mpm.MaintainRequest{Now: now, Generation: g.num, TicksSinceRestart: ticks, Listeners: m.queues, Recent: m.recentAt}
 	snap := g.board.Snapshot()
 	for _, k := range m.sv.Children() {
 		if k.Gen != g.num {
@@ -233,9 +233,32 @@ func (m *Master) snapshot(g *generation, now time.Time, ticks int) *mpm.Maintain
 		if k.Slot < len(snap.Procs) && snap.Procs[k.Slot].PID == k.PID {
 			c.Connections = snap.Procs[k.Slot].Accepted
 		}
+		c.RecentConnections = m.recent[k.PID]
 		req.Children = append(req.Children, c)
 	}
 	return req
+}
+
+// sampleAccepted records every child's accepted count, for the next
+// maintenance tick's fresher accept rate: the rate between two ticks, a
+// second apart, still holds the connections of a load that has just
+// stopped, and a queue of new clients that nobody takes would look as if it
+// drained (mpm.MaintainRequest.Recent).
+func (m *Master) sampleAccepted(now time.Time) {
+	clear(m.spare)
+	if m.spare == nil {
+		m.spare = make(map[int]uint64)
+	}
+	for _, g := range m.gens {
+		for i := range g.board.Procs() {
+			p := g.board.Proc(i)
+			if pid := p.PID(); pid != 0 {
+				m.spare[pid] = p.Accepted()
+			}
+		}
+	}
+	m.recent, m.spare = m.spare, m.recent
+	m.recentAt = now
 }
 
 // sampleQueues reads every listener's accept-queue depth and limit and

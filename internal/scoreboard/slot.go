@@ -111,6 +111,9 @@ func (p *ProcSlot) SetPID(pid int) {
 // PID returns the pid of the process holding the slot, 0 if none.
 func (p *ProcSlot) PID() int { return int(p.pid.Load()) }
 
+// Accepted is how many connections the process in the slot has accepted.
+func (p *ProcSlot) Accepted() uint64 { return p.accepted.Load() }
+
 // SetGeneration records the generation of the child in the slot.
 func (p *ProcSlot) SetGeneration(g int) { p.generation.Store(int64(g)) }
 

@@ -124,6 +124,11 @@ type Child struct {
 	MemoryBytes int64
 	// Started is when the child was spawned.
 	Started time.Time
+	// RecentConnections is what Connections was at MaintainRequest.Recent
+	// (0 if the child was not running then): their difference is what the
+	// child accepted in the last fraction of a second, a fresher rate than
+	// the one between two ticks.
+	RecentConnections uint64
 }
 
 // Listener is one listening socket in a MaintainRequest.
@@ -147,6 +152,9 @@ type MaintainRequest struct {
 	Children []Child
 	// Listeners are the listening sockets.
 	Listeners []Listener
+	// Recent is when the children's RecentConnections were read, a
+	// quarter of a second or so before Now; zero if they were not.
+	Recent time.Time
 }
 
 // ActionKind is what an Action asks of the master.

@@ -83,19 +83,21 @@ func maintainRequestToPB(r *MaintainRequest) *pb.MaintainRequest {
 		NowUnixNano:       unixNano(r.Now),
 		Generation:        int64(r.Generation),
 		TicksSinceRestart: int64(r.TicksSinceRestart),
+		RecentUnixNano:    unixNano(r.Recent),
 		Children:          make([]*pb.Child, len(r.Children)),
 		Listeners:         make([]*pb.Listener, len(r.Listeners)),
 	}
 	for i, c := range r.Children {
 		out.Children[i] = &pb.Child{
-			Slot:            int64(c.Slot),
-			Pid:             int64(c.PID),
-			State:           string(c.State),
-			IdleSlots:       int64(c.IdleSlots),
-			BusySlots:       int64(c.BusySlots),
-			Connections:     c.Connections,
-			MemoryBytes:     c.MemoryBytes,
-			StartedUnixNano: unixNano(c.Started),
+			Slot:              int64(c.Slot),
+			Pid:               int64(c.PID),
+			State:             string(c.State),
+			IdleSlots:         int64(c.IdleSlots),
+			BusySlots:         int64(c.BusySlots),
+			Connections:       c.Connections,
+			MemoryBytes:       c.MemoryBytes,
+			StartedUnixNano:   unixNano(c.Started),
+			RecentConnections: c.RecentConnections,
 		}
 	}
 	for i, l := range r.Listeners {
@@ -109,20 +111,22 @@ func maintainRequestFromPB(r *pb.MaintainRequest) *MaintainRequest {
 		Now:               fromUnixNano(r.GetNowUnixNano()),
 		Generation:        int(r.GetGeneration()),
 		TicksSinceRestart: int(r.GetTicksSinceRestart()),
+		Recent:            fromUnixNano(r.GetRecentUnixNano()),
 	}
 	if n := len(r.GetChildren()); n > 0 {
 		out.Children = make([]Child, n)
 	}
 	for i, c := range r.GetChildren() {
 		out.Children[i] = Child{
-			Slot:        int(c.GetSlot()),
-			PID:         int(c.GetPid()),
-			State:       ChildState(c.GetState()),
-			IdleSlots:   int(c.GetIdleSlots()),
-			BusySlots:   int(c.GetBusySlots()),
-			Connections: c.GetConnections(),
-			MemoryBytes: c.GetMemoryBytes(),
-			Started:     fromUnixNano(c.GetStartedUnixNano()),
+			Slot:              int(c.GetSlot()),
+			PID:               int(c.GetPid()),
+			State:             ChildState(c.GetState()),
+			IdleSlots:         int(c.GetIdleSlots()),
+			BusySlots:         int(c.GetBusySlots()),
+			Connections:       c.GetConnections(),
+			MemoryBytes:       c.GetMemoryBytes(),
+			Started:           fromUnixNano(c.GetStartedUnixNano()),
+			RecentConnections: c.GetRecentConnections(),
 		}
 	}
 	if n := len(r.GetListeners()); n > 0 {

@@ -46,3 +46,18 @@ func TestZeroTime(t *testing.T) {
 		t.Errorf("fromUnixNano(0) = %v", tm)
 	}
 }
+
+// TestMaintainRequestCarriesTheRecentSample: the fresher accept counts
+// reach the plugin.
+func TestMaintainRequestCarriesTheRecentSample(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	in := &MaintainRequest{Now: now, Recent: now.Add(-250 * time.Millisecond),
+		Children: []Child{{Slot: 1, PID: 42, Connections: 900, RecentConnections: 700}}}
+	out := maintainRequestFromPB(maintainRequestToPB(in))
+	if !out.Recent.Equal(in.Recent) || len(out.Children) != 1 || out.Children[0].RecentConnections != 700 || out.Children[0].Connections != 900 {
+		t.Fatalf("sent %+v, received %+v", in, out)
+	}
+	if out := maintainRequestFromPB(maintainRequestToPB(&MaintainRequest{Now: now})); !out.Recent.IsZero() {
+		t.Fatalf("no sample: Recent %v, want the zero time", out.Recent)
+	}
+}

@@ -202,7 +202,7 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 		busy, ok := c.CPUBusy()
 		t.saturated = ok && busy >= SaturatedCPU
 	}
-	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() {
+	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() && !acceptStopped(req) {
 		// The last waiting connection is taken within QueueWait.
 		t.queued, t.draining = 0, true
 	}
@@ -304,6 +304,25 @@ func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 		}
 	}
 	return rate
+}
+
+// acceptStopped reports whether no child accepted a connection since the
+// request's Recent sample, at least QueueWait before the tick: the rate
+// since the last tick may still be that of short connections that have
+// stopped coming, while what waits in the queues now (keep-alive clients
+// that arrived since, holding every child) is taken by nobody. Without it
+// the tick that first sees them spawns nothing, and the next, a second
+// later, all they need.
+func acceptStopped(req *mpm.MaintainRequest) bool {
+	if req.Recent.IsZero() || req.Now.Sub(req.Recent) < QueueWait {
+		return false
+	}
+	for _, ch := range req.Children {
+		if ch.Connections > ch.RecentConnections {
+			return false
+		}
+	}
+	return true
 }
 
 // retireForMemory retires the child furthest over max_memory_per_child, at

@@ -200,6 +200,32 @@ func TestQueueThatDrainsSpawnsNothing(t *testing.T) {
 			t.Errorf("%s: spawned %d, want %d", c.name, got, c.wantSpawns)
 		}
 	}
+	// Short connections in the last second that stopped a quarter second
+	// ago (nothing accepted since the Recent sample) while 40 keep-alive
+	// clients wait: the queue does not drain, and they are spawned for now,
+	// not a tick later. Accepts since the sample keep it draining.
+	for _, c := range []struct {
+		name       string
+		recent     uint64 // accepted since the Recent sample
+		wantSpawns int
+	}{{"the short connections stopped", 0, 45}, {"they still come", 500, 0}} {
+		p := policy.New("prefork", policy.ParsePrefork)
+		if _, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, 60)); err != nil {
+			t.Fatal(err)
+		}
+		req := accepting(2, 0, 1, 40, time.Second, 10060+c.recent)
+		req.Recent = req.Now.Add(-250 * time.Millisecond)
+		for i := range req.Children {
+			req.Children[i].RecentConnections = 10060
+		}
+		resp, err := p.Maintain(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sim.Spawned(resp); got != c.wantSpawns {
+			t.Errorf("%s: spawned %d, want %d", c.name, got, c.wantSpawns)
+		}
+	}
 	// A child's first tick: its rate is its connections over its age
 	// (a minute here): 600,000 drain the queue, 30 do not.
 	for _, c := range []struct {

@@ -532,9 +532,10 @@ type Child struct {
 	Connections uint64                 `protobuf:"varint,6,opt,name=connections,proto3" json:"connections,omitempty"`
 	MemoryBytes int64                  `protobuf:"varint,7,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
 	// started_unix_nano is 0 for the zero time.
-	StartedUnixNano int64 `protobuf:"varint,8,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	StartedUnixNano   int64  `protobuf:"varint,8,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
+	RecentConnections uint64 `protobuf:"varint,9,opt,name=recent_connections,json=recentConnections,proto3" json:"recent_connections,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Child) Reset() {
@@ -623,6 +624,13 @@ func (x *Child) GetStartedUnixNano() int64 {
 	return 0
 }
 
+func (x *Child) GetRecentConnections() uint64 {
+	if x != nil {
+		return x.RecentConnections
+	}
+	return 0
+}
+
 type Listener struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Addr          string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
@@ -683,8 +691,10 @@ type MaintainRequest struct {
 	TicksSinceRestart int64       `protobuf:"varint,3,opt,name=ticks_since_restart,json=ticksSinceRestart,proto3" json:"ticks_since_restart,omitempty"`
 	Children          []*Child    `protobuf:"bytes,4,rep,name=children,proto3" json:"children,omitempty"`
 	Listeners         []*Listener `protobuf:"bytes,5,rep,name=listeners,proto3" json:"listeners,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// recent_unix_nano is 0 for the zero time.
+	RecentUnixNano int64 `protobuf:"varint,6,opt,name=recent_unix_nano,json=recentUnixNano,proto3" json:"recent_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *MaintainRequest) Reset() {
@@ -750,6 +760,13 @@ func (x *MaintainRequest) GetListeners() []*Listener {
 		return x.Listeners
 	}
 	return nil
+}
+
+func (x *MaintainRequest) GetRecentUnixNano() int64 {
+	if x != nil {
+		return x.RecentUnixNano
+	}
+	return 0
 }
 
 type Action struct {
@@ -998,7 +1015,7 @@ const file_phased_plugin_v1_mpm_proto_rawDesc = "" +
 	" \x03(\tR\x05notes\x12\x12\n" +
 	"\x04name\x18\v \x01(\tR\x04name\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12C\n" +
-	"\rsetting_error\x18\x0f \x01(\v2\x1e.phased.plugin.v1.SettingErrorR\fsettingError\"\xf2\x01\n" +
+	"\rsetting_error\x18\x0f \x01(\v2\x1e.phased.plugin.v1.SettingErrorR\fsettingError\"\xa1\x02\n" +
 	"\x05Child\x12\x12\n" +
 	"\x04slot\x18\x01 \x01(\x03R\x04slot\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x14\n" +
@@ -1009,11 +1026,12 @@ const file_phased_plugin_v1_mpm_proto_rawDesc = "" +
 	"busy_slots\x18\x05 \x01(\x03R\tbusySlots\x12 \n" +
 	"\vconnections\x18\x06 \x01(\x04R\vconnections\x12!\n" +
 	"\fmemory_bytes\x18\a \x01(\x03R\vmemoryBytes\x12*\n" +
-	"\x11started_unix_nano\x18\b \x01(\x03R\x0fstartedUnixNano\"?\n" +
+	"\x11started_unix_nano\x18\b \x01(\x03R\x0fstartedUnixNano\x12-\n" +
+	"\x12recent_connections\x18\t \x01(\x04R\x11recentConnections\"?\n" +
 	"\bListener\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1f\n" +
 	"\vqueue_depth\x18\x02 \x01(\x03R\n" +
-	"queueDepth\"\xf4\x01\n" +
+	"queueDepth\"\x9e\x02\n" +
 	"\x0fMaintainRequest\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1e\n" +
 	"\n" +
@@ -1021,7 +1039,8 @@ const file_phased_plugin_v1_mpm_proto_rawDesc = "" +
 	"generation\x12.\n" +
 	"\x13ticks_since_restart\x18\x03 \x01(\x03R\x11ticksSinceRestart\x123\n" +
 	"\bchildren\x18\x04 \x03(\v2\x17.phased.plugin.v1.ChildR\bchildren\x128\n" +
-	"\tlisteners\x18\x05 \x03(\v2\x1a.phased.plugin.v1.ListenerR\tlisteners\"^\n" +
+	"\tlisteners\x18\x05 \x03(\v2\x1a.phased.plugin.v1.ListenerR\tlisteners\x12(\n" +
+	"\x10recent_unix_nano\x18\x06 \x01(\x03R\x0erecentUnixNano\"^\n" +
 	"\x06Action\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x12\n" +
