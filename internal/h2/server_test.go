@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // serve starts srv on a TLS listener on 127.0.0.1 and returns a client
@@ -335,5 +337,35 @@ func TestResetTrailersContinue(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "body ok" {
 		t.Fatalf("trailers: %q", b)
+	}
+}
+
+// A frame the framer refuses as a connection error (a DATA frame on stream
+// 0) is answered with GOAWAY and that error's code.
+func TestFramerErrorsGetGoAway(t *testing.T) {
+	cl, srv := net.Pipe()
+	go (&Server{Handler: http.NotFoundHandler()}).ServeConn(srv)
+	defer cl.Close()
+	cl.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		io.WriteString(cl, http2.ClientPreface)
+		fr := http2.NewFramer(cl, nil)
+		fr.WriteSettings()
+		// A DATA frame header on stream 0, written by hand: the framer's
+		// writer refuses to.
+		cl.Write([]byte{0, 0, 1, byte(http2.FrameData), 0, 0, 0, 0, 0, 'x'})
+	}()
+	fr := http2.NewFramer(nil, cl)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY before %v", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("GOAWAY %v, want PROTOCOL_ERROR", ga.ErrCode)
+			}
+			return
+		}
 	}
 }

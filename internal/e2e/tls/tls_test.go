@@ -1,6 +1,7 @@
 package tls
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,5 +259,83 @@ func TestRootOnlyKey(t *testing.T) {
 		if resp.StatusCode != 200 || string(body) != "hello\n" {
 			t.Fatalf("%s %q", resp.Status, body)
 		}
+	}
+}
+
+// TestHTTP2BeyondTheFastPath: over HTTP/2, what phased's HTTP/2 server does
+// not answer inline runs the handlers as over HTTP/1.1: a file larger than
+// the client's flow-control windows, eight of them at once on one
+// connection, a range, a conditional request, the status page; and HEAD of
+// a small file is answered with its length and no body.
+func TestHTTP2BeyondTheFastPath(t *testing.T) {
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>11)
+	}
+	s := start(t, "", siteTLS, "", func(dir string) { e2e.WriteFile(t, dir, "public/big.bin", string(big)) })
+	cl := client(true)
+	base := "https://" + s.TLSAddr
+	get := func(path string, hdr ...string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("%s: %s, want HTTP/2", path, resp.Proto)
+		}
+		return resp, b
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, b := get("/big.bin")
+			if resp.StatusCode != 200 || !bytes.Equal(b, big) {
+				t.Errorf("big.bin: %d, %d bytes (equal: %v)", resp.StatusCode, len(b), bytes.Equal(b, big))
+			}
+		}()
+	}
+	wg.Wait()
+	resp, b := get("/big.bin", "Range", "bytes=1000-1999")
+	if resp.StatusCode != 206 || !bytes.Equal(b, big[1000:2000]) {
+		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	etag := resp.Header.Get("ETag")
+	if resp, _ := get("/big.bin", "If-None-Match", etag); etag == "" || resp.StatusCode != 304 {
+		t.Fatalf("If-None-Match %q: %d", etag, resp.StatusCode)
+	}
+	if resp, b := get("/server-status?auto"); resp.StatusCode != 200 || !strings.Contains(string(b), "BusyWorkers:") {
+		t.Fatalf("status page over HTTP/2: %d %q", resp.StatusCode, b)
+	}
+	hr, err := cl.Head(base + "/hello.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := io.ReadAll(hr.Body)
+	hr.Body.Close()
+	if hr.StatusCode != 200 || hr.ContentLength != 6 || len(hb) != 0 {
+		t.Fatalf("HEAD over HTTP/2: %d, length %d, body %q", hr.StatusCode, hr.ContentLength, hb)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, _ := os.ReadFile(filepath.Join(s.Dir, "logs/access.log"))
+		if strings.Count(string(data), `"GET /big.bin HTTP/2.0" 200 3145728`) == 8 && strings.Contains(string(data), `"HEAD /hello.txt HTTP/2.0" 200`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access log:\n%s", data)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
