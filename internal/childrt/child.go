@@ -682,7 +682,7 @@ func newServer(r *Runtime, h http.Handler) *server {
 		}
 	}
 	s.wrapProxy(r)
-	fastH2 := s.wrapTLS(r)
+	anyH2 := s.wrapTLS(r)
 	s.srv = &http.Server{
 		Protocols:         s.protocols(r),
 		Handler:           s.scored(h),
@@ -699,8 +699,9 @@ func newServer(r *Runtime, h http.Handler) *server {
 		// request's header block costs the child no more than nginx's.
 		HTTP2: &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 	}
-	if fastH2 {
+	if anyH2 {
 		s.h2 = s.newH2(r)
+		s.takeH2(r)
 	}
 	return s
 }

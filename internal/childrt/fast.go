@@ -97,6 +97,7 @@ type fastRequest struct {
 	header []byte // the header lines, each with its CRLF
 	host   []byte // the Host header's value; nil: none
 	proto  string
+	hosts  int  // Host fields seen
 	close  bool // answer with Connection: close and close
 	keep10 bool // HTTP/1.0 with Connection: keep-alive
 
@@ -154,7 +155,6 @@ func parseFast(b []byte, req *fastRequest) int {
 
 	// Header lines.
 	req.header = hdr[nl+1:]
-	hosts := 0
 	for rest := hdr[nl+1:]; len(rest) > 0; {
 		nl := bytes.IndexByte(rest, '\n')
 		if nl < 1 || rest[nl-1] != '\r' {
@@ -178,58 +178,68 @@ func parseFast(b []byte, req *fastRequest) int {
 				return parseHandoff
 			}
 		}
-		switch {
-		case asciiEqualFold(name, "host"):
-			hosts++
-			req.host = value
-			for _, c := range value {
-				if !hostChar[c] {
-					return parseHandoff
-				}
-			}
-		case asciiEqualFold(name, "connection"):
-			for _, tok := range bytes.Split(value, []byte(",")) {
-				tok = bytes.Trim(tok, " \t")
-				switch {
-				case asciiEqualFold(tok, "close"):
-					req.close = true
-				case asciiEqualFold(tok, "keep-alive"):
-					req.keep10 = true
-				}
-			}
-		case asciiEqualFold(name, "referer"):
-			if req.hasReferer {
-				return parseHandoff // the log would join the values
-			}
-			req.referer, req.hasReferer = value, true
-		case asciiEqualFold(name, "user-agent"):
-			if req.hasAgent {
-				return parseHandoff
-			}
-			req.agent, req.hasAgent = value, true
-		case asciiEqualFold(name, "x-forwarded-for"):
-			req.fwdTwice = req.fwdTwice || req.xff != nil
-			req.xff = value
-		case asciiEqualFold(name, "forwarded"):
-			req.fwdTwice = req.fwdTwice || req.forwarded != nil
-			req.forwarded = value
-		case asciiEqualFold(name, "x-real-ip"):
-			req.fwdTwice = req.fwdTwice || req.xRealIP != nil
-			req.xRealIP = value
-		case asciiEqualFold(name, "content-length"), asciiEqualFold(name, "transfer-encoding"),
-			asciiEqualFold(name, "expect"), asciiEqualFold(name, "upgrade"),
-			asciiEqualFold(name, "range"), hasPrefixFold(name, "if-"),
-			asciiEqualFold(name, "authorization"): // the log would name the user
+		if !req.field(name, value) {
 			return parseHandoff
 		}
 	}
-	if hosts > 1 || hosts == 0 && req.proto == "HTTP/1.1" {
+	if req.hosts > 1 || req.hosts == 0 && req.proto == "HTTP/1.1" {
 		return parseHandoff // net/http answers 400
 	}
 	if req.proto == "HTTP/1.0" && !req.keep10 {
 		req.close = true
 	}
 	return end + 4
+}
+
+// field takes one header field of a request into req, by the fast path's
+// rules (shared by HTTP/1 and HTTP/2: h2.go); false when the fast path
+// leaves the request to net/http (or, over HTTP/2, to the handler).
+func (req *fastRequest) field(name, value []byte) bool {
+	switch {
+	case asciiEqualFold(name, "host"):
+		req.hosts++
+		req.host = value
+		for _, c := range value {
+			if !hostChar[c] {
+				return false
+			}
+		}
+	case asciiEqualFold(name, "connection"):
+		for _, tok := range bytes.Split(value, []byte(",")) {
+			tok = bytes.Trim(tok, " \t")
+			switch {
+			case asciiEqualFold(tok, "close"):
+				req.close = true
+			case asciiEqualFold(tok, "keep-alive"):
+				req.keep10 = true
+			}
+		}
+	case asciiEqualFold(name, "referer"):
+		if req.hasReferer {
+			return false // the log would join the values
+		}
+		req.referer, req.hasReferer = value, true
+	case asciiEqualFold(name, "user-agent"):
+		if req.hasAgent {
+			return false
+		}
+		req.agent, req.hasAgent = value, true
+	case asciiEqualFold(name, "x-forwarded-for"):
+		req.fwdTwice = req.fwdTwice || req.xff != nil
+		req.xff = value
+	case asciiEqualFold(name, "forwarded"):
+		req.fwdTwice = req.fwdTwice || req.forwarded != nil
+		req.forwarded = value
+	case asciiEqualFold(name, "x-real-ip"):
+		req.fwdTwice = req.fwdTwice || req.xRealIP != nil
+		req.xRealIP = value
+	case asciiEqualFold(name, "content-length"), asciiEqualFold(name, "transfer-encoding"),
+		asciiEqualFold(name, "expect"), asciiEqualFold(name, "upgrade"),
+		asciiEqualFold(name, "range"), hasPrefixFold(name, "if-"),
+		asciiEqualFold(name, "authorization"): // the log would name the user
+		return false
+	}
+	return true
 }
 
 // parseRequestLine parses line, a request line with its line end, into req;

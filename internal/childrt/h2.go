@@ -1,22 +1,25 @@
 package childrt
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/phasedhq/phased/internal/h2"
 )
 
-// HTTP/2 on the fast path's TLS listeners is served by phased's own server
-// (internal/h2), not net/http's: the plainest requests (what the HTTP/1
-// fast path would answer) are answered on the connection's goroutine from
-// the responder's bytes, every other request runs the child's handler as
-// net/http's would, with the same scoreboard, access log, status page and
-// timeouts. h2c on plain listeners, and TLS listeners of children without
-// a fast path, stay with net/http's HTTP/2.
+// HTTP/2 on TLS listeners is served by phased's own server (internal/h2),
+// not net/http's: the plainest requests (what the HTTP/1 fast path would
+// answer) are answered on the connection's goroutine from the responder's
+// bytes, every other request runs the child's handler as net/http's would,
+// with the same scoreboard, access log, status page and timeouts. The fast
+// path's TLS connections come to it from startTLS, the others (children
+// without a fast path: CGI, FastCGI, a Go handler of their own) from
+// net/http's TLSNextProto. h2c on plain listeners stays with net/http's
+// HTTP/2, and so, in a child with an h2c listener, does TLS without a fast
+// path: net/http serves h2c only while no TLSNextProto "h2" is set.
 
 // newH2 makes the child's HTTP/2 server.
 func (s *server) newH2(r *Runtime) *h2.Server {
@@ -37,6 +40,19 @@ func (s *server) newH2(r *Runtime) *h2.Server {
 	return hs
 }
 
+// takeH2 has net/http give the connections of its TLS listeners that
+// negotiate h2 to phased's HTTP/2 server, unless a listener speaks h2c.
+func (s *server) takeH2(r *Runtime) {
+	for _, o := range r.lopts {
+		if o.TLS == nil && o.H2C {
+			return
+		}
+	}
+	s.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
+		"h2": func(_ *http.Server, c *tls.Conn, _ http.Handler) { s.h2.ServeConn(c) },
+	}
+}
+
 // inlineH2 answers an HTTP/2 GET or HEAD the fast path would answer over
 // HTTP/1, and keeps the scoreboard, counters and access log as it does.
 func (s *server) inlineH2(c net.Conn, r *h2.Request) (h2.Answer, bool) {
@@ -46,36 +62,12 @@ func (s *server) inlineH2(c net.Conn, r *h2.Request) (h2.Answer, bool) {
 	start := time.Now()
 	req := fastRequest{head: r.Method == http.MethodHead, proto: "HTTP/2.0", target: sbytes(r.Path)}
 	var ok bool
-	if req.path, ok = targetPath(req.target); !ok {
-		return h2.Answer{}, false
+	if req.path, ok = targetPath(req.target); !ok || s.status.Serves(bstr(req.path)) || s.health.serves(bstr(req.path)) {
+		return h2.Answer{}, false // the status page and health checks are the handler's
 	}
 	for _, f := range r.Fields {
-		switch f.Name {
-		case "referer":
-			if req.hasReferer {
-				return h2.Answer{}, false
-			}
-			req.referer, req.hasReferer = sbytes(f.Value), true
-		case "user-agent":
-			if req.hasAgent {
-				return h2.Answer{}, false
-			}
-			req.agent, req.hasAgent = sbytes(f.Value), true
-		case "x-forwarded-for":
-			req.fwdTwice = req.fwdTwice || req.xff != nil
-			req.xff = sbytes(f.Value)
-		case "forwarded":
-			req.fwdTwice = req.fwdTwice || req.forwarded != nil
-			req.forwarded = sbytes(f.Value)
-		case "x-real-ip":
-			req.fwdTwice = req.fwdTwice || req.xRealIP != nil
-			req.xRealIP = sbytes(f.Value)
-		case "content-length", "expect", "range", "authorization":
+		if !req.field(sbytes(f.Name), sbytes(f.Value)) {
 			return h2.Answer{}, false
-		default:
-			if strings.HasPrefix(f.Name, "if-") {
-				return h2.Answer{}, false
-			}
 		}
 	}
 	cl, _ := (*r.Conn).(*fastClient)
@@ -83,6 +75,9 @@ func (s *server) inlineH2(c net.Conn, r *h2.Request) (h2.Answer, bool) {
 		cl = new(fastClient)
 		*cl = s.fastPeer(c)
 		*r.Conn = cl
+	}
+	if cl.trusted && req.fwdTwice {
+		return h2.Answer{}, false // as over HTTP/1: the handler reads every value
 	}
 	x, ok := s.fastStart(c, &req, cl, start, nil)
 	if !ok {

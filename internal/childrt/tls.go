@@ -148,9 +148,9 @@ func acmeHTTPHandler(dir string, next http.Handler) http.Handler {
 // wrapTLS makes the gates of TLS listeners speak TLS. With a fast path,
 // their HTTP/1.1 connections are the fast path's (tlsfast.go); plain
 // listeners that only redirect are served by net/http, never by the fast
-// path. It reports whether a fast TLS listener offers HTTP/2, which
-// phased's HTTP/2 server then serves (h2.go).
-func (s *server) wrapTLS(r *Runtime) (fastH2 bool) {
+// path. It reports whether a TLS listener offers HTTP/2, which phased's
+// HTTP/2 server then serves (h2.go).
+func (s *server) wrapTLS(r *Runtime) (anyH2 bool) {
 	s.slowPath = make([]bool, len(s.gates))
 	s.stopTLS = make(chan struct{})
 	for i := range s.gates {
@@ -169,16 +169,16 @@ func (s *server) wrapTLS(r *Runtime) (fastH2 bool) {
 		}
 		if o.TLS.HTTP2 {
 			leaveH2Bounds(cfg)
+			anyH2 = true
 		}
 		if s.fastOn() && o.RedirectHTTPS == "" {
-			fastH2 = fastH2 || o.TLS.HTTP2
 			s.slowPath[i] = false
 			s.gates[i] = fastTLSListener{Listener: s.gates[i], cfg: cfg}
 			continue
 		}
 		s.gates[i] = tls.NewListener(s.gates[i], cfg)
 	}
-	return fastH2
+	return anyH2
 }
 
 // protocols are the HTTP versions the child serves: HTTP/1 always, HTTP/2

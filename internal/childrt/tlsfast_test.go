@@ -2,6 +2,7 @@ package childrt
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/contract"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // tlsHandler is what net/http serves on a TLS listener: it names the path,
@@ -127,4 +130,64 @@ func TestFastPathOverTLS(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestHTTP2WithoutFastPath: a child without a fast path (a CGI or FastCGI
+// gateway, a Go handler of its own) serves HTTP/2 on its TLS listener with
+// phased's HTTP/2 server too, through net/http's TLSNextProto: a request
+// with a TE field other than "trailers" is the stream error RFC 9113 asks
+// for (net/http's server answered it 400), and a plain request reaches the
+// handler over HTTP/2 with its TLS state.
+func TestHTTP2WithoutFastPath(t *testing.T) {
+	rt, addr, events, _ := modelRuntime(t, ModelEvent, 8)
+	certPEM, keyPEM := selfSigned(t)
+	rt.lopts = []contract.Listener{{Addr: addr, TLS: &contract.TLS{
+		Certificates: []contract.Certificate{{Cert: certPEM, Key: keyPEM}}, MinVersion: tls.VersionTLS12, HTTP2: true}}}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	serveForTest(t, rt, events, tlsHandler)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"h2"}}
+
+	tr := &http.Transport{TLSClientConfig: cfg.Clone(), ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || string(b) != "slow GET /a HTTP/2.0" || resp.Header.Get("X-TLS") == "none" {
+		t.Fatalf("h2: %s %q X-TLS %q", resp.Proto, b, resp.Header.Get("X-TLS"))
+	}
+
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/a"}, {"te", "gzip"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer to TE: gzip: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			if f.StreamID != 1 || f.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("RST_STREAM %d %v, want 1 PROTOCOL_ERROR", f.StreamID, f.ErrCode)
+			}
+			return
+		case *http2.HeadersFrame:
+			t.Fatalf("TE: gzip was answered (net/http's HTTP/2 server), not reset")
+		}
+	}
 }

@@ -165,7 +165,10 @@ func (w *responseWriter) send(end bool) error {
 		return w.err
 	}
 	sc := w.st.sc
-	trailers := w.trailerFields()
+	var trailers []hpack.HeaderField
+	if end {
+		trailers = w.trailerFields()
+	}
 	if !w.sent {
 		w.sent = true
 		if end && w.declLen < 0 && bodyAllowed(w.status) && !w.head {
@@ -246,14 +249,10 @@ func (w *responseWriter) trailerFields() []hpack.HeaderField {
 func appendHeader(fields []hpack.HeaderField, h http.Header, body []byte) []hpack.HeaderField {
 	_, hasCT := h["Content-Type"]
 	for k, vs := range h {
-		switch k {
-		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer":
-			continue
-		}
-		if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
-			continue
-		}
 		name := strings.ToLower(k)
+		if connectionSpecific(name) || name == "trailer" || strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
 		for _, v := range vs {
 			if !httpguts.ValidHeaderFieldValue(v) {
 				continue

@@ -121,10 +121,9 @@ type conn struct {
 	tls    *tls.ConnectionState
 	log    *slog.Logger
 
-	// The write side, under wmu.
+	// The write side, under wmu. w is nil while the connection is idle.
 	wmu   sync.Mutex
-	bw    *bufio.Writer
-	fw    *http2.Framer
+	w     *writer
 	henc  *hpack.Encoder
 	hbuf  bytes.Buffer
 	werr  error
@@ -147,9 +146,12 @@ type conn struct {
 
 	rdl time.Time // mu: the read deadline last set
 
+	// maxID is the highest stream id the client opened: the reader's,
+	// which writes it under mu and reads it without.
+	maxID uint32
+
 	// The reader's own.
 	inline    any // Request.Conn
-	maxID     uint32
 	state     http.ConnState
 	peerGone  bool // the client sent GOAWAY
 	maxStream uint32
@@ -197,10 +199,43 @@ func newConn(s *Server, c net.Conn) *conn {
 	}
 	sc.fr.MaxHeaderListSize = uint32(maxHeader)
 	sc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	sc.bw = bufio.NewWriterSize(deadlineWriter{sc}, writeBufSize)
-	sc.fw = http2.NewFramer(sc.bw, nil)
 	sc.henc = hpack.NewEncoder(&sc.hbuf)
 	return sc
+}
+
+// writer is a connection's write buffer and the framer that fills it,
+// taken from writers while the connection has something to write: an idle
+// connection holds neither (the framer keeps its largest frame's buffer).
+type writer struct {
+	bw *bufio.Writer
+	fw *http2.Framer
+}
+
+var writers = sync.Pool{New: func() any {
+	w := &writer{bw: bufio.NewWriterSize(nil, writeBufSize)}
+	w.fw = http2.NewFramer(w.bw, nil)
+	return w
+}}
+
+// wr is the connection's writer, taken from the pool if it has none. The
+// caller holds wmu.
+func (sc *conn) wr() *writer {
+	if sc.w == nil {
+		sc.w = writers.Get().(*writer)
+		sc.w.bw.Reset(deadlineWriter{sc})
+	}
+	return sc.w
+}
+
+// releaseWriter gives an idle connection's writer back to the pool.
+func (sc *conn) releaseWriter() {
+	sc.wmu.Lock()
+	if w := sc.w; w != nil && w.bw.Buffered() == 0 {
+		w.bw.Reset(nil)
+		writers.Put(w)
+		sc.w = nil
+	}
+	sc.wmu.Unlock()
 }
 
 // deadlineWriter writes to the connection with the write timeout armed.
@@ -241,12 +276,12 @@ func (sc *conn) serve() {
 		return
 	}
 	sc.wmu.Lock()
-	sc.fw.WriteSettings(
+	sc.wr().fw.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: sc.maxStream},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: sc.fr.MaxHeaderListSize},
 	)
-	sc.fw.WriteWindowUpdate(0, connWindow-65535)
+	sc.wr().fw.WriteWindowUpdate(0, connWindow-65535)
 	err := sc.flushLocked()
 	sc.wmu.Unlock()
 	if err != nil {
@@ -318,6 +353,7 @@ func (sc *conn) waitInput() bool {
 				return false
 			}
 			sc.setState(http.StateIdle)
+			sc.releaseWriter()
 			sc.mu.Lock()
 			if len(sc.streams) == 0 {
 				sc.armIdleLocked(false)
@@ -365,7 +401,9 @@ func (sc *conn) readError(err error) bool {
 	var se http2.StreamError
 	if errors.As(err, &se) {
 		if se.StreamID > sc.maxID && se.StreamID%2 == 1 {
+			sc.mu.Lock()
 			sc.maxID = se.StreamID // a HEADERS frame that opened it and was refused
+			sc.mu.Unlock()
 		}
 		sc.resetStream(se.StreamID, se.Code)
 		return true
@@ -390,7 +428,7 @@ func (sc *conn) process(f http2.Frame) error {
 			return err
 		}
 		sc.wmu.Lock()
-		sc.fw.WriteSettingsAck()
+		sc.wr().fw.WriteSettingsAck()
 		sc.wmu.Unlock()
 	case *http2.MetaHeadersFrame:
 		return sc.onHeaders(f)
@@ -401,7 +439,7 @@ func (sc *conn) process(f http2.Frame) error {
 	case *http2.PingFrame:
 		if !f.IsAck() {
 			sc.wmu.Lock()
-			sc.fw.WritePing(true, f.Data)
+			sc.wr().fw.WritePing(true, f.Data)
 			sc.wmu.Unlock()
 		}
 	case *http2.RSTStreamFrame:
@@ -496,9 +534,10 @@ func (sc *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 func (sc *conn) goAway(code http2.ErrCode) {
 	sc.mu.Lock()
 	sc.goingAway = true
+	last := sc.maxID
 	sc.mu.Unlock()
 	sc.wmu.Lock()
-	sc.fw.WriteGoAway(sc.maxID, code, nil)
+	sc.wr().fw.WriteGoAway(last, code, nil)
 	sc.flushLocked()
 	sc.wmu.Unlock()
 }
@@ -506,7 +545,7 @@ func (sc *conn) goAway(code http2.ErrCode) {
 // resetStream sends RST_STREAM for id.
 func (sc *conn) resetStream(id uint32, code http2.ErrCode) {
 	sc.wmu.Lock()
-	sc.fw.WriteRSTStream(id, code)
+	sc.wr().fw.WriteRSTStream(id, code)
 	sc.wmu.Unlock()
 }
 
@@ -520,10 +559,10 @@ func (sc *conn) flushLocked() error {
 	if sc.werr != nil {
 		return sc.werr
 	}
-	if sc.bw.Buffered() == 0 {
+	if sc.w == nil || sc.w.bw.Buffered() == 0 {
 		return nil
 	}
-	if err := sc.bw.Flush(); err != nil {
+	if err := sc.w.bw.Flush(); err != nil {
 		sc.werr = err
 		sc.nc.Close() // the reader sees it and ends the connection
 		return err
@@ -534,6 +573,7 @@ func (sc *conn) flushLocked() error {
 // close ends the connection: every stream is told, the socket closed.
 func (sc *conn) close() {
 	sc.flush()
+	sc.releaseWriter()
 	sc.mu.Lock()
 	sc.closed = true
 	streams := make([]*stream, 0, len(sc.streams))
@@ -573,10 +613,10 @@ func (sc *conn) writeHeadersLocked(id uint32, fields []hpack.HeaderField, end bo
 		block = block[len(frag):]
 		var err error
 		if first {
-			err = sc.fw.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(block) == 0})
+			err = sc.wr().fw.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(block) == 0})
 			first = false
 		} else {
-			err = sc.fw.WriteContinuation(id, len(block) == 0, frag)
+			err = sc.wr().fw.WriteContinuation(id, len(block) == 0, frag)
 		}
 		if err != nil {
 			return sc.writeFailed(err)

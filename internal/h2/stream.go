@@ -47,8 +47,8 @@ func (sc *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		// A stream that ended, or an id below one already used.
 		return http2.ConnectionError(http2.ErrCodeStreamClosed)
 	}
-	sc.maxID = id
 	sc.mu.Lock()
+	sc.maxID = id
 	open, away := len(sc.streams), sc.goingAway
 	sc.mu.Unlock()
 	if away {
@@ -126,19 +126,25 @@ func requestFields(f *http2.MetaHeadersFrame, r *Request) bool {
 	}
 	r.Fields = f.RegularFields()
 	for _, hf := range r.Fields {
-		switch hf.Name {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		if connectionSpecific(hf.Name) || hf.Name == "te" && hf.Value != "trailers" {
 			return false
-		case "te":
-			if hf.Value != "trailers" {
-				return false
-			}
 		}
 	}
 	if r.Method == http.MethodConnect {
 		return r.Authority != "" && !seen[1] && !seen[3]
 	}
 	return r.Method != "" && r.Scheme != "" && r.Path != ""
+}
+
+// connectionSpecific reports whether a lower-case field name is one of
+// HTTP/1's connection-specific fields, which HTTP/2 forbids (RFC 9113
+// 8.2.2).
+func connectionSpecific(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
 }
 
 // newRequest makes the http.Request a handler gets.
@@ -327,10 +333,10 @@ func (sc *conn) giveBack(st *stream) {
 	}
 	sc.wmu.Lock()
 	if sInc > 0 {
-		sc.fw.WriteWindowUpdate(st.id, uint32(sInc))
+		sc.wr().fw.WriteWindowUpdate(st.id, uint32(sInc))
 	}
 	if cInc > 0 {
-		sc.fw.WriteWindowUpdate(0, uint32(cInc))
+		sc.wr().fw.WriteWindowUpdate(0, uint32(cInc))
 	}
 	sc.flushLocked()
 	sc.wmu.Unlock()
@@ -412,7 +418,7 @@ func (sc *conn) answer(id uint32, head bool, a Answer) {
 		return
 	}
 	if fits {
-		if err := sc.fw.WriteData(id, true, body); err != nil {
+		if err := sc.wr().fw.WriteData(id, true, body); err != nil {
 			sc.writeFailed(err)
 		}
 		return
@@ -471,8 +477,7 @@ func appendLines(fields []hpack.HeaderField, lines, header []byte) ([]hpack.Head
 			}
 		}
 		value := strings.TrimSpace(bstr(line[colon+1:]))
-		switch bstr(name) {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		if connectionSpecific(bstr(name)) {
 			continue
 		}
 		fields = append(fields, hpack.HeaderField{Name: bstr(name), Value: value})
@@ -492,7 +497,7 @@ func (sc *conn) sendData(st *stream, p []byte, end bool) error {
 		sc.wmu.Lock()
 		if sc.werr != nil {
 			err = sc.werr
-		} else if err = sc.fw.WriteData(st.id, last, p[:n]); err != nil {
+		} else if err = sc.wr().fw.WriteData(st.id, last, p[:n]); err != nil {
 			err = sc.writeFailed(err)
 		}
 		sc.wmu.Unlock()
