@@ -128,7 +128,7 @@ type Master struct {
 	acme    acmeState
 	serving bool           // the first generation served
 	queues  []mpm.Listener // the listeners' queues as last sampled
-	sampled time.Time
+	watched time.Time      // when watchAccept last ran
 	// recent is every child's accepted count at the loop's last tick,
 	// by pid (spare is the map the next sample fills): the MPM's fresher
 	// accept rate (mpm.Child.RecentConnections).
@@ -279,7 +279,7 @@ func Run(opts Options) (err error) {
 
 	g := m.newGeneration(p)
 	m.log.Info("starting", "pid", os.Getpid(), "listen", strings.Join(m.boundAddrs(), ","), "generation", g.num)
-	m.sampleQueues(time.Now())
+	m.sampleQueues()
 	m.handle(supervisor.Started{Gen: g.spec(), Handover: opts.Handover != nil})
 	err = m.loop(sigs)
 	m.cleanup()
@@ -322,8 +322,9 @@ func (m *Master) loop(sigs chan os.Signal) error {
 				lastWatchdog = now
 				m.notify("WATCHDOG=1") // sent from the event loop: a stuck loop starves it
 			}
-			if now.Sub(m.sampled) >= time.Second {
-				m.sampleQueues(now)
+			m.sampleQueues() // every beat: the MPM's tick sees the queues as they are
+			if now.Sub(m.watched) >= time.Second {
+				m.watched = now
 				m.watchAccept(now)
 			}
 			if now.Sub(m.rotated) >= ticketRotation {

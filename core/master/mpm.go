@@ -263,17 +263,18 @@ func (m *Master) sampleAccepted(now time.Time) {
 
 // sampleQueues reads every listener's accept-queue depth and limit and
 // publishes them in the shared counters for the status page and metrics.
-// It runs at start and every second, whether or not an MPM answers, so the
-// figures never depend on the plugin's health; the MPM is told the last
-// sample.
-func (m *Master) sampleQueues(now time.Time) {
+// It runs at start and at every beat of the loop (four times a second),
+// whether or not an MPM answers, so the figures never depend on the
+// plugin's health; the MPM is told the last sample, at most a beat old (a
+// sample a second old could predate the clients a tick should spawn for).
+func (m *Master) sampleQueues() {
 	var out []mpm.Listener
 	for i, l := range m.lns.List() {
 		depth, limit, _ := l.QueueDepth()
 		m.counters.SetQueue(i, depth, limit)
 		out = append(out, mpm.Listener{Addr: l.Addr, QueueDepth: depth})
 	}
-	m.queues, m.sampled = out, now
+	m.queues = out
 }
 
 // acceptStall is how long a child may wait in its accept loop without

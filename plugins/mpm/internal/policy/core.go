@@ -202,7 +202,7 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 		busy, ok := c.CPUBusy()
 		t.saturated = ok && busy >= SaturatedCPU
 	}
-	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() && !acceptStopped(req) {
+	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() && recentDrains(req, t.queued) {
 		// The last waiting connection is taken within QueueWait.
 		t.queued, t.draining = 0, true
 	}
@@ -306,23 +306,27 @@ func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 	return rate
 }
 
-// acceptStopped reports whether no child accepted a connection since the
-// request's Recent sample, at least QueueWait before the tick: the rate
-// since the last tick may still be that of short connections that have
-// stopped coming, while what waits in the queues now (keep-alive clients
-// that arrived since, holding every child) is taken by nobody. Without it
-// the tick that first sees them spawns nothing, and the next, a second
-// later, all they need.
-func acceptStopped(req *mpm.MaintainRequest) bool {
-	if req.Recent.IsZero() || req.Now.Sub(req.Recent) < QueueWait {
-		return false
+// recentDrains reports whether the children's accept rate since the
+// request's Recent sample (a quarter of a second before the tick) also
+// takes queued connections within QueueWait, or whether there is no such
+// sample. The rate since the last tick may still be that of short
+// connections that have just stopped coming, while what waits now are
+// keep-alive clients that arrived since, took the few free children and
+// hold them: the recent rate is then a handful a second, and they are
+// demand. Without it the tick that first saw them spawned nothing, and the
+// next, a second later, all they needed.
+func recentDrains(req *mpm.MaintainRequest, queued int) bool {
+	window := req.Now.Sub(req.Recent)
+	if req.Recent.IsZero() || window < QueueWait {
+		return true
 	}
+	var n uint64
 	for _, ch := range req.Children {
 		if ch.Connections > ch.RecentConnections {
-			return false
+			n += ch.Connections - ch.RecentConnections
 		}
 	}
-	return true
+	return float64(queued)*window.Seconds() < float64(n)*QueueWait.Seconds()
 }
 
 // retireForMemory retires the child furthest over max_memory_per_child, at

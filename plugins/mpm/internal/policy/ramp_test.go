@@ -200,15 +200,17 @@ func TestQueueThatDrainsSpawnsNothing(t *testing.T) {
 			t.Errorf("%s: spawned %d, want %d", c.name, got, c.wantSpawns)
 		}
 	}
-	// Short connections in the last second that stopped a quarter second
-	// ago (nothing accepted since the Recent sample) while 40 keep-alive
-	// clients wait: the queue does not drain, and they are spawned for now,
-	// not a tick later. Accepts since the sample keep it draining.
+	// Short connections in the last second that stopped before the Recent
+	// sample, a quarter second ago, while 40 keep-alive clients wait: the
+	// queue does not drain, and they are spawned for now, not a tick later,
+	// whether nothing was accepted since the sample or the two children
+	// took a keep-alive client each. Short connections still coming since
+	// (500 in 250 ms take 40 in 20 ms) keep it draining.
 	for _, c := range []struct {
 		name       string
-		recent     uint64 // accepted since the Recent sample
+		recent     uint64 // accepted by each child since the Recent sample
 		wantSpawns int
-	}{{"the short connections stopped", 0, 45}, {"they still come", 500, 0}} {
+	}{{"the short connections stopped", 0, 45}, {"keep-alive clients took the children", 1, 45}, {"they still come", 250, 0}} {
 		p := policy.New("prefork", policy.ParsePrefork)
 		if _, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, 60)); err != nil {
 			t.Fatal(err)
