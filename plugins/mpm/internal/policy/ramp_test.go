@@ -205,12 +205,13 @@ func TestQueueThatDrainsSpawnsNothing(t *testing.T) {
 	// queue does not drain, and they are spawned for now, not a tick later,
 	// whether nothing was accepted since the sample or the two children
 	// took a keep-alive client each. Short connections still coming since
-	// (500 in 250 ms take 40 in 20 ms) keep it draining.
+	// at the second's rate, or at a fifth of it, keep it draining.
 	for _, c := range []struct {
 		name       string
 		recent     uint64 // accepted by each child since the Recent sample
 		wantSpawns int
-	}{{"the short connections stopped", 0, 45}, {"keep-alive clients took the children", 1, 45}, {"they still come", 250, 0}} {
+	}{{"the short connections stopped", 0, 45}, {"keep-alive clients took the children", 1, 45},
+		{"they still come", 2500, 0}, {"they still come, fewer", 500, 0}} {
 		p := policy.New("prefork", policy.ParsePrefork)
 		if _, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, 60)); err != nil {
 			t.Fatal(err)
