@@ -34,8 +34,14 @@ var tlsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 // h2 and http/1.1; it returns the address and the client's TLS settings.
 func startTLSFast(t *testing.T, model Model) (string, *tls.Config) {
 	t.Helper()
+	return startTLS(t, model, testFast{})
+}
+
+// startTLS is startTLSFast with fast as the responder (nil: none).
+func startTLS(t *testing.T, model Model, fast FastResponder) (string, *tls.Config) {
+	t.Helper()
 	rt, addr, events, _ := modelRuntime(t, model, 8)
-	rt.Fast = testFast{}
+	rt.Fast = fast
 	rt.Timeouts.ReadHeader = 500 * time.Millisecond
 	certPEM, keyPEM := selfSigned(t)
 	rt.lopts = []contract.Listener{{Addr: addr, TLS: &contract.TLS{
@@ -139,14 +145,8 @@ func isTimeout(err error) bool {
 // for (net/http's server answered it 400), and a plain request reaches the
 // handler over HTTP/2 with its TLS state.
 func TestHTTP2WithoutFastPath(t *testing.T) {
-	rt, addr, events, _ := modelRuntime(t, ModelEvent, 8)
-	certPEM, keyPEM := selfSigned(t)
-	rt.lopts = []contract.Listener{{Addr: addr, TLS: &contract.TLS{
-		Certificates: []contract.Certificate{{Cert: certPEM, Key: keyPEM}}, MinVersion: tls.VersionTLS12, HTTP2: true}}}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	serveForTest(t, rt, events, tlsHandler)
-	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"h2"}}
+	addr, cfg := startTLS(t, ModelEvent, nil)
+	cfg.NextProtos = []string{"h2"}
 
 	tr := &http.Transport{TLSClientConfig: cfg.Clone(), ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
