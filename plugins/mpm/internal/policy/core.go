@@ -202,7 +202,7 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 		busy, ok := c.CPUBusy()
 		t.saturated = ok && busy >= SaturatedCPU
 	}
-	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() && stillComing(req, rate, t.cfg.ThreadsPerChild) {
+	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() && stillComing(req, rate) {
 		// The last waiting connection is taken within QueueWait.
 		t.queued, t.draining = 0, true
 	}
@@ -307,20 +307,21 @@ func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 }
 
 // stillComing reports whether the connections that made rate (the
-// children's accept rate since the last tick) are still coming. They are
-// not when, since the request's Recent sample (a quarter of a second
-// before the tick), the children took no more connections than they have
-// slots (keep-alive clients taking the free ones and holding them) and at
-// under a tenth of that rate. When short connections stop and keep-alive
-// clients arrive, the rate since the last tick is still the short
-// connections' thousands a second, and the queue would look as if it
-// drained within QueueWait: the tick that first saw them spawned nothing,
-// and the next, a second later, all they needed. Under a steady load the
-// two rates agree and the rule is the one before. (A comparison of the
-// recent rate with the queue, as the second's rate is compared, was noisy
-// enough over a quarter second to keep busy prefork children from
-// counting as spares on a loaded machine.)
-func stillComing(req *mpm.MaintainRequest, rate float64, slotsPerChild int) bool {
+// children's accept rate since the last tick) are still coming: whether
+// the rate since the request's Recent sample, a quarter of a second
+// before the tick, is at least a tenth of it (or there is no such
+// sample). When short connections stop and keep-alive clients arrive,
+// take the few free children and hold them, the rate since the last tick
+// is still the short connections' thousands a second, and the queue would
+// look as if it drained within QueueWait; the recent rate is then a
+// handful a second, and the queue is demand. Without it the tick that
+// first saw them spawned nothing, and the next, a second later, all they
+// needed. Under a steady load the two rates agree and the rule is the
+// one before (the first version compared the recent rate with the queue,
+// as the rate since the last tick is: noisier over a quarter second, it
+// kept busy prefork children from counting as spares on a loaded
+// machine).
+func stillComing(req *mpm.MaintainRequest, rate float64) bool {
 	window := req.Now.Sub(req.Recent)
 	if req.Recent.IsZero() || window < QueueWait {
 		return true
@@ -331,8 +332,7 @@ func stillComing(req *mpm.MaintainRequest, rate float64, slotsPerChild int) bool
 			n += ch.Connections - ch.RecentConnections
 		}
 	}
-	slots := uint64(len(req.Children) * max(slotsPerChild, 1))
-	return n > slots || float64(n)/window.Seconds() >= rate/10
+	return float64(n)/window.Seconds() >= rate/10
 }
 
 // retireForMemory retires the child furthest over max_memory_per_child, at
