@@ -202,7 +202,11 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 		busy, ok := c.CPUBusy()
 		t.saturated = ok && busy >= SaturatedCPU
 	}
-	if rate := c.acceptRate(req, t); t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() && stillComing(req, rate) {
+	rate := c.acceptRate(req, t)
+	if recent, ok := recentRate(req); ok {
+		rate = recent
+	}
+	if t.queued > 0 && rate > 0 && float64(t.queued)/rate < QueueWait.Seconds() {
 		// The last waiting connection is taken within QueueWait.
 		t.queued, t.draining = 0, true
 	}
@@ -306,25 +310,22 @@ func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 	return rate
 }
 
-// stillComing reports whether the connections that made rate (the
-// children's accept rate since the last tick) are still coming: whether
-// the rate since the request's Recent sample, a quarter of a second
-// before the tick, is at least a tenth of it (or there is no such
-// sample). When short connections stop and keep-alive clients arrive,
-// take the few free children and hold them, the rate since the last tick
-// is still the short connections' thousands a second, and the queue would
-// look as if it drained within QueueWait; the recent rate is then a
-// handful a second, and the queue is demand. Without it the tick that
-// first saw them spawned nothing, and the next, a second later, all they
-// needed. Under a steady load the two rates agree and the rule is the
-// one before (the first version compared the recent rate with the queue,
-// as the rate since the last tick is: noisier over a quarter second, it
-// kept busy prefork children from counting as spares on a loaded
-// machine).
-func stillComing(req *mpm.MaintainRequest, rate float64) bool {
+// recentRate is the children's accept rate since the request's Recent
+// sample, a quarter of a second before the tick: the freshest rate, which
+// judges the queue when there is one. The rate since the last tick, a
+// second, lags a change of load: after short connections stop, it still
+// holds their thousands a second while the keep-alive clients that arrived
+// since wait for children nobody frees (the tick that first saw them
+// spawned nothing, and the next, a second later, all they needed); after
+// keep-alive clients give way to short connections, it is still low while
+// the queue already turns over in microseconds (prefork children busy with
+// them would not count as spares for a tick). (The first rules kept the
+// second's rate and let the recent one only veto it: they had the second
+// of these lags.)
+func recentRate(req *mpm.MaintainRequest) (float64, bool) {
 	window := req.Now.Sub(req.Recent)
 	if req.Recent.IsZero() || window < QueueWait {
-		return true
+		return 0, false
 	}
 	var n uint64
 	for _, ch := range req.Children {
@@ -332,7 +333,7 @@ func stillComing(req *mpm.MaintainRequest, rate float64) bool {
 			n += ch.Connections - ch.RecentConnections
 		}
 	}
-	return float64(n)/window.Seconds() >= rate/10
+	return float64(n) / window.Seconds(), true
 }
 
 // retireForMemory retires the child furthest over max_memory_per_child, at

@@ -229,6 +229,28 @@ func TestQueueThatDrainsSpawnsNothing(t *testing.T) {
 			t.Errorf("%s: spawned %d, want %d", c.name, got, c.wantSpawns)
 		}
 	}
+	// Short connections that began in the last quarter second, after
+	// keep-alive clients: the second's rate (150 a child) says the queue
+	// waits 133 ms, the quarter second's (600) that it turns over in 33:
+	// the freshest rate judges it, and nothing is spawned for it.
+	{
+		p := policy.New("prefork", policy.ParsePrefork)
+		if _, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, 60)); err != nil {
+			t.Fatal(err)
+		}
+		req := accepting(2, 0, 1, 40, time.Second, 210)
+		req.Recent = req.Now.Add(-250 * time.Millisecond)
+		for i := range req.Children {
+			req.Children[i].RecentConnections = 60
+		}
+		resp, err := p.Maintain(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sim.Spawned(resp); got != 0 {
+			t.Errorf("short connections that just began: spawned %d, want 0", got)
+		}
+	}
 	// A child's first tick: its rate is its connections over its age
 	// (a minute here): 600,000 drain the queue, 30 do not.
 	for _, c := range []struct {
