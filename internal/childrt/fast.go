@@ -16,6 +16,7 @@ import (
 
 	"github.com/phasedhq/phased/internal/accesslog"
 	"github.com/phasedhq/phased/internal/clientip"
+	"github.com/phasedhq/phased/internal/httpdate"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
 
@@ -68,26 +69,6 @@ const (
 
 // fastBufs recycles the read and write buffers of fast connections.
 var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, fastBufSize); return &b }}
-
-// fastDate is the Date header line, made once a second.
-type fastDate struct {
-	line atomic.Pointer[[]byte]
-	sec  atomic.Int64
-}
-
-var dateLine fastDate
-
-func (d *fastDate) get(now time.Time) []byte {
-	sec := now.Unix()
-	if p := d.line.Load(); p != nil && d.sec.Load() == sec {
-		return *p
-	}
-	b := append([]byte("Date: "), now.UTC().AppendFormat(nil, http.TimeFormat)...)
-	b = append(b, '\r', '\n')
-	d.line.Store(&b)
-	d.sec.Store(sec)
-	return b
-}
 
 // fastRequest is a parsed request the fast path may answer.
 type fastRequest struct {
@@ -808,7 +789,7 @@ var (
 // response that did not say "Connection: close" must not be followed by a
 // close, or a client that sends its next request at once loses it.
 func (s *server) endHeader(out []byte, req *fastRequest, now time.Time) []byte {
-	return s.endHeaderNoDate(append(out, dateLine.get(now)...), req)
+	return s.endHeaderNoDate(append(out, httpdate.Line(now)...), req)
 }
 
 // endHeaderNoDate is endHeader for a header that has its Date (an app's).

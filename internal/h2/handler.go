@@ -6,10 +6,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
+	"github.com/phasedhq/phased/internal/httpdate"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -178,7 +178,7 @@ func (w *responseWriter) send(end bool) error {
 		fields := []hpack.HeaderField{{Name: ":status", Value: statusText(w.status)}}
 		fields = appendHeader(fields, w.header, w.buf)
 		if _, ok := w.header["Date"]; !ok {
-			fields = append(fields, hpack.HeaderField{Name: "date", Value: date()})
+			fields = append(fields, hpack.HeaderField{Name: "date", Value: httpdate.Value(time.Now())})
 		}
 		if strings.EqualFold(w.header.Get("Connection"), "close") {
 			w.closeConn = true
@@ -268,24 +268,6 @@ func appendHeader(fields []hpack.HeaderField, h http.Header, body []byte) []hpac
 
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == 204 || status == 304)
-}
-
-// The Date value, made once a second.
-var dateCache struct {
-	sec atomic.Int64
-	val atomic.Pointer[string]
-}
-
-func date() string {
-	now := time.Now()
-	sec := now.Unix()
-	if p := dateCache.val.Load(); p != nil && dateCache.sec.Load() == sec {
-		return *p
-	}
-	v := now.UTC().Format(http.TimeFormat)
-	dateCache.val.Store(&v)
-	dateCache.sec.Store(sec)
-	return v
 }
 
 // bstr views b as a string while b is unchanged.

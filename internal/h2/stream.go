@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/phasedhq/phased/internal/httpdate"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -269,12 +271,11 @@ func (sc *conn) onData(f *http2.DataFrame) error {
 	if st == nil || st.remoteDone {
 		// Not open for the client: its bytes are given back to the
 		// connection.
-		sc.recvUnacked += n
 		sc.mu.Unlock()
 		if sc.idle(id) {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		sc.giveBack(nil)
+		sc.giveBack(nil, n)
 		sc.resetStream(id, http2.ErrCodeStreamClosed)
 		if st != nil {
 			sc.endStream(st, errStreamReset, false)
@@ -302,11 +303,7 @@ func (sc *conn) onData(f *http2.DataFrame) error {
 		back += int64(len(data))
 	}
 	if back > 0 {
-		sc.mu.Lock()
-		st.recvUnack += back
-		sc.recvUnacked += back
-		sc.mu.Unlock()
-		sc.giveBack(st)
+		sc.giveBack(st, back)
 	}
 	if f.StreamEnded() {
 		sc.remoteEnd(st)
@@ -314,11 +311,16 @@ func (sc *conn) onData(f *http2.DataFrame) error {
 	return nil
 }
 
-// giveBack sends WINDOW_UPDATEs for what st (nil: none) and the connection
-// have had read, once it is worth a frame: half a window.
-func (sc *conn) giveBack(st *stream) {
+// giveBack counts n more bytes of st (nil: none) and the connection as read
+// (by the handler, or dropped) and sends WINDOW_UPDATEs for what was read,
+// once it is worth a frame: half a window.
+func (sc *conn) giveBack(st *stream, n int64) {
 	var sInc, cInc int64
 	sc.mu.Lock()
+	sc.recvUnacked += n
+	if st != nil {
+		st.recvUnack += n
+	}
 	if st != nil && !st.remoteDone && !st.gone && st.recvUnack >= streamWindow/2 {
 		sInc, st.recvUnack = st.recvUnack, 0
 		st.recvWin += sInc
@@ -362,15 +364,12 @@ func (sc *conn) endStream(st *stream, err error, finished bool) {
 	}
 	sc.cond.Broadcast()
 	sc.mu.Unlock()
+	var unread int64
 	if st.body != nil {
 		st.body.closeWithError(orEOF(err))
 		// What the client sent that nobody will read is the
 		// connection's again.
-		if n := st.body.drop(); n > 0 {
-			sc.mu.Lock()
-			sc.recvUnacked += n
-			sc.mu.Unlock()
-		}
+		unread = st.body.drop()
 	}
 	if !finished {
 		st.cancel()
@@ -378,7 +377,7 @@ func (sc *conn) endStream(st *stream, err error, finished bool) {
 	if finished && remoteOpen {
 		sc.resetStream(st.id, http2.ErrCodeNo)
 	}
-	sc.giveBack(nil)
+	sc.giveBack(nil, unread)
 }
 
 func orEOF(err error) error {
@@ -399,7 +398,7 @@ func (sc *conn) answer(id uint32, head bool, a Answer) {
 	fields := append(sc.fbuf[:0], hpack.HeaderField{Name: ":status", Value: statusText(a.Status)})
 	fields, sc.lines = appendLines(fields, sc.lines[:0], a.Header)
 	if !a.HasDate {
-		fields = append(fields, hpack.HeaderField{Name: "date", Value: date()})
+		fields = append(fields, hpack.HeaderField{Name: "date", Value: httpdate.Value(time.Now())})
 	}
 	sc.fbuf = fields
 	if len(body) == 0 {
@@ -656,12 +655,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	}
 	n, err := st.body.read(p)
 	if n > 0 {
-		sc := st.sc
-		sc.mu.Lock()
-		st.recvUnack += int64(n)
-		sc.recvUnacked += int64(n)
-		sc.mu.Unlock()
-		sc.giveBack(st)
+		st.sc.giveBack(st, int64(n))
 	}
 	return n, err
 }
@@ -679,12 +673,7 @@ func (b *requestBody) Close() error {
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	if unread > 0 {
-		sc := b.st.sc
-		sc.mu.Lock()
-		b.st.recvUnack += unread
-		sc.recvUnacked += unread
-		sc.mu.Unlock()
-		sc.giveBack(b.st)
+		b.st.sc.giveBack(b.st, unread)
 	}
 	return nil
 }

@@ -200,26 +200,37 @@ func TestQueueThatDrainsSpawnsNothing(t *testing.T) {
 			t.Errorf("%s: spawned %d, want %d", c.name, got, c.wantSpawns)
 		}
 	}
-	// Short connections in the last second that stopped before the Recent
-	// sample, a quarter second ago, while 40 keep-alive clients wait: the
-	// queue does not drain, and they are spawned for now, not a tick later,
-	// whether nothing was accepted since the sample or the two children
-	// took a keep-alive client each. Short connections still coming since
-	// at the second's rate, or at a fifth of it, keep it draining.
+	// The freshest rate (since the Recent sample, a quarter second before
+	// the tick) judges the queue of 40, each child having accepted 60 at
+	// the last tick. Short connections in the last second that stopped
+	// before the sample, while keep-alive clients wait: the queue does not
+	// drain, and they are spawned for now, not a tick later, whether
+	// nothing was accepted since the sample or the two children took a
+	// keep-alive client each. Short connections still coming since, at the
+	// second's rate or at a fifth of it, keep it draining. Short
+	// connections that began in the last quarter second, after keep-alive
+	// clients: the second's rate (150 a child) says the queue waits 133
+	// ms, the quarter second's (600) that it turns over in 33; nothing is
+	// spawned for it.
 	for _, c := range []struct {
-		name       string
-		recent     uint64 // accepted by each child since the Recent sample
-		wantSpawns int
-	}{{"the short connections stopped", 0, 45}, {"keep-alive clients took the children", 1, 45},
-		{"they still come", 2500, 0}, {"they still come, fewer", 500, 0}} {
+		name          string
+		now, atRecent uint64 // each child's accepted count at the tick and at the sample
+		wantSpawns    int
+	}{
+		{"the short connections stopped", 10060, 10060, 45},
+		{"keep-alive clients took the children", 10061, 10060, 45},
+		{"they still come", 12560, 10060, 0},
+		{"they still come, fewer", 10560, 10060, 0},
+		{"short connections that just began", 210, 60, 0},
+	} {
 		p := policy.New("prefork", policy.ParsePrefork)
 		if _, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, 60)); err != nil {
 			t.Fatal(err)
 		}
-		req := accepting(2, 0, 1, 40, time.Second, 10060+c.recent)
+		req := accepting(2, 0, 1, 40, time.Second, c.now)
 		req.Recent = req.Now.Add(-250 * time.Millisecond)
 		for i := range req.Children {
-			req.Children[i].RecentConnections = 10060
+			req.Children[i].RecentConnections = c.atRecent
 		}
 		resp, err := p.Maintain(ctx, req)
 		if err != nil {
@@ -227,28 +238,6 @@ func TestQueueThatDrainsSpawnsNothing(t *testing.T) {
 		}
 		if got := sim.Spawned(resp); got != c.wantSpawns {
 			t.Errorf("%s: spawned %d, want %d", c.name, got, c.wantSpawns)
-		}
-	}
-	// Short connections that began in the last quarter second, after
-	// keep-alive clients: the second's rate (150 a child) says the queue
-	// waits 133 ms, the quarter second's (600) that it turns over in 33:
-	// the freshest rate judges it, and nothing is spawned for it.
-	{
-		p := policy.New("prefork", policy.ParsePrefork)
-		if _, err := p.Maintain(ctx, accepting(2, 0, 1, 40, 0, 60)); err != nil {
-			t.Fatal(err)
-		}
-		req := accepting(2, 0, 1, 40, time.Second, 210)
-		req.Recent = req.Now.Add(-250 * time.Millisecond)
-		for i := range req.Children {
-			req.Children[i].RecentConnections = 60
-		}
-		resp, err := p.Maintain(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := sim.Spawned(resp); got != 0 {
-			t.Errorf("short connections that just began: spawned %d, want 0", got)
 		}
 	}
 	// A child's first tick: its rate is its connections over its age
