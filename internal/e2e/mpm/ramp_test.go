@@ -180,22 +180,28 @@ func TestPreforkShedsChildrenForShortConnections(t *testing.T) {
 			t.Fatalf("%d children for 40 keep-alive clients", len(e2e.Workers(s.PID())))
 		}
 	}
+	// The keep-alive clients go, then the short connections come: had they
+	// come first, they would wait in the queue for children the keep-alive
+	// clients held, and a tick between the two would spawn children for
+	// them (up to 60 under the suite's load).
+	for _, c := range held {
+		c.Close()
+	}
 	stop := time.Now().Add(8 * time.Second)
 	var wg sync.WaitGroup
-	var failed atomic.Int64
+	var failed, served atomic.Int64
 	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(stop) {
-				if !oneShortRequest(s.Addr) {
+				if oneShortRequest(s.Addr) {
+					served.Add(1)
+				} else {
 					failed.Add(1)
 				}
 			}
 		}()
-	}
-	for _, c := range held {
-		c.Close()
 	}
 	var counts []int
 	for time.Now().Before(stop) {
@@ -203,13 +209,15 @@ func TestPreforkShedsChildrenForShortConnections(t *testing.T) {
 		counts = append(counts, len(e2e.Workers(s.PID())))
 	}
 	wg.Wait()
-	t.Logf("children each second under %d short-connection clients: %v", clients, counts)
+	t.Logf("children each second under %d short-connection clients: %v; %d requests served", clients, counts, served.Load())
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d short requests failed; log:\n%s", n, s.Log)
 	}
-	// With the rule: 29, 19, 14, 11, 10 ... children a second apart;
-	// without it 36, 34, 32, 31, 31 ... (the idle ones only, late).
-	if len(counts) < 5 || counts[4] > 20 {
-		t.Errorf("children each second of short connections: %v, want at most 20 after 5 s", counts)
+	// With the rule: 35, 22, 15, 12, 12, 10 ... or 41, 25, 17, 13, 11, 11
+	// ... children a second apart beside other tests; without it 35, 35,
+	// 30, 21, 21, 21 ... or 40, 31, 31, 31, 31, 31 ... (the idle ones
+	// only, late).
+	if len(counts) < 6 || counts[5] > 16 {
+		t.Errorf("children each second of short connections: %v, want at most 16 after 6 s", counts)
 	}
 }

@@ -110,7 +110,7 @@ type tick struct {
 	// children take them within QueueWait (Core.acceptRate).
 	draining bool
 	// turning are the busy prefork children, by slot, whose connections
-	// each last less than ShortLife, on a machine whose CPUs are the limit
+	// each last less than QueueWait, on a machine whose CPUs are the limit
 	// (Core.acceptRate): each is free again for the next connection within
 	// that time, and more children would only share the same CPUs.
 	turning map[int]bool
@@ -259,26 +259,30 @@ func (c *Core) Maintain(ctx context.Context, req *mpm.MaintainRequest) (*mpm.Mai
 // children that drain it so are no reason to spawn spares: short
 // connections (`Connection: close`, one request each) pass through the
 // queue all the time, and the children already there take them.
+//
+// It also bounds how long a busy prefork child's connections may last for
+// the child to count as a spare on a machine whose CPUs are saturated
+// (SaturatedCPU): by Little's law (one connection at a time), a child that
+// accepted n connections in s seconds held each for at most s/n, and one
+// that is free again within QueueWait serves the next waiting connection
+// within the wait the queue rule already takes as no demand. Under short
+// connections at full speed each connection lasts its CPU time plus its
+// wait for a CPU, which grows with the children that share the CPUs (40
+// children of a race-built server on 2 CPUs: 5 ms alone, 10 ms and more
+// beside other work, as in the suite's CI run); an app's
+// request of 100 ms, or a keep-alive client, keeps its child busy; on CPUs
+// with room to spare (an app's requests waiting for I/O) no busy child
+// counts so. (The bound was 10 ms at first: on a machine shared with other
+// work the children's connections lasted longer than that, none counted,
+// and a server grown to 40 children kept them under short connections.)
 const QueueWait = 50 * time.Millisecond
-
-// ShortLife is how long a prefork child's connections may last, by
-// Little's law (one connection at a time: a child that accepted n
-// connections in s seconds held each for at most s/n), for the child to
-// count as free for the next connection rather than busy when the policy
-// decides what to retire, on a machine whose CPUs are saturated
-// (SaturatedCPU). `Connection: close` requests for files take well under
-// a millisecond of a child's CPU and look longer only because they wait
-// for a CPU; an app's request of 10 ms or more, or a keep-alive client,
-// keeps its child busy, and on CPUs with room to spare (an app's requests
-// waiting for I/O) no child is counted so.
-const ShortLife = 10 * time.Millisecond
 
 // acceptRate returns the connections a second the children accept now, and
 // records this tick's counts for the next. A child's rate is the growth of
 // its Connections since the last tick, or for a child not seen then, its
 // Connections over its age; 0 when no child accepted anything. On a machine
 // whose CPUs are saturated, it marks in t the busy prefork children whose
-// rate says their connections last less than ShortLife.
+// rate says their connections last less than QueueWait.
 func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 	st := &c.st
 	prev, since := st.accepted, req.Now.Sub(st.lastTick).Seconds()
@@ -296,7 +300,7 @@ func (c *Core) acceptRate(req *mpm.MaintainRequest, t *tick) float64 {
 			if ch.Connections > was {
 				r := float64(ch.Connections-was) / since
 				rate += r
-				if t.saturated && ch.State == mpm.ChildReady && ch.IdleSlots <= 0 && r*ShortLife.Seconds() >= 1 {
+				if t.saturated && ch.State == mpm.ChildReady && ch.IdleSlots <= 0 && r*QueueWait.Seconds() >= 1 {
 					if t.turning == nil {
 						t.turning = map[int]bool{}
 					}
@@ -382,7 +386,7 @@ func (c *Core) spares(t *tick) {
 	idle := t.idle() - t.queued
 	if t.queued == 0 {
 		// Prefork children busy with connections that last less than
-		// ShortLife are free again before a connection would wait long:
+		// QueueWait are free again before a connection would wait long:
 		// as spares they are idle. A prefork server that grew to 50
 		// children for keep-alive clients otherwise keeps them all under
 		// short connections, each of which then waits for a CPU long
@@ -501,7 +505,7 @@ func (c *Core) spawnSpares(t *tick, idle int) {
 // loses nothing: the highest slot among ready children with no busy slot,
 // else the highest starting child, else the ready child with the fewest busy
 // slots (highest slot on ties). For prefork only an idle child qualifies,
-// or one whose connections last less than ShortLife (turning), which
+// or one whose connections last less than QueueWait (turning), which
 // finishes its connection and goes.
 func pickRetire(t *tick) (int, bool) {
 	best, bestRank, bestBusy := -1, -1, 0

@@ -9,7 +9,7 @@ import (
 // SaturatedCPU is the share of the machine's CPU time, over the last
 // maintenance interval, above which the CPUs are the limit: then more
 // prefork children busy with short connections serve nothing sooner
-// (ShortLife). Below it, children that look busy may be waiting for
+// (QueueWait). Below it, children that look busy may be waiting for
 // something else (an app's I/O) and are left alone.
 const SaturatedCPU = 0.9
 

@@ -291,10 +291,10 @@ func TestRetireHalfTheExcess(t *testing.T) {
 // TestShortConnectionsFreeBusyChildren: 50 prefork children (5 idle, 45
 // busy at the tick) with max_spare_servers 10 and nothing queued, on a
 // machine whose CPUs are saturated. When each busy child took 300
-// connections since the last tick (3 ms each, under ShortLife), the busy
-// ones count as spares: half the 40 beyond the maximum go, busy ones among
-// them. When each took one (keep-alive clients) or 20 (50 ms app
-// requests), none goes, as when the connections queue up or when the CPUs
+// connections since the last tick (3 ms each) or 33 (30 ms each, under
+// QueueWait), the busy ones count as spares: half the 40 beyond the
+// maximum go, busy ones among them. When each took one (keep-alive
+// clients) or 10 (100 ms app requests), none goes, as when the connections queue up or when the CPUs
 // have room (children waiting for an app's I/O).
 func TestShortConnectionsFreeBusyChildren(t *testing.T) {
 	ctx := context.Background()
@@ -320,7 +320,8 @@ func TestShortConnectionsFreeBusyChildren(t *testing.T) {
 	}{
 		{"3 ms connections", 300, 0, 0.95, 20},
 		{"keep-alive connections", 1, 0, 0.95, 0},
-		{"50 ms connections", 20, 0, 0.95, 0},
+		{"30 ms connections", 33, 0, 0.95, 20},
+		{"100 ms connections", 10, 0, 0.95, 0},
 		{"3 ms connections with a queue that does not drain", 300, 20000, 0.95, 0},
 		{"3 ms connections, CPUs with room", 300, 0, 0.6, 0},
 	} {
