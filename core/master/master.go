@@ -128,7 +128,7 @@ type Master struct {
 	acme    acmeState
 	serving bool           // the first generation served
 	queues  []mpm.Listener // the listeners' queues as last sampled
-	watched time.Time      // when the queues were last sampled, and watchAccept ran
+	watched time.Time      // when watchAccept last ran
 	// recent is every child's accepted count at the loop's last tick,
 	// by pid (spare is the map the next sample fills): the MPM's fresher
 	// accept rate (mpm.Child.RecentConnections).
@@ -322,9 +322,9 @@ func (m *Master) loop(sigs chan os.Signal) error {
 				lastWatchdog = now
 				m.notify("WATCHDOG=1") // sent from the event loop: a stuck loop starves it
 			}
+			m.sampleQueues() // every beat: the MPM's tick sees the queues as they are
 			if now.Sub(m.watched) >= time.Second {
 				m.watched = now
-				m.sampleQueues()
 				m.watchAccept(now)
 			}
 			if now.Sub(m.rotated) >= ticketRotation {

@@ -263,11 +263,10 @@ func (m *Master) sampleAccepted(now time.Time) {
 
 // sampleQueues reads every listener's accept-queue depth and limit and
 // publishes them in the shared counters for the status page and metrics.
-// It runs at start and every second, whether or not an MPM answers, so the
-// figures never depend on the plugin's health; the MPM is told the last
-// sample. (Sampled at every beat of the loop instead, for a fresher queue at
-// each tick, TestPreforkShedsChildrenForShortConnections failed in each of
-// four make test runs, and passed without: not understood, left.)
+// It runs at start and at every beat of the loop (four times a second),
+// whether or not an MPM answers, so the figures never depend on the
+// plugin's health; the MPM is told the last sample, at most a beat old (a
+// sample a second old could predate the clients a tick should spawn for).
 func (m *Master) sampleQueues() {
 	var out []mpm.Listener
 	for i, l := range m.lns.List() {
