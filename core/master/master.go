@@ -338,7 +338,7 @@ func (m *Master) loop(sigs chan os.Signal) error {
 					m.handle(supervisor.MPMExited{Gen: num})
 				}
 			}
-			m.handle(supervisor.Tick{})
+			m.handle(supervisor.Tick{Queued: m.queuedForSlots()})
 			m.sampleAccepted(now) // after the tick: its maintenance saw the last sample
 			if m.serving {
 				m.acmeTick(now)

@@ -277,6 +277,27 @@ func (m *Master) sampleQueues() {
 	m.queues = out
 }
 
+// queuedForSlots reports whether the last sample found connections waiting
+// in an accept queue while a generation's children hold a slot a
+// connection (prefork, worker): then the MPM's maintenance runs within a
+// beat (supervisor.Tick.Queued). An event child accepts while it has room
+// for connections, not slots, and its MPM does not weigh the queue.
+func (m *Master) queuedForSlots() bool {
+	waiting := false
+	for _, l := range m.queues {
+		waiting = waiting || l.QueueDepth > 0
+	}
+	if !waiting {
+		return false
+	}
+	for _, g := range m.gens {
+		if g.limits != nil && g.limits.Model != mpm.Event {
+			return true
+		}
+	}
+	return false
+}
+
 // acceptStall is how long a child may wait in its accept loop without
 // recording it before the master calls it stuck: it records it about ten
 // times a second while it waits.

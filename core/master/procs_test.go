@@ -46,3 +46,32 @@ func TestChildProcsFollowTheMaster(t *testing.T) {
 		t.Fatalf("master GOMAXPROCS 1, 2 children: GOMAXPROCS %d each, want 1", got)
 	}
 }
+
+// TestQueuedForSlots: the master asks for maintenance within a beat when
+// connections wait in an accept queue for prefork or worker children, not
+// for event children (which accept while they have room for connections)
+// nor with every queue empty.
+func TestQueuedForSlots(t *testing.T) {
+	for _, tt := range []struct {
+		models []mpm.Model
+		depths []int
+		want   bool
+	}{
+		{[]mpm.Model{mpm.Prefork}, []int{0, 3}, true},
+		{[]mpm.Model{mpm.Worker}, []int{1}, true},
+		{[]mpm.Model{mpm.Prefork}, []int{0, 0}, false},
+		{[]mpm.Model{mpm.Event}, []int{40}, false},
+		{[]mpm.Model{mpm.Event, mpm.Prefork}, []int{40}, true}, // a swap from event to prefork
+	} {
+		m := &Master{gens: map[int]*generation{}}
+		for i, model := range tt.models {
+			m.gens[i+1] = &generation{num: i + 1, limits: &mpm.ConfigureResponse{Model: model}}
+		}
+		for _, d := range tt.depths {
+			m.queues = append(m.queues, mpm.Listener{QueueDepth: d})
+		}
+		if got := m.queuedForSlots(); got != tt.want {
+			t.Errorf("%v with queues %v: %v, want %v", tt.models, tt.depths, got, tt.want)
+		}
+	}
+}

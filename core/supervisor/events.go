@@ -62,7 +62,16 @@ type Started struct {
 }
 
 // Tick is the executor's clock: sent a few times a second.
-type Tick struct{}
+type Tick struct {
+	// Queued: connections wait in a listener's accept queue at this beat
+	// for children whose connection holds a slot (prefork, worker). The
+	// MPM's maintenance then runs as soon as UrgentTick has passed since
+	// the last, not a Tick after it: whether those connections need more
+	// children is its call, and clients that wait for a child should not
+	// also wait for the clock (keep-alive clients beyond the children
+	// waited up to a second more for the tick that spawned theirs).
+	Queued bool
+}
 
 // Spawned: the child Spawn asked for runs as PID.
 type Spawned struct {

@@ -11,11 +11,12 @@ import (
 )
 
 // tick is the executor's clock: escalations, the MPM's maintenance once a
-// Tick, respawns as the back-off allows.
-func (s *Supervisor) tick() {
+// Tick (once an UrgentTick while connections wait in an accept queue),
+// respawns as the back-off allows.
+func (s *Supervisor) tick(queued bool) {
 	s.endDrainDelay()
 	s.escalate()
-	if s.now.Sub(s.lastTick) >= s.t.Tick {
+	if since := s.now.Sub(s.lastTick); since >= s.t.Tick || queued && s.t.UrgentTick > 0 && since >= s.t.UrgentTick {
 		s.lastTick = s.now
 		s.tickPolicy()
 	}

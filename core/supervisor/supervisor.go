@@ -14,6 +14,9 @@ import (
 type Timings struct {
 	// Tick is the MPM's maintenance interval (Apache's: a second).
 	Tick time.Duration
+	// UrgentTick is the shortest interval between two maintenance ticks
+	// when connections wait in an accept queue (Tick.Queued).
+	UrgentTick time.Duration
 	// ReadyBound is how long a new generation may take to become ready,
 	// to which it adds its GenSpec.StartTimeout.
 	ReadyBound time.Duration
@@ -49,6 +52,7 @@ type Timings struct {
 func DefaultTimings() Timings {
 	return Timings{
 		Tick:           time.Second,
+		UrgentTick:     250 * time.Millisecond,
 		ReadyBound:     10 * time.Second,
 		StopKillBound:  5 * time.Second,
 		CloseBound:     time.Second,
@@ -174,7 +178,7 @@ func (s *Supervisor) Handle(now time.Time, ev Event) []Action {
 	case Started:
 		s.started(e)
 	case Tick:
-		s.tick()
+		s.tick(e.Queued)
 	case Spawned:
 		if k := s.kid(e.Child); k != nil {
 			k.pid = e.PID

@@ -810,6 +810,52 @@ func TestMaintenanceTicks(t *testing.T) {
 	}
 }
 
+// TestUrgentTicks: while connections wait in an accept queue (a prefork
+// or worker child's: Tick.Queued), the MPM's maintenance runs a beat
+// (UrgentTick) after the last instead of a second: keep-alive clients
+// beyond the children waited up to a second more for the tick that spawned
+// theirs. Without a queue, or sooner than UrgentTick, it waits as before.
+func TestUrgentTicks(t *testing.T) {
+	h := newHarness(t)
+	h.startServing(1)
+	maintains := func(acts []Action) (n int) {
+		for _, a := range acts {
+			if _, ok := a.(Maintain); ok {
+				n++
+			}
+		}
+		return n
+	}
+	queued := func(d time.Duration) int {
+		h.now = h.now.Add(d)
+		return maintains(h.do(Tick{Queued: true}))
+	}
+	if got := maintains(h.after(time.Second)); got != 1 {
+		t.Fatalf("first tick: %d Maintain calls", got)
+	}
+	h.do(Maintained{Gen: 1, Resp: &mpm.MaintainResponse{}})
+	if got := queued(100 * time.Millisecond); got != 0 {
+		t.Fatalf("queued, 100 ms after the last tick: %d Maintain calls", got)
+	}
+	if got := maintains(h.after(150 * time.Millisecond)); got != 0 {
+		t.Fatalf("nothing queued, 250 ms after the last tick: %d Maintain calls", got)
+	}
+	if got := queued(0); got != 1 {
+		t.Fatalf("queued, 250 ms after the last tick: %d Maintain calls", got)
+	}
+	h.do(Maintained{Gen: 1, Resp: &mpm.MaintainResponse{}})
+	if got := queued(250 * time.Millisecond); got != 1 {
+		t.Fatalf("still queued a beat later: %d Maintain calls", got)
+	}
+	h.do(Maintained{Gen: 1, Resp: &mpm.MaintainResponse{}})
+	if got := maintains(h.after(750 * time.Millisecond)); got != 0 {
+		t.Fatalf("nothing queued, 750 ms after the last tick: %d Maintain calls", got)
+	}
+	if got := maintains(h.after(250 * time.Millisecond)); got != 1 {
+		t.Fatalf("nothing queued, a second after the last tick: %d Maintain calls", got)
+	}
+}
+
 func TestMPMRetireWaitsForItsReplacement(t *testing.T) {
 	h := newHarness(t)
 	pid := h.startServing(1)[0]

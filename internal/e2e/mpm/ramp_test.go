@@ -18,11 +18,13 @@ import (
 
 // TestPreforkRampSpawnsForTheAcceptQueue: 30 keep-alive clients on a
 // prefork server of 2 children (each connection holds a child) are all
-// answered after one or two maintenance ticks: the MPM is told how many
-// connections wait in the accept queue and spawns their children at once
-// ("spawning 29 children" or so in one tick), where Apache's doubling (1,
-// 2, 4, 8, 16, counting starting children as idle) left the last client
-// waiting 14 s.
+// answered within a beat of the master's loop and the start of their
+// children: the MPM is told how many connections wait in the accept queue
+// and spawns their children at once ("spawning 29 children" or so in one
+// tick), and with connections queued its maintenance runs a beat (250 ms)
+// after the last, not a second. Apache's doubling (1, 2, 4, 8, 16,
+// counting starting children as idle) left the last client waiting 14 s;
+// ticks once a second, 1.3 s (0.6 s with the urgent ticks).
 func TestPreforkRampSpawnsForTheAcceptQueue(t *testing.T) {
 	const clients = 30
 	s := e2e.StartMPM(t, "mpm: {name: prefork, start_servers: 2, min_spare_servers: 1, max_spare_servers: 40, server_limit: 64, max_request_workers: 64}\n")
@@ -61,11 +63,13 @@ func TestPreforkRampSpawnsForTheAcceptQueue(t *testing.T) {
 	}
 	slowest := slices.Max(took)
 	t.Logf("slowest of %d keep-alive clients answered after %s (all: %v)", clients, slowest.Round(time.Millisecond), e2e.Sorted(took))
-	// A generous bound: one or two ticks of a second and the start of 29
-	// children (race-built, on a shared machine: 2 to 5 s measured); by
-	// doubling the last client waited 14 s.
-	if slowest > 7*time.Second {
-		t.Errorf("the last keep-alive client waited %s for a prefork child, want under 7s; log:\n%s", slowest, s.Log)
+	// A generous bound: a beat and the start of 29 race-built children,
+	// on a machine shared with the rest of the suite (0.6 s measured
+	// alone); by doubling the last client waited 14 s. (That maintenance
+	// runs a beat after the last when connections are queued is
+	// supervisor.TestUrgentTicks'.)
+	if slowest > 4*time.Second {
+		t.Errorf("the last keep-alive client waited %s for a prefork child, want under 4s; log:\n%s", slowest, s.Log)
 	}
 	if s.Log.Count("server seems busy") == 0 {
 		t.Errorf("no tick spawned 8 children or more at once; log:\n%s", s.Log)
