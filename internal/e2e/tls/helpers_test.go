@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -89,6 +90,26 @@ func client(h2 bool) *http.Client {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// fetch sends a method request for url with cl, the header fields hdr
+// (name, value, ...) set, and reads the whole answer. It reports errors
+// rather than failing the test, so that goroutines may call it.
+func fetch(cl *http.Client, method, url string, hdr ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
 }
 
 // peerSerial connects to addr with TLS (SNI name) and returns the serial

@@ -26,12 +26,10 @@ import (
 func TestHTTPSAndHTTP2(t *testing.T) {
 	s := start(t, "", siteTLS, "")
 	for _, h2 := range []bool{true, false} {
-		resp, err := client(h2).Get("https://" + s.TLSAddr + "/hello.txt")
+		resp, body, err := fetch(client(h2), "GET", "https://"+s.TLSAddr+"/hello.txt")
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		want := map[bool]string{true: "HTTP/2.0", false: "HTTP/1.1"}[h2]
 		if resp.StatusCode != 200 || string(body) != "hello\n" || resp.Proto != want {
 			t.Fatalf("h2=%v: %s %s %q", h2, resp.Proto, resp.Status, body)
@@ -250,12 +248,10 @@ func TestRootOnlyKey(t *testing.T) {
 		}
 	}
 	for range 5 {
-		resp, err := client(false).Get("https://" + addr + "/hello.txt")
+		resp, body, err := fetch(client(false), "GET", "https://"+addr+"/hello.txt")
 		if err != nil {
 			t.Fatalf("HTTPS from children running as nobody: %v\n%s", err, p.Log)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != 200 || string(body) != "hello\n" {
 			t.Fatalf("%s %q", resp.Status, body)
 		}
@@ -275,18 +271,11 @@ func TestHTTP2BeyondTheFastPath(t *testing.T) {
 	s := start(t, "", siteTLS, "", func(dir string) { e2e.WriteFile(t, dir, "public/big.bin", string(big)) })
 	cl := client(true)
 	base := "https://" + s.TLSAddr
+	// get fails the test (from the test's goroutine only); the eight
+	// concurrent GETs below report with t.Errorf.
 	get := func(path string, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", base+path, nil)
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := cl.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
+		resp, b, err := fetch(cl, "GET", base+path, hdr...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,9 +289,12 @@ func TestHTTP2BeyondTheFastPath(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, b := get("/big.bin")
-			if resp.StatusCode != 200 || !bytes.Equal(b, big) {
-				t.Errorf("big.bin: %d, %d bytes (equal: %v)", resp.StatusCode, len(b), bytes.Equal(b, big))
+			resp, b, err := fetch(cl, "GET", base+"/big.bin")
+			if err != nil || resp.ProtoMajor != 2 || resp.StatusCode != 200 || !bytes.Equal(b, big) {
+				t.Errorf("big.bin: %v, %d bytes (equal: %v)", err, len(b), bytes.Equal(b, big))
+				if resp != nil {
+					t.Errorf("big.bin: %s %s", resp.Proto, resp.Status)
+				}
 			}
 		}()
 	}
@@ -318,12 +310,10 @@ func TestHTTP2BeyondTheFastPath(t *testing.T) {
 	if resp, b := get("/server-status?auto"); resp.StatusCode != 200 || !strings.Contains(string(b), "BusyWorkers:") {
 		t.Fatalf("status page over HTTP/2: %d %q", resp.StatusCode, b)
 	}
-	hr, err := cl.Head(base + "/hello.txt")
+	hr, hb, err := fetch(cl, "HEAD", base+"/hello.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hb, _ := io.ReadAll(hr.Body)
-	hr.Body.Close()
 	if hr.StatusCode != 200 || hr.ContentLength != 6 || len(hb) != 0 {
 		t.Fatalf("HEAD over HTTP/2: %d, length %d, body %q", hr.StatusCode, hr.ContentLength, hb)
 	}
