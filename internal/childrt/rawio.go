@@ -1,13 +1,10 @@
 package childrt
 
 import (
-	"io"
 	"net"
-	"os"
 	"syscall"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/phasedhq/phased/internal/sockconn"
 )
 
 // rawIO reads and writes a connection's non-blocking socket with raw
@@ -61,42 +58,15 @@ func newRawIO(c net.Conn) *rawIO {
 }
 
 func (r *rawIO) read(fd uintptr) bool {
-	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.buf))), uintptr(len(r.buf)))
-		switch e {
-		case 0:
-			r.n = int(n)
-			if n == 0 {
-				r.err = io.EOF
-			}
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // the netpoller waits
-		default:
-			r.err = os.NewSyscallError("read", e)
-			return true
-		}
-	}
+	var done bool
+	r.n, done, r.err = sockconn.ReadFD(fd, r.buf)
+	return done
 }
 
 func (r *rawIO) write(fd uintptr) bool {
-	for r.n < len(r.buf) {
-		p := r.buf[r.n:]
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch e {
-		case 0:
-			r.n += int(n)
-		case unix.EINTR:
-		case unix.EAGAIN:
-			return false // the netpoller waits
-		default:
-			r.err = os.NewSyscallError("write", e)
-			return true
-		}
-	}
-	return true
+	var done bool
+	r.n, done, r.err = sockconn.WriteFD(fd, r.buf, r.n)
+	return done
 }
 
 // Read reads into p (not empty) as net.Conn's Read does.

@@ -19,6 +19,11 @@
 // wildcard and somebody wants it. A Conn behaves as a *net.TCPConn: its
 // errors are *net.OpErrors (net/http tells a timeout or a reset from a bad
 // request by them), it has CloseWrite and CloseRead, and SyscallConn.
+//
+// DialUnix makes a Conn of a new connection to a unix socket, as a child
+// connects to its app server. A Conn reads, writes and, with CloseSoon,
+// closes without the Go scheduler's system call entry (raw.go says why
+// that matters).
 package sockconn
 
 import (
@@ -276,17 +281,21 @@ func QueueDepth(fd int) (depth, limit int, err error) {
 	return int(info.Unacked), int(info.Sacked), nil
 }
 
-// Conn is an accepted TCP connection, served by the netpoller; see the
-// package's doc.
+// Conn is an accepted TCP connection, or a unix one DialUnix made, served
+// by the netpoller; see the package's doc. Its reads and writes are raw
+// system calls (raw.go).
 type Conn struct {
 	f      *os.File
 	rc     syscall.RawConn
-	raddr  *net.TCPAddr
+	unix   bool     // a unix socket's (DialUnix), else a TCP one's
+	raddr  net.Addr // nil when unknown
 	closed atomic.Bool
 
-	fixed     *net.TCPAddr // the local address when the listener's is not a wildcard
-	laddrOnce sync.Once    // otherwise asked of the kernel once, into laddr
+	fixed     net.Addr  // the local address when known from the start (the listener's when it is not a wildcard)
+	laddrOnce sync.Once // otherwise asked of the kernel once, into laddr
 	laddr     *net.TCPAddr
+
+	rd, wr rawOp // Read's and Write's, each under its lock
 }
 
 // NewConn makes a Conn of the accepted non-blocking socket fd, which it
@@ -303,7 +312,14 @@ func NewConn(fd int, laddr, raddr *net.TCPAddr) (*Conn, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Conn{f: f, rc: rc, raddr: raddr, fixed: laddr}, nil
+	c := &Conn{f: f, rc: rc}
+	if raddr != nil {
+		c.raddr = raddr
+	}
+	if laddr != nil {
+		c.fixed = laddr
+	}
+	return c, nil
 }
 
 // netErr is the error net's own connections give where os gives err: the
@@ -326,18 +342,25 @@ func (c *Conn) opError(op string, err error) error {
 	if c.closed.Load() {
 		err = net.ErrClosed
 	}
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.raddr, Err: netErr(err)}
+	return &net.OpError{Op: op, Net: c.network(), Source: c.LocalAddr(), Addr: c.raddr, Err: netErr(err)}
+}
+
+func (c *Conn) network() string {
+	if c.unix {
+		return "unix"
+	}
+	return "tcp"
 }
 
 // Read reads as net.TCPConn's Read does.
 func (c *Conn) Read(p []byte) (int, error) {
-	n, err := c.f.Read(p)
+	n, err := c.rd.read(c.rc, p)
 	return n, c.opError("read", err)
 }
 
 // Write writes as net.TCPConn's Write does.
 func (c *Conn) Write(p []byte) (int, error) {
-	n, err := c.f.Write(p)
+	n, err := c.wr.write(c.rc, p)
 	return n, c.opError("write", err)
 }
 
@@ -351,6 +374,9 @@ func (c *Conn) Close() error {
 func (c *Conn) LocalAddr() net.Addr {
 	if c.fixed != nil {
 		return c.fixed
+	}
+	if c.unix {
+		return nil
 	}
 	c.laddrOnce.Do(func() {
 		_ = c.rc.Control(func(fd uintptr) {
@@ -367,9 +393,6 @@ func (c *Conn) LocalAddr() net.Addr {
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.raddr == nil {
-		return nil
-	}
 	return c.raddr
 }
 

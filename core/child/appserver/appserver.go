@@ -33,6 +33,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/phasedhq/phased/internal/sockconn"
 )
 
 // tailLines is how many of an app server's last stderr lines are kept.
@@ -296,8 +298,21 @@ func (s *Server) lastOutput() string {
 	return "; its last output: " + strings.Join(t, " | ")
 }
 
-// Dial connects to the app server.
+// Dial connects to the app server. A unix socket is dialed with raw
+// system calls (sockconn.DialUnix: a child that forwards each request on
+// a new connection, to an app that closes it after the answer, makes and
+// closes one per request).
 func (s *Server) Dial(ctx context.Context) (net.Conn, error) {
+	if s.network == "unix" {
+		if err := ctx.Err(); err != nil {
+			return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: s.addr, Net: "unix"}, Err: err}
+		}
+		c, err := sockconn.DialUnix(s.addr)
+		if err != nil {
+			return nil, err // not a nil *sockconn.Conn in a net.Conn
+		}
+		return c, nil
+	}
 	var d net.Dialer
 	return d.DialContext(ctx, s.network, s.addr)
 }

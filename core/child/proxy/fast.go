@@ -80,7 +80,7 @@ func (p *Proxy) ForwardFast(req *childrt.ForwardRequest) (childrt.ForwardAnswer,
 	if ans.keep && !req.Head {
 		p.tr.put(c)
 	} else {
-		c.close()
+		c.done()
 	}
 	return a, nil, true
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/core/child/internal/gateway"
+	"github.com/phasedhq/phased/internal/sockconn"
 )
 
 // echo answers a request with its method and body.
@@ -45,13 +48,85 @@ func testApp(t testing.TB, h http.Handler, idle time.Duration) (*Proxy, *atomic.
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	var d net.Dialer
 	p := New(Options{
-		Dial:  func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "unix", sock) },
+		Dial:  dialUnix(sock), // as the child dials its app (appserver.Server.Dial)
 		Conns: 2, MaxBodySize: 1 << 20, BodyBufferSize: 1 << 20, ResponseBufferSize: 1 << 20, MaxTempFileSize: 1 << 30,
 		TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler),
 	})
 	return p, &conns
+}
+
+// dialUnix dials the app's socket as a child does.
+func dialUnix(sock string) func(context.Context) (net.Conn, error) {
+	return func(context.Context) (net.Conn, error) {
+		c, err := sockconn.DialUnix(sock)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// TestAppClosingConnectionsAreClosed: an app that closes its connection
+// after each answer (gunicorn's sync workers) has every one closed on the
+// child's side too, through the fast path and net/http's, soon after the
+// answer (the child closes them in batches, sockconn.CloseSoon): the
+// child's descriptors come back to what they were.
+func TestAppClosingConnectionsAreClosed(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int32
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "hello")
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				opened.Add(1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := New(Options{Dial: dialUnix(sock), Conns: 2, MaxBodySize: 1 << 20, BodyBufferSize: 1 << 20,
+		ResponseBufferSize: 1 << 20, MaxTempFileSize: 1 << 30, TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
+	do(t, p, "GET", "") // the server's own descriptors, made once
+	// The collector's finalizers would close what the child leaves open.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	fds := func() int {
+		d, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(d)
+	}
+	before := fds()
+	const n = 300
+	for range n {
+		if ans, _, ok := p.ForwardFast(fwdReq("/", "Host: example.org\r\n")); !ok || string(ans.Body) != "hello" {
+			t.Fatalf("fast path: %v %q", ok, ans.Body)
+		}
+	}
+	for range 20 {
+		if got := do(t, p, "POST", "x"); got != "hello" {
+			t.Fatalf("net/http's path: %q", got)
+		}
+	}
+	if o := opened.Load(); o != n+21 {
+		t.Errorf("the app saw %d connections; want %d, one a request", o, n+21)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fds() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := fds(); after > before {
+		t.Errorf("%d descriptors open after %d requests, %d before", after, n+20, before)
+	}
 }
 
 func do(t *testing.T, p *Proxy, method, body string) string {

@@ -1,0 +1,209 @@
+package sockconn
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// unixServer listens on a unix socket at path and returns the listener;
+// it accepts only when asked (accept).
+func unixServer(t *testing.T, path string) *net.UnixListener {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.(*net.UnixListener)
+}
+
+func accept(t *testing.T, ln *net.UnixListener) net.Conn {
+	t.Helper()
+	ln.SetDeadline(time.Now().Add(5 * time.Second))
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// DialUnix connects to a unix socket, its data goes both ways, and its
+// addresses and errors are net's (the proxy and net/http read them).
+func TestDialUnix(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln := unixServer(t, path)
+	c, err := DialUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := accept(t, ln)
+	if ra, ok := c.RemoteAddr().(*net.UnixAddr); !ok || ra.Name != path || ra.Net != "unix" {
+		t.Errorf("RemoteAddr = %#v, want the socket's path", c.RemoteAddr())
+	}
+	if c.LocalAddr() != nil {
+		t.Errorf("LocalAddr = %v, want none (an unnamed socket)", c.LocalAddr())
+	}
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 18)
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "GET / HTTP/1.1\r\n\r\n" {
+		t.Fatalf("the app read %q, %v", buf, err)
+	}
+	// A write larger than the socket's buffer waits for room.
+	big := []byte(strings.Repeat("x", 4<<20))
+	go s.Write(big)
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != string(big) {
+		t.Fatalf("read %d bytes of %d: %v", len(got), len(big), err)
+	}
+	s.Close()
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		t.Errorf("read after the app closed: %d, %v; want EOF", n, err)
+	}
+	if n, err := c.Read(nil); n != 0 || err != nil {
+		t.Errorf("an empty read: %d, %v", n, err)
+	}
+
+	// In the abstract namespace, as net's.
+	name := "@phased-sockconn-test-" + strconv.Itoa(os.Getpid())
+	aln := unixServer(t, name)
+	ac, err := DialUnix(name)
+	if err != nil {
+		t.Fatalf("dial %s: %v", name, err)
+	}
+	defer ac.Close()
+	as := accept(t, aln)
+	ac.Write([]byte("hi"))
+	if _, err := io.ReadFull(as, buf[:2]); err != nil || string(buf[:2]) != "hi" {
+		t.Fatalf("abstract: the app read %q, %v", buf[:2], err)
+	}
+}
+
+func TestDialUnixErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "none.sock")
+	_, err := DialUnix(missing)
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" || oe.Net != "unix" || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("dial a missing socket: %#v, want net's *net.OpError of dial with ENOENT", err)
+	}
+	if !strings.Contains(err.Error(), missing) {
+		t.Errorf("error %q does not name the socket", err)
+	}
+	// A socket nobody listens on any more.
+	path := filepath.Join(dir, "gone.sock")
+	ln := unixServer(t, path)
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := DialUnix(path); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial a closed socket: %v, want ECONNREFUSED", err)
+	}
+	if _, err := DialUnix(strings.Repeat("x", 200)); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("dial a path too long: %v, want EINVAL", err)
+	}
+	if _, err := DialUnix(""); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("dial an empty path: %v, want EINVAL", err)
+	}
+}
+
+// A DialUnix Conn's deadlines and Close end a read that waits, with
+// net's errors, and reads and writes may run at once.
+func TestDialUnixDeadlinesCloseAndConcurrency(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln := unixServer(t, path)
+	c, err := DialUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := accept(t, ln)
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	var oe *net.OpError
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.As(err, &oe) || oe.Net != "unix" || oe.Op != "read" {
+		t.Fatalf("read past the deadline: %v, want a unix read timeout", err)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	// One goroutine echoes what the app sends while another writes.
+	go io.Copy(s, s)
+	var wg sync.WaitGroup
+	const n = 64 << 10
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range n / 1024 {
+			if _, err := c.Write(make([]byte, 1024)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 1)); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read ended by Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a waiting read")
+	}
+}
+
+// CloseSoon closes the connection a little later, a batch at a time:
+// every peer sees its end, and a Close after it is harmless.
+func TestCloseSoon(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln := unixServer(t, path)
+	const conns = closeBatch + 20 // one full batch closed at once, and a timed one
+	peers := make([]net.Conn, conns)
+	for i := range peers {
+		c, err := DialUnix(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers[i] = accept(t, ln)
+		c.CloseSoon()
+		if i == 0 {
+			c.CloseSoon() // twice: once
+			if !c.closed.Load() {
+				t.Fatal("not closed after CloseSoon")
+			}
+		}
+		if i == conns-1 {
+			if err := c.Close(); err != nil { // closes at once; the batch's close then finds it closed
+				t.Errorf("Close after CloseSoon: %v", err)
+			}
+		}
+	}
+	start := time.Now()
+	for i, p := range peers {
+		p.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := p.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("peer %d: %d, %v; want EOF", i, n, err)
+		}
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the peers saw their ends after %v", took)
+	}
+}
