@@ -18,6 +18,7 @@ import (
 	"github.com/phasedhq/phased/core/child/static"
 	"github.com/phasedhq/phased/internal/childrt"
 	"github.com/phasedhq/phased/internal/contract"
+	"github.com/phasedhq/phased/internal/sockconn"
 )
 
 // serveApp serves an app: the child starts its app server after its
@@ -34,6 +35,12 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 		}
 		return srv.Dial(ctx)
 	}
+	exchange := func() (*sockconn.Exchange, error) {
+		if srv == nil {
+			return nil, errors.New("the app server is not running")
+		}
+		return srv.Exchange()
+	}
 	st := rt.Contract.Static
 	files := static.New(static.Options{Root: st.Root, DirectoryListing: st.Listing})
 	var h http.Handler
@@ -41,7 +48,7 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 	switch a.Type {
 	case contract.AppHTTP:
 		px = proxy.New(proxy.Options{
-			Dial: dial, Conns: threads, MaxBodySize: a.MaxBodySize, BodyBufferSize: a.BodyBufferSize,
+			Dial: dial, Exchange: exchange, Conns: threads, MaxBodySize: a.MaxBodySize, BodyBufferSize: a.BodyBufferSize,
 			ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
 		})
 		h = px

@@ -2,7 +2,6 @@ package sockconn
 
 import (
 	"io"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -127,52 +126,17 @@ func (o *rawOp) write(rc syscall.RawConn, p []byte) (int, error) {
 }
 
 // DialUnix connects to the unix stream socket at path (a name starting
-// with @ is in the abstract namespace, as net's) with raw system calls: a
-// connect to a unix socket never waits, it succeeds or fails at once
+// with @ is in the abstract namespace, as net's) with raw system calls:
+// a connect to a unix socket never waits, it succeeds or fails at once
 // (EAGAIN when the listener's accept queue is full, as net.Dial does).
-// The Conn's errors name "unix" and path, as net's.
+// The Conn's errors name "unix" and path, as net's. NewUnixAddr makes the
+// address once for many connections.
 func DialUnix(path string) (*Conn, error) {
-	raddr := &net.UnixAddr{Name: path, Net: "unix"}
-	fail := func(err error) (*Conn, error) {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: raddr, Err: err}
-	}
-	var sa unix.RawSockaddrUnix
-	if path == "" || len(path) >= len(sa.Path) {
-		return fail(os.NewSyscallError("connect", unix.EINVAL))
-	}
-	sa.Family = unix.AF_UNIX
-	for i := range len(path) {
-		sa.Path[i] = int8(path[i])
-	}
-	size := uintptr(unsafe.Offsetof(sa.Path)) + uintptr(len(path)) + 1
-	if path[0] == '@' {
-		sa.Path[0] = 0
-		size-- // no terminating NUL in the abstract namespace
-	}
-	fd, _, e := unix.RawSyscall(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if e != 0 {
-		return fail(os.NewSyscallError("socket", e))
-	}
-	for {
-		_, _, e = unix.RawSyscall(unix.SYS_CONNECT, fd, uintptr(unsafe.Pointer(&sa)), size)
-		if e != unix.EINTR {
-			break
-		}
-	}
-	if e != 0 {
-		unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-		return fail(os.NewSyscallError("connect", e))
-	}
-	f := os.NewFile(fd, path) // registers it with the netpoller; its fcntl is raw
-	if f == nil {
-		return fail(os.NewSyscallError("connect", unix.EBADF))
-	}
-	rc, err := f.SyscallConn()
+	a, err := NewUnixAddr(path)
 	if err != nil {
-		f.Close()
-		return fail(err)
+		return nil, err
 	}
-	return &Conn{f: f, rc: rc, unix: true, raddr: raddr}, nil
+	return a.Dial()
 }
 
 // Closing later.

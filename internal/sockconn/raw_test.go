@@ -207,3 +207,152 @@ func TestCloseSoon(t *testing.T) {
 		t.Errorf("the peers saw their ends after %v", took)
 	}
 }
+
+// An Exchange writes a request, waits for the answer however it comes (in
+// parts, after a while), reads to the peer's end, and closes; a write
+// larger than the socket's buffer waits for room.
+func TestExchange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln := unixServer(t, path)
+	a, err := NewUnixAddr(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.Exchange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	s := accept(t, ln)
+	go func() {
+		buf := make([]byte, 4)
+		io.ReadFull(s, buf)
+		time.Sleep(30 * time.Millisecond)
+		s.Write([]byte("HTTP/1.1 200 OK\r\n"))
+		time.Sleep(30 * time.Millisecond)
+		s.Write([]byte("\r\nhello"))
+		s.Close()
+	}()
+	if n, err := x.Write([]byte("ping")); n != 4 || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	got, err := io.ReadAll(x)
+	if err != nil || string(got) != "HTTP/1.1 200 OK\r\n\r\nhello" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	x.Close()
+	x.Close() // twice: once
+
+	x2, err := a.Exchange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x2.Close()
+	s2 := accept(t, ln)
+	big := []byte(strings.Repeat("y", 4<<20))
+	done := make(chan []byte)
+	go func() {
+		time.Sleep(30 * time.Millisecond) // the write fills the socket first
+		b, _ := io.ReadAll(io.LimitReader(s2, int64(len(big))))
+		done <- b
+	}()
+	if n, err := x2.Write(big); n != len(big) || err != nil {
+		t.Fatalf("big write: %d, %v", n, err)
+	}
+	if b := <-done; len(b) != len(big) {
+		t.Fatalf("the peer read %d bytes of %d", len(b), len(big))
+	}
+
+	if _, err := (&UnixAddr{net: &net.UnixAddr{Name: "x"}}).Exchange(); err == nil {
+		t.Error("an exchange with an empty address")
+	}
+	missing, _ := NewUnixAddr(filepath.Join(t.TempDir(), "none.sock"))
+	if _, err := missing.Exchange(); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("exchange with a missing socket: %v, want ENOENT", err)
+	}
+}
+
+// An exchange handed over as a Conn goes on reading where it stopped,
+// with deadlines, in the netpoller.
+func TestExchangeConn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln := unixServer(t, path)
+	a, _ := NewUnixAddr(path)
+	x, err := a.Exchange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := accept(t, ln)
+	x.Write([]byte("q"))
+	s.Write([]byte("first"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(x, buf); err != nil || string(buf) != "first" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	c, err := x.Conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ra := c.RemoteAddr().String(); ra != path {
+		t.Errorf("RemoteAddr %s, want %s", ra, path)
+	}
+	s.Write([]byte("then"))
+	if _, err := io.ReadFull(c, buf[:4]); err != nil || string(buf[:4]) != "then" {
+		t.Fatalf("read on the Conn %q, %v", buf[:4], err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := c.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read past the deadline: %v", err)
+	}
+	x.Close() // handed over: nothing to close
+	if _, err := c.Write([]byte("still open")); err != nil {
+		t.Errorf("the Conn after the Exchange's Close: %v", err)
+	}
+}
+
+// Many exchanges at once, on many goroutines, each get their own answer:
+// the poller tells each its own socket's word.
+func TestExchangesAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln := unixServer(t, path)
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer s.Close()
+				buf := make([]byte, 16)
+				n, _ := s.Read(buf)
+				time.Sleep(time.Duration(buf[0]%5) * time.Millisecond)
+				s.Write(buf[:n])
+			}()
+		}
+	}()
+	a, _ := NewUnixAddr(path)
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				x, err := a.Exchange()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want := strconv.Itoa(g*1000 + i)
+				x.Write([]byte(want))
+				got, err := io.ReadAll(x)
+				x.Close()
+				if err != nil || string(got) != want {
+					t.Errorf("exchange %s: got %q, %v", want, got, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -81,6 +81,7 @@ type Server struct {
 	cmd      *exec.Cmd
 	network  string // "unix" or "tcp"
 	addr     string
+	unixAddr *sockconn.UnixAddr // addr's, for "unix"
 	exited   chan struct{}
 	output   sync.WaitGroup // the output copiers, done before exited closes
 	mu       sync.Mutex
@@ -108,6 +109,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.network, s.addr = "tcp", "127.0.0.1:"+strconv.Itoa(port)
 	default:
 		s.network, s.addr = "unix", filepath.Join(o.SocketDir, "app.sock")
+		var err error
+		if s.unixAddr, err = sockconn.NewUnixAddr(s.addr); err != nil {
+			return nil, fmt.Errorf("app server socket: %w", err)
+		}
 		os.Remove(s.addr) // a previous run's
 	}
 	argv := make([]string, len(o.Command))
@@ -299,15 +304,15 @@ func (s *Server) lastOutput() string {
 }
 
 // Dial connects to the app server. A unix socket is dialed with raw
-// system calls (sockconn.DialUnix: a child that forwards each request on
-// a new connection, to an app that closes it after the answer, makes and
-// closes one per request).
+// system calls (sockconn.UnixAddr.Dial: a child that forwards each
+// request on a new connection, to an app that closes it after the answer,
+// makes one per request).
 func (s *Server) Dial(ctx context.Context) (net.Conn, error) {
-	if s.network == "unix" {
+	if s.unixAddr != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: s.addr, Net: "unix"}, Err: err}
 		}
-		c, err := sockconn.DialUnix(s.addr)
+		c, err := s.unixAddr.Dial()
 		if err != nil {
 			return nil, err // not a nil *sockconn.Conn in a net.Conn
 		}
@@ -315,6 +320,15 @@ func (s *Server) Dial(ctx context.Context) (net.Conn, error) {
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, s.network, s.addr)
+}
+
+// Exchange connects to the app server for one request and its answer
+// outside the netpoller (sockconn.Exchange); nil for an app on a TCP port.
+func (s *Server) Exchange() (*sockconn.Exchange, error) {
+	if s.unixAddr == nil {
+		return nil, nil
+	}
+	return s.unixAddr.Exchange()
 }
 
 // Network and Addr are where the app server listens: "unix" and a socket

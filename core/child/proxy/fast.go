@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/phasedhq/phased/internal/childrt"
+	"github.com/phasedhq/phased/internal/sockconn"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -39,11 +40,21 @@ func (p *Proxy) ForwardFast(req *childrt.ForwardRequest) (childrt.ForwardAnswer,
 	if !ok {
 		return no, nil, false
 	}
-	c, reused, err := p.tr.get(context.Background())
-	if err != nil {
-		return no, nil, false // ServeHTTP dials again, and answers its failure
+	c, reused := p.tr.takeIdle(), true
+	if c == nil && p.o.Exchange != nil {
+		if x, err := p.o.Exchange(); err != nil {
+			return no, nil, false // ServeHTTP dials again, and answers its failure
+		} else if x != nil {
+			return p.exchangeFast(x, out, req.Head)
+		}
 	}
-	_, err = c.bw.Write(out)
+	if c == nil {
+		var err error
+		if c, reused, err = p.tr.get(context.Background()); err != nil {
+			return no, nil, false
+		}
+	}
+	_, err := c.bw.Write(out)
 	if err == nil {
 		err = c.bw.Flush()
 	}
@@ -84,6 +95,75 @@ func (p *Proxy) ForwardFast(req *childrt.ForwardRequest) (childrt.ForwardAnswer,
 	}
 	return a, nil, true
 }
+
+// exchangeFast is ForwardFast on a new connection outside the netpoller
+// (sockconn.Exchange), for an app that closes each connection after its
+// answer: the request out is written, the answer read into a pooled
+// buffer, and the connection closed; an answer the fast path does not send
+// (or one that keeps the connection) goes on as a Conn, with what was read
+// of it, to ServeHTTP (or to the idle pool).
+func (p *Proxy) exchangeFast(x *sockconn.Exchange, out []byte, isHead bool) (childrt.ForwardAnswer, any, bool) {
+	var no childrt.ForwardAnswer
+	if _, err := x.Write(out); err != nil {
+		x.Close()
+		return no, &fastCarry{err: err}, false
+	}
+	bp := answerBufs.Get().(*[]byte)
+	defer answerBufs.Put(bp)
+	buf := *bp
+	n, end := 0, -1
+	for n < len(buf) {
+		m, err := x.Read(buf[n:])
+		n += m
+		if end = bytes.Index(buf[:n], []byte("\r\n\r\n")); end >= 0 || err != nil {
+			break
+		}
+	}
+	var ans fastAnswer
+	if end < 0 || !p.parseAnswer(buf[:end+4], isHead, &ans) {
+		return no, p.carryExchange(x, buf[:n]), false // ServeHTTP reads the rest, or the error
+	}
+	a := childrt.ForwardAnswer{Status: ans.status, Header: ans.header, HasDate: ans.date}
+	have := buf[end+4 : n]
+	if !isHead && ans.length > 0 {
+		a.Body = make([]byte, ans.length)
+		got := copy(a.Body, have)
+		have = have[got:]
+		for got < len(a.Body) {
+			m, err := x.Read(a.Body[got:])
+			got += m
+			if err != nil && got < len(a.Body) {
+				x.Close()
+				return no, &fastCarry{err: fmt.Errorf("reading the app's response: %w", err)}, false
+			}
+		}
+	}
+	if ans.keep && !isHead && len(have) == 0 {
+		// An app that keeps its connections (behind an app that closed
+		// one, or the first): into the pool, in the netpoller.
+		if nc, err := x.Conn(); err == nil {
+			p.tr.put(newAppConn(nc, nc))
+		}
+		return a, nil, true
+	}
+	x.Close()
+	return a, nil, true
+}
+
+// carryExchange hands the exchange's connection to ServeHTTP with what
+// was read of its answer (got) still to read.
+func (p *Proxy) carryExchange(x *sockconn.Exchange, got []byte) *fastCarry {
+	nc, err := x.Conn()
+	if err != nil {
+		x.Close()
+		return &fastCarry{err: err}
+	}
+	return &fastCarry{c: newAppConn(nc, io.MultiReader(bytes.NewReader(bytes.Clone(got)), nc))}
+}
+
+// answerBufs are the buffers exchangeFast reads an answer's head into,
+// the size of an app connection's reader (a longer head is ServeHTTP's).
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
 // fastCarry is what ForwardFast leaves ServeHTTP: the app's connection
 // with its answer unread, or the error that ended the exchange.

@@ -39,6 +39,7 @@ import (
 	"github.com/phasedhq/phased/core/child/internal/spool"
 	"github.com/phasedhq/phased/internal/childrt"
 	"github.com/phasedhq/phased/internal/clientip"
+	"github.com/phasedhq/phased/internal/sockconn"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -46,6 +47,11 @@ import (
 type Options struct {
 	// Dial connects to the app server. Required.
 	Dial func(ctx context.Context) (net.Conn, error)
+	// Exchange, when set, connects to the app server for one request
+	// outside the netpoller, as the fast path prefers when no idle
+	// connection is kept (ForwardFast); it returns nil when it cannot
+	// (an app on a TCP port).
+	Exchange func() (*sockconn.Exchange, error)
 	// Conns is how many requests may be at the app at once. Default 1.
 	Conns int
 	// MaxBodySize is the largest request body taken (413 above).

@@ -98,25 +98,39 @@ func replayable(req *http.Request) bool {
 
 // get returns an idle connection that is still open, or a new one.
 func (t *transport) get(ctx context.Context) (*appConn, bool, error) {
+	if c := t.takeIdle(); c != nil {
+		return c, true, nil
+	}
+	nc, err := t.dial(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return newAppConn(nc, nc), false, nil
+}
+
+// takeIdle returns an idle connection that is still open; nil when none
+// is.
+func (t *transport) takeIdle() *appConn {
 	for {
 		select {
 		case c := <-t.idle:
 			if c.br.Buffered() == 0 && gateway.SocketAlive(c.nc) {
-				return c, true, nil
+				return c
 			}
 			c.close()
-			continue
 		default:
+			return nil
 		}
-		nc, err := t.dial(ctx)
-		if err != nil {
-			return nil, false, err
-		}
-		br, bw := readers.Get().(*bufio.Reader), writers.Get().(*bufio.Writer)
-		br.Reset(nc)
-		bw.Reset(nc)
-		return &appConn{nc: nc, br: br, bw: bw}, false, nil
 	}
+}
+
+// newAppConn is nc with pooled buffers, reading from r (nc, or what came
+// already followed by nc).
+func newAppConn(nc net.Conn, r io.Reader) *appConn {
+	br, bw := readers.Get().(*bufio.Reader), writers.Get().(*bufio.Writer)
+	br.Reset(r)
+	bw.Reset(nc)
+	return &appConn{nc: nc, br: br, bw: bw}
 }
 
 // readers and writers are the connections' buffers, pooled: an app that

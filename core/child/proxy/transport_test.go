@@ -49,11 +49,23 @@ func testApp(t testing.TB, h http.Handler, idle time.Duration) (*Proxy, *atomic.
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	p := New(Options{
-		Dial:  dialUnix(sock), // as the child dials its app (appserver.Server.Dial)
+		Dial: dialUnix(sock), Exchange: exchangeUnix(sock), // as the child connects to its app (appserver.Server)
 		Conns: 2, MaxBodySize: 1 << 20, BodyBufferSize: 1 << 20, ResponseBufferSize: 1 << 20, MaxTempFileSize: 1 << 30,
 		TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler),
 	})
 	return p, &conns
+}
+
+// exchangeUnix connects to the app's socket for one exchange, as a
+// child's fast path does.
+func exchangeUnix(sock string) func() (*sockconn.Exchange, error) {
+	a, err := sockconn.NewUnixAddr(sock)
+	return func() (*sockconn.Exchange, error) {
+		if err != nil {
+			return nil, err
+		}
+		return a.Exchange()
+	}
 }
 
 // dialUnix dials the app's socket as a child does.
@@ -83,6 +95,12 @@ func TestAppClosingConnectionsAreClosed(t *testing.T) {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Connection", "close")
 			w.Header().Set("Content-Type", "text/plain")
+			if r.URL.Path == "/parts" { // the head first, the body a little later
+				w.Header().Set("Content-Length", "5")
+				w.WriteHeader(200)
+				w.(http.Flusher).Flush()
+				time.Sleep(2 * time.Millisecond)
+			}
 			io.WriteString(w, "hello")
 		}),
 		ConnState: func(_ net.Conn, st http.ConnState) {
@@ -93,7 +111,7 @@ func TestAppClosingConnectionsAreClosed(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	p := New(Options{Dial: dialUnix(sock), Conns: 2, MaxBodySize: 1 << 20, BodyBufferSize: 1 << 20,
+	p := New(Options{Dial: dialUnix(sock), Exchange: exchangeUnix(sock), Conns: 2, MaxBodySize: 1 << 20, BodyBufferSize: 1 << 20,
 		ResponseBufferSize: 1 << 20, MaxTempFileSize: 1 << 30, TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
 	do(t, p, "GET", "") // the server's own descriptors, made once
 	// The collector's finalizers would close what the child leaves open.
@@ -107,9 +125,13 @@ func TestAppClosingConnectionsAreClosed(t *testing.T) {
 	}
 	before := fds()
 	const n = 300
-	for range n {
-		if ans, _, ok := p.ForwardFast(fwdReq("/", "Host: example.org\r\n")); !ok || string(ans.Body) != "hello" {
-			t.Fatalf("fast path: %v %q", ok, ans.Body)
+	for i := range n {
+		path := "/"
+		if i%10 == 0 {
+			path = "/parts"
+		}
+		if ans, _, ok := p.ForwardFast(fwdReq(path, "Host: example.org\r\n")); !ok || string(ans.Body) != "hello" {
+			t.Fatalf("fast path, %s: %v %q", path, ok, ans.Body)
 		}
 	}
 	for range 20 {
@@ -220,6 +242,15 @@ func BenchmarkProxy(b *testing.B) {
 				w.Header().Set("Content-Length", "6")
 				io.WriteString(w, "hello\n")
 			}), time.Minute)
+			b.Run("fast", func(b *testing.B) { // the child's fast path (ForwardFast)
+				fr := fwdReq("/hello", "Host: example.org\r\nUser-Agent: wrk\r\n")
+				b.ReportAllocs()
+				for b.Loop() {
+					if ans, _, ok := p.ForwardFast(fr); !ok || len(ans.Body) != 6 {
+						b.Fatalf("%v %q", ok, ans.Body)
+					}
+				}
+			})
 			req := httptest.NewRequest("GET", "http://127.0.0.1/hello", nil)
 			req.RemoteAddr = "127.0.0.1:1234"
 			b.ReportAllocs()
