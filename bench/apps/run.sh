@@ -21,6 +21,9 @@
 #          pselect6), and both gunicorn's CPU per request and the child's
 #          were higher (bench/apps/RESULTS.md). 8 slots a child let 16
 #          requests at the apps, as nginx does with 16 clients.
+#          A second nginx server on the same gunicorn also sends the app
+#          the two headers phased adds (X-Forwarded-Host, X-Request-Id):
+#          its rows ("same headers") compare the proxies at equal work.
 #          WSGI_LAYOUTS="CxSxW ..." measures other layouts (C children x S
 #          slots, W workers each) side by side, each its own row.
 #   rack   examples/app-rack/config.ru (GET /health), 4 single-threaded app
@@ -229,6 +232,8 @@ app:
 	start gunicorn "$dir" gunicorn --chdir "$TMP" --workers 4 --bind "unix:$dir/gunicorn.sock" hello:app
 	ROOTS_OF[nginx-gunicorn]=${PIDS[-1]}
 	pick_port
+	local same=$PORT
+	pick_port
 	cat >"$dir/nginx.conf" <<EOF
 user www-data;
 worker_processes 2;
@@ -255,6 +260,18 @@ http {
             proxy_pass http://app_server;
         }
     }
+    server {
+        listen 127.0.0.1:$same;
+        location / {
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header X-Request-Id \$request_id;
+            proxy_redirect off;
+            proxy_pass http://app_server;
+        }
+    }
 }
 EOF
 	local deadline=$((SECONDS + 30))
@@ -267,6 +284,12 @@ EOF
 	ROOTS_OF[nginx-gunicorn]+=" ${PIDS[-1]}"
 	PORT_OF[nginx-gunicorn]=$PORT PATH_OF[nginx-gunicorn]=/
 	ready "$PORT" / nginx-gunicorn "$dir"
+	# The same nginx and gunicorn, nginx sending the app what phased sends
+	# it (X-Forwarded-Host and X-Request-Id too): the two proxies at equal
+	# work, for the table's second wsgi anchor.
+	ROOTS_OF[nginx-same]=${ROOTS_OF[nginx-gunicorn]}
+	PORT_OF[nginx-same]=$same PATH_OF[nginx-same]=/
+	ready "$same" / nginx-same "$dir"
 }
 
 setup_rack() {
@@ -370,12 +393,16 @@ DocumentRoot $www
 declare -A PHASED_OF=([rack]=phased-puma [php]=phased-php) # setup_wsgi sets wsgi's
 declare -A ANCHOR_OF=([wsgi]=nginx-gunicorn [rack]=passenger [php]=fcgid)
 declare -A ANCHOR_DESC=([wsgi]="nginx proxy_pass + gunicorn" [rack]="Apache + Passenger" [php]="Apache + mod_fcgid")
+# A second anchor, measured in the same rounds: the standard deployment
+# doing what phased does more (its rows say "same headers").
+declare -A ANCHOR2_OF=([wsgi]=nginx-same)
+declare -A ANCHOR2_DESC=([wsgi]="nginx proxy_pass + gunicorn, sending X-Forwarded-Host and X-Request-Id as phased does")
 TARGETS=()
 for p in "${PAIRS[@]}"; do
 	log "starting the $p pair"
 	"setup_$p"
 	# shellcheck disable=SC2206 # the list of phased targets, split
-	TARGETS+=(${PHASED_OF[$p]} "${ANCHOR_OF[$p]}")
+	TARGETS+=(${PHASED_OF[$p]} "${ANCHOR_OF[$p]}" ${ANCHOR2_OF[$p]:-})
 done
 
 declare -A RPS_OF P99_OF ERRS_OF SRV_OF APP_OF
@@ -405,15 +432,18 @@ table=$(
 	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for p in "${PAIRS[@]}"; do
 		for a in ${PHASED_OF[$p]}; do
-			b=${ANCHOR_OF[$p]} label=$p
-			[ "$a" = "${PHASED_OF[$p]# }" ] || label="$p (${a#phased-})"
-			ra=$(med <<<"${RPS_OF[$a]}") rb=$(med <<<"${RPS_OF[$b]}")
-			pa=$(med <<<"${P99_OF[$a]}") pb=$(med <<<"${P99_OF[$b]}")
-			printf '| %s | %.0f | %s | %.0f | %.2f | %s | %s | %.2f | %s + %s | %s + %s | %s/%s |\n' "$label" "$ra" "${ANCHOR_DESC[$p]}" "$rb" \
-				"$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a / b}')" "$pa" "$pb" \
-				"$(awk -v a="$pa" -v b="$pb" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
-				"$(med <<<"${SRV_OF[$a]}")" "$(med <<<"${APP_OF[$a]}")" "$(med <<<"${SRV_OF[$b]}")" "$(med <<<"${APP_OF[$b]}")" \
-				"${ERRS_OF[$a]}" "${ERRS_OF[$b]}"
+			for b in ${ANCHOR_OF[$p]} ${ANCHOR2_OF[$p]:-}; do
+				label=$p desc=${ANCHOR_DESC[$p]}
+				[ "$a" = "${PHASED_OF[$p]# }" ] || label="$p (${a#phased-})"
+				[ "$b" = "${ANCHOR_OF[$p]}" ] || label="$label, same headers" desc=${ANCHOR2_DESC[$p]}
+				ra=$(med <<<"${RPS_OF[$a]}") rb=$(med <<<"${RPS_OF[$b]}")
+				pa=$(med <<<"${P99_OF[$a]}") pb=$(med <<<"${P99_OF[$b]}")
+				printf '| %s | %.0f | %s | %.0f | %.2f | %s | %s | %.2f | %s + %s | %s + %s | %s/%s |\n' "$label" "$ra" "$desc" "$rb" \
+					"$(awk -v a="$ra" -v b="$rb" 'BEGIN {print a / b}')" "$pa" "$pb" \
+					"$(awk -v a="$pa" -v b="$pb" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+					"$(med <<<"${SRV_OF[$a]}")" "$(med <<<"${APP_OF[$a]}")" "$(med <<<"${SRV_OF[$b]}")" "$(med <<<"${APP_OF[$b]}")" \
+					"${ERRS_OF[$a]}" "${ERRS_OF[$b]}"
+			done
 		done
 	done
 )
