@@ -37,6 +37,21 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
+// hangUp closes the client's side of each connection and waits until the
+// server has closed its own: a connection the server still held would
+// count, idle, in the reclaimer's next pass (under a loaded machine's
+// delays, it did).
+func hangUp(t *testing.T, conns ...net.Conn) {
+	t.Helper()
+	for _, c := range conns {
+		c.(*net.TCPConn).CloseWrite()
+		if !closedWithin(c, 5*time.Second) {
+			t.Fatal("the server did not close a connection its client hung up")
+		}
+		c.Close()
+	}
+}
+
 // TestWorkerReclaimsSilentConnections: a worker child whose two slots are
 // held while a client waits in the accept queue closes the connections
 // that have sent nothing since the accept for a second, and serves the
@@ -102,8 +117,7 @@ func TestWorkerReclaimsSilentConnections(t *testing.T) {
 	if !closedWithin(kept, time.Second) {
 		t.Fatal("the idle keep-alive connection was not closed at the limit")
 	}
-	waiting.Close()
-	next.Close()
+	hangUp(t, waiting, next)
 
 	// One slot held by a connection sending its header slowly, one by a
 	// silent one: only the silent one goes for a queued client.
@@ -123,7 +137,7 @@ func TestWorkerReclaimsSilentConnections(t *testing.T) {
 		t.Fatal("a connection that had sent part of its header was closed")
 	}
 	reclaimed(before + 1)
-	waiting.Close()
+	hangUp(t, waiting)
 
 	// Every slot held, nobody waiting: a silent connection stays.
 	quiet, _ = dial(t, addr)
