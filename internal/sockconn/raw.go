@@ -24,8 +24,9 @@ import (
 // again. A child in front of an app that answers in about 100 µs goes
 // idle between most requests, and paid that wake-up once per request
 // for the one system call that was not raw. Connections to the app are
-// made (DialUnix), read, written and closed (CloseSoon) without the
-// entry, and so is the client's side of a keep-alive connection.
+// made (UnixAddr.Dial, UnixAddr.Exchange), read, written and closed
+// (CloseSoon, Exchange.Close) without the entry, and so is the client's
+// side of a keep-alive connection.
 
 // ReadFD reads once from the non-blocking socket fd into p (not empty)
 // with a raw system call: n bytes, and io.EOF when the peer has closed
@@ -72,10 +73,24 @@ func WriteFD(fd uintptr, p []byte, from int) (n int, done bool, err error) {
 	return n, true, nil
 }
 
+// rawOps are a Conn's raw reads and writes, made on its first Read or
+// Write: a connection the child's fast path serves (it reads and writes
+// through its own) costs nothing here, and an event child's idle
+// connections no memory.
+type rawOps struct{ rd, wr rawOp }
+
+// ops returns c's rawOps, made once.
+func (c *Conn) ops() *rawOps {
+	if o := c.raw.Load(); o != nil {
+		return o
+	}
+	c.raw.CompareAndSwap(nil, new(rawOps))
+	return c.raw.Load()
+}
+
 // rawOp is one direction of a Conn's raw I/O: the call under way, under
-// mu (net.Conn lets several goroutines read, or write, at once). Its
-// callbacks are made on first use, so a connection the child's fast path
-// serves (it reads and writes through its own) costs no allocation here.
+// mu (net.Conn lets several goroutines read, or write, at once), and its
+// callbacks, made on first use.
 type rawOp struct {
 	mu     sync.Mutex
 	buf    []byte
@@ -123,20 +138,6 @@ func (o *rawOp) write(rc syscall.RawConn, p []byte) (int, error) {
 		err = o.err
 	}
 	return o.n, err
-}
-
-// DialUnix connects to the unix stream socket at path (a name starting
-// with @ is in the abstract namespace, as net's) with raw system calls:
-// a connect to a unix socket never waits, it succeeds or fails at once
-// (EAGAIN when the listener's accept queue is full, as net.Dial does).
-// The Conn's errors name "unix" and path, as net's. NewUnixAddr makes the
-// address once for many connections.
-func DialUnix(path string) (*Conn, error) {
-	a, err := NewUnixAddr(path)
-	if err != nil {
-		return nil, err
-	}
-	return a.Dial()
 }
 
 // Closing later.

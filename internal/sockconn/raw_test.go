@@ -14,6 +14,16 @@ import (
 	"time"
 )
 
+// DialUnix connects to the unix socket at path as a child does, making the
+// address first.
+func DialUnix(path string) (*Conn, error) {
+	a, err := NewUnixAddr(path)
+	if err != nil {
+		return nil, err
+	}
+	return a.Dial()
+}
+
 // unixServer listens on a unix socket at path and returns the listener;
 // it accepts only when asked (accept).
 func unixServer(t *testing.T, path string) *net.UnixListener {

@@ -20,10 +20,11 @@
 // errors are *net.OpErrors (net/http tells a timeout or a reset from a bad
 // request by them), it has CloseWrite and CloseRead, and SyscallConn.
 //
-// DialUnix makes a Conn of a new connection to a unix socket, as a child
-// connects to its app server. A Conn reads, writes and, with CloseSoon,
-// closes without the Go scheduler's system call entry (raw.go says why
-// that matters).
+// UnixAddr.Dial makes a Conn of a new connection to a unix socket, as a
+// child connects to its app server, and UnixAddr.Exchange one request and
+// answer outside the netpoller (exchange.go). A Conn reads, writes and,
+// with CloseSoon, closes without the Go scheduler's system call entry
+// (raw.go says why that matters).
 package sockconn
 
 import (
@@ -281,13 +282,13 @@ func QueueDepth(fd int) (depth, limit int, err error) {
 	return int(info.Unacked), int(info.Sacked), nil
 }
 
-// Conn is an accepted TCP connection, or a unix one DialUnix made, served
+// Conn is an accepted TCP connection, or a unix one UnixAddr.Dial made, served
 // by the netpoller; see the package's doc. Its reads and writes are raw
 // system calls (raw.go).
 type Conn struct {
 	f      *os.File
 	rc     syscall.RawConn
-	unix   bool     // a unix socket's (DialUnix), else a TCP one's
+	unix   bool     // a unix socket's (UnixAddr.Dial), else a TCP one's
 	raddr  net.Addr // nil when unknown
 	closed atomic.Bool
 
@@ -295,7 +296,7 @@ type Conn struct {
 	laddrOnce sync.Once // otherwise asked of the kernel once, into laddr
 	laddr     *net.TCPAddr
 
-	rd, wr rawOp // Read's and Write's, each under its lock
+	raw atomic.Pointer[rawOps] // Read's and Write's (raw.go)
 }
 
 // NewConn makes a Conn of the accepted non-blocking socket fd, which it
@@ -354,13 +355,13 @@ func (c *Conn) network() string {
 
 // Read reads as net.TCPConn's Read does.
 func (c *Conn) Read(p []byte) (int, error) {
-	n, err := c.rd.read(c.rc, p)
+	n, err := c.ops().rd.read(c.rc, p)
 	return n, c.opError("read", err)
 }
 
 // Write writes as net.TCPConn's Write does.
 func (c *Conn) Write(p []byte) (int, error) {
-	n, err := c.wr.write(c.rc, p)
+	n, err := c.ops().wr.write(c.rc, p)
 	return n, c.opError("write", err)
 }
 

@@ -40,7 +40,8 @@ func (p *Proxy) ForwardFast(req *childrt.ForwardRequest) (childrt.ForwardAnswer,
 	if !ok {
 		return no, nil, false
 	}
-	c, reused := p.tr.takeIdle(), true
+	c := p.tr.takeIdle()
+	reused := c != nil
 	if c == nil && p.o.Exchange != nil {
 		if x, err := p.o.Exchange(); err != nil {
 			return no, nil, false // ServeHTTP dials again, and answers its failure
@@ -50,7 +51,7 @@ func (p *Proxy) ForwardFast(req *childrt.ForwardRequest) (childrt.ForwardAnswer,
 	}
 	if c == nil {
 		var err error
-		if c, reused, err = p.tr.get(context.Background()); err != nil {
+		if c, err = p.tr.dialNew(context.Background()); err != nil {
 			return no, nil, false
 		}
 	}

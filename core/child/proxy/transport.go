@@ -101,11 +101,17 @@ func (t *transport) get(ctx context.Context) (*appConn, bool, error) {
 	if c := t.takeIdle(); c != nil {
 		return c, true, nil
 	}
+	c, err := t.dialNew(ctx)
+	return c, false, err
+}
+
+// dialNew returns a new connection.
+func (t *transport) dialNew(ctx context.Context) (*appConn, error) {
 	nc, err := t.dial(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return newAppConn(nc, nc), false, nil
+	return newAppConn(nc, nc), nil
 }
 
 // takeIdle returns an idle connection that is still open; nil when none

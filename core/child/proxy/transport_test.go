@@ -70,8 +70,12 @@ func exchangeUnix(sock string) func() (*sockconn.Exchange, error) {
 
 // dialUnix dials the app's socket as a child does.
 func dialUnix(sock string) func(context.Context) (net.Conn, error) {
+	a, aerr := sockconn.NewUnixAddr(sock)
 	return func(context.Context) (net.Conn, error) {
-		c, err := sockconn.DialUnix(sock)
+		if aerr != nil {
+			return nil, aerr
+		}
+		c, err := a.Dial()
 		if err != nil {
 			return nil, err
 		}
