@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/phasedhq/phased/internal/loglevel"
 	"github.com/phasedhq/phased/internal/scoreboard"
@@ -106,6 +107,9 @@ func (s *Supervisor) maintained(e Maintained) {
 // (its replacement): it would be a child nobody asked for.
 func (s *Supervisor) act(g *gen, actions []mpm.Action) {
 	actions = slices.Clone(actions)
+	if s.now.Before(g.nextSpawn) {
+		actions = s.holdBack(g, actions)
+	}
 	for i, a := range actions {
 		if a.Kind != mpm.Retire || s.retirable(g, a.Slot) != nil {
 			continue
@@ -150,6 +154,33 @@ func (s *Supervisor) act(g *gen, actions []mpm.Action) {
 			s.handOff(k, successor)
 		}
 	}
+}
+
+// holdBack drops, while g's crash back-off holds new children back, the
+// children the MPM asks for and the retires they would replace: its spare
+// rules ask again at a later tick if they still want them, when the
+// back-off may have passed. Kills stand. Without it, an MPM that saw too
+// few idle children (all of them dying at child-init) spawned more at
+// every tick, and, with the urgent ticks of a queue no child accepted,
+// four times a second.
+func (s *Supervisor) holdBack(g *gen, actions []mpm.Action) []mpm.Action {
+	held := map[string]int{} // spawns dropped, by reason
+	kept := actions[:0]
+	for _, a := range actions {
+		switch {
+		case a.Kind == mpm.Spawn:
+			held[a.Reason] += a.Count
+			continue
+		case a.Kind == mpm.Retire && held[a.Reason] > 0:
+			held[a.Reason]--
+			continue
+		}
+		kept = append(kept, a)
+	}
+	if len(kept) < len(actions) {
+		s.log(slog.LevelDebug, "crash back-off: the MPM's new children wait", "generation", g.Num, "until", g.nextSpawn.Format(time.RFC3339Nano))
+	}
+	return kept
 }
 
 // retirable is g's child in slot that is not retiring yet, or nil.

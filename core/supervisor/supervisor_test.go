@@ -1023,3 +1023,45 @@ func TestStaleEventsAreIgnored(t *testing.T) {
 		}
 	}
 }
+
+// TestMPMSpawnsWaitForTheCrashBackoff: while a generation's crash back-off
+// holds new children back, the children its MPM asks for wait too, and so
+// do the retires they would replace (a kill does not); after it, they are
+// started. The MPM's spare rules, seeing every new child die at
+// child-init, asked for more at every tick: with a queue no child
+// accepted, four times a second, hammering what the children failed on.
+func TestMPMSpawnsWaitForTheCrashBackoff(t *testing.T) {
+	h := newHarness(t)
+	pids := h.startServing(2)
+	h.exit(pids[0]) // a young death: replaced at once
+	young := h.pidsOf(1)
+	var fresh int
+	for _, p := range young {
+		if p != pids[1] {
+			fresh = p
+		}
+	}
+	if acts := h.exit(fresh); !hasLog(acts, "children keep dying early; backing off") {
+		t.Fatalf("second young death: %v", acts)
+	}
+	acts := h.do(Maintained{Gen: 1, Resp: &mpm.MaintainResponse{Actions: []mpm.Action{
+		{Kind: mpm.Spawn, Count: 1, Reason: scoreboard.ReasonMemory}, {Kind: mpm.Retire, Slot: 1, Reason: scoreboard.ReasonMemory},
+		{Kind: mpm.Spawn, Count: 2, Reason: "min_spare"}}}})
+	if got := spawns(acts); len(got) > 0 {
+		t.Fatalf("spawned during the back-off: %v", got)
+	}
+	if len(h.signals(acts)) > 0 || slices.Contains(counts(acts), countOf(scoreboard.RecycledMemory)) {
+		t.Fatalf("a replacement retire went ahead without its replacement: %v", acts)
+	}
+	acts = h.do(Maintained{Gen: 1, Resp: &mpm.MaintainResponse{Actions: []mpm.Action{{Kind: mpm.Kill, Slot: 1, Reason: "hung"}}}})
+	if got := h.signals(acts); !slices.Equal(got, []string{itoa(pids[1]) + ":kill"}) {
+		t.Fatalf("a kill during the back-off: %v", acts)
+	}
+	if got := spawns(h.after(250 * time.Millisecond)); !slices.Equal(got, []string{"1/0"}) {
+		t.Fatalf("after the back-off, the crashed child's replacement: %v", got)
+	}
+	acts = h.do(Maintained{Gen: 1, Resp: &mpm.MaintainResponse{Actions: []mpm.Action{{Kind: mpm.Spawn, Count: 1, Reason: "min_spare"}}}})
+	if got := spawns(acts); len(got) != 1 {
+		t.Fatalf("the MPM's spawn after the back-off: %v", got)
+	}
+}
