@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,26 +86,36 @@ var freePorts = struct {
 // FreePort returns a loopback address with a port nobody listens on now,
 // and one it has not returned before in this test binary: the kernel may
 // hand the same free port to two calls in a row (a test that asked for a
-// plain and a TLS port got one port twice).
+// plain and a TLS port got one port twice). The port is below Linux's
+// ephemeral range (32768 and up), which the kernel gives the local end of
+// every outgoing connection: a port from that range, free when asked,
+// was taken by some client's connection before phased could bind it
+// while other packages' tests made thousands (TestRecycleIsARollingRestart
+// failed so once in `make test`).
 func FreePort(t testing.TB) string {
 	t.Helper()
 	freePorts.Lock()
 	defer freePorts.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 1000 {
+		addr := "127.0.0.1:" + strconv.Itoa(freePortLow+rand.IntN(freePortHigh-freePortLow))
+		if freePorts.given[addr] {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue // somebody listens there
 		}
-		addr := l.Addr().String()
 		l.Close()
-		if !freePorts.given[addr] {
-			freePorts.given[addr] = true
-			return addr
-		}
+		freePorts.given[addr] = true
+		return addr
 	}
-	t.Fatal("FreePort: no port that was not given out before")
+	t.Fatal("FreePort: no free port that was not given out before")
 	return ""
 }
+
+// FreePort's ports: below the ephemeral range, above the benchmarks' (bench/*:
+// 18400 to 20300).
+const freePortLow, freePortHigh = 21000, 32768
 
 // Log is a process's stderr, kept line by line and safe for concurrent use.
 type Log struct {
