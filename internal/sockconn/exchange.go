@@ -28,7 +28,7 @@ import (
 // its read waits until the peer answers or closes.
 type Exchange struct {
 	fd    int
-	armed bool          // registered with the poller
+	armed bool          // in the poller's map (and, but for a failed add, its epoll instance)
 	sent  bool          // written to, not read from since: a read waits first
 	ready chan struct{} // the poller's word that fd may be ready
 	addr  *UnixAddr
@@ -183,13 +183,13 @@ func (x *Exchange) wait(events uint32) error {
 		thePoller.mu.Lock()
 		thePoller.waiting[x.fd] = x.ready
 		thePoller.mu.Unlock()
+		x.armed = true // in the map: forget takes it out, whatever the add says
 	}
 	ev := unix.EpollEvent{Events: events | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(x.fd)}
 	if _, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(thePoller.epfd), uintptr(op), uintptr(x.fd),
 		uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
 		return x.opError("epoll_ctl", os.NewSyscallError("epoll_ctl", e))
 	}
-	x.armed = true
 	<-x.ready
 	return nil
 }
