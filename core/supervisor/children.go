@@ -19,7 +19,7 @@ func (s *Supervisor) maintain() {
 		return
 	}
 	for _, g := range s.gens {
-		for !g.draining && g.respawn > 0 && !s.now.Before(g.nextSpawn) {
+		for !g.draining && g.respawn > 0 {
 			if s.spawnOne(g) == 0 {
 				break
 			}
@@ -29,8 +29,13 @@ func (s *Supervisor) maintain() {
 }
 
 // spawnOne asks for a child of g in its lowest free slot and returns its
-// id; 0 when no slot is free.
+// id; 0 when no slot is free, or while g's crash back-off holds new
+// children back (holding). Every new child comes through here: the first
+// start_servers, replacements, successors and the MPM's.
 func (s *Supervisor) spawnOne(g *gen) ChildID {
+	if s.holding(g) {
+		return 0
+	}
 	slot := s.freeSlot(g)
 	if slot < 0 {
 		return 0
@@ -41,6 +46,9 @@ func (s *Supervisor) spawnOne(g *gen) ChildID {
 	s.emit(Spawn{Child: k.id, Gen: g.Num, Slot: slot})
 	return k.id
 }
+
+// holding reports whether g's crash back-off holds new children back now.
+func (s *Supervisor) holding(g *gen) bool { return s.now.Before(g.nextSpawn) }
 
 // freeSlot returns the lowest process slot of g no child holds, or -1.
 func (s *Supervisor) freeSlot(g *gen) int {
@@ -189,10 +197,7 @@ func (s *Supervisor) retireOnRequest(k *child, cnt Count) {
 	}
 	k.retiring = true
 	s.count(cnt)
-	var successor ChildID
-	if !s.now.Before(k.gen.nextSpawn) { // a crash back-off holds new children back
-		successor = s.spawnOne(k.gen)
-	}
+	successor := s.spawnOne(k.gen) // 0 in a crash back-off
 	if successor == 0 {
 		// No slot or no spawn now: it drains at once, and maintain starts
 		// its replacement as soon as it can.

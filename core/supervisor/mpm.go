@@ -107,7 +107,7 @@ func (s *Supervisor) maintained(e Maintained) {
 // (its replacement): it would be a child nobody asked for.
 func (s *Supervisor) act(g *gen, actions []mpm.Action) {
 	actions = slices.Clone(actions)
-	if s.now.Before(g.nextSpawn) {
+	if s.holding(g) {
 		actions = s.holdBack(g, actions)
 	}
 	for i, a := range actions {
@@ -157,7 +157,8 @@ func (s *Supervisor) act(g *gen, actions []mpm.Action) {
 }
 
 // holdBack drops, while g's crash back-off holds new children back, the
-// children the MPM asks for and the retires they would replace: its spare
+// children the MPM asks for (spawnOne would start none) and the retires
+// they would replace, which would otherwise drain with no successor: its
 // rules ask again at a later tick if they still want them, when the
 // back-off may have passed. Kills stand. Without it, an MPM that saw too
 // few idle children (all of them dying at child-init) spawned more at

@@ -71,10 +71,7 @@ func (s *Supervisor) stepRecycle() {
 		if k == nil || k.retiring {
 			continue
 		}
-		var successor ChildID
-		if !s.now.Before(r.gen.nextSpawn) {
-			successor = s.spawnOne(r.gen)
-		}
+		successor := s.spawnOne(r.gen) // 0 in a crash back-off
 		if successor == 0 {
 			r.gen.respawn++ // maintain starts it once the slot is free
 		}
