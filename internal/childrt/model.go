@@ -55,7 +55,7 @@ type capacity struct {
 	// for a slot given back, and a request that had just come took it
 	// before any of them: at 16 connections on children of one slot, p99
 	// was 20 times the median.) free is empty while queue holds a request.
-	queue    []waiter
+	queue    line
 	spare    []chan int // queue's channels, for reuse
 	conns    int        // open connections
 	maxConns int        // event only; 0 = no limit beyond the slots
@@ -105,6 +105,34 @@ type waiter struct {
 	accept bool
 }
 
+// line is a queue of waiters, a ring that grows: a line that people join
+// and leave all the time allocates nothing once it is long enough.
+type line struct {
+	ring    []waiter
+	head, n int
+}
+
+func (l *line) push(w waiter) {
+	if l.n == len(l.ring) {
+		ring := make([]waiter, max(8, 2*len(l.ring)))
+		for i := range l.n {
+			ring[i] = l.ring[(l.head+i)%len(l.ring)]
+		}
+		l.ring, l.head = ring, 0
+	}
+	l.ring[(l.head+l.n)%len(l.ring)] = w
+	l.n++
+}
+
+// pop takes the oldest waiter; the line must not be empty.
+func (l *line) pop() waiter {
+	w := l.ring[l.head]
+	l.ring[l.head] = waiter{}
+	l.head = (l.head + 1) % len(l.ring)
+	l.n--
+	return w
+}
+
 // enqueue puts a waiter at the end of the queue (under mu).
 func (c *capacity) enqueue(accept bool) chan int {
 	var ch chan int
@@ -113,7 +141,7 @@ func (c *capacity) enqueue(accept bool) chan int {
 	} else {
 		ch = make(chan int, 1)
 	}
-	c.queue = append(c.queue, waiter{ch: ch, accept: accept})
+	c.queue.push(waiter{ch: ch, accept: accept})
 	return ch
 }
 
@@ -217,10 +245,8 @@ func (c *capacity) hold(sc *slotConn) {
 func (c *capacity) give(s int) {
 	c.mu.Lock()
 	c.held[s] = nil
-	for len(c.queue) > 0 {
-		w := c.queue[0]
-		c.queue[0] = waiter{}
-		c.queue = c.queue[1:]
+	for c.queue.n > 0 {
+		w := c.queue.pop()
 		if w.accept {
 			w.ch <- 0 // its turn: accept, and the slot goes on
 			continue
@@ -345,16 +371,13 @@ func (c *capacity) close() {
 	}
 	c.closed = true
 	// Accept loops stop waiting for their turn; requests keep theirs.
-	kept := c.queue[:0]
-	for _, w := range c.queue {
-		if w.accept {
+	for range c.queue.n {
+		if w := c.queue.pop(); w.accept {
 			w.ch <- -1
 		} else {
-			kept = append(kept, w)
+			c.queue.push(w)
 		}
 	}
-	clear(c.queue[len(kept):])
-	c.queue = kept
 	c.mu.Unlock()
 	c.cond.Broadcast()
 }

@@ -500,7 +500,7 @@ func TestSlotsGoToWaitingRequestsInTurn(t *testing.T) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 			c.mu.Lock()
-			q := len(c.queue)
+			q := c.queue.n
 			c.mu.Unlock()
 			if q == k {
 				return
@@ -618,4 +618,71 @@ type appForward struct{}
 func (appForward) ForwardFast(req *ForwardRequest) (ForwardAnswer, any, bool) {
 	time.Sleep(2 * time.Millisecond)
 	return ForwardAnswer{Status: 200, Header: []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"), Body: []byte("hi")}, nil, true
+}
+
+// TestAdmitWaitsInLine: while the slot serves, the event model's accept
+// waits in line behind a request that waits: the slot given back goes to
+// the request, and when that request gives it back, the accept may let
+// one connection in and the slot is free. An accept waiting in line when
+// the child stops accepting gives up; the requests in line keep their
+// turn.
+func TestAdmitWaitsInLine(t *testing.T) {
+	c := newCapacity(1, 0, 0)
+	s, _ := c.take(false)
+	waiters := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.queue.n
+	}
+	until := func(k int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); waiters() != k; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d in line, want %d", waiters(), k)
+			}
+		}
+	}
+	served := make(chan int, 2)
+	go func() { s, _ := c.take(false); served <- s }()
+	until(1)
+	admitted := make(chan bool, 1)
+	go func() { admitted <- c.admit(nil) }()
+	until(2)
+	c.give(s)
+	if got := <-served; got != s {
+		t.Fatalf("request got slot %d, want %d", got, s)
+	}
+	until(1) // the accept, now first
+	c.give(s)
+	select {
+	case ok := <-admitted:
+		if !ok {
+			t.Fatal("admit gave up")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the accept's turn never came")
+	}
+	c.mu.Lock()
+	free := len(c.free)
+	c.mu.Unlock()
+	if free != 1 || waiters() != 0 {
+		t.Fatalf("after the accept's turn: %d free, %d in line; want 1 and 0", free, waiters())
+	}
+	// Again, then the child stops accepting.
+	s, _ = c.take(false)
+	go func() { s, _ := c.take(false); served <- s }()
+	until(1)
+	go func() { admitted <- c.admit(nil) }()
+	until(2)
+	c.close()
+	if <-admitted {
+		t.Fatal("admitted after close")
+	}
+	if waiters() != 1 {
+		t.Fatalf("%d in line after close, want the request alone", waiters())
+	}
+	c.give(s)
+	if got := <-served; got != s {
+		t.Fatalf("after close, request got slot %d, want %d", got, s)
+	}
 }
