@@ -496,20 +496,6 @@ func TestSlotsGoToWaitingRequestsInTurn(t *testing.T) {
 	first, _ := c.take(false)
 	const n = 8
 	served := make(chan int, n+1)
-	waitFor := func(k int) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			c.mu.Lock()
-			q := c.queue.n
-			c.mu.Unlock()
-			if q == k {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests wait for the slot, want %d", q, k)
-			}
-		}
-	}
 	wait := func(i int) {
 		go func() {
 			s, _ := c.take(false)
@@ -519,7 +505,7 @@ func TestSlotsGoToWaitingRequestsInTurn(t *testing.T) {
 	}
 	for i := range n {
 		wait(i)
-		waitFor(i + 1)
+		untilInLine(t, c, i+1)
 	}
 	c.give(first)
 	wait(n) // came after the slot was given back: still last
@@ -629,30 +615,17 @@ func (appForward) ForwardFast(req *ForwardRequest) (ForwardAnswer, any, bool) {
 func TestAdmitWaitsInLine(t *testing.T) {
 	c := newCapacity(1, 0, 0)
 	s, _ := c.take(false)
-	waiters := func() int {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.queue.n
-	}
-	until := func(k int) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); waiters() != k; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d in line, want %d", waiters(), k)
-			}
-		}
-	}
 	served := make(chan int, 2)
 	go func() { s, _ := c.take(false); served <- s }()
-	until(1)
+	untilInLine(t, c, 1)
 	admitted := make(chan bool, 1)
 	go func() { admitted <- c.admit(nil) }()
-	until(2)
+	untilInLine(t, c, 2)
 	c.give(s)
 	if got := <-served; got != s {
 		t.Fatalf("request got slot %d, want %d", got, s)
 	}
-	until(1) // the accept, now first
+	untilInLine(t, c, 1) // the accept, now first
 	c.give(s)
 	select {
 	case ok := <-admitted:
@@ -665,24 +638,41 @@ func TestAdmitWaitsInLine(t *testing.T) {
 	c.mu.Lock()
 	free := len(c.free)
 	c.mu.Unlock()
-	if free != 1 || waiters() != 0 {
-		t.Fatalf("after the accept's turn: %d free, %d in line; want 1 and 0", free, waiters())
+	if free != 1 || inLine(c) != 0 {
+		t.Fatalf("after the accept's turn: %d free, %d in line; want 1 and 0", free, inLine(c))
 	}
 	// Again, then the child stops accepting.
 	s, _ = c.take(false)
 	go func() { s, _ := c.take(false); served <- s }()
-	until(1)
+	untilInLine(t, c, 1)
 	go func() { admitted <- c.admit(nil) }()
-	until(2)
+	untilInLine(t, c, 2)
 	c.close()
 	if <-admitted {
 		t.Fatal("admitted after close")
 	}
-	if waiters() != 1 {
-		t.Fatalf("%d in line after close, want the request alone", waiters())
+	if inLine(c) != 1 {
+		t.Fatalf("%d in line after close, want the request alone", inLine(c))
 	}
 	c.give(s)
 	if got := <-served; got != s {
 		t.Fatalf("after close, request got slot %d, want %d", got, s)
+	}
+}
+
+// inLine is how many wait in c's line.
+func inLine(c *capacity) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queue.n
+}
+
+// untilInLine waits (bounded) until k wait in c's line.
+func untilInLine(t *testing.T, c *capacity, k int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); inLine(c) != k; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d in line, want %d", inLine(c), k)
+		}
 	}
 }
