@@ -50,6 +50,7 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 		px = proxy.New(proxy.Options{
 			Dial: dial, Exchange: exchange, Conns: threads, MaxBodySize: a.MaxBodySize, BodyBufferSize: a.BodyBufferSize,
 			ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
+			ReadTimeout: a.ReadTimeout,
 		})
 		h = px
 		rt.Forward = px // plain requests without net/http

@@ -112,6 +112,9 @@ func (c *Config) validateApp(v *validator) {
 	v.oneOf("app.stop_signal", a.StopSignal, StopSignals)
 	v.positive("app.start_timeout", a.StartTimeout)
 	v.positive("app.stop_timeout", a.StopTimeout)
+	if a.ReadTimeout < 0 {
+		v.errorf("app.read_timeout", "must not be negative (0: no bound), got %s", formatDuration(a.ReadTimeout))
+	}
 	v.positive("app.cgi.timeout", a.CGI.Timeout)
 	for key, size := range map[string]Size{"app.max_body_size": a.MaxBodySize, "app.body_buffer_size": a.BodyBufferSize,
 		"app.response_buffer_size": a.ResponseBufferSize} {

@@ -291,6 +291,13 @@ type App struct {
 	// 30s.
 	StopTimeout time.Duration `koanf:"stop_timeout" json:"stop_timeout" yaml:"stop_timeout"`
 
+	// ReadTimeout bounds how long an app server speaking HTTP may take to
+	// begin its answer once it has the request (nginx's
+	// proxy_read_timeout, Apache's ProxyTimeout); past it the client gets
+	// 504 and the app's connection is closed. A body that has begun flows
+	// without a bound (a stream may pause). 0 = no bound. Default 60s.
+	ReadTimeout time.Duration `koanf:"read_timeout" json:"read_timeout" yaml:"read_timeout"`
+
 	// MaxBodySize is the largest request body a child takes for an app
 	// (413 above; nginx's client_max_body_size). Default 100M.
 	MaxBodySize Size `koanf:"max_body_size" json:"max_body_size" yaml:"max_body_size"`

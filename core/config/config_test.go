@@ -62,7 +62,7 @@ func TestDefault(t *testing.T) {
 		MPM: MPM{Name: "worker", Settings: map[string]any{"start_servers": 2, "threads_per_child": 25,
 			"min_spare_threads": 25, "max_spare_threads": 75, "max_request_workers": 150}},
 		App: App{Type: AppStatic, Command: []string{}, Env: map[string]string{}, Listen: "socket", StartTimeout: time.Minute,
-			StopSignal: "TERM", StopTimeout: 30 * time.Second, MaxBodySize: 100 * MiB, BodyBufferSize: MiB, ResponseBufferSize: MiB,
+			StopSignal: "TERM", StopTimeout: 30 * time.Second, ReadTimeout: time.Minute, MaxBodySize: 100 * MiB, BodyBufferSize: MiB, ResponseBufferSize: MiB,
 			MaxTempFileSize: GiB, FastCGI: FastCGI{Index: []string{"index.php"}, Extensions: []string{".php"}},
 			CGI: CGI{Paths: map[string]string{}, Timeout: time.Minute}},
 		Hooks: []Hook{},
@@ -565,10 +565,11 @@ func TestErrors(t *testing.T) {
 		},
 		{
 			name: "non-positive durations",
-			file: "graceful_shutdown_timeout: 0s\ntimeouts:\n  read: -1s\n",
+			file: "graceful_shutdown_timeout: 0s\ntimeouts:\n  read: -1s\napp:\n  read_timeout: -1s\n",
 			want: []string{
 				`{file}: graceful_shutdown_timeout: must be greater than 0, got 0s`,
 				`{file}: timeouts.read: must be greater than 0, got -1s`,
+				`{file}: app.read_timeout: must not be negative (0: no bound), got -1s`,
 			},
 		},
 		{

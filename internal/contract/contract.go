@@ -292,6 +292,9 @@ type App struct {
 	StartTimeout time.Duration `json:"start_timeout"`
 	StopSignal   string        `json:"stop_signal"`
 	StopTimeout  time.Duration `json:"stop_timeout"`
+	// ReadTimeout bounds the wait for an HTTP app's answer to begin; 0 =
+	// none.
+	ReadTimeout time.Duration `json:"read_timeout,omitempty"`
 	// MaxBodySize bounds a request body (413 above); BodyBufferSize is
 	// how much of it stays in memory. ResponseBufferSize is how much of a
 	// response is read ahead in memory, MaxTempFileSize how much more in a

@@ -5,7 +5,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -24,14 +26,19 @@ import (
 // child's P while a batch closes. An Exchange costs none of these; an
 // answer that is not read whole goes on as a Conn (Conn).
 //
-// An Exchange is used by one goroutine at a time, and has no deadline:
-// its read waits until the peer answers or closes.
+// An Exchange is used by one goroutine at a time. A read waits until the
+// peer answers or closes, or until the read deadline (SetReadDeadline),
+// which the poller looks at twice a second.
 type Exchange struct {
 	fd    int
 	armed bool          // in the poller's map (and, but for a failed add, its epoll instance)
 	sent  bool          // written to, not read from since: a read waits first
 	ready chan struct{} // the poller's word that fd may be ready
 	addr  *UnixAddr
+	// deadline bounds the reads' waits (unix nanoseconds; 0: none); the
+	// poller's sweep sets expired when a wait outlives it.
+	deadline atomic.Int64
+	expired  atomic.Bool
 }
 
 // UnixAddr is a unix socket's address, made once for many Exchanges.
@@ -174,6 +181,9 @@ func (x *Exchange) opError(op string, err error) error {
 // so the word comes once; a registration made while the socket is ready
 // already is reported at once.
 func (x *Exchange) wait(events uint32) error {
+	if x.expired.Load() {
+		return x.opError("read", os.ErrDeadlineExceeded)
+	}
 	if err := thePoller.start(); err != nil {
 		return x.opError("wait", err)
 	}
@@ -181,7 +191,7 @@ func (x *Exchange) wait(events uint32) error {
 	if !x.armed {
 		op = unix.EPOLL_CTL_ADD
 		thePoller.mu.Lock()
-		thePoller.waiting[x.fd] = x.ready
+		thePoller.waiting[x.fd] = x
 		thePoller.mu.Unlock()
 		x.armed = true // in the map: forget takes it out, whatever the add says
 	}
@@ -191,7 +201,23 @@ func (x *Exchange) wait(events uint32) error {
 		return x.opError("epoll_ctl", os.NewSyscallError("epoll_ctl", e))
 	}
 	<-x.ready
+	if x.expired.Load() {
+		return x.opError("read", os.ErrDeadlineExceeded)
+	}
 	return nil
+}
+
+// SetReadDeadline bounds the waits of the reads that follow (the zero
+// time: no bound). A read waiting past it, or starting after it, fails
+// with an error that wraps os.ErrDeadlineExceeded (a net.Error whose
+// Timeout is true), within sweepEvery of it.
+func (x *Exchange) SetReadDeadline(t time.Time) {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	x.deadline.Store(d)
+	x.expired.Store(false)
 }
 
 // forget stops the poller's words for the socket; del takes it out of the
@@ -260,8 +286,11 @@ type poller struct {
 	epfd    int
 	f       *os.File
 	mu      sync.Mutex
-	waiting map[int]chan struct{} // by descriptor
+	waiting map[int]*Exchange // by descriptor
 }
+
+// sweepEvery is how often the poller looks for waits past their deadline.
+const sweepEvery = 500 * time.Millisecond
 
 var thePoller poller
 
@@ -279,13 +308,14 @@ func (p *poller) start() error {
 		}
 		p.epfd = fd
 		p.f = os.NewFile(uintptr(fd), "exchange poller")
-		p.waiting = make(map[int]chan struct{})
+		p.waiting = make(map[int]*Exchange)
 		rc, err := p.f.SyscallConn()
 		if err != nil {
 			p.err = err
 			return
 		}
 		go p.run(rc)
+		go p.sweep()
 	})
 	return p.err
 }
@@ -309,11 +339,8 @@ func (p *poller) run(rc syscall.RawConn) {
 			}
 			p.mu.Lock()
 			for _, ev := range evs[:n] {
-				if c := p.waiting[int(ev.Fd)]; c != nil {
-					select {
-					case c <- struct{}{}:
-					default:
-					}
+				if x := p.waiting[int(ev.Fd)]; x != nil {
+					tell(x.ready)
 				}
 			}
 			p.mu.Unlock()
@@ -322,4 +349,30 @@ func (p *poller) run(rc syscall.RawConn) {
 			}
 		}
 	})
+}
+
+// tell gives an Exchange's wait its word (once: a word not yet taken
+// stands).
+func tell(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// sweep ends, every sweepEvery, the waits of the Exchanges past their
+// read deadline; forever, as run. An Exchange's wait is in the map while
+// it is armed, whether it waits or not: one that does not is told too, and
+// its next wait returns at once, as its deadline has passed.
+func (p *poller) sweep() {
+	for range time.Tick(sweepEvery) {
+		now := time.Now().UnixNano()
+		p.mu.Lock()
+		for _, x := range p.waiting {
+			if d := x.deadline.Load(); d != 0 && now >= d && x.expired.CompareAndSwap(false, true) {
+				tell(x.ready)
+			}
+		}
+		p.mu.Unlock()
+	}
 }

@@ -285,14 +285,7 @@ func TestExchange(t *testing.T) {
 // An exchange handed over as a Conn goes on reading where it stopped,
 // with deadlines, in the netpoller.
 func TestExchangeConn(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "app.sock")
-	ln := unixServer(t, path)
-	a, _ := NewUnixAddr(path)
-	x, err := a.Exchange()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := accept(t, ln)
+	x, s := exchangeWithPeer(t)
 	x.Write([]byte("q"))
 	s.Write([]byte("first"))
 	buf := make([]byte, 5)
@@ -304,8 +297,8 @@ func TestExchangeConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if ra := c.RemoteAddr().String(); ra != path {
-		t.Errorf("RemoteAddr %s, want %s", ra, path)
+	if ra, want := c.RemoteAddr().String(), s.LocalAddr().String(); ra != want {
+		t.Errorf("RemoteAddr %s, want %s", ra, want)
 	}
 	s.Write([]byte("then"))
 	if _, err := io.ReadFull(c, buf[:4]); err != nil || string(buf[:4]) != "then" {
@@ -365,4 +358,57 @@ func TestExchangesAtOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestExchangeReadDeadline: a read past the exchange's deadline fails
+// with a timeout (within the poller's sweep), whether it was waiting or
+// comes after; an answer within it is read; the zero time lifts it.
+func TestExchangeReadDeadline(t *testing.T) {
+	x, s := exchangeWithPeer(t)
+	defer x.Close()
+	defer s.Close()
+	x.Write([]byte("ping"))
+	x.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	start := time.Now()
+	n, err := x.Read(make([]byte, 8))
+	took := time.Since(start)
+	var ne net.Error
+	if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read of a silent peer: %d, %v; want a timeout", n, err)
+	}
+	if took < 200*time.Millisecond || took > 200*time.Millisecond+3*sweepEvery {
+		t.Fatalf("the timeout came after %v, want 200ms plus at most a sweep or two", took)
+	}
+	if _, err := x.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a read after the deadline: %v, want a timeout", err)
+	}
+	x.SetReadDeadline(time.Time{})
+	go func() {
+		time.Sleep(3 * sweepEvery / 2) // past a sweep: no deadline now
+		s.Write([]byte("pong"))
+	}()
+	buf := make([]byte, 8)
+	if n, err := x.Read(buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("read without a deadline: %q, %v", buf[:n], err)
+	}
+	x.SetReadDeadline(time.Now().Add(time.Minute))
+	x.Write([]byte("ping"))
+	go s.Write([]byte("pong"))
+	if n, err := x.Read(buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("read within the deadline: %q, %v", buf[:n], err)
+	}
+}
+
+// exchangeWithPeer is an exchange with a new unix server's socket, and the
+// server's end of it.
+func exchangeWithPeer(t *testing.T) (*Exchange, net.Conn) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln := unixServer(t, path)
+	a, _ := NewUnixAddr(path)
+	x, err := a.Exchange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x, accept(t, ln)
 }

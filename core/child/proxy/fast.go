@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/phasedhq/phased/internal/childrt"
@@ -66,8 +69,18 @@ func (p *Proxy) ForwardFast(req *childrt.ForwardRequest) (childrt.ForwardAnswer,
 		}
 		return no, &fastCarry{err: err}, false
 	}
+	if p.o.ReadTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(p.o.ReadTimeout))
+	}
 	head, err := peekHead(c)
+	if p.o.ReadTimeout > 0 && err == nil {
+		c.nc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.close() // not sent again: the app has had it for app.read_timeout
+			return no, &fastCarry{err: readTimedOut(err, p.o.ReadTimeout)}, false
+		}
 		if reused && c.br.Buffered() == 0 {
 			// Closed before any answer, as RoundTrip resends (a GET or
 			// HEAD is replayable): ServeHTTP does it.
@@ -112,13 +125,23 @@ func (p *Proxy) exchangeFast(x *sockconn.Exchange, out []byte, isHead bool) (chi
 	bp := answerBufs.Get().(*[]byte)
 	defer answerBufs.Put(bp)
 	buf := *bp
+	if p.o.ReadTimeout > 0 {
+		x.SetReadDeadline(time.Now().Add(p.o.ReadTimeout))
+	}
 	n, end := 0, -1
 	for n < len(buf) {
 		m, err := x.Read(buf[n:])
 		n += m
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			x.Close()
+			return no, &fastCarry{err: readTimedOut(err, p.o.ReadTimeout)}, false
+		}
 		if end = bytes.Index(buf[:n], []byte("\r\n\r\n")); end >= 0 || err != nil {
 			break
 		}
+	}
+	if p.o.ReadTimeout > 0 {
+		x.SetReadDeadline(time.Time{}) // a body that has begun flows unbounded
 	}
 	var ans fastAnswer
 	if end < 0 || !p.parseAnswer(buf[:end+4], isHead, &ans) {

@@ -34,6 +34,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/phasedhq/phased/core/child/internal/gateway"
 	"github.com/phasedhq/phased/core/child/internal/spool"
@@ -66,6 +67,10 @@ type Options struct {
 	MaxTempFileSize    int64
 	// TempDir is where temporary files go (the child's own folder).
 	TempDir string
+	// ReadTimeout bounds the wait for the app's answer to begin, once it
+	// has the request (app.read_timeout); past it the client gets 504.
+	// 0 = no bound.
+	ReadTimeout time.Duration
 	// Log receives the app server's failures.
 	Log *slog.Logger
 }
@@ -99,7 +104,9 @@ func New(o Options) *Proxy {
 		DisableKeepAlives:  true,
 		DisableCompression: true,
 	}
+	upgrades.ResponseHeaderTimeout = o.ReadTimeout
 	p.tr = newTransport(o.Dial, o.Conns, upgrades)
+	p.tr.readTimeout = o.ReadTimeout
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
 		Transport: p.tr,
@@ -269,6 +276,16 @@ func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	fmt.Fprintf(w, "%d %s: the app server did not answer\n", code, http.StatusText(code))
+}
+
+// readTimedOut says which key bounded a wait that timed out (err, a
+// read's), for the error log; other errors are as they are.
+func readTimedOut(err error, d time.Duration) error {
+	var ne net.Error
+	if d > 0 && errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("no answer within app.read_timeout (%s): %w", d, err)
+	}
+	return err
 }
 
 // hasToken reports whether header key lists token (case-insensitive).

@@ -31,6 +31,8 @@ type transport struct {
 	dial    func(ctx context.Context) (net.Conn, error)
 	upgrade http.RoundTripper
 	idle    chan *appConn
+	// readTimeout bounds the wait for an answer's head (0: none).
+	readTimeout time.Duration
 }
 
 type appConn struct {
@@ -204,8 +206,13 @@ func (t *transport) put(c *appConn) {
 // gives the connection back at its end.
 func (t *transport) roundTrip(c *appConn, req *http.Request, write bool) (*http.Response, error) {
 	ctx := req.Context()
-	var cut atomic.Bool
+	var (
+		mu  sync.Mutex // orders the deadlines: the client's going away wins
+		cut atomic.Bool
+	)
 	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
 		cut.Store(true)
 		c.nc.SetDeadline(aLongTimeAgo) // the client went away: end what waits on the app
 	})
@@ -224,6 +231,18 @@ func (t *transport) roundTrip(c *appConn, req *http.Request, write bool) (*http.
 			werr = c.bw.Flush()
 		}
 	}
+	// The app has the request: its answer's head must come within
+	// readTimeout, and a body that has begun flows unbounded.
+	deadline := func(t time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !cut.Load() {
+			c.nc.SetReadDeadline(t)
+		}
+	}
+	if t.readTimeout > 0 {
+		deadline(time.Now().Add(t.readTimeout))
+	}
 	var resp *http.Response
 	for {
 		var err error
@@ -232,7 +251,7 @@ func (t *transport) roundTrip(c *appConn, req *http.Request, write bool) (*http.
 			if werr != nil {
 				return fail(werr)
 			}
-			return fail(err)
+			return fail(readTimedOut(err, t.readTimeout))
 		}
 		if werr != nil {
 			// The app answered before it read the whole body (a 413 of
@@ -248,6 +267,9 @@ func (t *transport) roundTrip(c *appConn, req *http.Request, write bool) (*http.
 				return fail(err)
 			}
 		}
+	}
+	if t.readTimeout > 0 {
+		deadline(time.Time{})
 	}
 	b := &appBody{ReadCloser: resp.Body, t: t, c: c, stop: stop, keep: !resp.Close && !req.Close, left: resp.ContentLength}
 	if resp.Body == http.NoBody || resp.ContentLength == 0 {

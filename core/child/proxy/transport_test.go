@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -273,4 +274,117 @@ func BenchmarkProxy(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestAppReadTimeout: an app that has not begun its answer app.read_timeout
+// after it got the request has its client answered 504, on each way the
+// child forwards (the fast path on a new connection and on a kept one,
+// net/http's for a request with a body), with the key named in the error
+// log, and the request is not sent again; an answer whose body pauses
+// longer than that after its head reaches the client whole.
+func TestAppReadTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	var hung atomic.Int32
+	release := make(chan struct{})
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hang":
+			hung.Add(1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second): // without a bound, a 200 late
+				io.WriteString(w, "late")
+			}
+		case "/pause":
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			time.Sleep(3 * timeout)
+			io.WriteString(w, "b")
+		default:
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "ok")
+		}
+	})
+	p, _ := testApp(t, app, time.Minute)
+	t.Cleanup(func() { close(release) })
+	var logs strings.Builder
+	var logMu sync.Mutex
+	p.o.Log = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	p.o.ReadTimeout, p.tr.readTimeout = timeout, timeout
+
+	// fast serves path through ForwardFast, and through net/http with
+	// what it carried when it declined.
+	fast := func(path string) *httptest.ResponseRecorder {
+		t.Helper()
+		w := httptest.NewRecorder()
+		ans, carry, ok := p.ForwardFast(fwdReq(path, "Host: example.org\r\n"))
+		if ok {
+			w.WriteHeader(ans.Status)
+			w.Write(ans.Body)
+			return w
+		}
+		fc, _ := carry.(*fastCarry)
+		if fc == nil {
+			t.Fatalf("%s: declined without a carry", path)
+		}
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = "192.0.2.1:1234"
+		p.serveCarried(w, req, fc)
+		return w
+	}
+	slow := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "http://127.0.0.1"+path, strings.NewReader("body"))
+		req.RemoteAddr = "127.0.0.1:1234"
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, req)
+		return w
+	}
+	timedOut := func(way string, serve func() *httptest.ResponseRecorder) {
+		t.Helper()
+		start := time.Now()
+		w := serve()
+		took := time.Since(start)
+		if w.Code != http.StatusGatewayTimeout {
+			t.Fatalf("%s: %d %q, want 504", way, w.Code, w.Body.String())
+		}
+		if took < timeout || took > timeout+3*time.Second {
+			t.Fatalf("%s: answered after %v, want app.read_timeout (%v) and little more", way, took, timeout)
+		}
+	}
+	timedOut("fast path, new connection", func() *httptest.ResponseRecorder { return fast("/hang") })
+	if w := fast("/ok"); w.Code != 200 || w.Body.String() != "ok" {
+		t.Fatalf("/ok: %d %q", w.Code, w.Body.String())
+	}
+	if len(p.tr.idle) != 1 {
+		t.Fatalf("%d idle connections to the app after /ok, want 1", len(p.tr.idle))
+	}
+	timedOut("fast path, kept connection", func() *httptest.ResponseRecorder { return fast("/hang") })
+	timedOut("net/http", func() *httptest.ResponseRecorder { return slow("/hang") })
+	if n := hung.Load(); n != 3 {
+		t.Fatalf("the app got %d requests for /hang, want 3 (none sent twice)", n)
+	}
+	logMu.Lock()
+	if n := strings.Count(logs.String(), "no answer within app.read_timeout (300ms)"); n != 3 {
+		t.Errorf("the log names app.read_timeout %d times, want 3:\n%s", n, logs.String())
+	}
+	logMu.Unlock()
+	for way, serve := range map[string]func(string) *httptest.ResponseRecorder{"fast path": fast, "net/http": slow} {
+		if w := serve("/pause"); w.Code != 200 || w.Body.String() != "ab" {
+			t.Fatalf("%s, a body that pauses: %d %q, want 200 \"ab\"", way, w.Code, w.Body.String())
+		}
+	}
+}
+
+// lockedWriter is w behind mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
