@@ -233,11 +233,11 @@ func (t *transport) roundTrip(c *appConn, req *http.Request, write bool) (*http.
 	}
 	// The app has the request: its answer's head must come within
 	// readTimeout, and a body that has begun flows unbounded.
-	deadline := func(t time.Time) {
+	deadline := func(at time.Time) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !cut.Load() {
-			c.nc.SetReadDeadline(t)
+			c.nc.SetReadDeadline(at)
 		}
 	}
 	if t.readTimeout > 0 {
