@@ -292,8 +292,8 @@ type App struct {
 	StartTimeout time.Duration `json:"start_timeout"`
 	StopSignal   string        `json:"stop_signal"`
 	StopTimeout  time.Duration `json:"stop_timeout"`
-	// ReadTimeout bounds the wait for an HTTP app's answer to begin; 0 =
-	// none.
+	// ReadTimeout bounds the wait for an HTTP app's answer to begin, and
+	// each read from a FastCGI server; 0 = none.
 	ReadTimeout time.Duration `json:"read_timeout,omitempty"`
 	// MaxBodySize bounds a request body (413 above); BodyBufferSize is
 	// how much of it stays in memory. ResponseBufferSize is how much of a

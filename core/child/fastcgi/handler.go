@@ -594,7 +594,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, log *slog.Logger,
 		log.Error("fastcgi: server overloaded", "addr", h.addr, "err", err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		code = http.StatusGatewayTimeout
-		log.Error("fastcgi: server timed out", "addr", h.addr, "err", err)
+		log.Error("fastcgi: server timed out", "addr", h.addr, "read_timeout", timeout(h.client.ReadTimeout, DefaultReadTimeout).String(), "err", err)
 	default:
 		log.Error("fastcgi: bad response", "addr", h.addr, "err", err)
 	}

@@ -276,3 +276,22 @@ func containsPID(pids []int, pid int) bool {
 	}
 	return false
 }
+
+// TestPHPReadTimeout: app.read_timeout bounds each wait for the FastCGI
+// server too: a script that sleeps 4 s before it writes anything, under
+// a bound of 1s, gets its client a 504 after about a second, logged with
+// the bound; the site's pages still answer.
+func TestPHPReadTimeout(t *testing.T) {
+	e2e.Program(t, "php-cgi", "php-cgi")
+	dir := example(t, "app-php")
+	e2e.WriteFile(t, filepath.Join(dir, "public"), "sleepy.php", "<?php sleep(4); echo \"late\\n\";\n")
+	s := startExample(t, dir, "phased.yaml", "app.read_timeout=1s")
+	start := time.Now()
+	a := get(t, s.URL("/sleepy.php"))
+	if took := time.Since(start); a.code != 504 || took < time.Second || took > 3*time.Second {
+		t.Fatalf("GET /sleepy.php: %d after %v, want 504 after about 1s; body %q", a.code, took, a.body)
+	}
+	s.WaitLog(t, `"read_timeout":"1s"`, 1, 5*time.Second)
+	expect(t, "GET /", get(t, s.URL("/")), 200, "<h1>phased + PHP</h1>")
+	stop(t, s, named(s.PID(), "php-cgi"))
+}
