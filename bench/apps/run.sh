@@ -204,6 +204,19 @@ $3
 EOF
 }
 
+# nginx_server PORT [HEADER...]: a server block on PORT passing every
+# request to app_server as gunicorn's docs deploy it (X-Forwarded-For,
+# -Proto, Host), with each HEADER ("Name value") set too.
+nginx_server() {
+	local port=$1 h
+	shift
+	printf '    server {\n        listen 127.0.0.1:%s;\n        location / {\n' "$port"
+	for h in 'X-Forwarded-For $proxy_add_x_forwarded_for' 'X-Forwarded-Proto $scheme' 'Host $http_host' "$@"; do
+		printf '            proxy_set_header %s;\n' "$h"
+	done
+	printf '            proxy_redirect off;\n            proxy_pass http://app_server;\n        }\n    }\n'
+}
+
 setup_wsgi() {
 	local dir=$TMP/nginx-gunicorn
 	mkdir -p "$dir/tmp"
@@ -250,28 +263,8 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     keepalive_requests 1000000;
     upstream app_server { server unix:$dir/gunicorn.sock fail_timeout=0; }
-    server {
-        listen 127.0.0.1:$PORT;
-        location / {
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header Host \$http_host;
-            proxy_redirect off;
-            proxy_pass http://app_server;
-        }
-    }
-    server {
-        listen 127.0.0.1:$same;
-        location / {
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-Host \$http_host;
-            proxy_set_header X-Request-Id \$request_id;
-            proxy_redirect off;
-            proxy_pass http://app_server;
-        }
-    }
+$(nginx_server "$PORT")
+$(nginx_server "$same" 'X-Forwarded-Host $http_host' 'X-Request-Id $request_id')
 }
 EOF
 	local deadline=$((SECONDS + 30))

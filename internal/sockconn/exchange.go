@@ -192,6 +192,10 @@ func (x *Exchange) wait(events uint32) error {
 		op = unix.EPOLL_CTL_ADD
 		thePoller.mu.Lock()
 		thePoller.waiting[x.fd] = x
+		if !thePoller.sweeping {
+			thePoller.sweeping = true
+			go thePoller.sweep()
+		}
 		thePoller.mu.Unlock()
 		x.armed = true // in the map: forget takes it out, whatever the add says
 	}
@@ -287,6 +291,9 @@ type poller struct {
 	f       *os.File
 	mu      sync.Mutex
 	waiting map[int]*Exchange // by descriptor
+	// sweeping: sweep runs; it stops once no Exchange is armed, and the
+	// next one armed starts it again.
+	sweeping bool
 }
 
 // sweepEvery is how often the poller looks for waits past their deadline.
@@ -315,7 +322,6 @@ func (p *poller) start() error {
 			return
 		}
 		go p.run(rc)
-		go p.sweep()
 	})
 	return p.err
 }
@@ -361,13 +367,21 @@ func tell(c chan struct{}) {
 }
 
 // sweep ends, every sweepEvery, the waits of the Exchanges past their
-// read deadline; forever, as run. An Exchange's wait is in the map while
-// it is armed, whether it waits or not: one that does not is told too, and
-// its next wait returns at once, as its deadline has passed.
+// read deadline, while any Exchange is armed (an idle child is not woken
+// for it). An Exchange's wait is in the map while it is armed, whether it
+// waits or not: one that does not is told too, and its next wait returns
+// at once, as its deadline has passed.
 func (p *poller) sweep() {
-	for range time.Tick(sweepEvery) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for range t.C {
 		now := time.Now().UnixNano()
 		p.mu.Lock()
+		if len(p.waiting) == 0 {
+			p.sweeping = false
+			p.mu.Unlock()
+			return
+		}
 		for _, x := range p.waiting {
 			if d := x.deadline.Load(); d != 0 && now >= d && x.expired.CompareAndSwap(false, true) {
 				tell(x.ready)

@@ -397,6 +397,19 @@ func TestExchangeReadDeadline(t *testing.T) {
 	if n, err := x.Read(buf); err != nil || string(buf[:n]) != "pong" {
 		t.Fatalf("read within the deadline: %q, %v", buf[:n], err)
 	}
+	// No exchange armed: the sweep stops, and wakes the process no more.
+	x.Close()
+	for deadline := time.Now().Add(5 * sweepEvery); ; time.Sleep(10 * time.Millisecond) {
+		thePoller.mu.Lock()
+		sweeping := thePoller.sweeping
+		thePoller.mu.Unlock()
+		if !sweeping {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sweep still runs with no exchange armed")
+		}
+	}
 }
 
 // exchangeWithPeer is an exchange with a new unix server's socket, and the

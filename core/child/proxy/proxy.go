@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -281,8 +282,7 @@ func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, err error) {
 // readTimedOut says which key bounded a wait that timed out (err, a
 // read's), for the error log; other errors are as they are.
 func readTimedOut(err error, d time.Duration) error {
-	var ne net.Error
-	if d > 0 && errors.As(err, &ne) && ne.Timeout() {
+	if d > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("no answer within app.read_timeout (%s): %w", d, err)
 	}
 	return err
