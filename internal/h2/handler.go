@@ -269,6 +269,3 @@ func appendHeader(fields []hpack.HeaderField, h http.Header, body []byte) []hpac
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == 204 || status == 304)
 }
-
-// bstr views b as a string while b is unchanged.
-func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -237,10 +237,10 @@ func TestConcurrentStreams(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			b, _ := io.ReadAll(resp.Body)
+			b, rerr := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if string(b) != path {
-				t.Errorf("%s: %q", path, b)
+				t.Errorf("%s: %q %v %v", path, b, rerr, resp.Header)
 			}
 		}()
 	}

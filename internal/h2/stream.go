@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -448,38 +449,41 @@ func statusText(code int) string {
 }
 
 // appendLines appends the fields of HTTP/1 header lines, names lower-cased
-// (into lines, which it returns grown), leaving out connection-specific
-// ones.
+// (in lines, which it returns grown), leaving out connection-specific
+// ones. The fields are substrings of one string made of the lowered copy,
+// not views of lines: the HPACK encoder keeps the fields it indexes in its
+// dynamic table, and a view of a buffer written again for the next answer
+// changed entries the client had already decoded (another stream's
+// content-length, under load: TestConcurrentStreams).
 func appendLines(fields []hpack.HeaderField, lines, header []byte) ([]hpack.HeaderField, []byte) {
 	lines = append(lines, header...)
-	b := lines
-	// Lower-case the names in the copy; fields are views of it.
 	start := len(lines) - len(header)
-	for i := start; i < len(b); {
-		nl := strings.IndexByte(bstr(b[i:]), '\n')
+	for i := start; i < len(lines); {
+		nl := bytes.IndexByte(lines[i:], '\n')
 		if nl < 0 {
-			nl = len(b) - i
+			nl = len(lines) - i
 		}
-		line := b[i : i+nl]
+		line := lines[i : i+nl]
 		i += nl + 1
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
+		for j := 0; j < len(line) && line[j] != ':'; j++ {
+			if c := line[j]; 'A' <= c && c <= 'Z' {
+				line[j] = c + 'a' - 'A'
+			}
 		}
-		colon := strings.IndexByte(bstr(line), ':')
+	}
+	for rest := string(lines[start:]); rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		line = strings.TrimSuffix(line, "\r")
+		colon := strings.IndexByte(line, ':')
 		if colon <= 0 {
 			continue
 		}
-		name := line[:colon]
-		for j, c := range name {
-			if 'A' <= c && c <= 'Z' {
-				name[j] = c + 'a' - 'A'
-			}
-		}
-		value := strings.TrimSpace(bstr(line[colon+1:]))
-		if connectionSpecific(bstr(name)) {
+		name, value := line[:colon], strings.TrimSpace(line[colon+1:])
+		if connectionSpecific(name) {
 			continue
 		}
-		fields = append(fields, hpack.HeaderField{Name: bstr(name), Value: value})
+		fields = append(fields, hpack.HeaderField{Name: name, Value: value})
 	}
 	return fields, lines
 }
