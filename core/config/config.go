@@ -295,7 +295,8 @@ type App struct {
 	// begin its answer once it has the request (nginx's
 	// proxy_read_timeout, Apache's ProxyTimeout); past it the client gets
 	// 504 and the app's connection is closed. A body that has begun flows
-	// without a bound (a stream may pause). For a FastCGI server it bounds
+	// without a bound (a stream may pause); a WebSocket silent both ways
+	// for as long is closed. For a FastCGI server it bounds
 	// each wait for its next bytes (nginx's fastcgi_read_timeout). 0 = no
 	// bound. Default 60s.
 	ReadTimeout time.Duration `koanf:"read_timeout" json:"read_timeout" yaml:"read_timeout"`

@@ -335,6 +335,17 @@ func (c *capacity) setFull(f bool) {
 	}
 }
 
+// tunnel gives back slot s of an event request whose handler took its
+// connection over, and counts one more connection (the app connection
+// the client's is tunneled to, which holds a descriptor as the client's
+// does) until the handler returns and leave is called.
+func (c *capacity) tunnel(s int) {
+	c.mu.Lock()
+	c.conns++
+	c.mu.Unlock()
+	c.give(s)
+}
+
 func (c *capacity) leave() {
 	c.mu.Lock()
 	c.conns--
@@ -660,19 +671,56 @@ func (s *server) scored(h http.Handler) http.Handler {
 				sc.armBody() // the minimum receive rate
 			}
 		}
-		if s.cap != nil && s.model == ModelEvent {
+		event := s.cap != nil && s.model == ModelEvent
+		held := true // the event request still holds its slot
+		if event {
 			slot = s.requestSlot(sc)
-			defer s.cap.give(slot)
+			defer func() {
+				if held {
+					s.cap.give(slot)
+				} else { // its tunnel's end
+					s.cap.leave()
+					if s.board != nil {
+						s.board.Proc(s.proc).AddTunnels(-1)
+					}
+				}
+			}()
 		}
-		if s.board == nil || slot < 0 {
+		if slot < 0 || s.board == nil && !event {
 			h.ServeHTTP(w, r)
 			return
 		}
-		ws := s.board.Worker(s.proc, slot)
+		var ws *scoreboard.WorkerSlot
 		start := time.Now()
-		ws.StartRequest(start, clientip.FromRemoteAddr(r.RemoteAddr), r.Method, r.RequestURI, r.Proto)
+		if s.board != nil {
+			ws = s.board.Worker(s.proc, slot)
+			ws.StartRequest(start, clientip.FromRemoteAddr(r.RemoteAddr), r.Method, r.RequestURI, r.Proto)
+		}
 		cw := &countingWriter{ResponseWriter: w}
-		defer func() { s.endRequest(ws, start, cw.n) }()
+		if event {
+			// A handler that takes the connection over (a WebSocket's
+			// tunnel, after its 101) serves no request any more: its slot
+			// goes back, as a connection idle between requests holds none,
+			// and the request is over on the scoreboard. The connection,
+			// and the app connection it is tunneled to, count among the
+			// child's connections (worker_connections) until it ends.
+			cw.hijacked = func() {
+				if ws != nil {
+					s.endRequest(ws, start, cw.n)
+					ws = nil
+				}
+				s.cap.tunnel(slot)
+				if s.board != nil {
+					s.board.Proc(s.proc).AddTunnels(1)
+				}
+				held = false
+			}
+		}
+		defer func() {
+			if ws != nil {
+				s.endRequest(ws, start, cw.n)
+			}
+		}()
 		h.ServeHTTP(cw, r)
 	})
 }
@@ -745,6 +793,8 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 type countingWriter struct {
 	http.ResponseWriter
 	n int64
+	// hijacked, when set, is called once the connection is taken over.
+	hijacked func()
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
@@ -772,7 +822,12 @@ func (w *countingWriter) Flush() {
 }
 
 func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.hijacked != nil {
+		w.hijacked()
+		w.hijacked = nil
+	}
+	return c, brw, err
 }
 
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

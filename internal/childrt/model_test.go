@@ -117,6 +117,81 @@ func TestWorkerModelHoldsASlotPerConnection(t *testing.T) {
 	}
 }
 
+// TestEventTunnelsGiveTheirSlotBack: in the event model a request whose
+// handler takes its connection over (a WebSocket after its 101) gives its
+// slot back: with one slot, three tunnels stay open and carry bytes, and a
+// plain request is served meanwhile; the scoreboard shows the slot idle
+// with one request done per tunnel, and the tunnels among the child's
+// connections. (Before, the first tunnel held the only slot until it
+// closed, and every other request waited for it.)
+func TestEventTunnelsGiveTheirSlotBack(t *testing.T) {
+	rt, addr, events, b := modelRuntime(t, ModelEvent, 1)
+	ended := make(chan struct{}, 3)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/tunnel" {
+			io.WriteString(w, "hi")
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(c, brw) // echo until the client closes
+		ended <- struct{}{}
+	})
+	serveForTest(t, rt, events, h)
+	var tunnels []net.Conn
+	var readers []*bufio.Reader
+	for i := range 3 {
+		c, br := dial(t, addr)
+		io.WriteString(c, "GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("tunnel %d, with %d open: %v %v", i, i, resp, err)
+		}
+		tunnels, readers = append(tunnels, c), append(readers, br)
+	}
+	c, br := dial(t, addr)
+	send(t, c)
+	if !answered(c, br, 2*time.Second) {
+		t.Fatal("a request waited while three tunnels were open")
+	}
+	if got := b.Snapshot().Letters(); got != "._" {
+		t.Fatalf("letters with three tunnels open: %q, want the slot idle", got)
+	}
+	if w := b.Worker(1, 0).Snapshot(); w.Requests != 4 {
+		t.Fatalf("the slot counted %d requests, want 4 (three upgrades, one GET)", w.Requests)
+	}
+	if p := b.Proc(1).Snapshot(); p.Conns != 4 || p.Tunnels != 3 {
+		t.Fatalf("the child holds %d connections, %d of them tunnels; want 4, 3 (and one kept alive)", p.Conns, p.Tunnels)
+	}
+	for i, c := range tunnels { // each still carries bytes
+		io.WriteString(c, "ping")
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(readers[i], got); err != nil || string(got) != "ping" {
+			t.Fatalf("tunnel %d: %q %v", i, got, err)
+		}
+		c.(*net.TCPConn).CloseWrite()
+	}
+	for range tunnels {
+		select {
+		case <-ended:
+		case <-time.After(2 * time.Second):
+			t.Fatal("a tunnel's handler did not end when its client closed")
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Second); b.Proc(1).Snapshot().Tunnels != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tunnels counted after all three ended", b.Proc(1).Snapshot().Tunnels)
+		}
+	}
+}
+
 // TestEventModelParksIdleConnections: one request slot serves several
 // keep-alive connections in turn, because an idle connection holds none.
 func TestEventModelParksIdleConnections(t *testing.T) {

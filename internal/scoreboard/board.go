@@ -331,6 +331,7 @@ func (b *Board) ClearProc(i int) {
 	p.connWriting.Store(0)
 	p.connKeepAlive.Store(0)
 	p.connClosing.Store(0)
+	p.tunnels.Store(0)
 	p.state.Store(uint32(Dead))
 	for j := 0; j < b.threads; j++ {
 		w := b.Worker(i, j)

@@ -28,7 +28,9 @@ type ProcSlot struct {
 	// The connections the child holds by what they do (AddConnState).
 	connReading, connWriting, connKeepAlive, connClosing atomic.Int64
 	accepted                                             atomic.Uint64
-	_                                                    [24]byte
+	// tunnels: connections taken over by their handler (AddTunnels).
+	tunnels atomic.Int64
+	_       [16]byte
 }
 
 // AcceptWait is what a child's accept loop is doing, as it records it with
@@ -84,6 +86,9 @@ type ProcInfo struct {
 	// the connections the child holds by what they do (see
 	// ProcSlot.AddConnState); a connection a worker serves is in none.
 	ConnsReading, ConnsWriting, ConnsKeepAlive, ConnsClosing int
+	// Tunnels counts the connections the child's handlers took over (a
+	// WebSocket after its 101; ProcSlot.AddTunnels), which hold no worker.
+	Tunnels int
 	// Accepted is how many connections the process in the slot has
 	// accepted (from zero when SetPID records a new process).
 	Accepted uint64
@@ -189,6 +194,11 @@ func (p *ProcSlot) AddConnState(st State, n int) {
 	}
 }
 
+// AddTunnels adds n (negative to remove) to the child's tunnels: the
+// connections an event child's handlers took over (a WebSocket after its
+// 101), which hold no worker.
+func (p *ProcSlot) AddTunnels(n int) { p.tunnels.Add(int64(n)) }
+
 // Conns returns how many connections the child in the slot holds.
 func (p *ProcSlot) Conns() int { return int(max(p.conns.Load(), 0)) }
 
@@ -216,6 +226,7 @@ func (p *ProcSlot) Snapshot() ProcInfo {
 		ConnsWriting:   int(max(p.connWriting.Load(), 0)),
 		ConnsKeepAlive: int(max(p.connKeepAlive.Load(), 0)),
 		ConnsClosing:   int(max(p.connClosing.Load(), 0)),
+		Tunnels:        int(max(p.tunnels.Load(), 0)),
 		Accepted:       p.accepted.Load(),
 	}
 }

@@ -333,7 +333,9 @@ type Status struct {
 // request's header (waiting for its bytes in the netpoller: an event child
 // gives a connection a worker only once its request's header is in),
 // ConnsWriting writing a response their worker is done with, ConnsKeepAlive
-// idle between requests, ConnsClosing being closed.
+// idle between requests, ConnsClosing being closed; ConnsTunnel are
+// WebSockets past their 101 (mod_status has no such count: Apache's
+// tunnels hold a worker, or none it counts).
 type AsyncStatus struct {
 	Processes      int `json:"processes"`
 	Stopping       int `json:"stopping"`
@@ -342,6 +344,7 @@ type AsyncStatus struct {
 	ConnsWriting   int `json:"conns_async_writing"`
 	ConnsKeepAlive int `json:"conns_async_keep_alive"`
 	ConnsClosing   int `json:"conns_async_closing"`
+	ConnsTunnel    int `json:"conns_async_tunnel"`
 }
 
 // ListenStatus is one listening socket's accept queue.
@@ -460,6 +463,7 @@ func (p *Module) collect(r *http.Request) Status {
 			a.ConnsWriting += proc.ConnsWriting
 			a.ConnsKeepAlive += proc.ConnsKeepAlive
 			a.ConnsClosing += proc.ConnsClosing
+			a.ConnsTunnel += proc.Tunnels
 		}
 	}
 	st.Certificates = p.certificates(now)
@@ -654,6 +658,7 @@ func (st Status) writeHTML(w io.Writer) {
 		row("conns-writing", "writing (no worker)", a.ConnsWriting)
 		row("conns-keep-alive", "keep-alive (no worker)", a.ConnsKeepAlive)
 		row("conns-closing", "closing", a.ConnsClosing)
+		row("conns-tunnel", "tunnels: WebSockets (no worker)", a.ConnsTunnel)
 		b.WriteString("</table>\n")
 	}
 

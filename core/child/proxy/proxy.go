@@ -70,6 +70,7 @@ type Options struct {
 	TempDir string
 	// ReadTimeout bounds the wait for the app's answer to begin, once it
 	// has the request (app.read_timeout); past it the client gets 504.
+	// It also closes a WebSocket's tunnel silent both ways for as long.
 	// 0 = no bound.
 	ReadTimeout time.Duration
 	// Log receives the app server's failures.
@@ -100,7 +101,13 @@ func New(o Options) *Proxy {
 	}
 	p := &Proxy{o: o}
 	upgrades := &http.Transport{ // WebSocket: the connection becomes the body
-		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return o.Dial(ctx) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c, err := o.Dial(ctx)
+			if t := tunnelOf(ctx); t != nil && err == nil {
+				return t.dialed(c), nil
+			}
+			return c, err
+		},
 		MaxConnsPerHost:    o.Conns,
 		DisableKeepAlives:  true,
 		DisableCompression: true,
@@ -131,7 +138,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Header.Get("Upgrade") != "" && hasToken(r.Header, "Connection", "upgrade") {
-		p.rp.ServeHTTP(w, r) // a WebSocket: both ways as it comes
+		p.serveUpgrade(w, r) // a WebSocket: both ways as it comes
 		return
 	}
 	if r.ContentLength > p.o.MaxBodySize {
