@@ -125,4 +125,31 @@ func TestWebSocketTunnels(t *testing.T) {
 		}
 	}
 	s.WaitLog(t, "websocket closed: nothing either way within app.read_timeout", 3, 5*time.Second)
+
+	// A graceful restart: the old child, its requests done, stops its app,
+	// and its tunnels close with it; the client reconnects, to the new
+	// generation. (The talker talks first: not closed for its silence.)
+	talker.SetDeadline(time.Now().Add(2 * time.Second))
+	talker.send("ping\n")
+	if got, err := talker.br.ReadString('\n'); err != nil || got != "ping\r\n" {
+		t.Fatalf("the talking WebSocket before -k graceful: %q %v", got, err)
+	}
+	start := time.Now()
+	if code, _, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "graceful"); code != 0 {
+		t.Fatalf("-k graceful: %d %s", code, errOut)
+	}
+	talker.SetDeadline(time.Now().Add(15 * time.Second))
+	if got, err := talker.br.ReadString('\n'); err != io.EOF {
+		t.Fatalf("a WebSocket of the old generation after -k graceful: %q %v, want it closed", got, err)
+	}
+	t.Logf("the old generation's WebSocket closed %v after -k graceful", time.Since(start).Round(time.Millisecond))
+	if n := s.Log.Count("websocket closed: nothing either way"); n != 3 {
+		t.Fatalf("%d tunnels closed for their silence, want the 3 silent ones (the talker's was the restart's)", n)
+	}
+	c := dial(t, s)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.send("GET /socket HTTP/1.1\nHost: x\nConnection: Upgrade\nUpgrade: echo\n\n")
+	if resp, err := http.ReadResponse(c.br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("a WebSocket after -k graceful: %v %v", resp, err)
+	}
 }
