@@ -3,11 +3,16 @@ package gateways
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
+	"golang.org/x/net/websocket"
 )
 
 // The tests of examples/app-node.
@@ -169,5 +174,99 @@ func TestNodeExampleOnPort(t *testing.T) {
 			t.Errorf("an app listens on %q, want a loopback port", l)
 		}
 	}
+	stop(t, s, named(s.PID(), "node"))
+}
+
+// TestNodeExampleWebSockets: the example's /ws through phased, spoken to
+// by a WebSocket client nobody here wrote (golang.org/x/net/websocket).
+// 40 sockets stay open at once on two event children of 16 slots, each
+// greeted and echoing, while a plain request is answered; no slot is busy
+// for them and the status page counts 40 tunnels. On -k graceful every socket gets the app's close
+// frame (its TERM handler's 1001), and a new socket lands on generation 2.
+func TestNodeExampleWebSockets(t *testing.T) {
+	e2e.Program(t, "node", "nodejs")
+	dir := example(t, "app-node")
+	s := startExample(t, dir, "phased.yaml")
+	apiHello(t, s)
+	const n = 40 // more than the 32 slots of two children
+	dialWS := func(i int) (*websocket.Conn, string) {
+		t.Helper()
+		cfg, err := websocket.NewConfig("ws://"+s.Addr+"/ws", "http://"+s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second)) // the handshake's too
+		ws, err := websocket.NewClient(cfg, c)
+		if err != nil {
+			c.Close()
+			t.Fatalf("WebSocket %d, with %d open: %v", i, i, err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		var greeting string
+		if err := websocket.Message.Receive(ws, &greeting); err != nil {
+			t.Fatalf("WebSocket %d: no greeting: %v", i, err)
+		}
+		return ws, greeting
+	}
+	var socks []*websocket.Conn
+	for i := range n {
+		ws, greeting := dialWS(i)
+		if !strings.HasPrefix(greeting, "hello from process ") || !strings.HasSuffix(greeting, "generation 1") {
+			t.Fatalf("WebSocket %d's greeting: %q", i, greeting)
+		}
+		socks = append(socks, ws)
+	}
+	for i, ws := range socks {
+		msg := fmt.Sprintf("message %d: %s", i, strings.Repeat("x", i*500)) // up to 20 KB: longer frame lengths too
+		var got string
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatalf("WebSocket %d: send: %v", i, err)
+		}
+		if err := websocket.Message.Receive(ws, &got); err != nil || got != msg {
+			t.Fatalf("WebSocket %d: echo of %d bytes: %d bytes, %v", i, len(msg), len(got), err)
+		}
+	}
+	apiHello(t, s)
+	if busy := s.Status(t)["busy_workers"].(float64); busy != 0 {
+		t.Fatalf("%v busy slots with %d WebSockets open and no request, want none", busy, n)
+	}
+	code, body, err := e2e.Get(s.URL("/server-status?json"))
+	var page struct {
+		Async struct {
+			Tunnels int `json:"conns_async_tunnel"`
+		} `json:"async"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &page) != nil || page.Async.Tunnels != n {
+		t.Fatalf("/server-status?json with %d WebSockets open: %d %v\n%s", n, code, err, body)
+	}
+
+	start := time.Now()
+	ctl(t, s, "-k", "graceful")
+	for i, ws := range socks {
+		ws.SetDeadline(time.Now().Add(20 * time.Second))
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != io.EOF {
+			t.Fatalf("WebSocket %d after -k graceful: %q %v, want the app's close", i, got, err)
+		}
+		ws.Close() // as a browser closes its side on the close frame
+	}
+	t.Logf("%d WebSockets closed by their apps %v after -k graceful", n, time.Since(start).Round(time.Millisecond))
+	closed := 0
+	for _, m := range regexp.MustCompile(`SIGTERM, closing after \d+ requests and (\d+) WebSockets`).FindAllStringSubmatch(s.Log.String(), -1) {
+		k, _ := strconv.Atoi(m[1])
+		closed += k
+	}
+	if closed != n {
+		t.Errorf("the old apps said they closed %d WebSockets on TERM, want %d:\n%s", closed, n, s.Log)
+	}
+	ws, greeting := dialWS(n)
+	if !strings.HasSuffix(greeting, "generation 2") {
+		t.Fatalf("a WebSocket after -k graceful: %q, want generation 2", greeting)
+	}
+	ws.Close()
 	stop(t, s, named(s.PID(), "node"))
 }
