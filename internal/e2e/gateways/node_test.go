@@ -255,13 +255,18 @@ func TestNodeExampleWebSockets(t *testing.T) {
 		ws.Close() // as a browser closes its side on the close frame
 	}
 	t.Logf("%d WebSockets closed by their apps %v after -k graceful", n, time.Since(start).Round(time.Millisecond))
-	closed := 0
-	for _, m := range regexp.MustCompile(`SIGTERM, closing after \d+ requests and (\d+) WebSockets`).FindAllStringSubmatch(s.Log.String(), -1) {
-		k, _ := strconv.Atoi(m[1])
-		closed += k
-	}
-	if closed != n {
-		t.Errorf("the old apps said they closed %d WebSockets on TERM, want %d:\n%s", closed, n, s.Log)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		closed, apps := 0, 0 // the apps' lines may come after their close frames
+		for _, m := range regexp.MustCompile(`SIGTERM, closing after \d+ requests and (\d+) WebSockets`).FindAllStringSubmatch(s.Log.String(), -1) {
+			k, _ := strconv.Atoi(m[1])
+			closed, apps = closed+k, apps+1
+		}
+		if apps == 2 && closed == n {
+			break
+		}
+		if apps == 2 || time.Now().After(deadline) {
+			t.Fatalf("the old apps (%d) said they closed %d WebSockets on TERM, want 2 apps and %d:\n%s", apps, closed, n, s.Log)
+		}
 	}
 	ws, greeting := dialWS(n)
 	if !strings.HasSuffix(greeting, "generation 2") {
