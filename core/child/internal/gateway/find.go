@@ -24,6 +24,10 @@ type Root struct {
 
 	// Real is the folder with every symlink resolved.
 	Real string
+
+	// info is what OpenRoot found Real to be; nil for a Root made
+	// otherwise.
+	info fs.FileInfo
 }
 
 // OpenRoot resolves the folder dir, which must exist and be a directory.
@@ -32,18 +36,47 @@ func OpenRoot(dir string) (Root, error) {
 	if err != nil {
 		return Root{}, fmt.Errorf("folder %q: %w", dir, err)
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return Root{}, fmt.Errorf("folder %q: %w", dir, err)
-	}
-	fi, err := os.Stat(real)
+	real, fi, err := resolve(abs)
 	if err != nil {
 		return Root{}, fmt.Errorf("folder %q: %w", dir, err)
 	}
 	if !fi.IsDir() {
 		return Root{}, fmt.Errorf("folder %q: %w", dir, syscall.ENOTDIR)
 	}
-	return Root{Dir: abs, Real: real}, nil
+	return Root{Dir: abs, Real: real, info: fi}, nil
+}
+
+// resolve returns the clean absolute name abs with every symlink resolved,
+// and what it names, symlinks followed: filepath.EvalSymlinks and a stat
+// of its result. A name with no symlink on the way (most document roots)
+// costs one lstat a segment, where those two cost one more and allocate a
+// string a segment.
+func resolve(abs string) (string, fs.FileInfo, error) {
+	if abs == "/" {
+		fi, err := os.Stat(abs)
+		return abs, fi, err
+	}
+	var fi fs.FileInfo
+	for i := 1; i < len(abs); {
+		end := len(abs)
+		if j := strings.IndexByte(abs[i:], '/'); j >= 0 {
+			end = i + j
+		}
+		var err error
+		if fi, err = os.Lstat(abs[:end]); err != nil {
+			return "", nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			real, err := filepath.EvalSymlinks(abs)
+			if err != nil {
+				return "", nil, err
+			}
+			fi, err := os.Stat(real)
+			return real, fi, err
+		}
+		i = end + 1
+	}
+	return abs, fi, nil
 }
 
 // Found is the file or folder that a URL path names below a Root.
@@ -71,6 +104,43 @@ func (rt Root) Find(p string) (Found, error) {
 	if !validPath(p) {
 		return Found{}, ErrNotFound
 	}
+	// Real holds no symlink: walk p's segments below it with lstat, and
+	// the first that is not a folder is the file, named without a symlink,
+	// inside Real. A segment that is a symlink takes the general way.
+	fi := rt.info
+	for i := 1; i < len(p); {
+		end := len(p)
+		if j := strings.IndexByte(p[i:], '/'); j >= 0 {
+			end = i + j
+		}
+		if end == i { // an empty segment
+			i++
+			continue
+		}
+		var err error
+		if fi, err = os.Lstat(rt.Real + p[:end]); err != nil {
+			return Found{}, classify(err)
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return rt.findLinked(p)
+		case !fi.IsDir():
+			return Found{Name: p[:end], PathInfo: p[end:], File: filepath.Clean(rt.Real + p[:end]), Info: fi}, nil
+		}
+		i = end + 1
+	}
+	if fi == nil { // "/", and a Root not from OpenRoot
+		var err error
+		if fi, err = os.Stat(rt.Real); err != nil {
+			return Found{}, classify(err)
+		}
+	}
+	return Found{Name: p, File: filepath.Clean(rt.Real + p), Info: fi}, nil
+}
+
+// findLinked is Find for a path with a symlink below Real: each name is
+// resolved, and must stay inside Real.
+func (rt Root) findLinked(p string) (Found, error) {
 	// Most requests name a file or folder outright: one stat.
 	fi, err := os.Stat(rt.Real + p)
 	if err == nil {

@@ -54,7 +54,16 @@ func TestFind(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
+			// The walk (Find) and the resolving way (findLinked, which
+			// Find takes at a symlink) say the same of every valid path.
 			f, err := rt.Find(tc.path)
+			if validPath(tc.path) {
+				g, gerr := rt.findLinked(tc.path)
+				if errors.Is(err, ErrNotFound) != errors.Is(gerr, ErrNotFound) || (err == nil) != (gerr == nil) ||
+					err == nil && (f.Name != g.Name || f.PathInfo != g.PathInfo || f.File != g.File || f.Info.Mode() != g.Info.Mode()) {
+					t.Fatalf("Find: %+v, %v; findLinked: %+v, %v", f, err, g, gerr)
+				}
+			}
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("Find: %+v, %v; want %v", f, err, tc.err)
@@ -168,4 +177,19 @@ func FuzzFind(f *testing.F) {
 			t.Fatalf("%q: a folder with path info", p)
 		}
 	})
+}
+
+// BenchmarkFind: a script named outright below a root with no symlink, as
+// most requests are (OpenRoot, then Find, as a FastCGI request does).
+func BenchmarkFind(b *testing.B) {
+	root := testkit.Site(b)
+	for b.Loop() {
+		rt, err := OpenRoot(root)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rt.Find("/index.php/foo"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
