@@ -52,8 +52,12 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 			ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
 			ReadTimeout: a.ReadTimeout,
 		})
-		h = px
+		// The files below document_root first, as Passenger serves an
+		// app's public folder (and nginx's try_files $uri): what is not
+		// there is the app's.
+		h = static.New(static.Options{Root: st.Root, Next: px})
 		rt.Forward = px // plain requests without net/http
+		rt.Files, _ = h.(childrt.FastFiles)
 	case contract.AppFastCGI:
 		o := fastcgi.Options{Dial: dial, Network: "unix", Address: "(the child's own)", Root: st.Root, Index: a.FastCGIIndex,
 			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, BufferBody: a.BodyBufferSize, TempDir: a.Dir,

@@ -44,7 +44,9 @@ type Config struct {
 	// replaced by ".sock", so after Load it is never "".
 	ControlSocket string `koanf:"control_socket" json:"control_socket" yaml:"control_socket"`
 
-	// DocumentRoot is the built-in static handler's root. Default "public".
+	// DocumentRoot is the built-in static handler's root; with an HTTP app,
+	// the files served before it (Passenger's public folder). Default
+	// "public".
 	DocumentRoot string `koanf:"document_root" json:"document_root" yaml:"document_root"`
 
 	// DirectoryListing reports whether the static handler lists

@@ -100,6 +100,10 @@ type Runtime struct {
 	// Forward, when set (and Fast is not), forwards the plainest requests
 	// to an app server without net/http (see FastForwarder).
 	Forward FastForwarder
+	// Files, with Forward, are the files in front of the app: the fast
+	// path serves what they hold and forwards what they do not (see
+	// FastFiles).
+	Files FastFiles
 	// Contract is what the master gave the child; nil in tests and outside
 	// phased.
 	Contract *contract.Child
@@ -601,6 +605,7 @@ type server struct {
 	// to srv), the timeouts.
 	fast     FastResponder
 	fwd      FastForwarder // when fast is nil
+	files    FastFiles     // in front of fwd, or nil
 	h2       *h2.Server    // HTTP/2 on the fast path's TLS listeners (h2.go)
 	acme     bool          // ACME answers come first (acmePrefix): not fwd's
 	handoff  *handoff
@@ -621,7 +626,7 @@ func newServer(r *Runtime, h http.Handler) *server {
 	if (r.Fast != nil || r.Forward != nil) && len(r.listeners) > 0 {
 		s.fast, s.timeouts = r.Fast, r.Timeouts
 		if r.Fast == nil {
-			s.fwd, s.acme = r.Forward, r.acmeDir != ""
+			s.fwd, s.files, s.acme = r.Forward, r.Files, r.acmeDir != ""
 		}
 		s.handoff = newHandoff(r.listeners[0].Addr())
 		if r.access != nil {

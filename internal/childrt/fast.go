@@ -36,6 +36,15 @@ type FastResponder interface {
 	ServeFast(path string) (header, body []byte, ok bool)
 }
 
+// FastFiles is the files in front of an app (Runtime.Files, with
+// Runtime.Forward), as Passenger serves an app's public folder: LookupFast
+// answers a path they hold as ServeFast does (ok), or says the path names
+// nothing of theirs and goes to the app (app), or neither, and net/http
+// serves the request.
+type FastFiles interface {
+	LookupFast(path string) (header, body []byte, ok, app bool)
+}
+
 // The fast path. When Runtime.Fast is set and there is no access log, the
 // child accepts connections itself instead of handing them to http.Server,
 // and reads their requests with a strict parser that understands only the
@@ -816,7 +825,7 @@ func (s *server) answerFast(c net.Conn, out []byte, req *fastRequest, cl *fastCl
 	if !ok {
 		return out, start, false
 	}
-	if s.fwd == nil {
+	if s.fwd == nil || x.file {
 		out = append(out, status200...)
 	}
 	out = append(out, x.header...)
@@ -845,6 +854,7 @@ type fastExchange struct {
 	header, body []byte
 	status       int
 	hasDate      bool
+	file         bool // the files in front of an app answered (Runtime.Files)
 }
 
 // fastStart takes the request's slot (event) and scoreboard record and asks
@@ -870,12 +880,16 @@ func (s *server) fastStart(c net.Conn, req *fastRequest, cl *fastClient, start t
 		x.ws = s.board.Worker(s.proc, slot)
 		x.ws.StartRequest(start, client, x.method, bstr(req.target), req.proto)
 	}
-	ok := false
-	if s.fwd != nil {
+	ok, app := false, true
+	if s.files != nil {
+		x.header, x.body, x.file, app = s.files.LookupFast(bstr(req.path))
+		ok = x.file
+	}
+	if s.fwd != nil && app {
 		var ans ForwardAnswer
 		ans, *carry, ok = s.forward(c, req, client, cl.trusted)
 		x.header, x.body, x.status, x.hasDate = ans.Header, ans.Body, ans.Status, ans.HasDate
-	} else {
+	} else if s.fwd == nil {
 		x.header, x.body, ok = s.fast.ServeFast(bstr(req.path))
 	}
 	if !ok {

@@ -286,24 +286,37 @@ func (h *handler) ServeFast(p string) (header, body []byte, ok bool) {
 // fill opens what URL path p names and caches it if it is a small regular
 // file, or a directory (p ending in "/") whose index file is one.
 func (h *handler) fill(p string, st *rootState) *entry {
-	f, code := h.open(p, st)
-	if code != 0 {
+	f, index := h.openServable(p, st)
+	if f == nil {
 		return nil
 	}
 	defer f.Close()
+	return h.cache.add(h, f, p, index, st.real)
+}
+
+// openServable opens what a request for URL path p is answered with: the
+// regular file p names without a trailing slash, or the index file (and
+// its name) of the folder p names with one. nil when p names neither; the
+// caller closes the file.
+func (h *handler) openServable(p string, st *rootState) (*file, string) {
+	f, code := h.open(p, st)
+	if code != 0 {
+		return nil, ""
+	}
 	slash := p[len(p)-1] == '/'
 	switch {
 	case f.isRegular() && !slash:
-		return h.cache.add(h, f, p, "", st.real)
+		return f, ""
 	case f.isDir() && slash:
+		f.Close()
 		idx, name, code := h.findIndex(p, st)
 		if code != 0 || idx == nil {
-			return nil
+			return nil, ""
 		}
-		defer idx.Close()
-		return h.cache.add(h, idx, p, name, st.real)
+		return idx, name
 	}
-	return nil
+	f.Close()
+	return nil, ""
 }
 
 // unchanged opens what URL path p names again, through every check of an

@@ -51,6 +51,16 @@ type Options struct {
 	// CacheBytes bounds the memory the cached files take; 0 means 16 MiB,
 	// a negative value turns the cache off.
 	CacheBytes int64
+
+	// Next, when set, makes the handler the files in front of an app, as
+	// Passenger serves an app's public folder and nginx's try_files $uri:
+	// a GET or HEAD of a path that names a regular file below Root (or a
+	// folder, with its slash, that has an index file) is served, and every
+	// other request goes to Next: other methods, paths that name nothing
+	// (or a folder without its slash, or one without an index file), paths
+	// Root may not serve (".ht*", "..") and everything while Root does not
+	// exist (then looked for again once a second), with no welcome page.
+	Next http.Handler
 }
 
 // Header values shared by every response. net/http only reads header value
@@ -81,6 +91,11 @@ type handler struct {
 	cache     *fileCache          // small files in memory; nil when off
 	state     atomic.Pointer[rootState]
 	noOpenat2 atomic.Bool
+	next      http.Handler // Options.Next
+	// missingAt is when the root was last found missing (Unix
+	// nanoseconds), in front of an app, which looks again only once
+	// recheck has passed: its requests cost no system call meanwhile.
+	missingAt atomic.Int64
 }
 
 // rootState is the document root as last resolved.
@@ -99,7 +114,7 @@ var _ http.Handler = (*handler)(nil)
 // New returns a handler serving the files under opts.Root. It never fails: a
 // missing document root makes the handler serve a welcome page instead.
 func New(opts Options) http.Handler {
-	h := &handler{listing: opts.DirectoryListing}
+	h := &handler{listing: opts.DirectoryListing, next: opts.Next}
 	if opts.Root != "" {
 		root, err := filepath.Abs(opts.Root)
 		if err != nil {
@@ -140,6 +155,10 @@ func validIndexName(name string) bool {
 
 // ServeHTTP serves a GET or HEAD request for a file under the document root.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.next != nil {
+		h.serveOrPass(w, r)
+		return
+	}
 	hdr := w.Header()
 	hdr["Server"] = h.server
 	hdr["X-Content-Type-Options"] = nosniffValue
@@ -243,8 +262,16 @@ func (h *handler) rootState() *rootState {
 	if st != nil && (st.direct || time.Since(st.at) < h.recheck) {
 		return st
 	}
+	if st == nil && h.next != nil {
+		if at := h.missingAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < h.recheck {
+			return nil
+		}
+	}
 	if fresh := h.resolve(); fresh != nil {
 		return fresh
+	}
+	if st == nil && h.next != nil {
+		h.missingAt.Store(time.Now().UnixNano())
 	}
 	return st
 }

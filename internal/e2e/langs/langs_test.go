@@ -128,6 +128,27 @@ func (x *example) checkRequests(t *testing.T, app, server string) {
 		t.Errorf("POST /echo of %d bytes = %s %q", len(body), resp.Status, b)
 	}
 	x.checkStream(t)
+	x.checkPublic(t)
+}
+
+// checkPublic GETs /robots.txt of an example that has public/robots.txt:
+// phased serves it from the folder (its Server header, the file's bytes),
+// as Passenger serves an app's public folder; the app never sees it.
+func (x *example) checkPublic(t *testing.T) {
+	t.Helper()
+	want, err := os.ReadFile(filepath.Join(x.Dir, "public", "robots.txt"))
+	if err != nil {
+		return // the example has none
+	}
+	resp, err := client.Get(x.URL("/robots.txt"))
+	if err != nil {
+		t.Fatalf("GET /robots.txt: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != string(want) || resp.Header.Get("Server") != "phased" {
+		t.Errorf("GET /robots.txt = %s, Server %q, %q; want phased's 200 with public/robots.txt", resp.Status, resp.Header.Get("Server"), b)
+	}
 }
 
 // checkStream GETs /stream?n=4&ms=300: four lines, 300 ms apart. The first
