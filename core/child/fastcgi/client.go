@@ -112,11 +112,16 @@ type Response struct {
 // when it breaks the protocol, and io.ErrUnexpectedEOF when it closes the
 // connection before answering. A connection from the idle pool that turns
 // out to be closed is replaced once by a new one for a request without a
-// body (one with a body may have been read in part). Cancelling ctx closes
-// the connection.
+// body. A request with a body never takes a kept connection: one the
+// server closes just as the request arrives (php-cgi's worker at its
+// PHP_FCGI_MAX_REQUESTS) could not be retried, as the server may have
+// read part of the body and run part of the script; it takes a new one,
+// in place of an idle one it closes, so that the connections (each tied
+// to a server worker while open) stay as many. Cancelling ctx closes the
+// connection.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	for attempt := 0; ; attempt++ {
-		cn, reused, err := c.get(ctx)
+		cn, reused, err := c.get(ctx, req.Stdin != nil)
 		if err != nil {
 			return nil, err
 		}
@@ -326,17 +331,21 @@ func (r *Response) Close() error {
 	return nil
 }
 
-// get returns an idle connection that is still alive, or a new one.
-func (c *Client) get(ctx context.Context) (*conn, bool, error) {
+// get returns an idle connection that is still alive, or a new one; with
+// fresh always a new one, in place of an idle one it closes.
+func (c *Client) get(ctx context.Context, fresh bool) (*conn, bool, error) {
 	for c.KeepConn {
 		cn := c.takeIdle()
 		if cn == nil {
 			break
 		}
-		if cn.alive() {
+		if !fresh && cn.alive() {
 			return cn, true, nil
 		}
 		cn.close()
+		if fresh {
+			break
+		}
 	}
 	if c.Dial == nil {
 		return nil, false, fmt.Errorf("%w: no dialer", ErrConnect)

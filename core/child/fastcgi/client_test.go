@@ -155,9 +155,10 @@ func (w *countWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestClientKeepConn: with KeepConn, requests share one connection; a
-// connection the server closed while idle is replaced without an error,
-// with a body as without.
+// TestClientKeepConn: with KeepConn, requests without a body share one
+// connection; a connection the server closed while idle is replaced
+// without an error; a request with a body takes a new connection in place
+// of the idle one, which it closes (one connection open at a time here).
 func TestClientKeepConn(t *testing.T) {
 	var mu sync.Mutex
 	served := map[net.Conn]int{}
@@ -189,8 +190,11 @@ func TestClientKeepConn(t *testing.T) {
 		}
 	}
 	reqs, conns := s.requests()
-	if reqs != 6 || conns != 2 {
-		t.Fatalf("%d requests on %d connections, want 6 on 2", reqs, conns)
+	if reqs != 6 || conns != 4 {
+		t.Fatalf("%d requests on %d connections, want 6 on 4 (a GET, then a new one for each POST, which the next GET shares)", reqs, conns)
+	}
+	if n := idleCount(c); n != 1 {
+		t.Fatalf("%d idle connections, want 1", n)
 	}
 	c.Close()
 }

@@ -2,6 +2,7 @@ package gateways
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -114,6 +117,81 @@ func TestPHPExample(t *testing.T) {
 	}
 	left = union(left, named(s.PID(), "php-cgi"))
 	stop(t, s, left)
+}
+
+// TestPHPKeptConnections: with PHP_FCGI_CHILDREN (8) at least the child's
+// slots (8), each child keeps its connections to its php-cgi between
+// requests (after a load a child holds some, where it held none), and with
+// PHP_FCGI_MAX_REQUESTS at 5 (a PHP process replaced every 5 requests,
+// closing the connection it served) 8 clients sending GETs and form POSTs
+// for 3 s lose nothing: a GET that meets a closed connection is sent again
+// on a new one, and a POST never rides a kept connection
+// (TestClientKeepConn).
+func TestPHPKeptConnections(t *testing.T) {
+	e2e.Program(t, "php-cgi", "php-cgi")
+	dir := example(t, "app-php")
+	s := startExample(t, dir, "phased.yaml", "app.env.PHP_FCGI_MAX_REQUESTS=5")
+	apps := readyApps(t, s, 1, 2)
+	sockets := func(pid int) int {
+		n := 0
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, e := range ents {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+				n++
+			}
+		}
+		return n
+	}
+	before := map[int]int{}
+	for _, c := range apps {
+		before[c.PID] = sockets(c.PID)
+	}
+	var failed, served atomic.Int32
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	end := time.Now().Add(3 * time.Second)
+	for i := range 8 {
+		wg.Go(func() {
+			form := url.Values{"name": {"Ann"}, "message": {"twelve bytes"}}.Encode()
+			for n := 0; time.Now().Before(end); n++ {
+				var a answer
+				var err error
+				if (n+i)%2 == 0 {
+					a, err = fetch("GET", s.URL("/page.php/load"), "", "")
+				} else {
+					a, err = fetch("POST", s.URL("/form.php"), "application/x-www-form-urlencoded", form)
+				}
+				if err != nil || a.code != 200 {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v %s", a.code, err, short(a.body)))
+					continue
+				}
+				served.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d requests served, %d failed, with PHP processes replaced every 5 requests", served.Load(), failed.Load())
+	if failed.Load() != 0 || served.Load() < 100 {
+		t.Fatalf("%d requests failed (first: %v), %d served; want none failed", failed.Load(), firstErr.Load(), served.Load())
+	}
+	// Once the load's own connections are closed, what the children hold
+	// beyond what they held before it is their kept connections to php-cgi.
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		kept := 0
+		for _, c := range apps {
+			kept += sockets(c.PID) - before[c.PID]
+		}
+		if kept >= 1 && kept <= 16 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the children hold %d more sockets after the load than before it, want 1 to 16 kept connections to their php-cgi", kept)
+		}
+	}
+	if n := s.Log.Count(`"msg":"fastcgi: `); n != 0 {
+		t.Errorf("%d FastCGI failures logged:\n%s", n, s.Log)
+	}
 }
 
 // TestPHPChildKilled: a child killed with SIGKILL cannot stop its php-cgi;
