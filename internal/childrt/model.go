@@ -672,55 +672,19 @@ func (s *server) scored(h http.Handler) http.Handler {
 			}
 		}
 		event := s.cap != nil && s.model == ModelEvent
-		held := true // the event request still holds its slot
 		if event {
 			slot = s.requestSlot(sc)
-			defer func() {
-				if held {
-					s.cap.give(slot)
-				} else { // its tunnel's end
-					s.cap.leave()
-					if s.board != nil {
-						s.board.Proc(s.proc).AddTunnels(-1)
-					}
-				}
-			}()
 		}
 		if slot < 0 || s.board == nil && !event {
 			h.ServeHTTP(w, r)
 			return
 		}
-		var ws *scoreboard.WorkerSlot
-		start := time.Now()
+		cw := &countingWriter{ResponseWriter: w, s: s, slot: slot, event: event, start: time.Now()}
 		if s.board != nil {
-			ws = s.board.Worker(s.proc, slot)
-			ws.StartRequest(start, clientip.FromRemoteAddr(r.RemoteAddr), r.Method, r.RequestURI, r.Proto)
+			cw.ws = s.board.Worker(s.proc, slot)
+			cw.ws.StartRequest(cw.start, clientip.FromRemoteAddr(r.RemoteAddr), r.Method, r.RequestURI, r.Proto)
 		}
-		cw := &countingWriter{ResponseWriter: w}
-		if event {
-			// A handler that takes the connection over (a WebSocket's
-			// tunnel, after its 101) serves no request any more: its slot
-			// goes back, as a connection idle between requests holds none,
-			// and the request is over on the scoreboard. The connection,
-			// and the app connection it is tunneled to, count among the
-			// child's connections (worker_connections) until it ends.
-			cw.hijacked = func() {
-				if ws != nil {
-					s.endRequest(ws, start, cw.n)
-					ws = nil
-				}
-				s.cap.tunnel(slot)
-				if s.board != nil {
-					s.board.Proc(s.proc).AddTunnels(1)
-				}
-				held = false
-			}
-		}
-		defer func() {
-			if ws != nil {
-				s.endRequest(ws, start, cw.n)
-			}
-		}()
+		defer cw.done()
 		h.ServeHTTP(cw, r)
 	})
 }
@@ -793,8 +757,51 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 type countingWriter struct {
 	http.ResponseWriter
 	n int64
-	// hijacked, when set, is called once the connection is taken over.
-	hijacked func()
+	// The request scored serves: its slot (the event model's own, given
+	// back at its end), its scoreboard record (nil without a board), and
+	// whether its handler took the connection over (tunnel).
+	s        *server
+	slot     int
+	event    bool
+	ws       *scoreboard.WorkerSlot
+	start    time.Time
+	tunneled bool
+}
+
+// done ends the request scored serves: its scoreboard record, and in the
+// event model its slot, or its tunnel's count.
+func (w *countingWriter) done() {
+	if w.ws != nil {
+		w.s.endRequest(w.ws, w.start, w.n)
+	}
+	switch {
+	case !w.event:
+	case w.tunneled:
+		w.s.cap.leave()
+		if w.s.board != nil {
+			w.s.board.Proc(w.s.proc).AddTunnels(-1)
+		}
+	default:
+		w.s.cap.give(w.slot)
+	}
+}
+
+// tunnel is the event model's request whose handler took the connection
+// over (a WebSocket's tunnel, after its 101): it serves no request any
+// more, so its slot goes back, as a connection idle between requests holds
+// none, and the request is over on the scoreboard. The connection, and the
+// app connection it is tunneled to, count among the child's connections
+// (worker_connections) until the handler returns.
+func (w *countingWriter) tunnel() {
+	if w.ws != nil {
+		w.s.endRequest(w.ws, w.start, w.n)
+		w.ws = nil
+	}
+	w.s.cap.tunnel(w.slot)
+	if w.s.board != nil {
+		w.s.board.Proc(w.s.proc).AddTunnels(1)
+	}
+	w.tunneled = true
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
@@ -823,9 +830,8 @@ func (w *countingWriter) Flush() {
 
 func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil && w.hijacked != nil {
-		w.hijacked()
-		w.hijacked = nil
+	if err == nil && w.event && !w.tunneled {
+		w.tunnel()
 	}
 	return c, brw, err
 }
