@@ -110,6 +110,7 @@ func (c *Config) finish(ls layers, cwd string) (derived bool) {
 
 	c.PidFile = c.abs(c.PidFile)
 	c.DocumentRoot = c.abs(c.DocumentRoot)
+	c.App.RestartFile = c.abs(c.App.RestartFile)
 	if c.ControlSocket == "" && c.PidFile != "" {
 		c.ControlSocket = strings.TrimSuffix(c.PidFile, filepath.Ext(c.PidFile)) + ".sock"
 		derived = true

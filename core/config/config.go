@@ -303,6 +303,12 @@ type App struct {
 	// bound. Default 60s.
 	ReadTimeout time.Duration `koanf:"read_timeout" json:"read_timeout" yaml:"read_timeout"`
 
+	// RestartFile is a file whose change (a newer modification time, or
+	// its appearing) restarts the children gracefully, as touching
+	// Passenger's tmp/restart.txt restarts an app: a deploy touches it.
+	// Relative to ServerRoot; looked at once a second. Default "" (none).
+	RestartFile string `koanf:"restart_file" json:"restart_file" yaml:"restart_file"`
+
 	// MaxBodySize is the largest request body a child takes for an app
 	// (413 above; nginx's client_max_body_size). Default 100M.
 	MaxBodySize Size `koanf:"max_body_size" json:"max_body_size" yaml:"max_body_size"`

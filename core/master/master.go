@@ -126,6 +126,7 @@ type Master struct {
 	nextReq supervisor.RequestID
 	upgrade *handover.Upgrade
 	acme    acmeState
+	restart restartWatch   // app.restart_file as last seen
 	serving bool           // the first generation served
 	queues  []mpm.Listener // the listeners' queues as last sampled
 	watched time.Time      // when watchAccept last ran
@@ -326,6 +327,7 @@ func (m *Master) loop(sigs chan os.Signal) error {
 			if now.Sub(m.watched) >= time.Second {
 				m.watched = now
 				m.watchAccept(now)
+				m.watchRestartFile()
 			}
 			if now.Sub(m.rotated) >= ticketRotation {
 				m.rotated = now
