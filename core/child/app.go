@@ -51,7 +51,7 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 		px = proxy.New(proxy.Options{
 			Dial: dial, Exchange: exchange, Conns: threads, MaxBodySize: a.MaxBodySize, BodyBufferSize: a.BodyBufferSize,
 			ResponseBufferSize: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, TempDir: a.Dir, Log: rt.Log,
-			ReadTimeout: a.ReadTimeout,
+			ReadTimeout: a.ReadTimeout, SendfilePaths: a.SendfilePaths,
 		})
 		// The files below document_root first, as Passenger serves an
 		// app's public folder (and nginx's try_files $uri): what is not

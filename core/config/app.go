@@ -116,6 +116,14 @@ func (c *Config) validateApp(v *validator) {
 		v.errorf("app.read_timeout", "must not be negative (0: no bound), got %s", formatDuration(a.ReadTimeout))
 	}
 	v.positive("app.cgi.timeout", a.CGI.Timeout)
+	if len(a.SendfilePaths) > 0 && a.Type != AppHTTP {
+		v.errorf("app.sendfile_paths", "is for app servers that speak HTTP (type http)")
+	}
+	for _, p := range a.SendfilePaths {
+		if p == "" || p == "/" {
+			v.errorf("app.sendfile_paths", "%q would let the app send any file: name the folders it may", p)
+		}
+	}
 	for key, size := range map[string]Size{"app.max_body_size": a.MaxBodySize, "app.body_buffer_size": a.BodyBufferSize,
 		"app.response_buffer_size": a.ResponseBufferSize} {
 		if size <= 0 {

@@ -111,6 +111,9 @@ func (c *Config) finish(ls layers, cwd string) (derived bool) {
 	c.PidFile = c.abs(c.PidFile)
 	c.DocumentRoot = c.abs(c.DocumentRoot)
 	c.App.RestartFile = c.abs(c.App.RestartFile)
+	for i, p := range c.App.SendfilePaths {
+		c.App.SendfilePaths[i] = c.abs(p)
+	}
 	if c.ControlSocket == "" && c.PidFile != "" {
 		c.ControlSocket = strings.TrimSuffix(c.PidFile, filepath.Ext(c.PidFile)) + ".sock"
 		derived = true

@@ -309,6 +309,14 @@ type App struct {
 	// Relative to ServerRoot; looked at once a second. Default "" (none).
 	RestartFile string `koanf:"restart_file" json:"restart_file" yaml:"restart_file"`
 
+	// SendfilePaths are the folders an HTTP app may name in an X-Sendfile
+	// answer header (Apache's mod_xsendfile, XSendFilePath): the child
+	// then sends that file itself, the app's status and headers with it,
+	// and tells the app it may (X-Sendfile-Type: X-Sendfile on each
+	// request, which Rack::Sendfile and the like read). Relative to
+	// ServerRoot. Default none: X-Sendfile passes through as any header.
+	SendfilePaths []string `koanf:"sendfile_paths" json:"sendfile_paths" yaml:"sendfile_paths"`
+
 	// MaxBodySize is the largest request body a child takes for an app
 	// (413 above; nginx's client_max_body_size). Default 100M.
 	MaxBodySize Size `koanf:"max_body_size" json:"max_body_size" yaml:"max_body_size"`

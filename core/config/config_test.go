@@ -62,7 +62,7 @@ func TestDefault(t *testing.T) {
 		MPM: MPM{Name: "worker", Settings: map[string]any{"start_servers": 2, "threads_per_child": 25,
 			"min_spare_threads": 25, "max_spare_threads": 75, "max_request_workers": 150}},
 		App: App{Type: AppStatic, Command: []string{}, Env: map[string]string{}, Listen: "socket", StartTimeout: time.Minute,
-			StopSignal: "TERM", StopTimeout: 30 * time.Second, ReadTimeout: time.Minute, MaxBodySize: 100 * MiB, BodyBufferSize: MiB, ResponseBufferSize: MiB,
+			StopSignal: "TERM", StopTimeout: 30 * time.Second, ReadTimeout: time.Minute, SendfilePaths: []string{}, MaxBodySize: 100 * MiB, BodyBufferSize: MiB, ResponseBufferSize: MiB,
 			MaxTempFileSize: GiB, FastCGI: FastCGI{Index: []string{"index.php"}, Extensions: []string{".php"}},
 			CGI: CGI{Paths: map[string]string{}, Timeout: time.Minute}},
 		Hooks: []Hook{},
@@ -570,6 +570,14 @@ func TestErrors(t *testing.T) {
 				`{file}: graceful_shutdown_timeout: must be greater than 0, got 0s`,
 				`{file}: timeouts.read: must be greater than 0, got -1s`,
 				`{file}: app.read_timeout: must not be negative (0: no bound), got -1s`,
+			},
+		},
+		{
+			name: "sendfile paths",
+			file: "app:\n  sendfile_paths: [/]\n",
+			want: []string{
+				`{file}: app.sendfile_paths: is for app servers that speak HTTP (type http)`,
+				`{file}: app.sendfile_paths: "/" would let the app send any file: name the folders it may`,
 			},
 		},
 		{

@@ -142,8 +142,9 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 	if a := cfg.App; a.Type == config.AppHTTP || a.Type == config.AppFastCGI || a.Type == config.AppCGI {
 		c.App = &contract.App{Type: a.Type, Command: slices.Clone(a.Command), Env: maps.Clone(a.Env), Listen: a.Listen,
 			HealthCheck: a.HealthCheck, StartTimeout: a.StartTimeout, StopSignal: a.StopSignal, StopTimeout: a.StopTimeout, ReadTimeout: a.ReadTimeout,
-			MaxBodySize: int64(a.MaxBodySize), BodyBufferSize: int64(a.BodyBufferSize), ResponseBufferSize: int64(a.ResponseBufferSize),
-			MaxTempFileSize: int64(a.MaxTempFileSize), FastCGIAddress: a.FastCGI.Address, FastCGIIndex: slices.Clone(a.FastCGI.Index),
+			SendfilePaths: slices.Clone(a.SendfilePaths), MaxBodySize: int64(a.MaxBodySize), BodyBufferSize: int64(a.BodyBufferSize),
+			ResponseBufferSize: int64(a.ResponseBufferSize),
+			MaxTempFileSize:    int64(a.MaxTempFileSize), FastCGIAddress: a.FastCGI.Address, FastCGIIndex: slices.Clone(a.FastCGI.Index),
 			FastCGIExtensions: slices.Clone(a.FastCGI.Extensions), CGIPaths: maps.Clone(a.CGI.Paths), CGITimeout: a.CGI.Timeout}
 	}
 	opts := map[string]config.Listener{}

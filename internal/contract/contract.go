@@ -295,6 +295,9 @@ type App struct {
 	// ReadTimeout bounds the wait for an HTTP app's answer to begin, and
 	// each read from a FastCGI server; 0 = none.
 	ReadTimeout time.Duration `json:"read_timeout,omitempty"`
+	// SendfilePaths are the folders whose files an HTTP app may name in
+	// X-Sendfile; none: the header passes through.
+	SendfilePaths []string `json:"sendfile_paths,omitempty"`
 	// MaxBodySize bounds a request body (413 above); BodyBufferSize is
 	// how much of it stays in memory. ResponseBufferSize is how much of a
 	// response is read ahead in memory, MaxTempFileSize how much more in a

@@ -229,8 +229,9 @@ func (p *Proxy) fastRequest(out []byte, req *childrt.ForwardRequest) ([]byte, bo
 		case fold(name, "host"), fold(name, "forwarded"), fold(name, "x-forwarded-for"),
 			fold(name, "x-forwarded-host"), fold(name, "x-forwarded-proto"),
 			fold(name, "keep-alive"), fold(name, "proxy-connection"), fold(name, "proxy-authenticate"),
-			fold(name, "proxy-authorization"), fold(name, "trailer"):
-			continue // set below, or hop-by-hop
+			fold(name, "proxy-authorization"), fold(name, "trailer"),
+			fold(name, "x-sendfile-type"), fold(name, "x-accel-mapping"):
+			continue // set below, hop-by-hop, or not the client's to say
 		case fold(name, "x-request-id"):
 			if id == nil {
 				id = bytes.Trim(line[colon+1:len(line)-2], " \t")
@@ -257,6 +258,9 @@ func (p *Proxy) fastRequest(out []byte, req *childrt.ForwardRequest) ([]byte, bo
 		var b [16]byte
 		rand.Read(b[:])
 		out = hex.AppendEncode(out, b[:])
+	}
+	if p.sendfile != nil {
+		out = append(out, "\r\nX-Sendfile-Type: X-Sendfile"...)
 	}
 	return append(out, "\r\n\r\n"...), true
 }
@@ -344,6 +348,8 @@ func (p *Proxy) parseAnswer(head []byte, isHead bool, a *fastAnswer) bool {
 			}
 			a.keep = a.keep && !closes
 			continue
+		case p.sendfile != nil && fold(name, "x-sendfile"):
+			return false // the child sends the file: ServeHTTP's (sendfile.go)
 		case fold(name, "keep-alive"), fold(name, "proxy-connection"), fold(name, "proxy-authenticate"),
 			fold(name, "proxy-authorization"), fold(name, "te"), fold(name, "upgrade"):
 			continue // hop-by-hop

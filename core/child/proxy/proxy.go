@@ -73,15 +73,20 @@ type Options struct {
 	// It also closes a WebSocket's tunnel silent both ways for as long.
 	// 0 = no bound.
 	ReadTimeout time.Duration
+	// SendfilePaths are the folders whose files the app may name in an
+	// X-Sendfile answer header for the child to send (sendfile.go); none:
+	// X-Sendfile passes through as any header.
+	SendfilePaths []string
 	// Log receives the app server's failures.
 	Log *slog.Logger
 }
 
 // Proxy is the http.Handler that forwards to the app.
 type Proxy struct {
-	o  Options
-	rp *httputil.ReverseProxy
-	tr *transport
+	o        Options
+	rp       *httputil.ReverseProxy
+	tr       *transport
+	sendfile []string // Options.SendfilePaths, resolved; nil: X-Sendfile is the app's
 }
 
 // CloseIdle closes the kept-alive connections to the app that no request
@@ -99,7 +104,7 @@ func New(o Options) *Proxy {
 	if o.Conns < 1 {
 		o.Conns = 1
 	}
-	p := &Proxy{o: o}
+	p := &Proxy{o: o, sendfile: sendfileRoots(o.SendfilePaths)}
 	upgrades := &http.Transport{ // WebSocket: the connection becomes the body
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			c, err := o.Dial(ctx)
@@ -123,7 +128,7 @@ func New(o Options) *Proxy {
 		// flows too. A body read ahead is written in large pieces, so the
 		// flushes cost nothing there.
 		FlushInterval:  -1,
-		ModifyResponse: p.readAhead,
+		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.failed,
 		BufferPool:     spool.Buffers,
 		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
@@ -133,6 +138,9 @@ func New(o Options) *Proxy {
 
 // ServeHTTP forwards r to the app once its body is in.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.sendfile != nil {
+		r = withSendfile(r)
+	}
 	if fc, ok := childrt.FastCarried(r).(*fastCarry); ok {
 		p.serveCarried(w, r, fc)
 		return
@@ -210,6 +218,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.Out.Header.Del("Expect") // the body is here already: 100-continue was the child's to answer
+	pr.Out.Header.Del("X-Sendfile-Type")
+	pr.Out.Header.Del("X-Accel-Mapping")
+	if p.sendfile != nil {
+		pr.Out.Header.Set("X-Sendfile-Type", "X-Sendfile")
+	}
 	id := pr.In.Header.Get("X-Request-Id")
 	if !validRequestID(id) {
 		var b [16]byte
@@ -232,6 +245,17 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// modifyResponse is the reverse proxy's look at an answer: an X-Sendfile
+// one is the child's to send, any other is read ahead.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if p.sendfile != nil {
+		if err := p.takeSendfile(resp); err != nil {
+			return err
+		}
+	}
+	return p.readAhead(resp)
 }
 
 // readAhead frees the app from the client's pace: a response that fits in
@@ -269,6 +293,10 @@ func (p *Proxy) readAhead(resp *http.Response) error {
 // reached or broke off, 504 when it took too long; nothing when the client
 // is gone.
 func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errSendfile) {
+		p.serveSendfile(w, r)
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away
 	}

@@ -3,9 +3,11 @@ package apps
 import (
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
 )
@@ -26,20 +28,7 @@ func TestHTTPAppStaticFiles(t *testing.T) {
 	})
 	get := func(path string, header ...string) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", s.URL(path), nil)
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		return resp, string(b)
+		return getWith(t, s, path, header...)
 	}
 	for _, f := range []struct{ path, body string }{
 		{"/robots.txt", "User-agent: *\nDisallow:\n"},
@@ -75,4 +64,54 @@ func TestHTTPAppStaticFiles(t *testing.T) {
 	if !slices.Contains(seen, "/echo") {
 		t.Errorf("the app did not see /echo: %v", seen)
 	}
+}
+
+// TestHTTPAppSendfile: the built binary in front of node with
+// app.sendfile_paths: an answer naming a file below them in X-Sendfile is
+// answered with the file (and a Range of it), the app told it may
+// (X-Sendfile-Type) whatever the client says; a file outside them is 403
+// and logged.
+func TestHTTPAppSendfile(t *testing.T) {
+	var dir string
+	s := e2e.StartServer(t, oneEventChild(2)+nodeApp(t, nil, "  sendfile_paths: [downloads]\n"), func(d string) {
+		dir = d
+		e2e.WriteFile(t, d, "downloads/report.csv", "a,b\n1,2\n")
+		e2e.WriteFile(t, d, "private.txt", "SECRET\n")
+	})
+	get := func(path string, header ...string) (*http.Response, string) {
+		t.Helper()
+		return getWith(t, s, path, append([]string{"X-Sendfile-Type", "X-Accel-Redirect"}, header...)...)
+	}
+	report := filepath.Join(dir, "downloads", "report.csv")
+	resp, body := get("/sendfile?file=" + report)
+	if resp.StatusCode != 200 || body != "a,b\n1,2\n" || resp.Header.Get("X-Told") != "X-Sendfile" || resp.Header.Get("X-Sendfile") != "" {
+		t.Fatalf("X-Sendfile of a file below app.sendfile_paths: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	if resp, body := get("/sendfile?file="+report, "Range", "bytes=4-6"); resp.StatusCode != 206 || body != "1,2" {
+		t.Fatalf("a Range of it: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := get("/sendfile?file=" + filepath.Join(dir, "private.txt")); resp.StatusCode != 403 || strings.Contains(body, "SECRET") {
+		t.Fatalf("X-Sendfile of a file outside: %d %q", resp.StatusCode, body)
+	}
+	s.WaitLog(t, "X-Sendfile: the file the app named cannot be sent", 1, 5*time.Second)
+}
+
+// getWith GETs path from s with header's name, value pairs set, and
+// returns the response and its body.
+func getWith(t *testing.T, s *e2e.Server, path string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.URL(path), nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp, string(b)
 }

@@ -11,6 +11,8 @@
 //                the app at once (at most 5 s); with ?file=name, until a
 //                file of that name is in its working folder (at most 30 s)
 //   /big         ?size bytes of pattern(i) with a Content-Length
+//   /sendfile    an empty answer with X-Sendfile: ?file, and X-Told: the
+//                X-Sendfile-Type it was sent
 //   /stream      ?n pieces ?ms apart, each with when it was written
 //                (unix ms): ?mode=sse (text/event-stream),
 //                chunked (no length) or accel (a length, X-Accel-Buffering: no)
@@ -117,6 +119,15 @@ const server = http.createServer((req, res) => {
         else setTimeout(wait, 10);
       };
       wait();
+      return;
+    }
+    case '/sendfile': {
+      // An answer for phased to send a file in (app.sendfile_paths), and
+      // what the app was told of it.
+      res.setHeader('Content-Type', 'text/plain');
+      res.setHeader('X-Sendfile', q.get('file') || '');
+      res.setHeader('X-Told', req.headers['x-sendfile-type'] || 'nothing');
+      res.end();
       return;
     }
     case '/big': {
