@@ -63,7 +63,7 @@ func serveApp(rt *childrt.Runtime, a *contract.App) error {
 		o := fastcgi.Options{Dial: dial, Network: "unix", Address: "(the child's own)", Root: st.Root, Index: a.FastCGIIndex,
 			Extensions: a.FastCGIExtensions, Static: files, MaxBufferedBody: a.MaxBodySize, BufferBody: a.BodyBufferSize, TempDir: a.Dir,
 			ResponseBuffer: a.ResponseBufferSize, MaxTempFileSize: a.MaxTempFileSize, Logger: rt.Log, Software: "phased",
-			ReadTimeout: a.ReadTimeout}
+			ReadTimeout: a.ReadTimeout, SendfilePaths: a.SendfilePaths}
 		if a.ReadTimeout == 0 {
 			o.ReadTimeout = -1 // app.read_timeout 0: no bound (the client's 0 is its default)
 		}

@@ -116,8 +116,8 @@ func (c *Config) validateApp(v *validator) {
 		v.errorf("app.read_timeout", "must not be negative (0: no bound), got %s", formatDuration(a.ReadTimeout))
 	}
 	v.positive("app.cgi.timeout", a.CGI.Timeout)
-	if len(a.SendfilePaths) > 0 && a.Type != AppHTTP {
-		v.errorf("app.sendfile_paths", "is for app servers that speak HTTP (type http)")
+	if len(a.SendfilePaths) > 0 && a.Type != AppHTTP && a.Type != AppFastCGI {
+		v.errorf("app.sendfile_paths", "is for apps that answer with headers of their own (type http or fastcgi)")
 	}
 	for _, p := range a.SendfilePaths {
 		if p == "" || p == "/" {

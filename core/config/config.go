@@ -309,7 +309,7 @@ type App struct {
 	// Relative to ServerRoot; looked at once a second. Default "" (none).
 	RestartFile string `koanf:"restart_file" json:"restart_file" yaml:"restart_file"`
 
-	// SendfilePaths are the folders an HTTP app may name in an X-Sendfile
+	// SendfilePaths are the folders an HTTP or FastCGI app may name in an X-Sendfile
 	// answer header (Apache's mod_xsendfile, XSendFilePath): the child
 	// then sends that file itself, the app's status and headers with it,
 	// and tells the app it may (X-Sendfile-Type: X-Sendfile on each

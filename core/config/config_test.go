@@ -576,7 +576,7 @@ func TestErrors(t *testing.T) {
 			name: "sendfile paths",
 			file: "app:\n  sendfile_paths: [/]\n",
 			want: []string{
-				`{file}: app.sendfile_paths: is for app servers that speak HTTP (type http)`,
+				`{file}: app.sendfile_paths: is for apps that answer with headers of their own (type http or fastcgi)`,
 				`{file}: app.sendfile_paths: "/" would let the app send any file: name the folders it may`,
 			},
 		},

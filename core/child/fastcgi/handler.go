@@ -132,6 +132,11 @@ type Options struct {
 	// Software is SERVER_SOFTWARE; "" means "phased".
 	Software string
 
+	// SendfilePaths are the folders whose files a script may name in an
+	// X-Sendfile header for the handler to send (gateway.Sendfile, as
+	// mod_xsendfile); none: X-Sendfile goes to the client as any header.
+	SendfilePaths []string
+
 	// Logger receives the connection and protocol errors (at error) and
 	// the scripts' stderr lines (at warn); nil means slog.Default().
 	Logger *slog.Logger
@@ -158,6 +163,7 @@ type Handler struct {
 	addr     string
 	log      *slog.Logger
 	client   *Client
+	sendfile *gateway.Sendfile
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -188,6 +194,7 @@ func New(opts Options) (*Handler, error) {
 		tempDir:  opts.TempDir,
 		addr:     opts.Network + ":" + opts.Address,
 		log:      opts.Logger,
+		sendfile: gateway.NewSendfile(opts.SendfilePaths),
 	}
 	if h.index == nil {
 		h.index = []string{"index.php"}
@@ -428,6 +435,9 @@ func (h *Handler) serveFound(w http.ResponseWriter, r *http.Request, root gatewa
 	})
 	// php-cgi built with --enable-force-cgi-redirect runs nothing without it.
 	params = append(params, Param{Name: "REDIRECT_STATUS", Value: "200"})
+	if h.sendfile != nil {
+		params = append(params, Param{Name: "HTTP_X_SENDFILE_TYPE", Value: gateway.SendfileType})
+	}
 	params = append(params, h.params...)
 
 	log := h.log.With("script", f.Name)
@@ -446,6 +456,14 @@ func (h *Handler) serveFound(w http.ResponseWriter, r *http.Request, root gatewa
 	hd, rest, err := readHead(resp, h.maxHead)
 	if err != nil {
 		h.fail(w, r, log, err)
+		return
+	}
+	if h.sendfile.Wanted(hd.status, hd.header) {
+		// What the script wrote after its headers is not sent; read to
+		// its end (a little, bounded) so the connection can be kept.
+		io.Copy(io.Discard, io.LimitReader(resp, 64<<10))
+		resp.Close()
+		h.sendfile.Serve(w, r, hd.status, hd.header, log)
 		return
 	}
 	hdr := w.Header()

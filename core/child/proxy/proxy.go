@@ -86,7 +86,7 @@ type Proxy struct {
 	o        Options
 	rp       *httputil.ReverseProxy
 	tr       *transport
-	sendfile []string // Options.SendfilePaths, resolved; nil: X-Sendfile is the app's
+	sendfile *gateway.Sendfile // Options.SendfilePaths; nil: X-Sendfile is the app's
 }
 
 // CloseIdle closes the kept-alive connections to the app that no request
@@ -104,7 +104,7 @@ func New(o Options) *Proxy {
 	if o.Conns < 1 {
 		o.Conns = 1
 	}
-	p := &Proxy{o: o, sendfile: sendfileRoots(o.SendfilePaths)}
+	p := &Proxy{o: o, sendfile: gateway.NewSendfile(o.SendfilePaths)}
 	upgrades := &http.Transport{ // WebSocket: the connection becomes the body
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			c, err := o.Dial(ctx)
@@ -221,7 +221,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Del("X-Sendfile-Type")
 	pr.Out.Header.Del("X-Accel-Mapping")
 	if p.sendfile != nil {
-		pr.Out.Header.Set("X-Sendfile-Type", "X-Sendfile")
+		pr.Out.Header.Set("X-Sendfile-Type", gateway.SendfileType)
 	}
 	id := pr.In.Header.Get("X-Request-Id")
 	if !validRequestID(id) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/phasedhq/phased/core/child/internal/gateway"
 )
 
 // TestSendfile: with SendfilePaths, an answer whose X-Sendfile names a file
@@ -43,7 +45,7 @@ func TestSendfile(t *testing.T) {
 	var logs strings.Builder
 	var logMu sync.Mutex
 	p.o.Log = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
-	p.sendfile = sendfileRoots([]string{files})
+	p.sendfile = gateway.NewSendfile([]string{files})
 
 	serve := func(target string, header ...string) *httptest.ResponseRecorder {
 		t.Helper()

@@ -194,6 +194,37 @@ func TestPHPKeptConnections(t *testing.T) {
 	}
 }
 
+// TestPHPSendfile: examples/app-php with app.sendfile_paths: a script that
+// answers with X-Sendfile naming a file below them gets it sent by phased
+// (and a Range of it), the script told it may (HTTP_X_SENDFILE_TYPE) and
+// never by the client; a file outside is 403 and logged.
+func TestPHPSendfile(t *testing.T) {
+	e2e.Program(t, "php-cgi", "php-cgi")
+	dir := example(t, "app-php")
+	e2e.WriteFile(t, dir, "files/report.csv", "a,b\n1,2\n")
+	e2e.WriteFile(t, dir, "private.txt", "SECRET\n")
+	e2e.WriteFile(t, dir, "public/download.php", `<?php
+header('Content-Type: text/csv');
+header('X-Told: ' . ($_SERVER['HTTP_X_SENDFILE_TYPE'] ?? 'nothing'));
+header('X-Sendfile: ' . $_GET['file']);
+`)
+	s := startExample(t, dir, "phased.yaml", "app.sendfile_paths=files")
+	a := do(t, "GET", s.URL("/download.php?file="+url.QueryEscape(filepath.Join(dir, "files", "report.csv"))), "", "", "X-Sendfile-Type", "X-Accel-Redirect")
+	if a.code != 200 || a.body != "a,b\n1,2\n" || a.header.Get("X-Told") != "X-Sendfile" || a.header.Get("X-Sendfile") != "" ||
+		!strings.HasPrefix(a.header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("X-Sendfile of a file below app.sendfile_paths: %d %v %q", a.code, a.header, a.body)
+	}
+	a = do(t, "GET", s.URL("/download.php?file="+url.QueryEscape(filepath.Join(dir, "files", "report.csv"))), "", "", "Range", "bytes=4-6")
+	if a.code != 206 || a.body != "1,2" {
+		t.Fatalf("a Range of it: %d %q", a.code, a.body)
+	}
+	a = do(t, "GET", s.URL("/download.php?file="+url.QueryEscape(filepath.Join(dir, "private.txt"))), "", "")
+	if a.code != 403 || strings.Contains(a.body, "SECRET") {
+		t.Fatalf("X-Sendfile of a file outside: %d %q", a.code, a.body)
+	}
+	s.WaitLog(t, "X-Sendfile: the file the app named cannot be sent", 1, 5*time.Second)
+}
+
 // TestPHPChildKilled: a child killed with SIGKILL cannot stop its php-cgi;
 // the kernel kills php-cgi's parent (its parent-death signal), which leaves
 // its PHP processes behind, still holding the child's socket. The master

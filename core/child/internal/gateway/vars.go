@@ -106,7 +106,9 @@ func Vars(r *http.Request, s Script, contentLength int64, emit func(name, value 
 // all. A name with anything but ASCII letters, digits and '-' is not
 // passed, so that "X_Real_IP" cannot pose as "X-Real-IP"; neither is Proxy
 // (httpoxy: a script would take it for HTTP_PROXY), nor Host, Content-Type
-// and Content-Length, which have variables of their own.
+// and Content-Length, which have variables of their own, nor
+// X-Sendfile-Type and X-Accel-Mapping, which are not the client's to say
+// (Sendfile).
 func HeaderVar(k string) (string, bool) {
 	if k == "" {
 		return "", false
@@ -127,7 +129,7 @@ func HeaderVar(k string) (string, bool) {
 		b = append(b, c)
 	}
 	switch name := string(b); name {
-	case "HTTP_PROXY", "HTTP_HOST", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH":
+	case "HTTP_PROXY", "HTTP_HOST", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_X_SENDFILE_TYPE", "HTTP_X_ACCEL_MAPPING":
 		return "", false
 	default:
 		return name, true

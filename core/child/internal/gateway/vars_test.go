@@ -107,6 +107,8 @@ func TestHeaderVar(t *testing.T) {
 		{"Host", "", false},
 		{"Content-Type", "", false},
 		{"Content-Length", "", false},
+		{"X-Sendfile-Type", "", false},
+		{"x-accel-mapping", "", false},
 		{"X_Forwarded_For", "", false},
 		{"X.Y", "", false},
 		{"Ünï", "", false},
