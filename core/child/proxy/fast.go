@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/phasedhq/phased/core/child/internal/gateway"
 	"github.com/phasedhq/phased/internal/childrt"
 	"github.com/phasedhq/phased/internal/sockconn"
 	"golang.org/x/net/http/httpguts"
@@ -260,7 +261,7 @@ func (p *Proxy) fastRequest(out []byte, req *childrt.ForwardRequest) ([]byte, bo
 		out = hex.AppendEncode(out, b[:])
 	}
 	if p.sendfile != nil {
-		out = append(out, "\r\nX-Sendfile-Type: X-Sendfile"...)
+		out = append(out, "\r\nX-Sendfile-Type: "+gateway.SendfileType...)
 	}
 	return append(out, "\r\n\r\n"...), true
 }
