@@ -9,9 +9,8 @@ import (
 
 // restartWatch is app.restart_file as the master last saw it.
 type restartWatch struct {
-	path  string
+	path  string    // "" until the first look: its state then is no change
 	mtime time.Time // zero while the file does not exist
-	seen  bool      // path was looked at once: its state then is no change
 }
 
 // watchRestartFile restarts the children gracefully when app.restart_file
@@ -32,8 +31,8 @@ func (m *Master) watchRestartFile() {
 	if fi, err := os.Stat(path); err == nil {
 		mtime = fi.ModTime()
 	}
-	if !w.seen || w.path != path {
-		*w = restartWatch{path: path, mtime: mtime, seen: true}
+	if w.path != path {
+		*w = restartWatch{path: path, mtime: mtime}
 		return
 	}
 	if mtime.IsZero() || mtime.Equal(w.mtime) {

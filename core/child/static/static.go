@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/phasedhq/phased/core/child/internal/gateway"
 )
 
 // Options configures the handler that New returns. The zero value serves the
@@ -295,11 +296,7 @@ func resolveRoot(root string) (string, error) {
 	if root == "" {
 		return "", errors.New("no document root")
 	}
-	real, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return "", err
-	}
-	fi, err := os.Stat(real)
+	real, fi, err := gateway.Resolve(root)
 	if err != nil {
 		return "", err
 	}

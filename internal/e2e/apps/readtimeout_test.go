@@ -32,16 +32,8 @@ func TestHTTPAppReadTimeout(t *testing.T) {
 	get := func(path string) (int, string, time.Duration) {
 		t.Helper()
 		start := time.Now()
-		resp, err := http.Get(s.URL(path))
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("GET %s: reading the body: %v", path, err)
-		}
-		return resp.StatusCode, string(b), time.Since(start)
+		resp, body := getWith(t, s, path)
+		return resp.StatusCode, body, time.Since(start)
 	}
 	for i := range 2 { // a new connection to the app, then a kept one
 		code, body, took := get("/hold?ms=4000&group=late")

@@ -36,7 +36,7 @@ func OpenRoot(dir string) (Root, error) {
 	if err != nil {
 		return Root{}, fmt.Errorf("folder %q: %w", dir, err)
 	}
-	real, fi, err := resolve(abs)
+	real, fi, err := Resolve(abs)
 	if err != nil {
 		return Root{}, fmt.Errorf("folder %q: %w", dir, err)
 	}
@@ -46,22 +46,28 @@ func OpenRoot(dir string) (Root, error) {
 	return Root{Dir: abs, Real: real, info: fi}, nil
 }
 
-// resolve returns the clean absolute name abs with every symlink resolved,
+// segmentEnd is where the segment of slash-separated path p that starts at
+// i ends: the index of the next slash, or len(p).
+func segmentEnd(p string, i int) int {
+	if j := strings.IndexByte(p[i:], '/'); j >= 0 {
+		return i + j
+	}
+	return len(p)
+}
+
+// Resolve returns the clean absolute name abs with every symlink resolved,
 // and what it names, symlinks followed: filepath.EvalSymlinks and a stat
 // of its result. A name with no symlink on the way (most document roots)
 // costs one lstat a segment, where those two cost one more and allocate a
 // string a segment.
-func resolve(abs string) (string, fs.FileInfo, error) {
+func Resolve(abs string) (string, fs.FileInfo, error) {
 	if abs == "/" {
 		fi, err := os.Stat(abs)
 		return abs, fi, err
 	}
 	var fi fs.FileInfo
 	for i := 1; i < len(abs); {
-		end := len(abs)
-		if j := strings.IndexByte(abs[i:], '/'); j >= 0 {
-			end = i + j
-		}
+		end := segmentEnd(abs, i)
 		var err error
 		if fi, err = os.Lstat(abs[:end]); err != nil {
 			return "", nil, err
@@ -109,10 +115,7 @@ func (rt Root) Find(p string) (Found, error) {
 	// inside Real. A segment that is a symlink takes the general way.
 	fi := rt.info
 	for i := 1; i < len(p); {
-		end := len(p)
-		if j := strings.IndexByte(p[i:], '/'); j >= 0 {
-			end = i + j
-		}
+		end := segmentEnd(p, i)
 		if end == i { // an empty segment
 			i++
 			continue
@@ -151,12 +154,7 @@ func (rt Root) findLinked(p string) (Found, error) {
 	}
 	// A file on the way, and PATH_INFO after it.
 	for i := 1; i < len(p); {
-		end := strings.IndexByte(p[i:], '/')
-		if end < 0 {
-			end = len(p)
-		} else {
-			end += i
-		}
+		end := segmentEnd(p, i)
 		if end == i {
 			i++
 			continue
