@@ -672,7 +672,10 @@ func newServer(r *Runtime, h http.Handler) *server {
 			}
 			s.gates = append(s.gates, &gate{Listener: ln, model: r.Model, cap: s.cap, board: r.board, counters: r.counters, proc: r.Slot, limits: lim})
 		}
-		if r.Model != ModelEvent && len(r.listeners) > 1 {
+		// A worker child speaking HTTP/2 keeps no slot for its next
+		// connection either: an HTTP/2 connection's streams may take
+		// every slot (h2slots.go).
+		if r.Model != ModelEvent && (len(r.listeners) > 1 || r.Model == ModelWorker && speaksH2(r.lopts)) {
 			s.cap.listeners = deadliners(r.listeners)
 		}
 	}

@@ -79,6 +79,15 @@ func (s *server) inlineH2(c net.Conn, r *h2.Request) (h2.Answer, bool) {
 	if cl.trusted && req.fwdTwice {
 		return h2.Answer{}, false // as over HTTP/1: the handler reads every value
 	}
+	// Under worker and prefork the answer takes the connection's slot,
+	// unless a stream's request runs on it: the request then goes to the
+	// handler, which waits for a slot (h2slots.go).
+	if sc := connSlot(c); sc != nil && sc.slot >= 0 && s.cap != nil && s.model != ModelEvent {
+		if !sc.tryOwnSlot() {
+			return h2.Answer{}, false
+		}
+		defer s.streamDone(sc, sc.slot)
+	}
 	x, ok := s.fastStart(c, &req, cl, start, nil)
 	if !ok {
 		return h2.Answer{}, false

@@ -99,10 +99,13 @@ type capacity struct {
 
 // waiter is a place in capacity.queue: a request, handed its slot on ch,
 // or an accept loop (accept), told on ch that it may accept (0) or that
-// the child stopped accepting (-1).
+// the child stopped accepting (-1). A request with claim waits for its
+// connection's slot too (h2slots.go): the slot goes to it only if claim
+// was not taken first.
 type waiter struct {
 	ch     chan int
 	accept bool
+	claim  *atomic.Bool
 }
 
 // line is a queue of waiters, a ring that grows: a line that people join
@@ -213,6 +216,13 @@ func (c *capacity) stillFree(n uint64) bool {
 func (c *capacity) takeAccepted() int {
 	s, _ := c.take(false)
 	c.mu.Lock()
+	c.tookLocked()
+	return s
+}
+
+// tookLocked follows a slot taken under mu, which it unlocks: when the
+// last free one went, it stops every listener's waiting Accept (acceptAny).
+func (c *capacity) tookLocked() {
 	last := len(c.free) == 0
 	if last {
 		c.lastTaken++
@@ -224,7 +234,6 @@ func (c *capacity) takeAccepted() int {
 			_ = l.SetDeadline(now)
 		}
 	}
-	return s
 }
 
 // hold records sc as the holder of its slot, and tells the reclaimer when
@@ -250,6 +259,9 @@ func (c *capacity) give(s int) {
 		if w.accept {
 			w.ch <- 0 // its turn: accept, and the slot goes on
 			continue
+		}
+		if w.claim != nil && !w.claim.CompareAndSwap(false, true) {
+			continue // served by its connection's slot meanwhile
 		}
 		c.mu.Unlock()
 		w.ch <- s
@@ -606,6 +618,7 @@ type slotConn struct {
 	pending   atomic.Bool
 	reads     atomic.Int32
 	pendTimer atomic.Pointer[time.Timer] // ends the first read's pending (settle)
+	streams   streamSlots                // HTTP/2 streams on the slot (h2slots.go)
 }
 
 // CloseWrite passes net/http's half-close on (closeWrite).
@@ -633,16 +646,21 @@ func (c *slotConn) Close() error {
 		if c.proc != nil {
 			c.proc.Closed()
 		}
-		if c.slot >= 0 {
-			if w := c.worker(); w != nil {
-				w.SetState(scoreboard.Idle)
-			}
-			c.g.cap.give(c.slot)
-		} else {
+		if c.slot < 0 {
 			c.g.cap.leave()
+		} else if !c.closeStreams() {
+			c.release()
 		}
 	}
 	return err
+}
+
+// release gives a closed connection's slot back to the child.
+func (c *slotConn) release() {
+	if w := c.worker(); w != nil {
+		w.SetState(scoreboard.Idle)
+	}
+	c.g.cap.give(c.slot)
 }
 
 type ctxKey struct{}
@@ -674,6 +692,9 @@ func (s *server) scored(h http.Handler) http.Handler {
 		event := s.cap != nil && s.model == ModelEvent
 		if event {
 			slot = s.requestSlot(sc)
+		} else if r.ProtoMajor == 2 && slot >= 0 && s.cap != nil {
+			slot = s.streamSlot(sc)
+			defer s.streamDone(sc, slot)
 		}
 		if slot < 0 || s.board == nil && !event {
 			h.ServeHTTP(w, r)

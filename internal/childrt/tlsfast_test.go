@@ -43,13 +43,21 @@ func startTLS(t *testing.T, model Model, fast FastResponder) (string, *tls.Confi
 	rt, addr, events, _ := modelRuntime(t, model, 8)
 	rt.Fast = fast
 	rt.Timeouts.ReadHeader = 500 * time.Millisecond
+	cfg := withTLS(t, rt, addr)
+	serveForTest(t, rt, events, tlsHandler)
+	return addr, cfg
+}
+
+// withTLS makes rt's listener at addr a TLS one offering HTTP/2, with a
+// certificate for localhost, and returns a client config that trusts it.
+func withTLS(t *testing.T, rt *Runtime, addr string) *tls.Config {
+	t.Helper()
 	certPEM, keyPEM := selfSigned(t)
 	rt.lopts = []contract.Listener{{Addr: addr, TLS: &contract.TLS{
 		Certificates: []contract.Certificate{{Cert: certPEM, Key: keyPEM}}, MinVersion: tls.VersionTLS12, HTTP2: true}}}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	serveForTest(t, rt, events, tlsHandler)
-	return addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
 
 // TestFastPathOverTLS: on a TLS listener, HTTP/1.1 requests the responder

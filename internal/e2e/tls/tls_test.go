@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,5 +328,60 @@ func TestHTTP2BeyondTheFastPath(t *testing.T) {
 			t.Fatalf("access log:\n%s", data)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHTTP2StreamsTakeWorkerSlots: under the worker MPM an HTTP/2
+// connection's requests each take a worker slot, as HTTP/1.1 requests do:
+// six CGI requests of 0.8 s at once on one connection, to a child of three
+// threads, run three at a time (three busy workers in `phased status`, the
+// last answers after two rounds), and every one is answered and logged.
+func TestHTTP2StreamsTakeWorkerSlots(t *testing.T) {
+	s := start(t, "", siteTLS, `mpm: {name: worker, start_servers: 1, server_limit: 1, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 3, max_request_workers: 3}
+app:
+  type: cgi
+  cgi: {paths: {"/cgi-bin/": cgi-bin}}
+`, func(dir string) {
+		e2e.WriteFile(t, dir, "cgi-bin/nap.sh", "#!/bin/sh\nsleep 0.8\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslept\\n'\n")
+		os.Chmod(filepath.Join(dir, "cgi-bin/nap.sh"), 0o755)
+	})
+	cl := client(true)
+	base := "https://" + s.TLSAddr
+	if resp, _, err := fetch(cl, "GET", base+"/hello.txt"); err != nil || resp.ProtoMajor != 2 {
+		t.Fatalf("HTTP/2: %v %v", resp, err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	var answered atomic.Int32
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, b, err := fetch(cl, "GET", base+"/cgi-bin/nap.sh")
+			if err != nil || resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(b) != "slept\n" {
+				t.Errorf("nap.sh: %v %v %q", resp, err, b)
+				return
+			}
+			answered.Add(1)
+		}()
+	}
+	most := 0
+	for time.Since(start) < 1200*time.Millisecond {
+		most = max(most, int(s.Status(t)["busy_workers"].(float64)))
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if most != 3 || took < 1500*time.Millisecond || answered.Load() != 6 {
+		t.Fatalf("six requests on three threads: at most %d busy (want 3), all answered after %v (want two rounds of 0.8 s), %d answered", most, took, answered.Load())
+	}
+	t.Logf("at most %d busy, answered after %v", most, took)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		data, _ := os.ReadFile(filepath.Join(s.Dir, "logs/access.log"))
+		if strings.Count(string(data), `"GET /cgi-bin/nap.sh HTTP/2.0" 200`) == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access log:\n%s", data)
+		}
 	}
 }
