@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mholt/acmez/v3"
@@ -49,6 +50,9 @@ type Options struct {
 	Storage string
 	// Challenge is "http-01" or "tls-alpn-01".
 	Challenge string
+	// RenewBefore is how long before its expiry the certificate is
+	// renewed; 0: once a third of its lifetime is left (Stored.RenewAt).
+	RenewBefore time.Duration
 	// HTTPDir and TLSDir are where the HTTP-01 answers and the TLS-ALPN-01
 	// certificates go, for the children to read.
 	HTTPDir, TLSDir string
@@ -61,8 +65,31 @@ type Options struct {
 
 // Stored is a certificate in the storage.
 type Stored struct {
-	Cert, Key []byte
-	NotAfter  time.Time
+	Cert, Key           []byte
+	NotBefore, NotAfter time.Time
+	Names               []string // the leaf's DNS names
+}
+
+// RenewAt is when the certificate is due for renewal: before its expiry,
+// or, when before is 0 or not shorter than its lifetime, once a third of
+// its lifetime is left (as Caddy does, and Let's Encrypt advises: a
+// 90-day certificate at 30 days left, a 6-day one at 2).
+func (s Stored) RenewAt(before time.Duration) time.Time {
+	life := s.NotAfter.Sub(s.NotBefore)
+	if before <= 0 || before >= life {
+		before = life / 3
+	}
+	return s.NotAfter.Add(-before)
+}
+
+// Covers reports whether the certificate names every one of names.
+func (s Stored) Covers(names []string) bool {
+	for _, n := range names {
+		if !slices.Contains(s.Names, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // Load returns the stored certificate for o.Names, or false when there is
@@ -85,7 +112,7 @@ func Load(o Options) (Stored, bool) {
 	if err != nil {
 		return Stored{}, false
 	}
-	return Stored{Cert: cert, Key: key, NotAfter: leaf.NotAfter}, true
+	return Stored{Cert: cert, Key: key, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, Names: leaf.DNSNames}, true
 }
 
 func certDir(o Options) string { return filepath.Join(o.Storage, "certificates", o.Names[0]) }

@@ -110,7 +110,8 @@ type ACME struct {
 	// it) or "tls-alpn-01" (on this listener). Default "tls-alpn-01".
 	Challenge string `koanf:"challenge" json:"challenge" yaml:"challenge"`
 	// RenewBefore is how long before expiry a certificate is renewed.
-	// Default 720h (30 days).
+	// Default 0: once a third of its lifetime is left (30 days of a
+	// 90-day certificate); also when it is not shorter than the lifetime.
 	RenewBefore time.Duration `koanf:"renew_before" json:"renew_before" yaml:"renew_before"`
 }
 
@@ -220,8 +221,8 @@ func (c *Config) validateListener(v *validator, key string, l Listener) {
 			}
 		}
 		v.oneOf(key+".tls.acme.challenge", a.Challenge, []string{"http-01", "tls-alpn-01"})
-		if a.RenewBefore <= 0 {
-			v.errorf(key+".tls.acme.renew_before", "must be greater than 0")
+		if a.RenewBefore < 0 {
+			v.errorf(key+".tls.acme.renew_before", "must not be negative")
 		}
 	}
 }
@@ -263,9 +264,6 @@ func (c *Config) finishListen() {
 			a.CA = c.abs(a.CA)
 			if a.Challenge == "" {
 				a.Challenge = "tls-alpn-01"
-			}
-			if a.RenewBefore == 0 {
-				a.RenewBefore = 30 * 24 * time.Hour
 			}
 			if a.Names == nil {
 				a.Names = []string{}

@@ -50,7 +50,7 @@ func (m *Master) acmeOptions(cfg *config.Config) []acme.Options {
 		}
 		a := l.TLS.ACME
 		out = append(out, acme.Options{Names: a.Names, Email: a.Email, Directory: a.Directory, CAFile: a.CA, Storage: a.Storage,
-			Challenge: a.Challenge, HTTPDir: httpDir, TLSDir: tlsDir, UID: uid, GID: gid, Log: m.log})
+			Challenge: a.Challenge, RenewBefore: a.RenewBefore, HTTPDir: httpDir, TLSDir: tlsDir, UID: uid, GID: gid, Log: m.log})
 	}
 	return out
 }
@@ -81,9 +81,10 @@ func (m *Master) addACME(p *pass) {
 	}
 }
 
-// acmeTick starts an order when a certificate is missing or due for
-// renewal, and rolls a new one out with a graceful restart once the
-// supervisor can take one.
+// acmeTick starts an order when a certificate is missing, lacks one of
+// its listener's names, or is due for renewal, and rolls a new one
+// out with a graceful restart once the supervisor can take one. It looks
+// again every acmeCheck, or when the next certificate is due if sooner.
 func (m *Master) acmeTick(now time.Time) {
 	a := &m.acme
 	if a.rollout && m.sv.CanRestart() {
@@ -94,15 +95,18 @@ func (m *Master) acmeTick(now time.Time) {
 	if a.busy || now.Before(a.next) || m.sv.Stopping() {
 		return
 	}
+	next := now.Add(acmeCheck)
 	for _, o := range m.acmeOptions(m.cfg) {
-		renewBefore := 30 * 24 * time.Hour
-		for _, l := range m.cfg.Listen {
-			if l.TLS != nil && l.TLS.ACME != nil && l.TLS.ACME.Names[0] == o.Names[0] {
-				renewBefore = l.TLS.ACME.RenewBefore
+		if st, ok := acme.Load(o); ok {
+			why := "renewal due"
+			switch at := st.RenewAt(o.RenewBefore); {
+			case !st.Covers(o.Names):
+				why = "the certificate lacks a name"
+			case now.Before(at):
+				next = minTime(next, at)
+				continue
 			}
-		}
-		if st, ok := acme.Load(o); ok && st.NotAfter.Sub(now) > renewBefore {
-			continue
+			m.log.Info("ACME: renewing", "names", o.Names, "reason", why, "not_after", st.NotAfter.Format(time.RFC3339))
 		}
 		a.busy = true
 		go func() {
@@ -113,7 +117,14 @@ func (m *Master) acmeTick(now time.Time) {
 		}()
 		return // one order at a time
 	}
-	a.next = now.Add(acmeCheck)
+	a.next = next
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // acmeDone takes an order's outcome.

@@ -245,6 +245,7 @@ func (m *Master) commit(p *pass) {
 	oldErr, oldAccess := m.errlog, m.access
 	m.errlog, m.log, m.access, m.cfg, m.plan, m.passNum = p.errlog, p.errlog.Logger(), p.access, p.cfg, p.plan, p.num
 	m.logSw.set(m.log.Handler())
+	m.acme.next = time.Time{} // ACME looks at the new configuration's names at once
 	if oldErr != nil {
 		oldErr.Close()
 	}

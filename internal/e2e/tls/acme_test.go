@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,9 +72,15 @@ func TestACME(t *testing.T) {
 			_, plainPort, _ := net.SplitHostPort(plain)
 			_, securePort, _ := net.SplitHostPort(secure)
 			genCert(t, dir, "pebble", "localhost")
+			// Under TLS-ALPN-01 pebble issues certificates of 15 s, so
+			// that the renewal (at 5 s left) comes within the test.
+			validity := 0
+			if challenge == "tls-alpn-01" {
+				validity = 15
+			}
 			cfg := fmt.Sprintf(`{"pebble": {"listenAddress": %q, "managementListenAddress": %q, "certificate": %q, "privateKey": %q,
-				"httpPort": %s, "tlsPort": %s, "ocspResponderURL": "", "externalAccountBindingRequired": false}}`,
-				acmeAddr, mgmt, filepath.Join(dir, "pebble.crt"), filepath.Join(dir, "pebble.key"), plainPort, securePort)
+				"httpPort": %s, "tlsPort": %s, "ocspResponderURL": "", "externalAccountBindingRequired": false, "certificateValidityPeriod": %d}}`,
+				acmeAddr, mgmt, filepath.Join(dir, "pebble.crt"), filepath.Join(dir, "pebble.key"), plainPort, securePort, validity)
 			os.WriteFile(filepath.Join(dir, "pebble.json"), []byte(cfg), 0o644)
 			dnsOut := run(t, nil, challtest, "-dns01", dns, "-http01", "", "-https01", "", "-tlsalpn01", "",
 				"-management", dnsMgmt, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
@@ -99,12 +106,14 @@ func TestACME(t *testing.T) {
 			p.WaitLog(t, "resuming normal operations", 1, 20*time.Second)
 			p.WaitLog(t, "ACME: certificate issued", 1, 60*time.Second)
 			p.WaitLog(t, "graceful restart done", 1, 30*time.Second)
-			for _, step := range []string{"resuming normal operations", "ACME: account registered", "ACME: ordering a certificate", "ACME: " + strings.ToUpper(challenge[:len(challenge)-3]) + "-01 challenge presented",
-				"ACME: certificate issued", "ACME: rolling the new certificate out with a graceful restart", "graceful restart done"} {
-				for _, r := range p.Log.Records(step) {
-					t.Logf("%s  %s", r["time"], step)
+			defer func() {
+				for _, step := range []string{"resuming normal operations", "ACME: account registered", "ACME: ordering a certificate", "ACME: " + strings.ToUpper(challenge[:len(challenge)-3]) + "-01 challenge presented",
+					"ACME: certificate issued", "ACME: rolling the new certificate out with a graceful restart", "graceful restart done", "ACME: renewing"} {
+					for _, r := range p.Log.Records(step) {
+						t.Logf("%s  %s", r["time"], step)
+					}
 				}
-			}
+			}()
 
 			// The TLS listener serves pebble's certificate for the name,
 			// which verifies against pebble's root.
@@ -117,21 +126,7 @@ func TestACME(t *testing.T) {
 			rootPEM, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			roots.AppendCertsFromPEM(rootPEM)
-			// The old generation's children stop accepting as they get
-			// their drain signal, just after "graceful restart done": a
-			// connection made in between reaches one, without a
-			// certificate. Try again until the new generation answers.
-			var c *tls.Conn
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-				if c, err = tls.Dial("tcp", secure, &tls.Config{ServerName: "phased.test", RootCAs: roots}); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the TLS listener's certificate does not verify against pebble's root: %v\n%s", err, p.Log)
-				}
-			}
-			leaf := c.ConnectionState().PeerCertificates[0]
-			c.Close()
+			leaf := acmeLeaf(t, p, secure, roots, nil)
 			if !strings.Contains(leaf.Issuer.CommonName, "Pebble") || leaf.DNSNames[0] != "phased.test" {
 				t.Fatalf("served %v issued by %q", leaf.DNSNames, leaf.Issuer.CommonName)
 			}
@@ -163,7 +158,66 @@ func TestACME(t *testing.T) {
 			if len(st.Certificates) != 1 || st.Certificates[0].Names[0] != "phased.test" || st.Certificates[0].SecondsLeft <= 0 {
 				t.Errorf("status page certificates: %s", body)
 			}
+			if validity == 0 {
+				// A name added to the configuration: the graceful
+				// restart that loads it orders a certificate with it.
+				os.WriteFile(conf, []byte(strings.Replace(string(must(os.ReadFile(conf))), "names: [phased.test]", "names: [phased.test, www.phased.test]", 1)), 0o644)
+				if code, _, errOut := e2e.Run(t, dir, nil, "-f", conf, "-k", "graceful"); code != 0 {
+					t.Fatalf("-k graceful: %d %s", code, errOut)
+				}
+				p.WaitLog(t, "ACME: renewing", 1, 20*time.Second)
+				if r := p.Log.Records("ACME: renewing")[0]; r["reason"] != "the certificate lacks a name" {
+					t.Errorf("renewing: %v", r)
+				}
+				p.WaitLog(t, "ACME: certificate issued", 2, 30*time.Second)
+				if got := acmeLeaf(t, p, secure, roots, leaf); !slices.Contains(got.DNSNames, "www.phased.test") {
+					t.Errorf("the new certificate names %v", got.DNSNames)
+				}
+				return
+			}
+
+			// The renewal: with a third of the certificate's life left,
+			// the master orders a new one by itself and rolls it out;
+			// not before (a certificate shorter-lived than renew_before's
+			// old default of 30 days was ordered again and again).
+			if n := p.Log.Count("ACME: ordering a certificate"); n != 1 {
+				t.Errorf("%d orders before the renewal is due", n)
+			}
+			p.WaitLog(t, "ACME: renewing", 1, 20*time.Second)
+			if r := p.Log.Records("ACME: renewing")[0]; r["reason"] != "renewal due" {
+				t.Errorf("renewing: %v", r)
+			}
+			p.WaitLog(t, "ACME: certificate issued", 2, 30*time.Second)
+			p.WaitLog(t, "graceful restart done", 2, 30*time.Second)
+			renewed := acmeLeaf(t, p, secure, roots, leaf)
+			if life := leaf.NotAfter.Sub(leaf.NotBefore); life > time.Minute {
+				t.Fatalf("pebble's certificates last %v", life)
+			}
+			if !renewed.NotAfter.After(leaf.NotAfter) {
+				t.Errorf("renewed certificate expires %v, the first %v", renewed.NotAfter, leaf.NotAfter)
+			}
 		})
+	}
+}
+
+// acmeLeaf is the certificate the TLS listener at addr serves for
+// phased.test, verified against roots, once it is not old: after a
+// graceful restart a connection may still reach a child of the old
+// generation, which stops accepting as it gets its drain signal.
+func acmeLeaf(t *testing.T, p *e2e.Proc, addr string, roots *x509.CertPool, old *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "phased.test", RootCAs: roots})
+		if err == nil {
+			leaf := c.ConnectionState().PeerCertificates[0]
+			c.Close()
+			if old == nil || leaf.SerialNumber.Cmp(old.SerialNumber) != 0 {
+				return leaf
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new certificate that verifies against pebble's root at %s: %v\n%s", addr, err, p.Log)
+		}
 	}
 }
 
@@ -183,4 +237,11 @@ func (w *syncWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
