@@ -32,6 +32,9 @@ func (s *server) newH2(r *Runtime) *h2.Server {
 		PrefaceTimeout: handshakeTimeout(r.Timeouts),
 		IdleTimeout:    r.Timeouts.Idle,
 		WriteTimeout:   r.Timeouts.Write,
+		ReadTimeout:    r.Timeouts.Read,
+		MinRate:        r.Timeouts.MinRate,
+		RateGrace:      (&connLimits{readHeader: r.Timeouts.ReadHeader}).grace(), // as the HTTP/1 connections have it
 		Log:            r.Log,
 	}
 	if s.fast != nil {
@@ -82,11 +85,13 @@ func (s *server) inlineH2(c net.Conn, r *h2.Request) (h2.Answer, bool) {
 	// Under worker and prefork the answer takes the connection's slot,
 	// unless a stream's request runs on it: the request then goes to the
 	// handler, which waits for a slot (h2slots.go).
-	if sc := connSlot(c); sc != nil && sc.slot >= 0 && s.cap != nil && s.model != ModelEvent {
-		if !sc.tryOwnSlot() {
-			return h2.Answer{}, false
+	if s.model != ModelEvent && s.cap != nil {
+		if sc := connSlot(c); sc != nil && sc.slot >= 0 {
+			if !sc.tryOwnSlot() {
+				return h2.Answer{}, false
+			}
+			defer s.streamDone(sc, sc.slot)
 		}
-		defer s.streamDone(sc, sc.slot)
 	}
 	x, ok := s.fastStart(c, &req, cl, start, nil)
 	if !ok {

@@ -62,9 +62,20 @@ type Server struct {
 	MaxConcurrentStreams uint32        // 0: 128, nginx's
 	PrefaceTimeout       time.Duration // from ServeConn to the client's first SETTINGS
 	IdleTimeout          time.Duration // with no stream open; 0: none
-	WriteTimeout         time.Duration // for each write to the client; 0: none
-	MaxHeaderBytes       int           // 0: http.DefaultMaxHeaderBytes
-	Log                  *slog.Logger
+	// WriteTimeout bounds each write to the client, and each wait for the
+	// client's flow-control window (nginx's send_timeout); 0: none.
+	WriteTimeout time.Duration
+	// ReadTimeout bounds a request body, from its HEADERS to its end;
+	// 0: none. MinRate, when above 0, is the slowest a body may come in
+	// bytes a second on average over the time its handler spent waiting
+	// for it, once it has waited RateGrace (mod_reqtimeout's MinRate, as
+	// the HTTP/1 connections have it). A body that is too late or too slow
+	// fails its handler's Read and its stream is reset (CANCEL).
+	ReadTimeout    time.Duration
+	MinRate        int
+	RateGrace      time.Duration
+	MaxHeaderBytes int // 0: http.DefaultMaxHeaderBytes
+	Log            *slog.Logger
 }
 
 // Request is what Inline is asked: the pseudo-header fields and the
@@ -100,8 +111,15 @@ const (
 	deadlineSlack = time.Second
 )
 
+// slack is how much older than a new one a deadline of d may be and stay:
+// deadlineSlack, or a tenth of d for a shorter bound, so that a deadline
+// is never more than a tenth short.
+func slack(d time.Duration) time.Duration { return min(deadlineSlack, d/10) }
+
 var errClientGone = errors.New("h2: client disconnected")
 var errStreamReset = errors.New("h2: stream reset by the client")
+var errBodyTimeout = errors.New("h2: request body too slow")
+var errWindowTimeout = errors.New("h2: no flow-control window from the client within the write timeout")
 
 // ServeConn serves c, which has negotiated h2, until the client leaves,
 // an error ends it or the server drains. It closes c.
@@ -245,7 +263,7 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 	sc := w.sc
 	if d := sc.srv.WriteTimeout; d > 0 {
 		now := time.Now()
-		if by := now.Add(d); by.Sub(sc.wdl) > deadlineSlack {
+		if by := now.Add(d); by.Sub(sc.wdl) > slack(d) {
 			if err := sc.nc.SetWriteDeadline(by); err != nil {
 				return 0, err
 			}
@@ -382,14 +400,14 @@ func (sc *conn) waitInput() bool {
 }
 
 // armIdleLocked sets the idle bound from now, if there is one, unless the
-// one set is less than deadlineSlack older (always when force). The caller
+// one set is less than slack older (always when force). The caller
 // holds mu.
 func (sc *conn) armIdleLocked(force bool) {
 	d := sc.srv.IdleTimeout
 	if d <= 0 {
 		return
 	}
-	if by := time.Now().Add(d); force || sc.rdl.IsZero() || by.Sub(sc.rdl) > deadlineSlack {
+	if by := time.Now().Add(d); force || sc.rdl.IsZero() || by.Sub(sc.rdl) > slack(d) {
 		sc.nc.SetReadDeadline(by)
 		sc.rdl = by
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // serve starts srv on a TLS listener on 127.0.0.1 and returns a client
@@ -367,5 +368,148 @@ func TestFramerErrorsGetGoAway(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// rawClient serves srv on a loopback TCP connection and returns the
+// client's side, which has sent the preface and settings, and its framer.
+func rawClient(t *testing.T, srv *Server, settings ...http2.Setting) (net.Conn, *http2.Framer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		ln.Close()
+		if err == nil {
+			srv.ServeConn(c)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings(settings...)
+	return c, fr
+}
+
+// headers sends a request's HEADERS on stream id.
+func headers(fr *http2.Framer, id uint32, method, path string, end bool) {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "x"}, {":path", path}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: end, EndHeaders: true})
+}
+
+// awaitReset reads frames until RST_STREAM for id, and returns its code.
+func awaitReset(t *testing.T, fr *http2.Framer, id uint32) http2.ErrCode {
+	t.Helper()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no RST_STREAM for stream %d: %v", id, err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == id {
+			return rst.ErrCode
+		}
+	}
+}
+
+// TestSlowBodies: a request body that stops coming fails the handler's Read
+// once the grace is spent (min_rate), one that comes too late fails at the
+// read timeout, each stream reset with CANCEL; a body at a good rate is
+// read whole.
+func TestSlowBodies(t *testing.T) {
+	type result struct {
+		n   int
+		err error
+		at  time.Duration
+	}
+	for _, tc := range []struct {
+		name    string
+		srv     Server
+		every   time.Duration // a 100-byte DATA frame this often (0: one, then nothing)
+		frames  int
+		cut     bool
+		earlies time.Duration // not cut before this
+	}{
+		{"stops", Server{MinRate: 1000, RateGrace: 300 * time.Millisecond, ReadTimeout: 10 * time.Second}, 0, 1, true, 300 * time.Millisecond},
+		{"steady", Server{MinRate: 1000, RateGrace: 300 * time.Millisecond, ReadTimeout: 10 * time.Second}, 50 * time.Millisecond, 20, false, 0},
+		{"late", Server{ReadTimeout: 400 * time.Millisecond}, 100 * time.Millisecond, 20, true, 400 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan result, 1)
+			srv := tc.srv
+			srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				start := time.Now()
+				b, err := io.ReadAll(r.Body)
+				got <- result{len(b), err, time.Since(start)}
+			})
+			_, fr := rawClient(t, &srv)
+			headers(fr, 1, "POST", "/up", false)
+			chunk := bytes.Repeat([]byte("x"), 100)
+			go func() {
+				for i := range tc.frames {
+					if fr.WriteData(1, i == tc.frames-1 && !tc.cut, chunk) != nil {
+						return
+					}
+					time.Sleep(tc.every)
+				}
+			}()
+			var r result
+			select {
+			case r = <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the handler still reads the body")
+			}
+			if !tc.cut {
+				if r.err != nil || r.n != tc.frames*100 {
+					t.Fatalf("a steady body: %d bytes, %v", r.n, r.err)
+				}
+				return
+			}
+			if r.err != errBodyTimeout || r.at < tc.earlies || r.at > tc.earlies+time.Second {
+				t.Fatalf("read %d bytes, %v after %v; want %v after %v", r.n, r.err, r.at, errBodyTimeout, tc.earlies)
+			}
+			if code := awaitReset(t, fr, 1); code != http2.ErrCodeCancel {
+				t.Fatalf("RST_STREAM %v, want CANCEL", code)
+			}
+		})
+	}
+}
+
+// TestWindowTimeout: a client that gives no flow-control window has its
+// stream reset after the write timeout, and the handler's write fails.
+func TestWindowTimeout(t *testing.T) {
+	failed := make(chan error, 1)
+	srv := &Server{WriteTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("y"), 100))
+		failed <- http.NewResponseController(w).Flush()
+	})}
+	_, fr := rawClient(t, srv, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	start := time.Now()
+	headers(fr, 1, "GET", "/down", true)
+	if code := awaitReset(t, fr, 1); code != http2.ErrCodeCancel {
+		t.Fatalf("RST_STREAM %v, want CANCEL", code)
+	}
+	select {
+	case err := <-failed:
+		if err == nil || time.Since(start) < 300*time.Millisecond {
+			t.Fatalf("the handler's flush: %v after %v", err, time.Since(start))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's flush still waits")
 	}
 }

@@ -89,6 +89,10 @@ func (sc *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	st := &stream{sc: sc, id: id, cancel: cancel, declLen: declLen, recvWin: streamWindow}
 	if !end {
 		st.body = newPipe()
+		st.body.lim = bodyLimits{minRate: int64(sc.srv.MinRate), grace: sc.srv.RateGrace}
+		if d := sc.srv.ReadTimeout; d > 0 {
+			st.body.lim.by = time.Now().Add(d)
+		}
 		req.Body = &requestBody{st: st}
 	}
 	st.req = req.WithContext(ctx)
@@ -493,6 +497,12 @@ func appendLines(fields []hpack.HeaderField, lines, header []byte) ([]hpack.Head
 func (sc *conn) sendData(st *stream, p []byte, end bool) error {
 	for {
 		n, err := sc.takeWindow(st, len(p))
+		if err == errWindowTimeout {
+			sc.log.Info("h2: stream reset: the client gave no flow-control window within timeouts.write", "remote", sc.remote, "stream", st.id)
+			sc.resetStream(st.id, http2.ErrCodeCancel)
+			sc.flush()
+			sc.endStream(st, err, false)
+		}
 		if err != nil {
 			return err
 		}
@@ -523,6 +533,7 @@ func (sc *conn) takeWindow(st *stream, want int) (int, error) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	flushed := false
+	var by time.Time // the wait's bound, once it waits
 	for {
 		if sc.closed {
 			return 0, errClientGone
@@ -546,6 +557,20 @@ func (sc *conn) takeWindow(st *stream, want int) (int, error) {
 			flushed = true
 			continue
 		}
+		if d := sc.srv.WriteTimeout; d > 0 {
+			now := time.Now()
+			if by.IsZero() {
+				by = now.Add(d)
+				t := time.AfterFunc(d, func() {
+					sc.mu.Lock()
+					sc.cond.Broadcast()
+					sc.mu.Unlock()
+				})
+				defer t.Stop()
+			} else if !now.Before(by) {
+				return 0, errWindowTimeout
+			}
+		}
 		sc.cond.Wait()
 	}
 }
@@ -559,6 +584,53 @@ type pipe struct {
 	err     error // after buf: io.EOF, or why the stream ended
 	closed  bool  // the handler closed the body
 	trailer func()
+	lim     bodyLimits
+	got     int64         // bytes the client sent
+	waited  time.Duration // time the handler spent waiting for them
+}
+
+// bodyLimits bound how a request body comes, as the HTTP/1 connections'
+// do: all of it by by (zero: no bound), and, once the handler has waited
+// grace for it, at minRate bytes a second on average over its waits (0:
+// no minimum).
+type bodyLimits struct {
+	by      time.Time
+	minRate int64
+	grace   time.Duration
+}
+
+// wait waits, under mu, for the client's next bytes within the body's
+// limits; false when they did not come in time.
+func (p *pipe) wait() bool {
+	now := time.Now()
+	bounded, d := false, time.Duration(0)
+	if !p.lim.by.IsZero() {
+		bounded, d = true, p.lim.by.Sub(now)
+	}
+	if p.lim.minRate > 0 {
+		left := max(p.lim.grace, time.Duration(p.got*int64(time.Second)/p.lim.minRate)) - p.waited
+		if !bounded || left < d {
+			bounded, d = true, left
+		}
+	}
+	if !bounded {
+		p.cond.Wait()
+		return true
+	}
+	if d <= 0 {
+		return false
+	}
+	fired := false
+	t := time.AfterFunc(d, func() {
+		p.mu.Lock()
+		fired = true
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	p.cond.Wait()
+	t.Stop()
+	p.waited += time.Since(now)
+	return !fired || len(p.buf) > 0 || p.err != nil || p.closed
 }
 
 func newPipe() *pipe {
@@ -575,6 +647,7 @@ func (p *pipe) write(data []byte) bool {
 		return false
 	}
 	p.buf = append(p.buf, data...)
+	p.got += int64(len(data))
 	p.cond.Signal()
 	return true
 }
@@ -619,7 +692,9 @@ func (p *pipe) read(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.buf) == 0 && p.err == nil && !p.closed {
-		p.cond.Wait()
+		if !p.wait() {
+			p.err = errBodyTimeout
+		}
 	}
 	if p.closed {
 		return 0, http.ErrBodyReadAfterClose
@@ -641,9 +716,10 @@ func (p *pipe) read(b []byte) (int, error) {
 
 // requestBody is a handler's Request.Body.
 type requestBody struct {
-	st     *stream
-	asked  bool // 100 Continue sent, if it was asked for
-	closed bool
+	st       *stream
+	asked    bool // 100 Continue sent, if it was asked for
+	closed   bool
+	timedOut bool // the body came too slowly, and the stream was reset
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -660,6 +736,14 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := st.body.read(p)
 	if n > 0 {
 		st.sc.giveBack(st, int64(n))
+	}
+	if err == errBodyTimeout && !b.timedOut {
+		b.timedOut = true
+		sc := st.sc
+		sc.log.Info("h2: stream reset: its request body was too slow (timeouts.read, timeouts.min_rate)", "remote", sc.remote, "stream", st.id)
+		sc.resetStream(st.id, http2.ErrCodeCancel)
+		sc.flush()
+		sc.endStream(st, err, false)
 	}
 	return n, err
 }

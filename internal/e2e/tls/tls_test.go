@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // TestHTTPSAndHTTP2: the TLS listener serves HTTPS, HTTP/2 by ALPN to a
@@ -382,6 +384,75 @@ app:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("access log:\n%s", data)
+		}
+	}
+}
+
+// TestHTTP2SlowBodyIsCut: an HTTP/2 request body that stops coming is cut
+// as an HTTP/1.1 one is (timeouts.min_rate after half of read_header): the
+// stream is reset, its slot freed, and the error log says why; the
+// connection's other requests go on.
+func TestHTTP2SlowBodyIsCut(t *testing.T) {
+	s := start(t, "", siteTLS, `timeouts: {read_header: 2s, min_rate: 500}
+app:
+  type: cgi
+  cgi: {paths: {"/cgi-bin/": cgi-bin}}
+`, func(dir string) {
+		e2e.WriteFile(t, dir, "cgi-bin/count.sh", "#!/bin/sh\nn=$(wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$n\"\n")
+		os.Chmod(filepath.Join(dir, "cgi-bin/count.sh"), 0o755)
+	})
+	c, err := tls.Dial("tcp", s.TLSAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	request := func(id uint32, end bool) {
+		block.Reset()
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/cgi-bin/count.sh"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: end, EndHeaders: true})
+	}
+	start := time.Now()
+	request(1, false)
+	fr.WriteData(1, false, []byte("ten bytes!"))
+	var took time.Duration
+	for took == 0 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no RST_STREAM for the stalled body: %v\n%s", err, s.Log)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
+			if took = time.Since(start); rst.ErrCode != http2.ErrCodeCancel || took < time.Second || took > 4*time.Second {
+				t.Fatalf("RST_STREAM %v after %v, want CANCEL after the 1 s grace", rst.ErrCode, took)
+			}
+		}
+	}
+	s.WaitLog(t, "its request body was too slow", 1, 5*time.Second)
+	// The connection goes on: a request with a whole body is answered.
+	request(3, false)
+	fr.WriteData(3, true, []byte("12345"))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer on the same connection: %v", err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == 3 {
+			if got := strings.TrimSpace(string(d.Data())); got != "5" {
+				t.Fatalf("answer %q", got)
+			}
+			break
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.Status(t)["busy_workers"].(float64) != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a worker stays busy after the stream was cut")
 		}
 	}
 }
