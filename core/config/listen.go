@@ -81,6 +81,18 @@ type TLS struct {
 	// directory (Let's Encrypt, or any RFC 8555 server), as Caddy and
 	// mod_md do; nil means none.
 	ACME *ACME `koanf:"acme" json:"acme" yaml:"acme"`
+
+	// ClientCA is a PEM file of the certificate authorities a client's
+	// certificate must chain to (Apache's SSLCACertificateFile with
+	// SSLVerifyClient, nginx's ssl_client_certificate). Read by the master
+	// as the certificates are. Default "": no client certificates.
+	ClientCA string `koanf:"client_ca" json:"client_ca" yaml:"client_ca"`
+
+	// ClientAuth is whether clients show a certificate: "require" (the
+	// handshake fails without one that verifies), "optional" (one that is
+	// shown must verify; apps see whether there was one) or "none".
+	// Default "require" with client_ca, "none" without.
+	ClientAuth string `koanf:"client_auth" json:"client_auth" yaml:"client_auth"`
 }
 
 // Certificate is one certificate and its private key.
@@ -141,6 +153,9 @@ func (l Listener) plain() bool {
 
 // The TLS versions min_version takes.
 var tlsVersions = []string{"1.2", "1.3"}
+
+// The values of tls.client_auth.
+var clientAuths = []string{"none", "optional", "require"}
 
 // validateListen checks listen's entries; every error names its key.
 func (c *Config) validateListen(v *validator) {
@@ -206,6 +221,10 @@ func (c *Config) validateListener(v *validator, key string, l Listener) {
 		}
 	}
 	v.oneOf(key+".tls.min_version", t.MinVersion, tlsVersions)
+	v.oneOf(key+".tls.client_auth", t.ClientAuth, clientAuths)
+	if t.ClientAuth != "none" && t.ClientCA == "" {
+		v.errorf(key+".tls.client_auth", "%q needs tls.client_ca, the authorities client certificates chain to", t.ClientAuth)
+	}
 	for j, name := range t.Ciphers {
 		if _, ok := cipherByName(name); !ok {
 			v.errorf(fmt.Sprintf("%s.tls.ciphers[%d]", key, j), "%q is not a TLS 1.2 cipher suite Go offers securely (as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", name)
@@ -249,6 +268,13 @@ func (c *Config) finishListen() {
 		if t.Ciphers == nil {
 			t.Ciphers = []string{}
 		}
+		if t.ClientAuth == "" {
+			t.ClientAuth = "none"
+			if t.ClientCA != "" {
+				t.ClientAuth = "require"
+			}
+		}
+		t.ClientCA = c.abs(t.ClientCA)
 		for j := range t.Certificates {
 			t.Certificates[j].Cert = c.abs(t.Certificates[j].Cert)
 			t.Certificates[j].Key = c.abs(t.Certificates[j].Key)

@@ -3,6 +3,7 @@ package master
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,14 @@ func loadTLS(cfg *config.Config) (map[string]*contract.TLS, error) {
 		}
 		if len(t.Ciphers) == 0 {
 			t.Ciphers = modernCiphers
+		}
+		if l.TLS.ClientAuth != "none" {
+			key := fmt.Sprintf("listen[%d].tls.client_ca", i)
+			cas, err := loadClientCAs(l.TLS.ClientCA)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s (%s): %w", key, l.Address, err))
+			}
+			t.ClientCAs, t.ClientAuth = cas, l.TLS.ClientAuth
 		}
 		for j, c := range l.TLS.Certificates {
 			key := fmt.Sprintf("listen[%d].tls.certificates[%d]", i, j)
@@ -90,4 +99,30 @@ func loadCertificate(certFile, keyFile string) (contract.Certificate, error) {
 		return c, fmt.Errorf("cert %s: %w", certFile, err)
 	}
 	return c, nil
+}
+
+// loadClientCAs reads the PEM file of the authorities client certificates
+// must chain to; it must hold at least one certificate, and nothing else.
+func loadClientCAs(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for rest := b; ; n++ {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: a %s where only certificates belong", file, block.Type)
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return nil, fmt.Errorf("%s: certificate %d: %w", file, n+1, err)
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	return b, nil
 }

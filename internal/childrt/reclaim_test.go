@@ -124,6 +124,9 @@ func TestWorkerReclaimsSilentConnections(t *testing.T) {
 	before := counters.Get(scoreboard.ConnectionsReclaimed)
 	slow, _ := dial(t, addr)
 	fmt.Fprintf(slow, "GET /x HT")
+	// Its bytes read before the queue forms: on a loaded machine the
+	// child could otherwise meet it still silent (ConnectionsReclaimed 3).
+	time.Sleep(2 * reclaimPoll)
 	quiet, _ = dial(t, addr)
 	waiting, wr = dial(t, addr)
 	send(t, waiting)

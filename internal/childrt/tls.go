@@ -42,6 +42,16 @@ func tlsConfig(t *contract.TLS, keys *tickets.Keys, stop <-chan struct{}) (*tls.
 		}
 		cfg.Certificates = append(cfg.Certificates, pair)
 	}
+	if t.ClientAuth != "" {
+		cfg.ClientCAs = x509.NewCertPool()
+		if !cfg.ClientCAs.AppendCertsFromPEM(t.ClientCAs) {
+			return nil, errors.New("client_ca: no certificate")
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		if t.ClientAuth == "optional" {
+			cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
 	if t.Challenges != "" {
 		dir := t.Challenges
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {

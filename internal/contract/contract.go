@@ -186,6 +186,11 @@ type TLS struct {
 	// Challenges is the folder where the master puts ACME TLS-ALPN-01
 	// challenge certificates ("" = no ACME).
 	Challenges string `json:"challenges,omitempty"`
+	// ClientCAs are the PEM certificates of the authorities client
+	// certificates must chain to, and ClientAuth "optional" or "require"
+	// ("" = no client certificates).
+	ClientCAs  []byte `json:"client_cas,omitempty"`
+	ClientAuth string `json:"client_auth,omitempty"`
 }
 
 // Certificate is one certificate chain and its key, PEM.

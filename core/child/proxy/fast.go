@@ -231,7 +231,7 @@ func (p *Proxy) fastRequest(out []byte, req *childrt.ForwardRequest) ([]byte, bo
 			fold(name, "x-forwarded-host"), fold(name, "x-forwarded-proto"),
 			fold(name, "keep-alive"), fold(name, "proxy-connection"), fold(name, "proxy-authenticate"),
 			fold(name, "proxy-authorization"), fold(name, "trailer"),
-			fold(name, "x-sendfile-type"), fold(name, "x-accel-mapping"):
+			fold(name, "x-sendfile-type"), fold(name, "x-accel-mapping"), gateway.ClientCertHeader(name):
 			continue // set below, hop-by-hop, or not the client's to say
 		case fold(name, "x-request-id"):
 			if id == nil {

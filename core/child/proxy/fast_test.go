@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -45,7 +50,8 @@ func fwdReq(target, header string) *childrt.ForwardRequest {
 }
 
 const clientHeader = "Host: example.org\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Proto: https\r\n" +
-	"X-Request-Id: id-1\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nAccept: text/html\r\nUser-Agent: ua\r\n"
+	"X-Request-Id: id-1\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nAccept: text/html\r\nUser-Agent: ua\r\n" +
+	"X-SSL-Client-Verify: SUCCESS\r\nx-ssl-client-s-dn: CN=admin\r\n"
 
 // TestForwardFastSendsWhatServeHTTPSends: the app gets the same request
 // from ForwardFast as from ServeHTTP (the client's forwarding and
@@ -94,6 +100,9 @@ func TestForwardFastSendsWhatServeHTTPSends(t *testing.T) {
 	if fast.Header.Get("X-Forwarded-For") != "192.0.2.1" || fast.Header.Get("X-Request-Id") != "id-1" || fast.Header.Get("Forwarded") != "" {
 		t.Errorf("forwarding headers: %v", fast.Header)
 	}
+	if fast.Header.Get("X-Ssl-Client-Verify") != "" || fast.Header.Get("X-Ssl-Client-S-Dn") != "" || len(slow.Header["X-Ssl-Client-Verify"]) != 0 {
+		t.Errorf("a client's X-SSL-Client-* reached the app: %v", fast.Header)
+	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections to the app, want 1 (kept)", n)
 	}
@@ -133,5 +142,48 @@ func TestForwardFastLeavesTheRest(t *testing.T) {
 	}
 	if n := len(app.taken()); n != 1 {
 		t.Fatalf("the app got %d requests, want 1", n)
+	}
+}
+
+// TestClientCertificateHeaders: a request over TLS with a verified client
+// certificate reaches the app with X-SSL-Client-Verify: SUCCESS, the
+// subject, issuer, serial and the certificate (URL-escaped PEM), whatever
+// the client sent in those headers itself; one without a certificate with
+// none of them.
+func TestClientCertificateHeaders(t *testing.T) {
+	app := &seenApp{}
+	p, _ := testApp(t, app, time.Minute)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Clients CA", Organization: []string{"Example"}}}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(0xBEEF), Subject: pkix.Name{CommonName: "alice", Organization: []string{"Example"}},
+		Issuer: ca.Subject, Raw: []byte("not really DER")}
+	for _, tc := range []struct {
+		name string
+		tls  *tls.ConnectionState
+		want map[string]string
+	}{
+		{"verified", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf, ca}}},
+			map[string]string{"X-Ssl-Client-Verify": "SUCCESS", "X-Ssl-Client-S-Dn": "CN=alice,O=Example", "X-Ssl-Client-I-Dn": "CN=Clients CA,O=Example",
+				"X-Ssl-Client-Serial": "BEEF", "X-Ssl-Client-Cert": url.QueryEscape("-----BEGIN CERTIFICATE-----\nbm90IHJlYWxseSBERVI=\n-----END CERTIFICATE-----\n")}},
+		{"none", &tls.ConnectionState{}, map[string]string{}},
+	} {
+		req := httptest.NewRequest("GET", "https://example.org/", nil)
+		req.TLS = tc.tls
+		req.Header.Set("X-SSL-Client-Verify", "SUCCESS") // the client's own
+		req.Header.Set("X-SSL-Client-Cert", "forged")
+		p.ServeHTTP(httptest.NewRecorder(), req)
+		got := app.taken()
+		h := got[len(got)-1].Header
+		n := 0
+		for k, v := range h {
+			if strings.HasPrefix(k, "X-Ssl-Client-") {
+				n++
+				if tc.want[k] != strings.Join(v, ",") {
+					t.Errorf("%s: %s %q, want %q", tc.name, k, v, tc.want[k])
+				}
+			}
+		}
+		if n != len(tc.want) {
+			t.Errorf("%s: the app got %v", tc.name, h)
+		}
 	}
 }

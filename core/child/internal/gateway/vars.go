@@ -60,6 +60,7 @@ func Vars(r *http.Request, s Script, contentLength int64, emit func(name, value 
 	if r.TLS != nil {
 		scheme, defPort = "https", "443"
 		put("HTTPS", "on")
+		TLSVars(r.TLS, put)
 	}
 	put("REQUEST_SCHEME", scheme)
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {

@@ -3,17 +3,21 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestVars(t *testing.T) {
 	r := httptest.NewRequest("POST", "http://example.org:8080/app/index.php/a/b?x=1&y=%20", strings.NewReader("body"))
 	r.RemoteAddr = "192.0.2.7:51234"
-	r.TLS = &tls.ConnectionState{}
+	r.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256, ServerName: "example.org"}
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("Content-Length", "4")
 	r.Header.Set("Proxy", "http://evil:3128")
@@ -49,6 +53,10 @@ func TestVars(t *testing.T) {
 		"REQUEST_URI":       "/app/index.php/a/b?x=1&y=%20",
 		"REQUEST_SCHEME":    "https",
 		"HTTPS":             "on",
+		"SSL_PROTOCOL":      "TLSv1.3",
+		"SSL_CIPHER":        "TLS_AES_128_GCM_SHA256",
+		"SSL_TLS_SNI":       "example.org",
+		"SSL_CLIENT_VERIFY": "NONE",
 		"QUERY_STRING":      "x=1&y=%20",
 		"CONTENT_TYPE":      "application/x-www-form-urlencoded",
 		"CONTENT_LENGTH":    "4",
@@ -117,6 +125,32 @@ func TestHeaderVar(t *testing.T) {
 		name, ok := HeaderVar(tc.header)
 		if name != tc.name || ok != tc.ok {
 			t.Errorf("HeaderVar(%q) = %q, %v", tc.header, name, ok)
+		}
+	}
+}
+
+// TestTLSVarsClientCertificate: a verified client certificate is told by
+// mod_ssl's names.
+func TestTLSVarsClientCertificate(t *testing.T) {
+	ca := &x509.Certificate{Subject: pkix.Name{CommonName: "Clients CA"}}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(0x1F), Subject: pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"ops"}},
+		Issuer: ca.Subject, Raw: []byte{1, 2, 3},
+		NotBefore: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), NotAfter: time.Date(2027, 11, 12, 13, 14, 15, 0, time.UTC)}
+	got := map[string]string{}
+	TLSVars(&tls.ConnectionState{Version: tls.VersionTLS12, CipherSuite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf, ca}}}, func(k, v string) { got[k] = v })
+	want := map[string]string{
+		"SSL_PROTOCOL": "TLSv1.2", "SSL_CIPHER": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "SSL_CLIENT_VERIFY": "SUCCESS",
+		"SSL_CLIENT_S_DN": "CN=alice,OU=ops", "SSL_CLIENT_I_DN": "CN=Clients CA", "SSL_CLIENT_M_SERIAL": "1F",
+		"SSL_CLIENT_V_START": "Jan  2 03:04:05 2026 GMT", "SSL_CLIENT_V_END": "Nov 12 13:14:15 2027 GMT",
+		"SSL_CLIENT_CERT": "-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n",
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %v", got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
 }

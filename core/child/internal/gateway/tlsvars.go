@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// TLSVars calls put with what a CGI or FastCGI script learns of a request
+// over TLS, by the names of Apache's mod_ssl (its StdEnvVars): the
+// protocol, the cipher suite (Go's name, which is IANA's), the name the
+// client asked for, and SSL_CLIENT_VERIFY: SUCCESS with a client
+// certificate (a listener's tls.client_auth verified it), NONE without.
+// With one come its subject and issuer (RFC 2253), serial number
+// (hexadecimal), validity and the certificate itself (PEM).
+func TLSVars(cs *tls.ConnectionState, put func(name, value string)) {
+	put("SSL_PROTOCOL", strings.Replace(tls.VersionName(cs.Version), "TLS 1", "TLSv1", 1))
+	put("SSL_CIPHER", tls.CipherSuiteName(cs.CipherSuite))
+	if cs.ServerName != "" {
+		put("SSL_TLS_SNI", cs.ServerName)
+	}
+	if len(cs.VerifiedChains) == 0 {
+		put("SSL_CLIENT_VERIFY", "NONE")
+		return
+	}
+	c := cs.PeerCertificates[0]
+	put("SSL_CLIENT_VERIFY", "SUCCESS")
+	put("SSL_CLIENT_S_DN", c.Subject.String())
+	put("SSL_CLIENT_I_DN", c.Issuer.String())
+	put("SSL_CLIENT_M_SERIAL", fmt.Sprintf("%X", c.SerialNumber))
+	const asn1Time = "Jan _2 15:04:05 2006 GMT" // mod_ssl's
+	put("SSL_CLIENT_V_START", c.NotBefore.UTC().Format(asn1Time))
+	put("SSL_CLIENT_V_END", c.NotAfter.UTC().Format(asn1Time))
+	put("SSL_CLIENT_CERT", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+}
+
+// The headers an app behind an http child learns a verified client
+// certificate from; a client's own are never passed on.
+const (
+	ClientVerifyHeader = "X-Ssl-Client-Verify"
+	clientHeaders      = "X-Ssl-Client-"
+)
+
+// ClientCertHeaders sets h's X-SSL-Client-Verify (SUCCESS), -S-DN, -I-DN,
+// -Serial and -Cert (the PEM, URL-escaped as nginx's
+// $ssl_client_escaped_cert) from cs's verified client certificate; without
+// one it sets none.
+func ClientCertHeaders(h http.Header, cs *tls.ConnectionState) {
+	if cs == nil || len(cs.VerifiedChains) == 0 {
+		return
+	}
+	c := cs.PeerCertificates[0]
+	h[ClientVerifyHeader] = []string{"SUCCESS"}
+	h[clientHeaders+"S-Dn"] = []string{c.Subject.String()}
+	h[clientHeaders+"I-Dn"] = []string{c.Issuer.String()}
+	h[clientHeaders+"Serial"] = []string{fmt.Sprintf("%X", c.SerialNumber)}
+	h[clientHeaders+"Cert"] = []string{url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))}
+}
+
+// DropClientCertHeaders deletes from h every X-SSL-Client-* header a
+// client sent.
+func DropClientCertHeaders(h http.Header) {
+	for k := range h {
+		if len(k) > len(clientHeaders) && strings.EqualFold(k[:len(clientHeaders)], clientHeaders) {
+			delete(h, k)
+		}
+	}
+}
+
+// ClientCertHeader reports whether a header's name, in any case, is one
+// of the X-SSL-Client-* ones.
+func ClientCertHeader(name []byte) bool {
+	return len(name) > len(clientHeaders) && strings.EqualFold(string(name[:len(clientHeaders)]), clientHeaders)
+}

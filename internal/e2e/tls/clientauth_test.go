@@ -1,0 +1,143 @@
+package tls
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phasedhq/phased/internal/e2e"
+)
+
+// clientCA is a certificate authority for client certificates.
+type clientCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// newClientCA makes a CA named name and writes its certificate to
+// dir/file (PEM), unless file is "".
+func newClientCA(t *testing.T, dir, file, name string) clientCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name, Organization: []string{"Example"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	if file != "" {
+		os.WriteFile(filepath.Join(dir, file), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	}
+	return clientCA{cert, key}
+}
+
+// issue makes a client certificate for cn, signed by ca.
+func (ca clientCA) issue(t *testing.T, cn string) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x2A), Subject: pkix.Name{CommonName: cn, Organization: []string{"Example"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestClientCertificates: tls.client_ca with client_auth require (its
+// default) lets in only clients whose certificate chains to the CA, over
+// HTTP/1.1 and HTTP/2, and a CGI script sees it by mod_ssl's names; with
+// optional, a client without one comes in too (SSL_CLIENT_VERIFY NONE),
+// one with a certificate of another CA does not. A missing client_ca file
+// or client_auth without one is named by -t.
+func TestClientCertificates(t *testing.T) {
+	var ca, other clientCA
+	setup := func(dir string) {
+		ca = newClientCA(t, dir, "clients-ca.crt", "Clients CA")
+		other = newClientCA(t, dir, "", "Another CA")
+		e2e.WriteFile(t, dir, "cgi-bin/who.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s|%s\\n' \"$SSL_CLIENT_VERIFY\" \"$SSL_CLIENT_S_DN\" \"$SSL_CLIENT_I_DN\" \"$SSL_CLIENT_M_SERIAL\"\n")
+		os.Chmod(filepath.Join(dir, "cgi-bin/who.sh"), 0o755)
+	}
+	const cgi = "app:\n  type: cgi\n  cgi: {paths: {\"/cgi-bin/\": cgi-bin}}\n"
+	get := func(addr string, h2 bool, cert *tls.Certificate) (string, error) {
+		cfg := &tls.Config{InsecureSkipVerify: true}
+		if cert != nil {
+			// Shown whatever authorities the server names (Go's client
+			// would keep back one they do not cover).
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		}
+		tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2}
+		if !h2 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		defer tr.CloseIdleConnections()
+		resp, b, err := fetch(&http.Client{Transport: tr, Timeout: 10 * time.Second}, "GET", "https://"+addr+"/cgi-bin/who.sh")
+		if err != nil {
+			return "", err
+		}
+		if h2 != (resp.ProtoMajor == 2) {
+			t.Errorf("HTTP/2 %v: answered over %s", h2, resp.Proto)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+
+	t.Run("require", func(t *testing.T) {
+		s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}], client_ca: clients-ca.crt}", cgi, setup)
+		alice := ca.issue(t, "alice")
+		for _, h2 := range []bool{false, true} {
+			got, err := get(s.TLSAddr, h2, &alice)
+			if want := "SUCCESS|CN=alice,O=Example|CN=Clients CA,O=Example|2A"; err != nil || got != want {
+				t.Fatalf("alice (HTTP/2 %v): %q %v, want %q", h2, got, err, want)
+			}
+		}
+		mallory := other.issue(t, "mallory")
+		for name, cert := range map[string]*tls.Certificate{"no certificate": nil, "another CA's": &mallory} {
+			if got, err := get(s.TLSAddr, false, cert); err == nil {
+				t.Errorf("%s: let in (%q)", name, got)
+			}
+		}
+	})
+	t.Run("optional", func(t *testing.T) {
+		s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}], client_ca: clients-ca.crt, client_auth: optional}", cgi, setup)
+		if got, err := get(s.TLSAddr, false, nil); err != nil || got != "NONE|||" {
+			t.Fatalf("no certificate: %q %v", got, err)
+		}
+		alice := ca.issue(t, "alice")
+		if got, err := get(s.TLSAddr, true, &alice); err != nil || !strings.HasPrefix(got, "SUCCESS|CN=alice") {
+			t.Fatalf("alice: %q %v", got, err)
+		}
+		mallory := other.issue(t, "mallory")
+		if got, err := get(s.TLSAddr, false, &mallory); err == nil {
+			t.Errorf("another CA's certificate: let in (%q)", got)
+		}
+	})
+	t.Run("bad", func(t *testing.T) {
+		dir := t.TempDir()
+		genCert(t, dir, "site", "localhost")
+		addr := e2e.FreePort(t)
+		for _, tc := range []struct{ tls, want string }{
+			{"{certificates: [{cert: site.crt, key: site.key}], client_ca: missing.crt}", "listen[0].tls.client_ca (" + addr + "): open " + filepath.Join(dir, "missing.crt")},
+			{"{certificates: [{cert: site.crt, key: site.key}], client_auth: optional}", `listen[0].tls.client_auth: "optional" needs tls.client_ca`},
+			{"{certificates: [{cert: site.crt, key: site.key}], client_ca: site.key}", "listen[0].tls.client_ca (" + addr + "): " + filepath.Join(dir, "site.key") + ": a EC PRIVATE KEY where only certificates belong"},
+		} {
+			conf := e2e.WriteFile(t, dir, "phased.yaml", e2e.Config(addr, "listen: [{address: \""+addr+"\", tls: "+tc.tls+"}]\n"))
+			if code, _, errOut := e2e.Run(t, dir, nil, "-f", conf, "-t"); code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("-t with %s: %d %q, want %q", tc.tls, code, errOut, tc.want)
+			}
+		}
+	})
+}
