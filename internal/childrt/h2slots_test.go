@@ -1,7 +1,6 @@
 package childrt
 
 import (
-	"bytes"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -11,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+	"github.com/phasedhq/phased/internal/h2/h2test"
 )
 
 // TestHTTP2StreamsTakeSlots: under worker and prefork, an HTTP/2
@@ -132,15 +130,7 @@ func TestHTTP2ClosedConnectionKeepsItsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings()
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/slow"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	h2test.Request(h2test.Start(c), 1, "GET", "/slow", true)
 	select {
 	case <-running:
 	case <-time.After(5 * time.Second):

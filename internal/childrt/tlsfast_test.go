@@ -2,7 +2,6 @@ package childrt
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/contract"
+	"github.com/phasedhq/phased/internal/h2/h2test"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // tlsHandler is what net/http serves on a TLS listener: it names the path,
@@ -174,15 +173,8 @@ func TestHTTP2WithoutFastPath(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings()
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/a"}, {"te", "gzip"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	fr := h2test.Start(c)
+	h2test.Request(fr, 1, "GET", "/a", true, "te", "gzip")
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {

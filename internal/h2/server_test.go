@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasedhq/phased/internal/h2/h2test"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // serve starts srv on a TLS listener on 127.0.0.1 and returns a client
@@ -397,20 +397,7 @@ func rawClient(t *testing.T, srv *Server, settings ...http2.Setting) (net.Conn, 
 		<-done
 	})
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings(settings...)
-	return c, fr
-}
-
-// headers sends a request's HEADERS on stream id.
-func headers(fr *http2.Framer, id uint32, method, path string, end bool) {
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	for _, f := range [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "x"}, {":path", path}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: end, EndHeaders: true})
+	return c, h2test.Start(c, settings...)
 }
 
 // awaitReset reads frames until RST_STREAM for id, and returns its code.
@@ -458,7 +445,7 @@ func TestSlowBodies(t *testing.T) {
 				got <- result{len(b), err, time.Since(start)}
 			})
 			_, fr := rawClient(t, &srv)
-			headers(fr, 1, "POST", "/up", false)
+			h2test.Request(fr, 1, "POST", "/up", false)
 			chunk := bytes.Repeat([]byte("x"), 100)
 			go func() {
 				for i := range tc.frames {
@@ -500,7 +487,7 @@ func TestWindowTimeout(t *testing.T) {
 	})}
 	_, fr := rawClient(t, srv, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	start := time.Now()
-	headers(fr, 1, "GET", "/down", true)
+	h2test.Request(fr, 1, "GET", "/down", true)
 	if code := awaitReset(t, fr, 1); code != http2.ErrCodeCancel {
 		t.Fatalf("RST_STREAM %v, want CANCEL", code)
 	}

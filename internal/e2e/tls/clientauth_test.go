@@ -69,10 +69,8 @@ func TestClientCertificates(t *testing.T) {
 	setup := func(dir string) {
 		ca = newClientCA(t, dir, "clients-ca.crt", "Clients CA")
 		other = newClientCA(t, dir, "", "Another CA")
-		e2e.WriteFile(t, dir, "cgi-bin/who.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s|%s\\n' \"$SSL_CLIENT_VERIFY\" \"$SSL_CLIENT_S_DN\" \"$SSL_CLIENT_I_DN\" \"$SSL_CLIENT_M_SERIAL\"\n")
-		os.Chmod(filepath.Join(dir, "cgi-bin/who.sh"), 0o755)
+		script(t, dir, "who.sh", "printf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s|%s\\n' \"$SSL_CLIENT_VERIFY\" \"$SSL_CLIENT_S_DN\" \"$SSL_CLIENT_I_DN\" \"$SSL_CLIENT_M_SERIAL\"\n")
 	}
-	const cgi = "app:\n  type: cgi\n  cgi: {paths: {\"/cgi-bin/\": cgi-bin}}\n"
 	get := func(addr string, h2 bool, cert *tls.Certificate) (string, error) {
 		cfg := &tls.Config{InsecureSkipVerify: true}
 		if cert != nil {
@@ -96,7 +94,7 @@ func TestClientCertificates(t *testing.T) {
 	}
 
 	t.Run("require", func(t *testing.T) {
-		s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}], client_ca: clients-ca.crt}", cgi, setup)
+		s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}], client_ca: clients-ca.crt}", cgiApp, setup)
 		alice := ca.issue(t, "alice")
 		for _, h2 := range []bool{false, true} {
 			got, err := get(s.TLSAddr, h2, &alice)
@@ -112,7 +110,7 @@ func TestClientCertificates(t *testing.T) {
 		}
 	})
 	t.Run("optional", func(t *testing.T) {
-		s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}], client_ca: clients-ca.crt, client_auth: optional}", cgi, setup)
+		s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}], client_ca: clients-ca.crt, client_auth: optional}", cgiApp, setup)
 		if got, err := get(s.TLSAddr, false, nil); err != nil || got != "NONE|||" {
 			t.Fatalf("no certificate: %q %v", got, err)
 		}

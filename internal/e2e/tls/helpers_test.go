@@ -79,6 +79,18 @@ func start(t *testing.T, plainOpts, tlsMap, extra string, setup ...func(dir stri
 	return s
 }
 
+// cgiApp is the app section that runs the scripts of cgi-bin/ at /cgi-bin/.
+const cgiApp = "app:\n  type: cgi\n  cgi: {paths: {\"/cgi-bin/\": cgi-bin}}\n"
+
+// script writes cgi-bin/name, a shell script of body, executable.
+func script(t *testing.T, dir, name, body string) {
+	t.Helper()
+	e2e.WriteFile(t, dir, "cgi-bin/"+name, "#!/bin/sh\n"+body)
+	if err := os.Chmod(filepath.Join(dir, "cgi-bin", name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // client is an HTTPS client that trusts anything (the tests' certificates
 // are self-signed) and keeps TLS sessions for resumption.
 func client(h2 bool) *http.Client {

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/e2e"
+	"github.com/phasedhq/phased/internal/h2/h2test"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // TestHTTPSAndHTTP2: the TLS listener serves HTTPS, HTTP/2 by ALPN to a
@@ -339,14 +339,10 @@ func TestHTTP2BeyondTheFastPath(t *testing.T) {
 // threads, run three at a time (three busy workers in `phased status`, the
 // last answers after two rounds), and every one is answered and logged.
 func TestHTTP2StreamsTakeWorkerSlots(t *testing.T) {
-	s := start(t, "", siteTLS, `mpm: {name: worker, start_servers: 1, server_limit: 1, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 3, max_request_workers: 3}
-app:
-  type: cgi
-  cgi: {paths: {"/cgi-bin/": cgi-bin}}
-`, func(dir string) {
-		e2e.WriteFile(t, dir, "cgi-bin/nap.sh", "#!/bin/sh\nsleep 0.8\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslept\\n'\n")
-		os.Chmod(filepath.Join(dir, "cgi-bin/nap.sh"), 0o755)
-	})
+	s := start(t, "", siteTLS, "mpm: {name: worker, start_servers: 1, server_limit: 1, threads_per_child: 3, min_spare_threads: 1, max_spare_threads: 3, max_request_workers: 3}\n"+cgiApp,
+		func(dir string) {
+			script(t, dir, "nap.sh", "sleep 0.8\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslept\\n'\n")
+		})
 	cl := client(true)
 	base := "https://" + s.TLSAddr
 	if resp, _, err := fetch(cl, "GET", base+"/hello.txt"); err != nil || resp.ProtoMajor != 2 {
@@ -393,34 +389,19 @@ app:
 // stream is reset, its slot freed, and the error log says why; the
 // connection's other requests go on.
 func TestHTTP2SlowBodyIsCut(t *testing.T) {
-	s := start(t, "", siteTLS, `timeouts: {read_header: 2s, min_rate: 500}
-app:
-  type: cgi
-  cgi: {paths: {"/cgi-bin/": cgi-bin}}
-`, func(dir string) {
-		e2e.WriteFile(t, dir, "cgi-bin/count.sh", "#!/bin/sh\nn=$(wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$n\"\n")
-		os.Chmod(filepath.Join(dir, "cgi-bin/count.sh"), 0o755)
-	})
+	s := start(t, "", siteTLS, "timeouts: {read_header: 2s, min_rate: 500}\n"+cgiApp,
+		func(dir string) {
+			script(t, dir, "count.sh", "n=$(wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$n\"\n")
+		})
 	c, err := tls.Dial("tcp", s.TLSAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(15 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings()
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	request := func(id uint32, end bool) {
-		block.Reset()
-		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/cgi-bin/count.sh"}} {
-			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: end, EndHeaders: true})
-	}
+	fr := h2test.Start(c)
 	start := time.Now()
-	request(1, false)
+	h2test.Request(fr, 1, "POST", "/cgi-bin/count.sh", false)
 	fr.WriteData(1, false, []byte("ten bytes!"))
 	var took time.Duration
 	for took == 0 {
@@ -436,7 +417,7 @@ app:
 	}
 	s.WaitLog(t, "its request body was too slow", 1, 5*time.Second)
 	// The connection goes on: a request with a whole body is answered.
-	request(3, false)
+	h2test.Request(fr, 3, "POST", "/cgi-bin/count.sh", false)
 	fr.WriteData(3, true, []byte("12345"))
 	for {
 		f, err := fr.ReadFrame()

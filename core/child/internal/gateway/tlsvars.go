@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -30,19 +31,23 @@ func TLSVars(cs *tls.ConnectionState, put func(name, value string)) {
 	put("SSL_CLIENT_VERIFY", "SUCCESS")
 	put("SSL_CLIENT_S_DN", c.Subject.String())
 	put("SSL_CLIENT_I_DN", c.Issuer.String())
-	put("SSL_CLIENT_M_SERIAL", fmt.Sprintf("%X", c.SerialNumber))
+	put("SSL_CLIENT_M_SERIAL", serial(c))
 	const asn1Time = "Jan _2 15:04:05 2006 GMT" // mod_ssl's
 	put("SSL_CLIENT_V_START", c.NotBefore.UTC().Format(asn1Time))
 	put("SSL_CLIENT_V_END", c.NotAfter.UTC().Format(asn1Time))
-	put("SSL_CLIENT_CERT", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+	put("SSL_CLIENT_CERT", certPEM(c))
 }
 
-// The headers an app behind an http child learns a verified client
-// certificate from; a client's own are never passed on.
-const (
-	ClientVerifyHeader = "X-Ssl-Client-Verify"
-	clientHeaders      = "X-Ssl-Client-"
-)
+func serial(c *x509.Certificate) string { return fmt.Sprintf("%X", c.SerialNumber) }
+
+func certPEM(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// clientHeaders begins the names of the headers an app behind an http
+// child learns a verified client certificate from; a client's own are
+// never passed on.
+const clientHeaders = "X-Ssl-Client-"
 
 // ClientCertHeaders sets h's X-SSL-Client-Verify (SUCCESS), -S-DN, -I-DN,
 // -Serial and -Cert (the PEM, URL-escaped as nginx's
@@ -53,11 +58,11 @@ func ClientCertHeaders(h http.Header, cs *tls.ConnectionState) {
 		return
 	}
 	c := cs.PeerCertificates[0]
-	h[ClientVerifyHeader] = []string{"SUCCESS"}
+	h[clientHeaders+"Verify"] = []string{"SUCCESS"}
 	h[clientHeaders+"S-Dn"] = []string{c.Subject.String()}
 	h[clientHeaders+"I-Dn"] = []string{c.Issuer.String()}
-	h[clientHeaders+"Serial"] = []string{fmt.Sprintf("%X", c.SerialNumber)}
-	h[clientHeaders+"Cert"] = []string{url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))}
+	h[clientHeaders+"Serial"] = []string{serial(c)}
+	h[clientHeaders+"Cert"] = []string{url.QueryEscape(certPEM(c))}
 }
 
 // DropClientCertHeaders deletes from h every X-SSL-Client-* header a
