@@ -690,7 +690,7 @@ func newServer(r *Runtime, h http.Handler) *server {
 		}
 	}
 	s.wrapProxy(r)
-	anyH2 := s.wrapTLS(r)
+	s.wrapTLS(r)
 	s.srv = &http.Server{
 		Protocols:         s.protocols(r),
 		Handler:           s.scored(h),
@@ -707,9 +707,9 @@ func newServer(r *Runtime, h http.Handler) *server {
 		// request's header block costs the child no more than nginx's.
 		HTTP2: &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 	}
-	if anyH2 {
+	if speaksH2(r.lopts) {
 		s.h2 = s.newH2(r)
-		s.takeH2(r)
+		s.takeH2()
 	}
 	return s
 }

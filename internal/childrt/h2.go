@@ -10,16 +10,14 @@ import (
 	"github.com/phasedhq/phased/internal/h2"
 )
 
-// HTTP/2 on TLS listeners is served by phased's own server (internal/h2),
-// not net/http's: the plainest requests (what the HTTP/1 fast path would
-// answer) are answered on the connection's goroutine from the responder's
-// bytes, every other request runs the child's handler as net/http's would,
-// with the same scoreboard, access log, status page and timeouts. The fast
-// path's TLS connections come to it from startTLS, the others (children
-// without a fast path: CGI, FastCGI, a Go handler of their own) from
-// net/http's TLSNextProto. h2c on plain listeners stays with net/http's
-// HTTP/2, and so, in a child with an h2c listener, does TLS without a fast
-// path: net/http serves h2c only while no TLSNextProto "h2" is set.
+// HTTP/2 is served by phased's own server (internal/h2), not net/http's:
+// the plainest requests (what the HTTP/1 fast path would answer) are
+// answered on the connection's goroutine from the responder's bytes, every
+// other request runs the child's handler as net/http's would, with the
+// same scoreboard, access log, status page and timeouts. The fast path's
+// TLS connections come to it from startTLS; the others (children without a
+// fast path: CGI, FastCGI, a Go handler of their own) and h2c's (prior
+// knowledge, on a listener with h2c) from net/http's TLSNextProto.
 
 // newH2 makes the child's HTTP/2 server.
 func (s *server) newH2(r *Runtime) *h2.Server {
@@ -43,16 +41,18 @@ func (s *server) newH2(r *Runtime) *h2.Server {
 	return hs
 }
 
-// takeH2 has net/http give the connections of its TLS listeners that
-// negotiate h2 to phased's HTTP/2 server, unless a listener speaks h2c.
-func (s *server) takeH2(r *Runtime) {
-	for _, o := range r.lopts {
-		if o.TLS == nil && o.H2C {
-			return
-		}
-	}
+// takeH2 has net/http give phased's HTTP/2 server the connections of its
+// TLS listeners that negotiate h2, and those of its h2c listeners that
+// begin with HTTP/2's preface, which net/http reads and then hands over as
+// "unencrypted_http2" (a *tls.Conn wrapping the plain connection).
+func (s *server) takeH2() {
 	s.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
 		"h2": func(_ *http.Server, c *tls.Conn, _ http.Handler) { s.h2.ServeConn(c) },
+		"unencrypted_http2": func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+			if u, ok := c.NetConn().(interface{ UnencryptedNetConn() net.Conn }); ok {
+				s.h2.ServeConnPrefaced(u.UnencryptedNetConn())
+			}
+		},
 	}
 }
 

@@ -158,9 +158,8 @@ func acmeHTTPHandler(dir string, next http.Handler) http.Handler {
 // wrapTLS makes the gates of TLS listeners speak TLS. With a fast path,
 // their HTTP/1.1 connections are the fast path's (tlsfast.go); plain
 // listeners that only redirect are served by net/http, never by the fast
-// path. It reports whether a TLS listener offers HTTP/2, which phased's
-// HTTP/2 server then serves (h2.go).
-func (s *server) wrapTLS(r *Runtime) (anyH2 bool) {
+// path.
+func (s *server) wrapTLS(r *Runtime) {
 	s.slowPath = make([]bool, len(s.gates))
 	s.stopTLS = make(chan struct{})
 	for i := range s.gates {
@@ -179,7 +178,6 @@ func (s *server) wrapTLS(r *Runtime) (anyH2 bool) {
 		}
 		if o.TLS.HTTP2 {
 			leaveH2Bounds(cfg)
-			anyH2 = true
 		}
 		if s.fastOn() && o.RedirectHTTPS == "" {
 			s.slowPath[i] = false
@@ -188,7 +186,6 @@ func (s *server) wrapTLS(r *Runtime) (anyH2 bool) {
 		}
 		s.gates[i] = tls.NewListener(s.gates[i], cfg)
 	}
-	return anyH2
 }
 
 // protocols are the HTTP versions the child serves: HTTP/1 always, HTTP/2

@@ -125,7 +125,15 @@ var errWindowTimeout = errors.New("h2: no flow-control window from the client wi
 // an error ends it or the server drains. It closes c.
 func (s *Server) ServeConn(c net.Conn) {
 	sc := newConn(s, c)
-	sc.serve()
+	sc.serve(false)
+}
+
+// ServeConnPrefaced is ServeConn for a connection whose client preface
+// has been read already (h2c with prior knowledge, which net/http
+// recognizes before it hands the connection over).
+func (s *Server) ServeConnPrefaced(c net.Conn) {
+	sc := newConn(s, c)
+	sc.serve(true)
 }
 
 type conn struct {
@@ -283,15 +291,17 @@ func (sc *conn) setState(st http.ConnState) {
 	}
 }
 
-func (sc *conn) serve() {
+func (sc *conn) serve(prefaced bool) {
 	defer sc.close()
 	sc.setState(http.StateActive)
 	if d := sc.srv.PrefaceTimeout; d > 0 {
 		sc.nc.SetReadDeadline(time.Now().Add(d))
 	}
-	var preface [len(http2.ClientPreface)]byte
-	if _, err := io.ReadFull(sc.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
-		return
+	if !prefaced {
+		var preface [len(http2.ClientPreface)]byte
+		if _, err := io.ReadFull(sc.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+			return
+		}
 	}
 	sc.wmu.Lock()
 	sc.wr().fw.WriteSettings(

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -104,11 +105,9 @@ func TestSNI(t *testing.T) {
 
 // TestRedirectAndH2C: a plain listener with redirect_https answers with a
 // 301 to the same URL over HTTPS; one with h2c speaks HTTP/2 without TLS
-// (curl --http2-prior-knowledge).
+// (curl --http2-prior-knowledge), with phased's HTTP/2 server.
 func TestRedirectAndH2C(t *testing.T) {
-	port := ""
 	s := start(t, "redirect_https: \"8443\"", siteTLS, "")
-	_ = port
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
 	resp, err := c.Get(s.URL("/dir/page.html?x=1"))
 	if err != nil {
@@ -123,6 +122,36 @@ func TestRedirectAndH2C(t *testing.T) {
 	out, err := exec.Command(e2e.Program(t, "curl", "curl"), "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", h.URL("/hello.txt")).Output()
 	if err != nil || string(out) != "2 200" {
 		t.Fatalf("curl --http2-prior-knowledge on h2c: %q %v", out, err)
+	}
+	// curl --http2 asks for h2c by Upgrade, which is not offered: HTTP/1.1.
+	out, err = exec.Command(e2e.Program(t, "curl", "curl"), "-s", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", h.URL("/hello.txt")).Output()
+	if err != nil || string(out) != "1.1 200" {
+		t.Fatalf("curl --http2 (Upgrade: h2c) on h2c: %q %v", out, err)
+	}
+	// h2c is phased's HTTP/2 server too: a request with "TE: gzip" gets
+	// RFC 9113's RST_STREAM PROTOCOL_ERROR (net/http's answered 400).
+	conn, err := net.Dial("tcp", h.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fr := h2test.Start(conn)
+	h2test.Request(fr, 1, "GET", "/hello.txt", true, "te", "gzip")
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("h2c: no answer to TE: gzip: %v", err)
+		}
+		if _, ok := f.(*http2.HeadersFrame); ok {
+			t.Fatal("h2c: TE: gzip was answered (net/http's HTTP/2 server), not reset")
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok {
+			if rst.StreamID != 1 || rst.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("h2c: RST_STREAM %d %v, want 1 PROTOCOL_ERROR", rst.StreamID, rst.ErrCode)
+			}
+			return
+		}
 	}
 }
 
