@@ -433,7 +433,10 @@ func TestPreforkServesEveryListener(t *testing.T) {
 			rtB.listeners, rtB.addrs = listeners(), rtA.addrs
 			sigsB, doneB := serveAsync(t, rtB, eventsB, named("b"))
 			fmt.Fprintf(other, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-			other.SetReadDeadline(time.Now().Add(2 * time.Second))
+			// 2 s was too short once in a loaded -race make test (B's start
+			// and accept); a connection A took wrongly would wait for ka,
+			// held open here, whatever the bound.
+			other.SetReadDeadline(time.Now().Add(5 * time.Second))
 			resp, err := http.ReadResponse(rOther, nil)
 			if err != nil {
 				for _, l := range append(rtA.listeners, rtB.listeners...) {

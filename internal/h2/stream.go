@@ -590,9 +590,8 @@ type pipe struct {
 }
 
 // bodyLimits bound how a request body comes, as the HTTP/1 connections'
-// do: all of it by by (zero: no bound), and, once the handler has waited
-// grace for it, at minRate bytes a second on average over its waits (0:
-// no minimum).
+// do: all of it by by (zero: no bound), and at minRate bytes a second over
+// the handler's waits for it beyond a first grace (0: no minimum).
 type bodyLimits struct {
 	by      time.Time
 	minRate int64
@@ -607,9 +606,12 @@ func (p *pipe) wait() bool {
 	if !p.lim.by.IsZero() {
 		bounded, d = true, p.lim.by.Sub(now)
 	}
-	if p.lim.minRate > 0 {
-		left := max(p.lim.grace, time.Duration(p.got*int64(time.Second)/p.lim.minRate)) - p.waited
-		if !bounded || left < d {
+	if r := p.lim.minRate; r > 0 {
+		// The grace, and a second for each minRate bytes that came, as
+		// the HTTP/1 connections count (childrt's rateBound).
+		secs := min(p.got/r, 1<<30) // no overflow, whatever a body's size
+		earned := time.Duration(secs)*time.Second + time.Duration(p.got%r)*time.Second/time.Duration(r)
+		if left := p.lim.grace + earned - p.waited; !bounded || left < d {
 			bounded, d = true, left
 		}
 	}
