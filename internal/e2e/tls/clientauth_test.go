@@ -60,7 +60,8 @@ func (ca clientCA) issue(t *testing.T, cn string) tls.Certificate {
 
 // TestClientCertificates: tls.client_ca with client_auth require (its
 // default) lets in only clients whose certificate chains to the CA, over
-// HTTP/1.1 and HTTP/2, and a CGI script sees it by mod_ssl's names; with
+// HTTP/1.1 and HTTP/2, and a CGI script sees it by mod_ssl's names, on
+// resumed sessions too; with
 // optional, a client without one comes in too (SSL_CLIENT_VERIFY NONE),
 // one with a certificate of another CA does not. A missing client_ca file
 // or client_auth without one is named by -t.
@@ -100,6 +101,19 @@ func TestClientCertificates(t *testing.T) {
 			got, err := get(s.TLSAddr, h2, &alice)
 			if want := "SUCCESS|CN=alice,O=Example|CN=Clients CA,O=Example|2A"; err != nil || got != want {
 				t.Fatalf("alice (HTTP/2 %v): %q %v, want %q", h2, got, err, want)
+			}
+		}
+		// A resumed session (its ticket made by any child: the master
+		// shares the keys) still carries the certificate it was made with.
+		cache := tls.NewLRUClientSessionCache(4)
+		for i := range 3 {
+			tr := &http.Transport{TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ClientSessionCache: cache,
+					GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &alice, nil }}}
+			resp, b, err := fetch(&http.Client{Transport: tr, Timeout: 10 * time.Second}, "GET", "https://"+s.TLSAddr+"/cgi-bin/who.sh")
+			tr.CloseIdleConnections()
+			if err != nil || !strings.HasPrefix(string(b), "SUCCESS|CN=alice") || i > 0 && !resp.TLS.DidResume {
+				t.Fatalf("connection %d with a session ticket: %q %v (resumed: %v)", i, b, err, err == nil && resp.TLS.DidResume)
 			}
 		}
 		mallory := other.issue(t, "mallory")
