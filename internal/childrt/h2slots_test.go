@@ -170,3 +170,29 @@ func bodyOf(c *http.Client, url string) string {
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
 }
+
+// TestStreamTakingTheLastSlotWakesTheReclaimer: an HTTP/2 stream that
+// takes a worker child's last free slot tells the reclaimer the child is
+// full, as a connection taking it does (capacity.hold), so that idle
+// keep-alive connections can be closed for clients waiting in the queue.
+func TestStreamTakingTheLastSlotWakesTheReclaimer(t *testing.T) {
+	c := newCapacity(2, 0, 0)
+	if _, ok := c.take(false); !ok { // a connection's slot
+		t.Fatal("no slot")
+	}
+	select {
+	case <-c.fullSig:
+		t.Fatal("full with a slot free")
+	default:
+	}
+	w := &slotWaiter{ch: make(chan int, 1)}
+	c.takeFor(w)
+	if s := <-w.ch; s != 1 && s != 0 {
+		t.Fatalf("slot %d", s)
+	}
+	select {
+	case <-c.fullSig:
+	default:
+		t.Fatal("the reclaimer was not told the child is full")
+	}
+}

@@ -221,7 +221,9 @@ func (c *capacity) takeAccepted() int {
 }
 
 // tookLocked follows a slot taken under mu, which it unlocks: when the
-// last free one went, it stops every listener's waiting Accept (acceptAny).
+// last free one went, it stops every listener's waiting Accept (acceptAny)
+// and tells the reclaimer, as hold does for a connection's slot (an
+// HTTP/2 stream may take the last one too).
 func (c *capacity) tookLocked() {
 	last := len(c.free) == 0
 	if last {
@@ -232,6 +234,10 @@ func (c *capacity) tookLocked() {
 		now := time.Now()
 		for _, l := range c.listeners {
 			_ = l.SetDeadline(now)
+		}
+		select {
+		case c.fullSig <- struct{}{}:
+		default:
 		}
 	}
 }
