@@ -405,7 +405,7 @@ func adoptUpgrade(opts *master.Options, up *handover.Adopted) error {
 	if up.State.Activated {
 		opts.Activated = opts.Inherited
 	}
-	p := &master.Predecessor{PID: up.State.PID, Generation: up.State.Generation, Started: up.State.Started, Counters: up.Counters}
+	p := &master.Predecessor{PID: up.State.PID, Generation: up.State.Generation, Started: up.State.Started, Counters: up.Counters, Tickets: up.Tickets}
 	if len(up.State.Children) > 0 {
 		if err := json.Unmarshal(up.State.Children, &p.Children); err != nil {
 			err = fmt.Errorf("binary upgrade: the old master's children: %w", err)

@@ -49,8 +49,8 @@ func playNewMaster() int {
 		fmt.Println("adopt error:", err)
 		return 1
 	}
-	fmt.Printf("pid=%d generation=%d started=%d activated=%v children=%s counters=%v\n", a.State.PID, a.State.Generation,
-		a.State.Started.Unix(), a.State.Activated, a.State.Children, a.Counters != nil)
+	fmt.Printf("pid=%d generation=%d started=%d activated=%v children=%s counters=%v tickets=%v\n", a.State.PID, a.State.Generation,
+		a.State.Started.Unix(), a.State.Activated, a.State.Children, a.Counters != nil, a.Tickets != nil)
 	for _, l := range a.Listeners {
 		ln, err := net.FileListener(l.File)
 		if err != nil {
@@ -110,7 +110,7 @@ func TestUpgradeRoundTrip(t *testing.T) {
 	defer outR.Close()
 	st := State{PID: 4242, Generation: 7, Started: time.Unix(1700000000, 0), Activated: true, Children: json.RawMessage(`[{"pid":1}]`)}
 	reported := make(chan error, 1)
-	up, err := Start(exe, nil, append(env, "PHASED_INTERNAL_OTHER=x"), lns, counters, st, outW, func(err error) { reported <- err })
+	up, err := Start(exe, nil, append(env, "PHASED_INTERNAL_OTHER=x"), lns, Segments{Counters: counters, Tickets: counters}, st, outW, func(err error) { reported <- err })
 	outW.Close() // the new master has its own copy
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestUpgradeRoundTrip(t *testing.T) {
 	}
 	b, _ := io.ReadAll(outR) // to EOF: the new master has exited
 	out := string(b)
-	want := `pid=4242 generation=7 started=1700000000 activated=true children=[{"pid":1}] counters=true` + "\ntook over\n"
+	want := `pid=4242 generation=7 started=1700000000 activated=true children=[{"pid":1}] counters=true tickets=true` + "\ntook over\n"
 	if out != want {
 		t.Errorf("the new master printed:\n%s\nwant:\n%s", out, want)
 	}
@@ -187,14 +187,14 @@ func TestUpgradeNewMasterDies(t *testing.T) {
 		t.Skip("process-level test; skipped with -short")
 	}
 	reported := make(chan error, 1)
-	_, err := Start("/bin/true", nil, os.Environ(), []*listen.Listener{openListener(t, "")}, nil, State{}, os.Stderr, func(err error) { reported <- err })
+	_, err := Start("/bin/true", nil, os.Environ(), []*listen.Listener{openListener(t, "")}, Segments{}, State{}, os.Stderr, func(err error) { reported <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-reported; err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
 		t.Errorf("report = %v", err)
 	}
-	if _, err := Start("/nonexistent/phased", nil, nil, nil, nil, State{}, os.Stderr, func(error) {}); err == nil || !strings.Contains(err.Error(), "/nonexistent/phased") {
+	if _, err := Start("/nonexistent/phased", nil, nil, nil, Segments{}, State{}, os.Stderr, func(error) {}); err == nil || !strings.Contains(err.Error(), "/nonexistent/phased") {
 		t.Errorf("Start of a missing binary = %v", err)
 	}
 }

@@ -35,7 +35,19 @@ const (
 	fileReport   = "report"
 	fileGoAhead  = "go-ahead"
 	fileCounters = "counters"
+	fileTickets  = "tickets"
 )
+
+// Segments are the shared memory segments an old master hands over; a nil
+// one is not.
+type Segments struct {
+	// Counters is the master's running totals: the new master's go on.
+	Counters *os.File
+	// Tickets is the TLS session ticket keys: the new master's children
+	// decrypt the tickets the old one's made, so sessions resume across
+	// the upgrade.
+	Tickets *os.File
+}
 
 // State is what the old master of a binary upgrade hands the new one
 // besides its sockets.
@@ -78,12 +90,11 @@ type Upgrade struct {
 }
 
 // Start starts exe with args and env as the new master of a binary
-// upgrade, handing it lns, counters (the master's running totals; nil =
-// none) and st. report is called once, from another goroutine, with nil
+// upgrade, handing it lns, seg and st. report is called once, from another goroutine, with nil
 // when the new master serves and waits for Proceed, or with why it will
 // not (it failed, or exited first); then the process is reaped once it
 // exits, which after a success is after the old master is gone.
-func Start(exe string, args, env []string, lns []*listen.Listener, counters *os.File, st State, stderr io.Writer, report func(error)) (*Upgrade, error) {
+func Start(exe string, args, env []string, lns []*listen.Listener, seg Segments, st State, stderr io.Writer, report func(error)) (*Upgrade, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -103,8 +114,11 @@ func Start(exe string, args, env []string, lns []*listen.Listener, counters *os.
 	}
 	files.Add(fileReport, readyW)
 	files.Add(fileGoAhead, goR)
-	if counters != nil {
-		files.Add(fileCounters, counters)
+	if seg.Counters != nil {
+		files.Add(fileCounters, seg.Counters)
+	}
+	if seg.Tickets != nil {
+		files.Add(fileTickets, seg.Tickets)
 	}
 	st.Files = files.Names()
 	b, err := json.Marshal(st)
@@ -178,8 +192,8 @@ type Adopted struct {
 	Listeners []*listen.Listener
 	// State is what the old master handed over.
 	State State
-	// Counters is the old master's counters segment; nil starts new totals.
-	Counters *os.File
+	// Segments are the old master's segments (nil ones: start anew).
+	Segments
 
 	report  *os.File
 	goAhead *os.File
@@ -238,9 +252,11 @@ func Adopt() (*Adopted, error) {
 		ln.Name = l.Name
 		a.Listeners = append(a.Listeners, ln)
 	}
-	if _, ok := a.State.Files[fileCounters]; ok {
-		if a.Counters, err = contract.OpenFile(a.State.Files, fileCounters); err != nil {
-			return fail(err)
+	for name, f := range map[string]**os.File{fileCounters: &a.Counters, fileTickets: &a.Tickets} {
+		if _, ok := a.State.Files[name]; ok {
+			if *f, err = contract.OpenFile(a.State.Files, name); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	return a, nil

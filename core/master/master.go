@@ -228,7 +228,7 @@ func Run(opts Options) (err error) {
 		return err
 	}
 	defer m.counters.Close()
-	if m.tickets, err = tickets.Create(); err != nil {
+	if m.tickets, err = m.openTickets(); err != nil {
 		return err
 	}
 	defer m.tickets.Close()
@@ -285,6 +285,26 @@ func Run(opts Options) (err error) {
 	err = m.loop(sigs)
 	m.cleanup()
 	return err
+}
+
+// openTickets makes the master's TLS session ticket keys, or, in a binary
+// upgrade, a segment of its own holding the old master's keys (whose
+// segment only the old master may write), so that sessions resume across
+// the upgrade.
+func (m *Master) openTickets() (*tickets.Keys, error) {
+	p := m.opts.Predecessor
+	if p == nil || p.Tickets == nil {
+		return tickets.Create()
+	}
+	defer p.Tickets.Close()
+	old, err := tickets.Open(p.Tickets)
+	if err != nil {
+		m.log.Warn("binary upgrade: cannot take over the old master's TLS ticket keys; clients make a full handshake once", "err", err)
+		return tickets.Create()
+	}
+	keys, _ := old.Keys()
+	old.Close()
+	return tickets.CreateWith(keys)
 }
 
 // openCounters creates the master's running totals, or takes over the old

@@ -24,6 +24,9 @@ type Predecessor struct {
 	Children   []ChildStatus
 	// Counters is the old master's counters segment; nil starts new totals.
 	Counters *os.File
+	// Tickets is the old master's TLS session ticket keys; nil makes new
+	// ones (every client then makes a full handshake once).
+	Tickets *os.File
 }
 
 // errUpgradeAsInit refuses a binary upgrade of a master that is PID 1.
@@ -43,7 +46,7 @@ func (m *Master) startUpgrade() error {
 	if cur, ok := m.sv.Current(); ok {
 		st.Generation = cur.Num
 	}
-	up, err := handover.Start(m.exe, m.opts.Args, os.Environ(), m.lns.List(), m.counters.File(), st, m.opts.Stderr, func(err error) {
+	up, err := handover.Start(m.exe, m.opts.Args, os.Environ(), m.lns.List(), handover.Segments{Counters: m.counters.File(), Tickets: m.tickets.File()}, st, m.opts.Stderr, func(err error) {
 		m.events <- event{kind: evUpgrade, err: err}
 	})
 	if err != nil {

@@ -47,7 +47,12 @@ type Keys struct {
 }
 
 // Create makes a segment with one fresh key.
-func Create() (*Keys, error) {
+func Create() (*Keys, error) { return CreateWith(nil) }
+
+// CreateWith makes a segment holding keys, newest first (at most Keep), or
+// one fresh key when there are none: a master started by a binary upgrade
+// goes on with its predecessor's keys.
+func CreateWith(keys [][32]byte) (*Keys, error) {
 	fd, err := unix.MemfdCreate("phased-tickets", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("ticket keys: %w", err)
@@ -64,6 +69,11 @@ func Create() (*Keys, error) {
 	// The master's mapping is the only writable one there will be.
 	_, _ = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_SEAL)
 	k.b.magic.Store(magic)
+	if len(keys) > 0 {
+		n := copy(k.b.keys[:], keys)
+		k.b.n.Store(uint64(n))
+		return k, nil
+	}
 	if err := k.Rotate(); err != nil {
 		k.Close()
 		return nil, err

@@ -44,3 +44,28 @@ func TestRotateAndShare(t *testing.T) {
 		t.Fatal("a child mapped the ticket keys writable")
 	}
 }
+
+// TestCreateWith: a new master's segment made from the old master's keys
+// holds them, newest first, and rotates on from them.
+func TestCreateWith(t *testing.T) {
+	old, err := Create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	old.Rotate()
+	keys, _ := old.Keys()
+	k, err := CreateWith(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	got, _ := k.Keys()
+	if len(got) != 2 || got[0] != keys[0] || got[1] != keys[1] {
+		t.Fatalf("the new segment holds %d keys, want the old two in order", len(got))
+	}
+	k.Rotate()
+	if got, _ = k.Keys(); len(got) != 3 || got[1] != keys[0] {
+		t.Fatalf("after a rotation: %d keys", len(got))
+	}
+}

@@ -248,6 +248,29 @@ func TestReloadAndResumption(t *testing.T) {
 	if _, resumed := peerSerial(t, s.TLSAddr, "localhost", cache); !resumed {
 		t.Fatal("a session from the old generation did not resume on the new one")
 	}
+
+	// A binary upgrade: the new master takes the old one's ticket keys
+	// over, and sessions made before it resume after it.
+	if code, out, errOut := e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "upgrade"); code != 0 {
+		t.Fatalf("-k upgrade: %d %s %s", code, out, errOut)
+	}
+	if code := s.WaitExit(t, 15*time.Second); code != 0 {
+		t.Fatalf("old master exit %d", code)
+	}
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "run/phased.pid"))
+	newPID, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	t.Cleanup(func() {
+		e2e.Run(t, s.Dir, nil, "-f", s.Conf, "-k", "stop")
+		e2e.WaitGone(t, []int{newPID}, 10*time.Second)
+	})
+	if newPID == s.PID() || !e2e.Alive(newPID) {
+		t.Fatalf("the pid file holds %d after the upgrade (old %d)", newPID, s.PID())
+	}
+	for range 5 {
+		if _, resumed := peerSerial(t, s.TLSAddr, "localhost", cache); !resumed {
+			t.Fatal("a session made before the binary upgrade did not resume after it")
+		}
+	}
 }
 
 // TestRootOnlyKey: with user: nobody, the master (root) reads a key file
