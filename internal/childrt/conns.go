@@ -69,8 +69,8 @@ type connLimits struct {
 	readHeader, idle time.Duration
 	minRate          int64
 	// noClamp: the connection speaks HTTP/2 (h2c on a plain listener, or
-	// h2 negotiated by TLS: leaveBounds), whose deadlines net/http keeps
-	// for itself; the bounds are left to it.
+	// h2 negotiated by TLS: leaveBounds), whose deadlines the HTTP/2
+	// server (internal/h2) keeps for itself; the bounds are left to it.
 	noClamp bool
 }
 
