@@ -664,12 +664,10 @@ func newServer(r *Runtime, h http.Handler) *server {
 			s.cap.onFull = proc.SetFull
 		}
 		s.gates = nil
-		for i, ln := range r.listeners {
+		for _, ln := range r.listeners {
+			// An HTTP/2 connection leaves these bounds to its server when
+			// it turns out to be one (leaveH2Bounds, takeH2).
 			lim := connLimits{readHeader: r.Timeouts.ReadHeader, idle: r.Timeouts.Idle, minRate: int64(r.Timeouts.MinRate)}
-			if i < len(r.lopts) {
-				o := r.lopts[i]
-				lim.noClamp = o.TLS == nil && o.H2C // TLS: leaveH2Bounds
-			}
 			s.gates = append(s.gates, &gate{Listener: ln, model: r.Model, cap: s.cap, board: r.board, counters: r.counters, proc: r.Slot, limits: lim})
 		}
 		// A worker child speaking HTTP/2 keeps no slot for its next

@@ -68,9 +68,10 @@ func (l *connLimits) grace() time.Duration { return max(l.readHeader/2, time.Sec
 type connLimits struct {
 	readHeader, idle time.Duration
 	minRate          int64
-	// noClamp: the connection speaks HTTP/2 (h2c on a plain listener, or
-	// h2 negotiated by TLS: leaveBounds), whose deadlines the HTTP/2
-	// server (internal/h2) keeps for itself; the bounds are left to it.
+	// noClamp: the connection speaks HTTP/2 (h2 negotiated by TLS, or
+	// h2c's preface on a plain listener: leaveBounds), whose deadlines the
+	// HTTP/2 server (internal/h2) keeps for itself; the bounds are left to
+	// it.
 	noClamp bool
 }
 
@@ -340,7 +341,7 @@ func (c *slotConn) headerBound() time.Time {
 }
 
 // leaveBounds drops c's header bound for good: the connection speaks
-// HTTP/2, whose deadlines net/http keeps.
+// HTTP/2, whose deadlines its server (internal/h2) keeps.
 func (c *slotConn) leaveBounds() {
 	c.timing.mu.Lock()
 	defer c.timing.mu.Unlock()

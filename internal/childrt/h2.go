@@ -50,7 +50,11 @@ func (s *server) takeH2() {
 		"h2": func(_ *http.Server, c *tls.Conn, _ http.Handler) { s.h2.ServeConn(c) },
 		"unencrypted_http2": func(_ *http.Server, c *tls.Conn, _ http.Handler) {
 			if u, ok := c.NetConn().(interface{ UnencryptedNetConn() net.Conn }); ok {
-				s.h2.ServeConnPrefaced(u.UnencryptedNetConn())
+				nc := u.UnencryptedNetConn()
+				if sc := connSlot(nc); sc != nil {
+					sc.leaveBounds() // the HTTP/1.1 header bounds held until the preface
+				}
+				s.h2.ServeConnPrefaced(nc)
 			}
 		},
 	}

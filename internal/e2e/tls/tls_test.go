@@ -489,3 +489,84 @@ func TestHTTP2SlowBodyIsCut(t *testing.T) {
 		}
 	}
 }
+
+// TestH2CListenerBounds: a plain listener with h2c keeps the HTTP/1.1
+// bounds for its HTTP/1.1 clients (a header dribbled below min_rate is
+// cut once half of read_header is spent, not at read_header), and leaves
+// them to the HTTP/2 server once a connection has sent the preface (a
+// stream that lasts past read_header is answered, and the connection then
+// lives on PINGs).
+func TestH2CListenerBounds(t *testing.T) {
+	s := start(t, "h2c: true", siteTLS, "timeouts: {read_header: 4s, min_rate: 500}\n"+cgiApp,
+		func(dir string) {
+			script(t, dir, "nap.sh", "sleep 5\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslept\\n'\n")
+		})
+	// HTTP/1.1, a byte every 300 ms: about 3 bytes a second.
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	cut := make(chan time.Duration, 1)
+	go func() {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, c)
+		cut <- time.Since(start)
+	}()
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	var took time.Duration
+	for took == 0 {
+		select {
+		case took = <-cut:
+		case <-tick.C:
+			c.Write([]byte("x"))
+		}
+	}
+	if took < 1500*time.Millisecond || took > 3500*time.Millisecond {
+		t.Fatalf("a header dribbled at 3 bytes a second on the h2c listener was cut after %v, want after the 2 s grace and before read_header's 4 s", took)
+	}
+
+	// h2c: a request that takes 5 s, past read_header, is answered.
+	conn, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(15 * time.Second))
+	fr := h2test.Start(conn)
+	h2test.Request(fr, 1, "GET", "/cgi-bin/nap.sh", true)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("h2c: the 5 s request was not answered: %v", err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == 1 {
+			if string(d.Data()) != "slept\n" {
+				t.Fatalf("h2c: %q", d.Data())
+			}
+			break
+		}
+	}
+	// With no stream open, a PING every 300 ms for 3 s (far below
+	// min_rate, were the HTTP/1.1 header bounds still on) is answered
+	// each time: the connection is the HTTP/2 server's, whose idle bound
+	// is timeouts.idle (5 s).
+	for i := range 10 {
+		time.Sleep(300 * time.Millisecond)
+		if err := fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			t.Fatalf("h2c: PING %d: %v", i, err)
+		}
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("h2c: no answer to PING %d, %v after the stream: %v", i, time.Duration(i+1)*300*time.Millisecond, err)
+			}
+			if p, ok := f.(*http2.PingFrame); ok && p.IsAck() && p.Data[0] == byte(i) {
+				break
+			}
+		}
+	}
+}
