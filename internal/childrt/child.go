@@ -726,9 +726,16 @@ func deadliners(ls []net.Listener) []deadliner {
 	return ds
 }
 
-func (s *server) track(c net.Conn, st http.ConnState) {
+func (s *server) track(c net.Conn, st http.ConnState) { s.trackConn(c, st, true) }
+
+// trackH2 is track for the HTTP/2 server's connections, whose slot's state
+// is their streams' (h2slots.go): a stream that runs on another slot must
+// not leave the connection's "reading".
+func (s *server) trackH2(c net.Conn, st http.ConnState) { s.trackConn(c, st, false) }
+
+func (s *server) trackConn(c net.Conn, st http.ConnState, slotState bool) {
 	if sc := connSlot(c); sc != nil {
-		if w := sc.worker(); w != nil {
+		if w := sc.worker(); w != nil && slotState {
 			switch st {
 			case http.StateActive:
 				w.SetState(scoreboard.Reading)

@@ -23,7 +23,7 @@ import (
 func (s *server) newH2(r *Runtime) *h2.Server {
 	hs := &h2.Server{
 		Handler:        s.srv.Handler,
-		ConnState:      s.track,
+		ConnState:      s.trackH2,
 		ConnContext:    connContext,
 		Draining:       s.isDraining,
 		BaseServer:     s.srv,
