@@ -696,17 +696,17 @@ func (s *server) scored(h http.Handler) http.Handler {
 			}
 		}
 		event := s.cap != nil && s.model == ModelEvent
+		var stream *slotConn // an HTTP/2 stream's, under worker and prefork
 		if event {
 			slot = s.requestSlot(sc)
 		} else if r.ProtoMajor == 2 && slot >= 0 && s.cap != nil {
-			slot = s.streamSlot(sc)
-			defer s.streamDone(sc, slot)
+			slot, stream = s.streamSlot(sc), sc
 		}
-		if slot < 0 || s.board == nil && !event {
+		if slot < 0 || s.board == nil && !event && stream == nil {
 			h.ServeHTTP(w, r)
 			return
 		}
-		cw := &countingWriter{ResponseWriter: w, s: s, slot: slot, event: event, start: time.Now()}
+		cw := &countingWriter{ResponseWriter: w, s: s, slot: slot, event: event, stream: stream, start: time.Now()}
 		if s.board != nil {
 			cw.ws = s.board.Worker(s.proc, slot)
 			cw.ws.StartRequest(cw.start, clientip.FromRemoteAddr(r.RemoteAddr), r.Method, r.RequestURI, r.Proto)
@@ -790,18 +790,21 @@ type countingWriter struct {
 	s        *server
 	slot     int
 	event    bool
+	stream   *slotConn // the connection of an HTTP/2 stream's slot (h2slots.go)
 	ws       *scoreboard.WorkerSlot
 	start    time.Time
 	tunneled bool
 }
 
-// done ends the request scored serves: its scoreboard record, and in the
-// event model its slot, or its tunnel's count.
+// done ends the request scored serves: its scoreboard record, and its
+// slot (the event model's, or an HTTP/2 stream's), or its tunnel's count.
 func (w *countingWriter) done() {
 	if w.ws != nil {
 		w.s.endRequest(w.ws, w.start, w.n)
 	}
 	switch {
+	case w.stream != nil:
+		w.s.streamDone(w.stream, w.slot)
 	case !w.event:
 	case w.tunneled:
 		w.s.cap.leave()

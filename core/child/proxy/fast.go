@@ -230,8 +230,7 @@ func (p *Proxy) fastRequest(out []byte, req *childrt.ForwardRequest) ([]byte, bo
 		case fold(name, "host"), fold(name, "forwarded"), fold(name, "x-forwarded-for"),
 			fold(name, "x-forwarded-host"), fold(name, "x-forwarded-proto"),
 			fold(name, "keep-alive"), fold(name, "proxy-connection"), fold(name, "proxy-authenticate"),
-			fold(name, "proxy-authorization"), fold(name, "trailer"),
-			fold(name, "x-sendfile-type"), fold(name, "x-accel-mapping"), gateway.ClientCertHeader(name):
+			fold(name, "proxy-authorization"), fold(name, "trailer"), gateway.Reserved(name):
 			continue // set below, hop-by-hop, or not the client's to say
 		case fold(name, "x-request-id"):
 			if id == nil {
@@ -392,21 +391,7 @@ func connection(value []byte) (closes, names bool) {
 }
 
 // fold reports whether b is s, ASCII case-insensitively (s in lower case).
-func fold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
+func fold(b []byte, s string) bool { return gateway.FoldEqual(b, s) }
 
 // bstr views b as a string for the length of a call that does not keep it.
 func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -218,9 +218,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.Out.Header.Del("Expect") // the body is here already: 100-continue was the child's to answer
-	pr.Out.Header.Del("X-Sendfile-Type")
-	pr.Out.Header.Del("X-Accel-Mapping")
-	gateway.DropClientCertHeaders(pr.Out.Header)
+	for k := range pr.Out.Header {
+		if gateway.Reserved(k) {
+			delete(pr.Out.Header, k)
+		}
+	}
 	gateway.ClientCertHeaders(pr.Out.Header, pr.In.TLS)
 	if p.sendfile != nil {
 		pr.Out.Header.Set("X-Sendfile-Type", gateway.SendfileType)

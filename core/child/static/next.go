@@ -28,46 +28,46 @@ func (h *handler) serveOrPass(w http.ResponseWriter, r *http.Request) {
 
 // holds reports whether URL path p (vetted by checkPath) names what the
 // files in front of an app serve: a regular file, or a folder named with
-// its slash that has an index file. A cached file costs no system call.
+// its slash that has an index file.
 func (h *handler) holds(p string, st *rootState) bool {
-	if h.cache != nil && h.cachedEntry(p, st) != nil {
-		return true
-	}
-	f, _ := h.openServable(p, st)
-	if f == nil {
-		return false
-	}
-	f.Close()
-	return true
+	_, found := h.lookup(p, st)
+	return found
 }
 
 // LookupFast is the fast path's view of the files in front of an app
 // (internal/childrt.FastFiles): URL path p's 200 from the cache (ok), or
 // whether p names nothing here and goes to the app (app); neither, and
-// net/http serves the request (a file too large to cache, say). A path
-// that names nothing costs one failed open, as nginx's try_files costs a
-// stat.
+// net/http serves the request (a file too large to cache, say).
 func (h *handler) LookupFast(p string) (header, body []byte, ok, app bool) {
 	st := h.rootState()
 	if st == nil || checkPath(p, "") != 0 {
 		return nil, nil, false, true
 	}
+	e, found := h.lookup(p, st)
+	if e == nil {
+		return nil, nil, false, !found
+	}
+	e.hit.Store(true)
+	return e.fastHdr, e.body, true, false
+}
+
+// lookup finds what URL path p names below the root: its cache entry
+// (filled on the way when the file fits the cache), or found without one;
+// a cached file costs no system call, a path that names nothing one failed
+// open, as nginx's try_files costs a stat.
+func (h *handler) lookup(p string, st *rootState) (e *entry, found bool) {
 	if h.cache != nil {
 		if e := h.cachedEntry(p, st); e != nil {
-			e.hit.Store(true)
-			return e.fastHdr, e.body, true, false
+			return e, true
 		}
 	}
 	f, index := h.openServable(p, st)
 	if f == nil {
-		return nil, nil, false, true
+		return nil, false
 	}
 	defer f.Close()
 	if h.cache != nil {
-		if e := h.cache.add(h, f, p, index, st.real); e != nil {
-			e.hit.Store(true)
-			return e.fastHdr, e.body, true, false
-		}
+		e = h.cache.add(h, f, p, index, st.real)
 	}
-	return nil, nil, false, false
+	return e, true
 }

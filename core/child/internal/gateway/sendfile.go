@@ -54,7 +54,7 @@ func (s *Sendfile) open(name string) (*os.File, fs.FileInfo, error) {
 	if !filepath.IsAbs(name) {
 		return nil, nil, errOutside
 	}
-	real, err := filepath.EvalSymlinks(filepath.Clean(name))
+	real, _, err := Resolve(filepath.Clean(name))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -65,18 +65,33 @@ func ClientCertHeaders(h http.Header, cs *tls.ConnectionState) {
 	h[clientHeaders+"Cert"] = []string{url.QueryEscape(certPEM(c))}
 }
 
-// DropClientCertHeaders deletes from h every X-SSL-Client-* header a
-// client sent.
-func DropClientCertHeaders(h http.Header) {
-	for k := range h {
-		if len(k) > len(clientHeaders) && strings.EqualFold(k[:len(clientHeaders)], clientHeaders) {
-			delete(h, k)
-		}
+// Reserved reports whether a request header's name, in any case, is one
+// a client may not send to an app or script, as it says what phased did
+// for the request: X-Sendfile-Type and X-Accel-Mapping (Sendfile: with
+// them a client could make a Rack app put its files' paths in its
+// answers) and X-SSL-Client-* (a verified client certificate,
+// ClientCertHeaders). The proxy, its fast path and the scripts' variables
+// (HeaderVar) all leave them out.
+func Reserved[T ~string | ~[]byte](name T) bool {
+	if len(name) == len("x-sendfile-type") && (FoldEqual(name, "x-sendfile-type") || FoldEqual(name, "x-accel-mapping")) {
+		return true
 	}
+	return len(name) > len(clientHeaders) && FoldEqual(name[:len(clientHeaders)], "x-ssl-client-")
 }
 
-// ClientCertHeader reports whether a header's name, in any case, is one
-// of the X-SSL-Client-* ones.
-func ClientCertHeader(name []byte) bool {
-	return len(name) > len(clientHeaders) && strings.EqualFold(string(name[:len(clientHeaders)]), clientHeaders)
+// FoldEqual reports whether name is lower, ASCII lower-case, in any case.
+func FoldEqual[T ~string | ~[]byte](name T, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(lower); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }

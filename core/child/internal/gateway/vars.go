@@ -107,11 +107,10 @@ func Vars(r *http.Request, s Script, contentLength int64, emit func(name, value 
 // all. A name with anything but ASCII letters, digits and '-' is not
 // passed, so that "X_Real_IP" cannot pose as "X-Real-IP"; neither is Proxy
 // (httpoxy: a script would take it for HTTP_PROXY), nor Host, Content-Type
-// and Content-Length, which have variables of their own, nor
-// X-Sendfile-Type and X-Accel-Mapping, which are not the client's to say
-// (Sendfile).
+// and Content-Length, which have variables of their own, nor the Reserved
+// ones, which are not the client's to say.
 func HeaderVar(k string) (string, bool) {
-	if k == "" {
+	if k == "" || Reserved(k) {
 		return "", false
 	}
 	b := make([]byte, 0, 5+len(k))
@@ -130,7 +129,7 @@ func HeaderVar(k string) (string, bool) {
 		b = append(b, c)
 	}
 	switch name := string(b); name {
-	case "HTTP_PROXY", "HTTP_HOST", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_X_SENDFILE_TYPE", "HTTP_X_ACCEL_MAPPING":
+	case "HTTP_PROXY", "HTTP_HOST", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH":
 		return "", false
 	default:
 		return name, true
