@@ -24,8 +24,16 @@
 #          A second nginx server on the same gunicorn also sends the app
 #          the two headers phased adds (X-Forwarded-Host, X-Request-Id):
 #          its rows ("same headers") compare the proxies at equal work.
-#          WSGI_LAYOUTS="CxSxW ..." measures other layouts (C children x S
-#          slots, W workers each) side by side, each its own row.
+#          phased's children are bound to CPUs (worker_cpu_affinity auto:
+#          child 0 and its gunicorn on one CPU, child 1 and its gunicorn
+#          on the other), so that a request and its answer change hands
+#          on the CPU that runs both ends; a third nginx, with nginx's own
+#          worker_cpu_affinity auto, gives rows "nginx bound" (its workers
+#          bound; the pool they share cannot be).
+#          WSGI_LAYOUTS="CxSxW[:AFFINITY] ..." measures other layouts (C
+#          children x S slots, W workers each, worker_cpu_affinity
+#          AFFINITY, default auto: 2x8x2:none is the same unbound) side by
+#          side, each its own row.
 #   rack   examples/app-rack/config.ru (GET /health), 4 single-threaded app
 #          processes
 #          phased:  event MPM, 4 children x 1 slot, each child a puma -t 1:1
@@ -90,7 +98,7 @@ for p in "${PAIRS[@]}"; do
 	case $p in wsgi | rack | php) ;; *) die "ONLY: unknown pair $p (wsgi rack php)" ;; esac
 done
 for l in $WSGI_LAYOUTS; do
-	[[ $l =~ ^[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*$ ]] || die "WSGI_LAYOUTS: $l is not CHILDRENxSLOTSxWORKERS"
+	[[ $l =~ ^[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*(:(none|auto))?$ ]] || die "WSGI_LAYOUTS: $l is not CHILDRENxSLOTSxWORKERS[:none|:auto]"
 done
 [ -z "$BASELINE" ] || [ -x "$BASELINE" ] || die "BASELINE: $BASELINE is not an executable"
 [ "$(id -u)" = 0 ] || die "Apache and nginx are started as root here (their workers switch to www-data): run as root"
@@ -226,8 +234,15 @@ setup_wsgi() {
 		tag=""
 		[ "$bin" = "$PHASED" ] || tag=-base
 		for l in $WSGI_LAYOUTS; do
-			IFS=x read -r nc ns nw <<<"$l"
-			phased_app "phased-gunicorn-$l$tag" / "mpm:
+			IFS=: read -r shape pin <<<"$l"
+			IFS=x read -r nc ns nw <<<"$shape"
+			pin=${pin:-auto}
+			if [ "$pin" != none ] && ! "$bin" -S 2>/dev/null | grep -q '^worker_cpu_affinity:'; then
+				log "$bin has no worker_cpu_affinity: its $shape runs unbound"
+				pin=none
+			fi
+			phased_app "phased-gunicorn-$l$tag" / "worker_cpu_affinity: $pin
+mpm:
   name: event
   start_servers: $nc
   server_limit: $nc
@@ -267,6 +282,34 @@ $(nginx_server "$PORT")
 $(nginx_server "$same" 'X-Forwarded-Host $http_host' 'X-Request-Id $request_id')
 }
 EOF
+	# nginx's own CPU binding (worker_cpu_affinity auto, a main-level
+	# directive: a second nginx on the same gunicorn): its two workers
+	# bound one to each CPU; the app's pool, which both share, is not.
+	local main=$PORT
+	pick_port
+	local pinned=$PORT
+	PORT=$main
+	mkdir -p "$dir/pinned/tmp"
+	cat >"$dir/pinned/nginx.conf" <<EOF
+user www-data;
+worker_processes 2;
+worker_cpu_affinity auto;
+pid $dir/pinned/nginx.pid;
+error_log $dir/pinned/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/pinned/tmp/body;
+    proxy_temp_path $dir/pinned/tmp/proxy;
+    fastcgi_temp_path $dir/pinned/tmp/fastcgi;
+    uwsgi_temp_path $dir/pinned/tmp/uwsgi;
+    scgi_temp_path $dir/pinned/tmp/scgi;
+    keepalive_requests 1000000;
+    upstream app_server { server unix:$dir/gunicorn.sock fail_timeout=0; }
+$(nginx_server "$pinned")
+}
+EOF
 	local deadline=$((SECONDS + 30))
 	until [ -S "$dir/gunicorn.sock" ]; do
 		[ $SECONDS -lt $deadline ] || die "gunicorn never made its socket: $(tail -5 "$dir/gunicorn.out")"
@@ -283,6 +326,10 @@ EOF
 	ROOTS_OF[nginx-same]=${ROOTS_OF[nginx-gunicorn]}
 	PORT_OF[nginx-same]=$same PATH_OF[nginx-same]=/
 	ready "$same" / nginx-same "$dir"
+	start nginx "$dir/pinned" nginx -p "$dir/pinned" -c "$dir/pinned/nginx.conf"
+	ROOTS_OF[nginx-pinned]="${ROOTS_OF[nginx-gunicorn]%% *} ${PIDS[-1]}"
+	PORT_OF[nginx-pinned]=$pinned PATH_OF[nginx-pinned]=/
+	ready "$pinned" / nginx-pinned "$dir/pinned"
 }
 
 setup_rack() {
@@ -384,18 +431,21 @@ DocumentRoot $www
 }
 
 declare -A PHASED_OF=([rack]=phased-puma [php]=phased-php) # setup_wsgi sets wsgi's
-declare -A ANCHOR_OF=([wsgi]=nginx-gunicorn [rack]=passenger [php]=fcgid)
-declare -A ANCHOR_DESC=([wsgi]="nginx proxy_pass + gunicorn" [rack]="Apache + Passenger" [php]="Apache + mod_fcgid")
-# A second anchor, measured in the same rounds: the standard deployment
-# doing what phased does more (its rows say "same headers").
-declare -A ANCHOR2_OF=([wsgi]=nginx-same)
-declare -A ANCHOR2_DESC=([wsgi]="nginx proxy_pass + gunicorn, sending X-Forwarded-Host and X-Request-Id as phased does")
+# Each pair's anchors, the first its standard deployment; the others,
+# measured in the same rounds, are that deployment doing what phased does
+# more (X-Forwarded-Host and X-Request-Id: rows "same headers") or bound
+# to CPUs by its own key (rows "nginx bound").
+declare -A ANCHORS_OF=([wsgi]="nginx-gunicorn nginx-same nginx-pinned" [rack]=passenger [php]=fcgid)
+declare -A DESC_OF=([nginx-gunicorn]="nginx proxy_pass + gunicorn" [passenger]="Apache + Passenger" [fcgid]="Apache + mod_fcgid"
+	[nginx-same]="nginx proxy_pass + gunicorn, sending X-Forwarded-Host and X-Request-Id as phased does"
+	[nginx-pinned]="nginx proxy_pass + gunicorn, nginx's workers bound to CPUs (worker_cpu_affinity auto)")
+declare -A LABEL_OF=([nginx-same]="same headers" [nginx-pinned]="nginx bound")
 TARGETS=()
 for p in "${PAIRS[@]}"; do
 	log "starting the $p pair"
 	"setup_$p"
 	# shellcheck disable=SC2206 # the list of phased targets, split
-	TARGETS+=(${PHASED_OF[$p]} "${ANCHOR_OF[$p]}" ${ANCHOR2_OF[$p]:-})
+	TARGETS+=(${PHASED_OF[$p]} ${ANCHORS_OF[$p]})
 done
 
 declare -A RPS_OF P99_OF ERRS_OF SRV_OF APP_OF
@@ -425,10 +475,10 @@ table=$(
 	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for p in "${PAIRS[@]}"; do
 		for a in ${PHASED_OF[$p]}; do
-			for b in ${ANCHOR_OF[$p]} ${ANCHOR2_OF[$p]:-}; do
-				label=$p desc=${ANCHOR_DESC[$p]}
+			for b in ${ANCHORS_OF[$p]}; do
+				label=$p desc=${DESC_OF[$b]}
 				[ "$a" = "${PHASED_OF[$p]# }" ] || label="$p (${a#phased-})"
-				[ "$b" = "${ANCHOR_OF[$p]}" ] || label="$label, same headers" desc=${ANCHOR2_DESC[$p]}
+				[ -z "${LABEL_OF[$b]:-}" ] || label="$label, ${LABEL_OF[$b]}"
 				ra=$(med <<<"${RPS_OF[$a]}") rb=$(med <<<"${RPS_OF[$b]}")
 				pa=$(med <<<"${P99_OF[$a]}") pb=$(med <<<"${P99_OF[$b]}")
 				printf '| %s | %.0f | %s | %.0f | %.2f | %s | %s | %.2f | %s + %s | %s + %s | %s/%s |\n' "$label" "$ra" "$desc" "$rb" \
@@ -469,7 +519,7 @@ if [ "$RESULTS" != - ]; then
 		echo
 		echo "$table"
 		echo
-		echo "Set-ups (the head of bench/apps/run.sh): wsgi: bench/apps/hello.py on 4 gunicorn sync workers, phased's event MPM with C children x S slots and a gunicorn of W workers per child (CxSxW: $WSGI_LAYOUTS; 2x8x2 lets as many requests at the apps as nginx does, see the script's head) vs one gunicorn of 4 workers behind nginx's proxy_pass (2 worker processes), both on unix sockets. rack: examples/app-rack (GET /health) in 4 single-threaded processes, phased's event MPM with 4 children x 1 slot (puma -t 1:1 per child) vs Apache's event MPM + Passenger (pool of 4). php: bench/apps/hello.php in 8 php-cgi processes, phased's event MPM with 2 children x 4 slots (php-cgi -b, PHP_FCGI_CHILDREN=4, per child) vs Apache's event MPM + mod_fcgid (8 processes; its p99 near 1 s is mod_fcgid's own wait: a request that finds every PHP process busy sleeps a second in mod_fcgid's retry loop before it tries again)."
+		echo "Set-ups (the head of bench/apps/run.sh): wsgi: bench/apps/hello.py on 4 gunicorn sync workers, phased's event MPM with C children x S slots and a gunicorn of W workers per child (CxSxW[:worker_cpu_affinity], auto unless given: $WSGI_LAYOUTS; 2x8x2 lets as many requests at the apps as nginx does, see the script's head) vs one gunicorn of 4 workers behind nginx's proxy_pass (2 worker processes; \"nginx bound\": with worker_cpu_affinity auto), both on unix sockets. rack: examples/app-rack (GET /health) in 4 single-threaded processes, phased's event MPM with 4 children x 1 slot (puma -t 1:1 per child) vs Apache's event MPM + Passenger (pool of 4). php: bench/apps/hello.php in 8 php-cgi processes, phased's event MPM with 2 children x 4 slots (php-cgi -b, PHP_FCGI_CHILDREN=4, per child) vs Apache's event MPM + mod_fcgid (8 processes; its p99 near 1 s is mod_fcgid's own wait: a request that finds every PHP process busy sleeps a second in mod_fcgid's retry loop before it tries again)."
 	} | write_section "$RESULTS" bench
 	log "wrote $RESULTS"
 fi

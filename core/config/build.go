@@ -16,6 +16,7 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"github.com/phasedhq/phased/internal/clientip"
+	"github.com/phasedhq/phased/internal/cpuset"
 )
 
 // Defaults a hook gets when it leaves order or timeout out.
@@ -304,6 +305,11 @@ func (c *Config) validate(ls layers, derivedSocket bool) []error {
 	}
 	if c.WorkerConnections < 0 {
 		v.errorf("worker_connections", "must be 0 (from the descriptor limit) or more, got %d", c.WorkerConnections)
+	}
+	if allowed, err := cpuset.Allowed(); err != nil {
+		v.errorf("worker_cpu_affinity", "reading the CPUs phased may run on: %v", err)
+	} else if _, err := cpuset.Parse(c.WorkerCPUAffinity, allowed); err != nil {
+		v.errorf("worker_cpu_affinity", `must be none, auto or a CPU list per child slot ("0-3 4-7"): %v`, err)
 	}
 
 	if c.ErrorLog.Path == "" {

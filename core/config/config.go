@@ -102,6 +102,13 @@ type Config struct {
 	// descriptor limit. At least 0. Default 0.
 	WorkerConnections int `koanf:"worker_connections" json:"worker_connections" yaml:"worker_connections"`
 
+	// WorkerCPUAffinity binds each child, and every process it starts (its
+	// app server above all), to CPUs (nginx's worker_cpu_affinity): none
+	// (the default), auto (the children a generation starts with share
+	// the CPUs out in groups, a later child sharing a group), or one CPU
+	// list per child slot separated by spaces ("0-3 4-7"), taken in turn.
+	WorkerCPUAffinity string `koanf:"worker_cpu_affinity" json:"worker_cpu_affinity" yaml:"worker_cpu_affinity"`
+
 	// Timeouts are the children's HTTP server timeouts.
 	Timeouts Timeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
 

@@ -54,6 +54,7 @@ func TestDefault(t *testing.T) {
 		SIGTERM:                 "stop",
 		TrustedProxies:          []string{},
 		RealIPHeader:            "X-Forwarded-For",
+		WorkerCPUAffinity:       "none",
 		Health:                  Health{LivenessPath: "/livez", ReadinessPath: "/readyz", Allow: []string{"127.0.0.0/8", "::1/128"}},
 		Timeouts:                Timeouts{ReadHeader: 10 * time.Second, Read: 60 * time.Second, Write: 60 * time.Second, Idle: 5 * time.Second, MinRate: 500},
 		ErrorLog:                ErrorLog{Path: "stderr", Level: "info", Format: "auto"},
@@ -495,6 +496,11 @@ func TestErrors(t *testing.T) {
 				`{file}: timeouts.min_rate: must be 0 (off) or more bytes a second, got -5`,
 				`{file}: worker_connections: must be 0 (from the descriptor limit) or more, got -1`,
 			},
+		},
+		{
+			name:      "CPU affinity not a list, from -c",
+			overrides: []string{"worker_cpu_affinity=0-1 x"},
+			want:      []string{`-c worker_cpu_affinity=0-1 x: worker_cpu_affinity: must be none, auto or a CPU list per child slot ("0-3 4-7"): "x" is not a CPU list ("x" is not a CPU number; write CPUs as 0-3,8)`},
 		},
 		{
 			name: "port out of range",

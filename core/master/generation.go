@@ -2,6 +2,7 @@ package master
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/phasedhq/phased/core/privdrop"
 	"github.com/phasedhq/phased/core/supervisor"
 	"github.com/phasedhq/phased/internal/contract"
+	"github.com/phasedhq/phased/internal/cpuset"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/plugins/host"
@@ -48,6 +50,10 @@ type generation struct {
 	tls map[string]*contract.TLS
 	// acmeHTTP is where ACME's HTTP-01 answers are, "" = none.
 	acmeHTTP string
+	// cpus is worker_cpu_affinity, of the CPUs allowed when the generation
+	// was made.
+	cpus    cpuset.Spec
+	allowed cpuset.Set
 }
 
 // proc is a child process.
@@ -78,9 +84,32 @@ func (m *Master) newGeneration(p *pass) *generation {
 	if g.limits.AcceptMutex == "flock" {
 		g.mutex = m.acceptLocks(g)
 	}
+	g.affinity(m.log)
 	m.gens[g.num] = g
 	m.newestGen = max(m.newestGen, g.num)
 	return g
+}
+
+// affinity reads worker_cpu_affinity for g's children. The configuration
+// was checked against the CPUs allowed then; should they have changed
+// since (a container's cpuset), the children are not bound.
+func (g *generation) affinity(log *slog.Logger) {
+	if g.cfg.WorkerCPUAffinity == "" || g.cfg.WorkerCPUAffinity == "none" {
+		return
+	}
+	var err error
+	if g.allowed, err = cpuset.Allowed(); err == nil {
+		g.cpus, err = cpuset.Parse(g.cfg.WorkerCPUAffinity, g.allowed)
+	}
+	if err != nil {
+		log.Warn("worker_cpu_affinity: children not bound to CPUs", "generation", g.num, "err", err)
+		g.cpus = cpuset.None
+	}
+}
+
+// childCPUs is the CPUs g's child in slot is bound to; ok false: none.
+func (g *generation) childCPUs(slot int) (set cpuset.Set, ok bool) {
+	return g.cpus.For(slot, g.limits.StartServers, g.allowed)
 }
 
 // spec is the generation as the supervisor sees it. Children that run an

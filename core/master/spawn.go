@@ -17,6 +17,7 @@ import (
 	"github.com/phasedhq/phased/core/config"
 	"github.com/phasedhq/phased/core/supervisor"
 	"github.com/phasedhq/phased/internal/contract"
+	"github.com/phasedhq/phased/internal/cpuset"
 	"github.com/phasedhq/phased/internal/scoreboard"
 	"github.com/phasedhq/phased/phases"
 	"github.com/phasedhq/phased/sdk/hook"
@@ -66,7 +67,8 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	if goApp {
 		cmd.Args[0] = g.cfg.App.Command[0]
 	}
-	cmd.Env = append(m.childEnv(g), enc.Env)
+	cpus, bound := g.childCPUs(slot)
+	cmd.Env = append(m.childEnv(g, cpus, bound), enc.Env)
 	cmd.Dir = g.cfg.ServerRoot
 	cmd.ExtraFiles = enc.ExtraFiles
 	out := m.errlog.File()
@@ -76,7 +78,11 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 	if slot < g.board.Procs() {
 		baseReq, baseBytes, _ = slotTotals(g, slot)
 	}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if bound {
+		start = func() error { return cpuset.Start(cmd, cpus) }
+	}
+	if err := start(); err != nil {
 		return fail(err)
 	}
 	pid := cmd.Process.Pid
@@ -171,9 +177,10 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 }
 
 // childEnv is a child's environment: the master's own without what phased
-// keeps for itself (contract.Environ), app.env, and GOMAXPROCS for prefork
-// children (see childProcs). The contract's variable is added by spawn.
-func (m *Master) childEnv(g *generation) []string {
+// keeps for itself (contract.Environ), app.env, and GOMAXPROCS (see
+// childProcs; no more than the child's CPUs when it is bound to some). The
+// contract's variable is added by spawn.
+func (m *Master) childEnv(g *generation, cpus cpuset.Set, bound bool) []string {
 	env := contract.Environ(os.Environ())
 	keys := make([]string, 0, len(g.cfg.App.Env))
 	for k := range g.cfg.App.Env {
@@ -184,7 +191,11 @@ func (m *Master) childEnv(g *generation) []string {
 		env = append(env, k+"="+g.cfg.App.Env[k])
 	}
 	if _, set := g.cfg.App.Env["GOMAXPROCS"]; !set && os.Getenv("GOMAXPROCS") == "" {
-		if n := childProcs(g.limits); n > 0 {
+		n := childProcs(g.limits)
+		if bound && n > cpus.Count() {
+			n = cpus.Count() // Go's default for a bound process, when n is 0
+		}
+		if n > 0 {
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(n))
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/phasedhq/phased/internal/procfs"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -368,6 +369,88 @@ func (p *Proc) kill(t testing.TB) {
 	syscall.Kill(p.PID(), syscall.SIGKILL)
 	<-p.done
 	WaitGone(t, kids, 10*time.Second)
+}
+
+// Env returns variable name from the environment process pid started
+// with ("" when it has none).
+func Env(t testing.TB, pid int, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := ""
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			val = v // the last one wins, as exec.Cmd dedups
+		}
+	}
+	return val
+}
+
+// CPUsAllowed returns the CPU lists (Cpus_allowed_list) the threads of
+// pid may run on, with how many threads have each.
+func CPUsAllowed(pid int) map[string]int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	lists := map[string]int{}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				lists[strings.TrimSpace(v)]++
+			}
+		}
+	}
+	return lists
+}
+
+// AutoCPUs is the CPU list worker_cpu_affinity: auto gives child slot of
+// a generation that starts start children, worked out apart from phased's
+// code: the CPUs this process may run on, cut into min(start, CPUs)
+// groups of consecutive CPUs, slot taking group slot mod groups.
+func AutoCPUs(t testing.TB, slot, start int) string {
+	t.Helper()
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	var cpus []int
+	for c := range 1024 {
+		if mask.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	groups := min(start, len(cpus))
+	g := slot % groups
+	part := cpus[g*len(cpus)/groups : (g+1)*len(cpus)/groups]
+	var runs []string // as the kernel writes a CPU list: 0-3,8
+	for i := 0; i < len(part); {
+		j := i
+		for j+1 < len(part) && part[j+1] == part[j]+1 {
+			j++
+		}
+		if j > i {
+			runs = append(runs, fmt.Sprintf("%d-%d", part[i], part[j]))
+		} else {
+			runs = append(runs, strconv.Itoa(part[i]))
+		}
+		i = j + 1
+	}
+	return strings.Join(runs, ",")
+}
+
+// OnlyOn fails t unless every thread of each of pids may run on want (a
+// CPU list) and nowhere else.
+func OnlyOn(t testing.TB, what string, pids []int, want string) {
+	t.Helper()
+	for _, pid := range pids {
+		if got := CPUsAllowed(pid); len(got) != 1 || got[want] == 0 {
+			t.Errorf("%s: process %d's threads may run on %v, want all on %q", what, pid, got, want)
+		}
+	}
 }
 
 // Children returns the pids of pid's direct children.

@@ -2,6 +2,7 @@ package langs
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sync"
 	"syscall"
@@ -41,6 +42,14 @@ func TestPythonExample(t *testing.T) {
 		t.Errorf("GET /db = %+v; want a backend of a pool of 4 ({threads})", db)
 	}
 	waitPools(t, pg, x, name, 2, 4, true)
+	// worker_cpu_affinity: auto, two children: each child and its gunicorn
+	// on their slot's share of the CPUs.
+	for _, c := range x.children(t) {
+		if c.State == "ready" {
+			e2e.OnlyOn(t, fmt.Sprintf("child %d in slot %d and its gunicorn", c.PID, c.Slot),
+				append([]int{c.PID, c.AppPID}, e2e.Descendants(c.AppPID)...), e2e.AutoCPUs(t, c.Slot, 2))
+		}
+	}
 	// Longer than the master's own 5 s between telling a child to stop and
 	// killing it: gunicorn has the app's stop_timeout (30 s) to finish.
 	x.stopRequest = 7 * time.Second

@@ -84,7 +84,7 @@ func TestStartServersPerMPM(t *testing.T) {
 				if got, want := epollSets(k), map[bool]int{true: 2, false: 1}[tt.name == "prefork"]; got != want {
 					t.Fatalf("child %d has %d epoll sets, want %d", k, got, want)
 				}
-				if got := childEnv(t, k, "GOMAXPROCS"); got != tt.procs {
+				if got := e2e.Env(t, k, "GOMAXPROCS"); got != tt.procs {
 					t.Fatalf("child %d: GOMAXPROCS=%q, want %q", k, got, tt.procs)
 				}
 			}
@@ -107,27 +107,10 @@ func TestChildGOMAXPROCSFromEnvironment(t *testing.T) {
 		t.Fatal("no children")
 	}
 	for _, k := range kids {
-		if got := childEnv(t, k, "GOMAXPROCS"); got != "3" {
+		if got := e2e.Env(t, k, "GOMAXPROCS"); got != "3" {
 			t.Fatalf("child %d: GOMAXPROCS=%q, want the master's 3", k, got)
 		}
 	}
-}
-
-// childEnv returns variable name from the environment process pid started
-// with.
-func childEnv(t *testing.T, pid int, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	val := ""
-	for _, kv := range strings.Split(string(b), "\x00") {
-		if v, ok := strings.CutPrefix(kv, name+"="); ok {
-			val = v // the last one wins, as exec.Cmd dedups
-		}
-	}
-	return val
 }
 
 // epollSets counts pid's epoll instances.
