@@ -1,6 +1,7 @@
 package master
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phasedhq/phased/internal/cpuset"
 	"github.com/phasedhq/phased/internal/procfs"
 	"github.com/phasedhq/phased/internal/scoreboard"
 )
@@ -58,6 +60,9 @@ type ChildStatus struct {
 	// processes (PSS, or RSS), in bytes.
 	AppPID    int   `json:"app_pid,omitempty"`
 	AppMemory int64 `json:"app_memory_bytes,omitempty"`
+	// CPUs is the CPU list the child and its processes are bound to
+	// (worker_cpu_affinity), "" when unbound.
+	CPUs string `json:"cpus,omitempty"`
 }
 
 func (m *Master) status() Status {
@@ -85,6 +90,11 @@ func (m *Master) status() Status {
 		}
 		c := ChildStatus{PID: k.PID, Generation: k.Gen, Slot: k.Slot, State: state,
 			Uptime: time.Since(k.Started).Round(time.Second).String()}
+		if g := m.gens[k.Gen]; g != nil {
+			if set, ok := g.childCPUs(k.Slot); ok {
+				c.CPUs = cpuset.Format(set)
+			}
+		}
 		if g := m.gens[k.Gen]; g != nil && k.Slot < g.board.Procs() {
 			if p := g.board.Proc(k.Slot); p.PID() == k.PID {
 				c.AppPID = p.AppPID()
@@ -138,13 +148,20 @@ func WriteStatus(w io.Writer, s Status) {
 		fmt.Fprintf(w, "children keep dying (%d in a row, last: %s); next start at %s\n", s.Crashes, s.LastExit, s.BackoffUntil)
 	}
 	apps := slices.ContainsFunc(s.Children, func(c ChildStatus) bool { return c.AppPID != 0 })
+	bound := slices.ContainsFunc(s.Children, func(c ChildStatus) bool { return c.CPUs != "" })
 	head := fmt.Sprintf("%-8s %-4s %-4s %-9s %-8s %-5s %-9s %-11s", "PID", "GEN", "SLOT", "STATE", "UPTIME", "BUSY", "REQUESTS", "BYTES")
+	if bound {
+		head += fmt.Sprintf(" %-8s", "CPUS")
+	}
 	if apps {
 		head += fmt.Sprintf(" %-8s %s", "APP PID", "APP MEM")
 	}
 	fmt.Fprintln(w, strings.TrimRight(head, " "))
 	for _, c := range s.Children {
 		line := fmt.Sprintf("%-8d %-4d %-4d %-9s %-8s %-5d %-9d %-11d", c.PID, c.Generation, c.Slot, c.State, c.Uptime, c.Busy, c.Requests, c.Bytes)
+		if bound {
+			line += fmt.Sprintf(" %-8s", cmp.Or(c.CPUs, "-"))
+		}
 		if apps && c.AppPID != 0 {
 			line += fmt.Sprintf(" %-8d %.1fM", c.AppPID, float64(c.AppMemory)/(1<<20))
 		}

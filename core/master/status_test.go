@@ -55,3 +55,26 @@ func TestWriteStatusBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStatusCPUs: a column of each child's CPUs when children are
+// bound (worker_cpu_affinity), before the app's.
+func TestWriteStatusCPUs(t *testing.T) {
+	s := Status{PID: 10, Uptime: "1m0s", Generation: 2, MPM: "event", Listen: []string{"127.0.0.1:80"}, Scoreboard: "__",
+		Children: []ChildStatus{
+			{PID: 11, Generation: 2, Slot: 0, State: "ready", Uptime: "1m0s", AppPID: 21, AppMemory: 42 << 20, CPUs: "0-3"},
+			{PID: 12, Generation: 2, Slot: 1, State: "ready", Uptime: "1m0s", AppPID: 22, AppMemory: 42 << 20, CPUs: "4-7"},
+			{PID: 13, Generation: 1, Slot: 0, State: "retiring", Uptime: "2m0s", AppPID: 23, AppMemory: 42 << 20},
+		}}
+	var b strings.Builder
+	WriteStatus(&b, s)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := []string{
+		"PID      GEN  SLOT STATE     UPTIME   BUSY  REQUESTS  BYTES       CPUS     APP PID  APP MEM",
+		"11       2    0    ready     1m0s     0     0         0           0-3      21       42.0M",
+		"12       2    1    ready     1m0s     0     0         0           4-7      22       42.0M",
+		"13       1    0    retiring  2m0s     0     0         0           -        23       42.0M",
+	}
+	if got := lines[len(lines)-4:]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("bound:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

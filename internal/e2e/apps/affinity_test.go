@@ -16,9 +16,10 @@ import (
 // TestWorkerCPUAffinity runs two event children in front of node apps
 // with worker_cpu_affinity: auto, then with a CPU list per slot, and
 // looks at where each process may run: a child, every thread of it, its
-// app server and that server's processes on their slot's CPUs, the master
-// on all of them; a bad list is refused by phased -t and by a graceful
-// restart, which leaves the children serving where they were.
+// app server and that server's processes on their slot's CPUs (as phased
+// status says), the master on all of them; a bad list is refused by
+// phased -t and by a graceful restart, which leaves the children serving
+// where they were.
 func TestWorkerCPUAffinity(t *testing.T) {
 	allowed, err := cpuset.Allowed()
 	if err != nil {
@@ -40,6 +41,9 @@ func TestWorkerCPUAffinity(t *testing.T) {
 				continue
 			}
 			want := slotCPUs(c.Slot)
+			if c.CPUs != want {
+				t.Errorf("phased status: child %d in slot %d on CPUs %q, want %q", c.PID, c.Slot, c.CPUs, want)
+			}
 			e2e.OnlyOn(t, fmt.Sprintf("child %d in slot %d", c.PID, c.Slot), []int{c.PID}, want)
 			e2e.OnlyOn(t, fmt.Sprintf("slot %d's app server", c.Slot), append([]int{c.AppPID}, e2e.Descendants(c.AppPID)...), want)
 			if n, _ := strconv.Atoi(e2e.Env(t, c.PID, "GOMAXPROCS")); n < 1 || n > cpuCount(want) {

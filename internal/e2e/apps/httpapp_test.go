@@ -165,6 +165,7 @@ type childStatus struct {
 	State    string `json:"state"`
 	AppPID   int    `json:"app_pid"`
 	AppBytes int64  `json:"app_memory_bytes"`
+	CPUs     string `json:"cpus"`
 }
 
 // appStatus returns the children `phased status --json` lists. It finds
