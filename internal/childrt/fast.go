@@ -435,6 +435,8 @@ func connSlot(c net.Conn) *slotConn {
 		return connSlot(c.NetConn())
 	case *framingConn:
 		return connSlot(c.Conn)
+	case *lingerConn:
+		return connSlot(c.Conn)
 	}
 	return nil
 }

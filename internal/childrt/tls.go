@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/phasedhq/phased/internal/contract"
 	"github.com/phasedhq/phased/internal/status"
 	"github.com/phasedhq/phased/internal/tickets"
+	"golang.org/x/sys/unix"
 )
 
 // acmeTLSProto is the ALPN protocol of ACME's TLS-ALPN-01 challenge.
@@ -184,8 +186,60 @@ func (s *server) wrapTLS(r *Runtime) {
 			s.gates[i] = fastTLSListener{Listener: s.gates[i], cfg: cfg}
 			continue
 		}
-		s.gates[i] = tls.NewListener(s.gates[i], cfg)
+		s.gates[i] = tls.NewListener(lingerListener{s.gates[i]}, cfg)
 	}
+}
+
+// lingerListener hands a TLS listener that net/http serves (the slow
+// path: no fast path, or a redirect) its connections as lingerConns.
+type lingerListener struct{ net.Listener }
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &lingerConn{c}, nil
+}
+
+// lingerConn is a connection below net/http's *tls.Conn. Closed with
+// bytes the client sent still unread, as net/http closes a connection
+// whose handshake it refused (no client certificate: TLS 1.3 clients
+// send their request before they learn of it), it closes lingering
+// (lingerClose): otherwise the close resets the connection, and a client
+// that meets the reset first never reads the alert that says why.
+type lingerConn struct{ net.Conn }
+
+func (c *lingerConn) Close() error {
+	if unread(c.Conn) > 0 {
+		lingerClose(c.Conn)
+	}
+	return c.Conn.Close()
+}
+
+// CloseWrite passes net/http's half-close on (closeWrite).
+func (c *lingerConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// unread is how many bytes c's socket holds that were not read; 0 when
+// it cannot tell.
+func unread(c net.Conn) int {
+	if pc, ok := c.(*proxyConn); ok {
+		c = pc.Conn
+	}
+	if sc, ok := c.(*slotConn); ok {
+		c = sc.Conn
+	}
+	conn, ok := c.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n
 }
 
 // protocols are the HTTP versions the child serves: HTTP/1 always, HTTP/2

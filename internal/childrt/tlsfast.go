@@ -88,9 +88,11 @@ func (s *server) startTLS(c *fastTLSConn) (ok, handed bool) {
 	if err := c.HandshakeContext(context.Background()); err != nil {
 		if re, ok := err.(tls.RecordHeaderError); ok && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
 			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			lingerClose(re.Conn)
 			return false, false
 		}
 		s.log.Debug("http: TLS handshake error", "remote", c.RemoteAddr().String(), "err", err)
+		lingerClose(c.NetConn())
 		return false, false
 	}
 	if !by.IsZero() {
@@ -111,6 +113,36 @@ func (s *server) startTLS(c *fastTLSConn) (ok, handed bool) {
 		return false, true
 	}
 	return true, false
+}
+
+// A refused handshake's lingering close reads and drops what the client
+// still sends for lingerTLS at most, up to lingerTLSBytes.
+const (
+	lingerTLS      = time.Second
+	lingerTLSBytes = 64 << 10
+)
+
+// lingerClose ends a connection whose last words to the client (a TLS
+// alert: "certificate required", "bad certificate"; or the 400 for plain
+// HTTP) the client may not have read yet, as Apache's lingering close
+// does: it sends FIN after them, then reads and drops what the client
+// still sends until the client closes, for lingerTLS at most. Closed at
+// once with the client's bytes unread (with TLS 1.3 a client sends its
+// request right after its Finished, before it learns of the refusal) the
+// socket resets the connection, and a client that meets the reset first
+// (curl: "getpeername() failed", exit 55) never reads why it was refused.
+// The caller closes c.
+func lingerClose(c net.Conn) {
+	if closeWrite(c) != nil || c.SetReadDeadline(time.Now().Add(lingerTLS)) != nil {
+		return
+	}
+	var buf [2048]byte
+	for n := 0; n < lingerTLSBytes; {
+		m, err := c.Read(buf[:])
+		if n += m; err != nil {
+			return
+		}
+	}
 }
 
 // looksLikeHTTP reports whether a TLS record header is the start of an

@@ -191,3 +191,68 @@ func TestHTTP2WithoutFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedHandshakeLingers: a TLS 1.3 client without the certificate a
+// listener requires has its request sent before it learns of the refusal;
+// the child sends the alert, then FIN, and reads what the client sent
+// until the client closes (a lingering close), instead of closing with
+// the request unread, which resets the connection: curl, meeting the
+// reset first, reported "getpeername() failed" (exit 55) instead of the
+// server's "certificate required". The same for plain HTTP sent to a TLS
+// listener and its 400. On the fast path's handshake and net/http's.
+func TestRefusedHandshakeLingers(t *testing.T) {
+	t.Run("fast path", func(t *testing.T) { testRefusedHandshakeLingers(t, testFast{}) })
+	t.Run("net/http", func(t *testing.T) { testRefusedHandshakeLingers(t, nil) })
+}
+
+// testRefusedHandshakeLingers is TestRefusedHandshakeLingers with fast as
+// the child's responder: nil, none, and net/http shakes hands.
+func testRefusedHandshakeLingers(t *testing.T, fast FastResponder) {
+	rt, addr, events, _ := modelRuntime(t, ModelEvent, 8)
+	rt.Fast = fast
+	cfg := withTLS(t, rt, addr)
+	rt.lopts[0].TLS.ClientAuth = "require"
+	certPEM, _ := selfSigned(t)
+	rt.lopts[0].TLS.ClientCAs = certPEM
+	serveForTest(t, rt, events, tlsHandler)
+
+	// What the client's socket gets after the server's last words: EOF
+	// after a FIN, not a reset.
+	after := func(t *testing.T, raw net.Conn) {
+		t.Helper()
+		raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.Copy(io.Discard, raw); err != nil {
+			t.Errorf("the connection after the refusal: %v, want EOF (FIN, not a reset)", err)
+		}
+	}
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c := tls.Client(raw, cfg)
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("TLS 1.3: the client finishes before the server refuses: %v", err)
+	}
+	io.WriteString(c, "GET /fast HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	time.Sleep(200 * time.Millisecond) // the refusal, and with it the close, comes first
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 10)); err == nil || !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("read: %v, want the server's alert: certificate required", err)
+	}
+	after(t, raw)
+
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	io.WriteString(plain, "GET / HTTP/1.1\r\nHost: localhost\r\nX-Long: "+strings.Repeat("x", 4000)+"\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	plain.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, err := bufio.NewReader(plain).ReadString('\n')
+	if !strings.HasPrefix(got, "HTTP/1.0 400 Bad Request") {
+		t.Fatalf("plain HTTP to TLS: %q %v, want a 400", got, err)
+	}
+	after(t, plain)
+}
