@@ -225,6 +225,32 @@ nginx_server() {
 	printf '            proxy_redirect off;\n            proxy_pass http://app_server;\n        }\n    }\n'
 }
 
+# nginx_conf DIR MAIN SOCKET SERVERS: an nginx.conf with its files in DIR,
+# the main-level directives MAIN, and the server blocks SERVERS, passing
+# to the gunicorn on unix socket SOCKET.
+nginx_conf() {
+	cat <<EOF
+user www-data;
+worker_processes 2;
+$2
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+    keepalive_requests 1000000;
+    upstream app_server { server unix:$3 fail_timeout=0; }
+$4
+}
+EOF
+}
+
 setup_wsgi() {
 	local dir=$TMP/nginx-gunicorn
 	mkdir -p "$dir/tmp"
@@ -262,26 +288,8 @@ app:
 	pick_port
 	local same=$PORT
 	pick_port
-	cat >"$dir/nginx.conf" <<EOF
-user www-data;
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-daemon off;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    keepalive_requests 1000000;
-    upstream app_server { server unix:$dir/gunicorn.sock fail_timeout=0; }
-$(nginx_server "$PORT")
-$(nginx_server "$same" 'X-Forwarded-Host $http_host' 'X-Request-Id $request_id')
-}
-EOF
+	nginx_conf "$dir" "" "$dir/gunicorn.sock" "$(nginx_server "$PORT")
+$(nginx_server "$same" 'X-Forwarded-Host $http_host' 'X-Request-Id $request_id')" >"$dir/nginx.conf"
 	# nginx's own CPU binding (worker_cpu_affinity auto, a main-level
 	# directive: a second nginx on the same gunicorn): its two workers
 	# bound one to each CPU; the app's pool, which both share, is not.
@@ -290,26 +298,7 @@ EOF
 	local pinned=$PORT
 	PORT=$main
 	mkdir -p "$dir/pinned/tmp"
-	cat >"$dir/pinned/nginx.conf" <<EOF
-user www-data;
-worker_processes 2;
-worker_cpu_affinity auto;
-pid $dir/pinned/nginx.pid;
-error_log $dir/pinned/error.log warn;
-daemon off;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/pinned/tmp/body;
-    proxy_temp_path $dir/pinned/tmp/proxy;
-    fastcgi_temp_path $dir/pinned/tmp/fastcgi;
-    uwsgi_temp_path $dir/pinned/tmp/uwsgi;
-    scgi_temp_path $dir/pinned/tmp/scgi;
-    keepalive_requests 1000000;
-    upstream app_server { server unix:$dir/gunicorn.sock fail_timeout=0; }
-$(nginx_server "$pinned")
-}
-EOF
+	nginx_conf "$dir/pinned" "worker_cpu_affinity auto;" "$dir/gunicorn.sock" "$(nginx_server "$pinned")" >"$dir/pinned/nginx.conf"
 	local deadline=$((SECONDS + 30))
 	until [ -S "$dir/gunicorn.sock" ]; do
 		[ $SECONDS -lt $deadline ] || die "gunicorn never made its socket: $(tail -5 "$dir/gunicorn.out")"

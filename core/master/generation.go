@@ -94,9 +94,6 @@ func (m *Master) newGeneration(p *pass) *generation {
 // was checked against the CPUs allowed then; should they have changed
 // since (a container's cpuset), the children are not bound.
 func (g *generation) affinity(log *slog.Logger) {
-	if g.cfg.WorkerCPUAffinity == "" || g.cfg.WorkerCPUAffinity == "none" {
-		return
-	}
 	var err error
 	if g.allowed, err = cpuset.Allowed(); err == nil {
 		g.cpus, err = cpuset.Parse(g.cfg.WorkerCPUAffinity, g.allowed)

@@ -68,7 +68,7 @@ func (m *Master) spawn(g *generation, slot int, id supervisor.ChildID) (int, err
 		cmd.Args[0] = g.cfg.App.Command[0]
 	}
 	cpus, bound := g.childCPUs(slot)
-	cmd.Env = append(m.childEnv(g, cpus, bound), enc.Env)
+	cmd.Env = append(m.childEnv(g, cpus), enc.Env)
 	cmd.Dir = g.cfg.ServerRoot
 	cmd.ExtraFiles = enc.ExtraFiles
 	out := m.errlog.File()
@@ -178,9 +178,9 @@ func (m *Master) childContract(g *generation, slot int) (contract.Child, *contra
 
 // childEnv is a child's environment: the master's own without what phased
 // keeps for itself (contract.Environ), app.env, and GOMAXPROCS (see
-// childProcs; no more than the child's CPUs when it is bound to some). The
-// contract's variable is added by spawn.
-func (m *Master) childEnv(g *generation, cpus cpuset.Set, bound bool) []string {
+// childProcs; no more than the child's CPUs when it is bound to some,
+// cpus, empty when not). The contract's variable is added by spawn.
+func (m *Master) childEnv(g *generation, cpus cpuset.Set) []string {
 	env := contract.Environ(os.Environ())
 	keys := make([]string, 0, len(g.cfg.App.Env))
 	for k := range g.cfg.App.Env {
@@ -192,8 +192,8 @@ func (m *Master) childEnv(g *generation, cpus cpuset.Set, bound bool) []string {
 	}
 	if _, set := g.cfg.App.Env["GOMAXPROCS"]; !set && os.Getenv("GOMAXPROCS") == "" {
 		n := childProcs(g.limits)
-		if bound && n > cpus.Count() {
-			n = cpus.Count() // Go's default for a bound process, when n is 0
+		if c := cpus.Count(); c > 0 && n > c {
+			n = c // Go's default for a bound process, when n is 0
 		}
 		if n > 0 {
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(n))

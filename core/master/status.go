@@ -90,12 +90,13 @@ func (m *Master) status() Status {
 		}
 		c := ChildStatus{PID: k.PID, Generation: k.Gen, Slot: k.Slot, State: state,
 			Uptime: time.Since(k.Started).Round(time.Second).String()}
-		if g := m.gens[k.Gen]; g != nil {
+		g := m.gens[k.Gen]
+		if g != nil {
 			if set, ok := g.childCPUs(k.Slot); ok {
 				c.CPUs = cpuset.Format(set)
 			}
 		}
-		if g := m.gens[k.Gen]; g != nil && k.Slot < g.board.Procs() {
+		if g != nil && k.Slot < g.board.Procs() {
 			if p := g.board.Proc(k.Slot); p.PID() == k.PID {
 				c.AppPID = p.AppPID()
 			}
