@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
@@ -107,6 +108,7 @@ type entry struct {
 	referer    []string // the header's values; nil when absent
 	userAgent  []string
 	duration   time.Duration
+	tls        *tls.ConnectionState // nil over plain HTTP
 }
 
 // appendEntry appends e in format f to b, with the final newline; tc, if
@@ -367,6 +369,12 @@ func append4(b []byte, n int) []byte {
 	return append(b, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
 }
 
+// TLSProtocol is mod_ssl's name for a TLS version (its SSL_PROTOCOL,
+// nginx's $ssl_protocol): TLSv1.3.
+func TLSProtocol(version uint16) string {
+	return strings.Replace(tls.VersionName(version), "TLS 1", "TLSv1", 1)
+}
+
 // appendJSON appends e as one JSON object and a newline.
 func appendJSON(b []byte, e *entry) []byte {
 	b = append(b, `{"time":"`...)
@@ -395,6 +403,19 @@ func appendJSON(b []byte, e *entry) []byte {
 	b = appendJSONHeader(b, e.userAgent)
 	b = append(b, `","duration_us":`...)
 	b = strconv.AppendInt(b, e.duration.Microseconds(), 10)
+	if t := e.tls; t != nil {
+		// mod_ssl's %{SSL_PROTOCOL}x, %{SSL_CIPHER}x (by IANA's name, as
+		// Go names it) and %{SSL_CLIENT_S_DN}x; nginx's $ssl_protocol,
+		// $ssl_cipher and $ssl_client_s_dn.
+		b = append(b, `,"tls_version":`...)
+		b = appendJSONString(b, TLSProtocol(t.Version))
+		b = append(b, `,"tls_cipher":`...)
+		b = appendJSONString(b, tls.CipherSuiteName(t.CipherSuite))
+		if len(t.VerifiedChains) > 0 { // as SSL_CLIENT_VERIFY: SUCCESS
+			b = append(b, `,"tls_client_s_dn":`...)
+			b = appendJSONString(b, t.PeerCertificates[0].Subject.String())
+		}
+	}
 	return append(b, "}\n"...)
 }
 

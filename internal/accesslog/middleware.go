@@ -73,6 +73,7 @@ func (m *middleware) log(r *http.Request, rw *responseWriter, start time.Time, r
 		bytes:      rw.bytes,
 		referer:    r.Header["Referer"],
 		userAgent:  r.Header["User-Agent"],
+		tls:        r.TLS,
 	}
 	if m.format.Timed() {
 		e.duration = m.now().Sub(start) // reading the clock is a third of the cost

@@ -3,6 +3,9 @@ package accesslog
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
@@ -457,4 +460,40 @@ func atoi(t *testing.T, s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// TestJSONLineTLS: over TLS the json line says the version and cipher
+// (mod_ssl's SSL_PROTOCOL and SSL_CIPHER) and, with a client certificate,
+// its subject (SSL_CLIENT_S_DN); over plain HTTP none of them, and the
+// other formats never.
+func TestJSONLineTLS(t *testing.T) {
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "alice", Organization: []string{"Example \"Q\""}}}
+	for _, tt := range []struct {
+		name string
+		tls  *tls.ConnectionState
+		want map[string]any
+	}{
+		{"plain", nil, map[string]any{}},
+		{"no certificate", &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256},
+			map[string]any{"tls_version": "TLSv1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256"}},
+		{"client certificate", &tls.ConnectionState{Version: tls.VersionTLS12, CipherSuite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			PeerCertificates: []*x509.Certificate{cert}, VerifiedChains: [][]*x509.Certificate{{cert}}},
+			map[string]any{"tls_version": "TLSv1.2", "tls_cipher": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "tls_client_s_dn": `CN=alice,O=Example \"Q\"`}},
+	} {
+		r := apacheRequest()
+		r.TLS = tt.tls
+		var m map[string]any
+		line := serveOne(t, FormatJSON, gif, r)
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%s: %q: %v", tt.name, line, err)
+		}
+		for _, k := range []string{"tls_version", "tls_cipher", "tls_client_s_dn"} {
+			if got, want := m[k], tt.want[k]; got != want {
+				t.Errorf("%s: %s = %#v, want %#v", tt.name, k, got, want)
+			}
+		}
+		if line := serveOne(t, FormatCombined, gif, r); strings.Contains(line, "TLS") || strings.Contains(line, "alice") {
+			t.Errorf("%s: combined line %q has TLS fields", tt.name, line)
+		}
+	}
 }

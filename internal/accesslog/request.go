@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"crypto/tls"
 	"net/http"
 	"time"
 )
@@ -24,6 +25,9 @@ type Request struct {
 	// formats; zero means until Log is called (Log reads the clock then,
 	// as Apache's %D does when it logs).
 	Duration time.Duration
+	// TLS is the connection's TLS state, nil over plain HTTP: the json
+	// format records its version, cipher and client certificate's subject.
+	TLS *tls.ConnectionState
 }
 
 // Logger writes Requests to a Writer in one format, exactly as Middleware
@@ -55,6 +59,7 @@ func (l *Logger) Log(r *Request) {
 		referer:    r.Referer,
 		userAgent:  r.UserAgent,
 		duration:   r.Duration,
+		tls:        r.TLS,
 	}
 	if e.duration == 0 && l.format.Timed() {
 		e.duration = time.Since(r.Received)

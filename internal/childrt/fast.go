@@ -857,6 +857,8 @@ type fastExchange struct {
 	status       int
 	hasDate      bool
 	file         bool // the files in front of an app answered (Runtime.Files)
+	// tls is the connection's TLS state, for the json access log only.
+	tls *tls.ConnectionState
 }
 
 // fastStart takes the request's slot (event) and scoreboard record and asks
@@ -914,6 +916,12 @@ func (s *server) fastStart(c net.Conn, req *fastRequest, cl *fastClient, start t
 		}
 		return x, false
 	}
+	if s.alogJSON {
+		if t, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
+			cs := t.ConnectionState()
+			x.tls = &cs
+		}
+	}
 	return x, true
 }
 
@@ -925,7 +933,7 @@ func (s *server) fastEnd(x *fastExchange, req *fastRequest, start, end time.Time
 	}
 	if s.alog != nil {
 		lr := accesslog.Request{RemoteAddr: x.remote, Received: start, Method: x.method, URI: bstr(req.target),
-			Proto: req.proto, Status: x.status, Bytes: n}
+			Proto: req.proto, Status: x.status, Bytes: n, TLS: x.tls}
 		var ref, ua [1]string
 		if req.hasReferer {
 			ref[0] = bstr(req.referer)

@@ -7,7 +7,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -58,6 +60,21 @@ func (ca clientCA) issue(t *testing.T, cn string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// certClient is an HTTPS client (HTTP/2 when h2) that trusts anything and
+// shows cert, if not nil, whatever authorities the server names (Go's
+// client would keep back one they do not cover).
+func certClient(h2 bool, cert *tls.Certificate) *http.Client {
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	if cert != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
 // TestClientCertificates: tls.client_ca with client_auth require (its
 // default) lets in only clients whose certificate chains to the CA, over
 // HTTP/1.1 and HTTP/2, and a CGI script sees it by mod_ssl's names, on
@@ -73,18 +90,9 @@ func TestClientCertificates(t *testing.T) {
 		script(t, dir, "who.sh", "printf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s|%s\\n' \"$SSL_CLIENT_VERIFY\" \"$SSL_CLIENT_S_DN\" \"$SSL_CLIENT_I_DN\" \"$SSL_CLIENT_M_SERIAL\"\n")
 	}
 	get := func(addr string, h2 bool, cert *tls.Certificate) (string, error) {
-		cfg := &tls.Config{InsecureSkipVerify: true}
-		if cert != nil {
-			// Shown whatever authorities the server names (Go's client
-			// would keep back one they do not cover).
-			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
-		}
-		tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2}
-		if !h2 {
-			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-		}
-		defer tr.CloseIdleConnections()
-		resp, b, err := fetch(&http.Client{Transport: tr, Timeout: 10 * time.Second}, "GET", "https://"+addr+"/cgi-bin/who.sh")
+		cl := certClient(h2, cert)
+		defer cl.CloseIdleConnections()
+		resp, b, err := fetch(cl, "GET", "https://"+addr+"/cgi-bin/who.sh")
 		if err != nil {
 			return "", err
 		}
@@ -152,4 +160,83 @@ func TestClientCertificates(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAccessLogTLS: the json access log records each TLS request's
+// version and cipher and, with a verified client certificate, its
+// subject (mod_ssl's %{SSL_PROTOCOL}x, %{SSL_CIPHER}x and
+// %{SSL_CLIENT_S_DN}x), over HTTP/1.1 and HTTP/2, on the fast path
+// (static files) and net/http's (CGI); a plain request none of them.
+func TestAccessLogTLS(t *testing.T) {
+	var ca clientCA
+	setup := func(dir string) {
+		ca = newClientCA(t, dir, "clients-ca.crt", "Clients CA")
+		script(t, dir, "ok.sh", "printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'\n")
+	}
+	for _, tc := range []struct{ name, app, path string }{
+		{"static", "", "/hello.txt"},
+		{"cgi", cgiApp, "/cgi-bin/ok.sh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, "", "{certificates: [{cert: site.crt, key: site.key}], client_ca: clients-ca.crt, client_auth: optional}",
+				"access_log: {path: logs/access.log, format: json}\n"+tc.app, setup)
+			alice := ca.issue(t, "alice")
+			type want struct{ ua, proto, dn string }
+			var wants []want
+			for _, h2 := range []bool{false, true} {
+				for _, cert := range []*tls.Certificate{&alice, nil} {
+					w := want{ua: fmt.Sprintf("h2=%v cert=%v", h2, cert != nil), proto: "HTTP/1.1"}
+					if h2 {
+						w.proto = "HTTP/2.0"
+					}
+					if cert != nil {
+						w.dn = "CN=alice,O=Example"
+					}
+					cl := certClient(h2, cert)
+					resp, _, err := fetch(cl, "GET", "https://"+s.TLSAddr+tc.path, "User-Agent", w.ua)
+					cl.CloseIdleConnections()
+					if err != nil || resp.StatusCode != 200 {
+						t.Fatalf("%s: %v %v", w.ua, resp, err)
+					}
+					wants = append(wants, w)
+				}
+			}
+			req, _ := http.NewRequest("GET", "http://"+s.Addr+tc.path, nil)
+			req.Header.Set("User-Agent", "plain")
+			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("plain: %v %v", resp, err)
+			} else {
+				resp.Body.Close()
+			}
+
+			seen := map[string]map[string]any{}
+			deadline := time.Now().Add(5 * time.Second)
+			for len(seen) < len(wants)+1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("access log lines: %v", seen)
+				}
+				time.Sleep(50 * time.Millisecond)
+				b, _ := os.ReadFile(filepath.Join(s.Dir, "logs/access.log"))
+				for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+					var m map[string]any
+					if json.Unmarshal([]byte(line), &m) == nil {
+						seen[fmt.Sprint(m["user_agent"])] = m
+					}
+				}
+			}
+			for _, w := range wants {
+				m := seen[w.ua]
+				if m["tls_version"] != "TLSv1.3" || !strings.HasPrefix(fmt.Sprint(m["tls_cipher"]), "TLS_") ||
+					!strings.HasSuffix(fmt.Sprint(m["request"]), w.proto) {
+					t.Errorf("%s: %v, want TLSv1.3, a cipher, %s", w.ua, m, w.proto)
+				}
+				if dn, _ := m["tls_client_s_dn"].(string); dn != w.dn {
+					t.Errorf("%s: tls_client_s_dn %q, want %q", w.ua, dn, w.dn)
+				}
+			}
+			if m := seen["plain"]; m["tls_version"] != nil || m["tls_cipher"] != nil || m["tls_client_s_dn"] != nil {
+				t.Errorf("plain: %v, want no TLS fields", m)
+			}
+		})
+	}
 }

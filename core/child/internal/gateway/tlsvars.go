@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
+
+	"github.com/phasedhq/phased/internal/accesslog"
 )
 
 // TLSVars calls put with what a CGI or FastCGI script learns of a request
@@ -18,7 +19,7 @@ import (
 // With one come its subject and issuer (RFC 2253), serial number
 // (hexadecimal), validity and the certificate itself (PEM).
 func TLSVars(cs *tls.ConnectionState, put func(name, value string)) {
-	put("SSL_PROTOCOL", strings.Replace(tls.VersionName(cs.Version), "TLS 1", "TLSv1", 1))
+	put("SSL_PROTOCOL", accesslog.TLSProtocol(cs.Version))
 	put("SSL_CIPHER", tls.CipherSuiteName(cs.CipherSuite))
 	if cs.ServerName != "" {
 		put("SSL_TLS_SNI", cs.ServerName)
