@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/phasedhq/phased/internal/sockconn"
 )
 
 // The fast path over TLS. A TLS listener of a child with a FastResponder
@@ -124,26 +126,13 @@ const (
 
 // lingerClose ends a connection whose last words to the client (a TLS
 // alert: "certificate required", "bad certificate"; or the 400 for plain
-// HTTP) the client may not have read yet, as Apache's lingering close
-// does: it sends FIN after them, then reads and drops what the client
-// still sends until the client closes, for lingerTLS at most. Closed at
-// once with the client's bytes unread (with TLS 1.3 a client sends its
-// request right after its Finished, before it learns of the refusal) the
-// socket resets the connection, and a client that meets the reset first
-// (curl: "getpeername() failed", exit 55) never reads why it was refused.
-// The caller closes c.
-func lingerClose(c net.Conn) {
-	if closeWrite(c) != nil || c.SetReadDeadline(time.Now().Add(lingerTLS)) != nil {
-		return
-	}
-	var buf [2048]byte
-	for n := 0; n < lingerTLSBytes; {
-		m, err := c.Read(buf[:])
-		if n += m; err != nil {
-			return
-		}
-	}
-}
+// HTTP) the client may not have read yet, lingering (sockconn.Linger).
+// Closed at once with the client's bytes unread (with TLS 1.3 a client
+// sends its request right after its Finished, before it learns of the
+// refusal) the socket resets the connection, and a client that meets the
+// reset first (curl: "getpeername() failed", exit 55) never reads why it
+// was refused. The caller closes c.
+func lingerClose(c net.Conn) { sockconn.Linger(c, lingerTLS, lingerTLSBytes) }
 
 // looksLikeHTTP reports whether a TLS record header is the start of an
 // HTTP request, as net/http checks.

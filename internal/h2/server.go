@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phasedhq/phased/internal/sockconn"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -615,9 +616,31 @@ func (sc *conn) close() {
 		st.cancel()
 	}
 	sc.cancel()
+	sc.linger()
 	sc.nc.Close()
 	if f := sc.srv.ConnState; f != nil {
 		f(sc.nc, http.StateClosed)
+	}
+}
+
+// What a closing connection reads and drops of the client's last frames:
+// for lingerTime at most, up to lingerBytes.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 64 << 10
+)
+
+// linger closes the connection lingering (sockconn.Linger), as Go's own
+// HTTP/2 server keeps reading for a second after its GOAWAY: closed at
+// once with the client's bytes unread (a PING sent after the client's own
+// GOAWAY), the socket resets the connection, and the client may meet the
+// reset before the frames it was sent.
+func (sc *conn) linger() {
+	sc.wmu.Lock()
+	failed := sc.werr != nil // the socket is closed already
+	sc.wmu.Unlock()
+	if !failed {
+		sockconn.Linger(sc.nc, lingerTime, lingerBytes)
 	}
 }
 

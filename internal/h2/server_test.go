@@ -500,3 +500,37 @@ func TestWindowTimeout(t *testing.T) {
 		t.Fatal("the handler's flush still waits")
 	}
 }
+
+// TestGoAwayThenCloseLingers: a client sends GOAWAY; the server ends the
+// connection, closing lingering: its FIN, then it reads and drops what the
+// client still sends until the client closes (a second at most), as Go's
+// HTTP/2 server reads on for a second after its GOAWAY. Closed at once, a
+// frame the client sent after its GOAWAY (h2spec's PING) met a closed
+// socket, which reset the connection: h2spec's "3.8/1 Sends a GOAWAY
+// frame" failed once on "connection reset by peer" where it wants the
+// connection closed. Here the client writes after the server's FIN: a
+// reset would fail its second write.
+func TestGoAwayThenCloseLingers(t *testing.T) {
+	c, fr := rawClient(t, &Server{Handler: http.NotFoundHandler()})
+	if err := fr.WriteGoAway(0, http2.ErrCodeNo, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The server's SETTINGS and its ack of ours, then its FIN (EOF).
+	for {
+		if _, err := fr.ReadFrame(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("after GOAWAY: %v, want EOF", err)
+			}
+			break
+		}
+	}
+	for i := range 2 {
+		if err := fr.WritePing(false, [8]byte{'h', '2', 's', 'p', 'e', 'c'}); err != nil {
+			t.Fatalf("PING %d after the server's FIN: %v, want it read (no reset)", i, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after the PINGs: %v, want EOF", err)
+	}
+}

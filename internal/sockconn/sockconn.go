@@ -472,3 +472,24 @@ func (c *Conn) shutdown(how int, op string) error {
 	}
 	return nil
 }
+
+// Linger ends c's sending side (FIN after what was written) and reads and
+// drops what the peer still sends until it closes, for within at most and
+// up to most bytes: a lingering close, as Apache's. The caller closes c
+// after. Closed at once with the peer's bytes unread, or with more of them
+// on the way, a socket resets the connection, and a peer that meets the
+// reset first may never read the last words it was sent. A c that cannot
+// half-close is left as it is.
+func Linger(c net.Conn, within time.Duration, most int) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil || c.SetReadDeadline(time.Now().Add(within)) != nil {
+		return
+	}
+	var buf [4096]byte
+	for n := 0; n < most; {
+		m, err := c.Read(buf[:])
+		if n += m; err != nil {
+			return
+		}
+	}
+}
