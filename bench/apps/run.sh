@@ -37,12 +37,13 @@
 #   rack   examples/app-rack/config.ru (GET /health), 4 single-threaded app
 #          processes
 #          phased:  event MPM, 4 children x 1 slot, each child a puma -t 1:1
-#                   on its unix socket
+#                   on its unix socket, bound with it (APP_AFFINITY: two
+#                   children on each CPU)
 #          Apache + Passenger: event MPM, PassengerMinInstances =
 #                   PassengerMaxPoolSize = 4
 #   php    hello world (bench/apps/hello.php), 8 php-cgi processes
 #          phased:  event MPM, 2 children x 4 slots, each child a php-cgi -b
-#                   with PHP_FCGI_CHILDREN=4
+#                   with PHP_FCGI_CHILDREN=4, bound with it (one on each CPU)
 #          Apache + mod_fcgid: event MPM, FcgidMaxProcessesPerClass 8, php-cgi
 #                   as the FcgidWrapper
 #
@@ -69,7 +70,7 @@
 # (19300), ONLY (pairs), RESULTS (bench/apps/RESULTS.md, its bench section;
 # "-" for none), WSGI_LAYOUTS (2x8x2), BASELINE (another phased binary,
 # measured beside bin/phased in every wsgi layout: rows "...-base"),
-# KEEP_TMP (0).
+# APP_AFFINITY (auto: the rack and php pairs' worker_cpu_affinity), KEEP_TMP (0).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -84,6 +85,7 @@ PORT_BASE=${PORT_BASE:-19300}
 RESULTS=${RESULTS:-$REPO/bench/apps/RESULTS.md}
 KEEP_TMP=${KEEP_TMP:-0}
 WSGI_LAYOUTS=${WSGI_LAYOUTS:-2x8x2}
+APP_AFFINITY=${APP_AFFINITY:-auto} # worker_cpu_affinity of the rack and php pairs' phased
 BASELINE=${BASELINE:-}
 ONLY=${ONLY:-wsgi rack php}
 PHASED=$REPO/bin/phased
@@ -327,7 +329,8 @@ setup_rack() {
 	cp "$REPO/examples/app-rack/config.ru" "$TMP/rack/"
 	cp "$REPO/examples/app-rack/config.ru" "$dir/app/"
 	chmod -R a+rX "$TMP"
-	phased_app phased-puma /health "mpm:
+	phased_app phased-puma /health "worker_cpu_affinity: $APP_AFFINITY
+mpm:
   name: event
   start_servers: 4
   server_limit: 4
@@ -383,6 +386,7 @@ setup_php() {
 	cp "$REPO/bench/apps/hello.php" "$www/"
 	chmod -R a+rX "$TMP"
 	phased_app phased-php /hello.php "document_root: $www
+worker_cpu_affinity: $APP_AFFINITY
 mpm:
   name: event
   start_servers: 2
@@ -508,7 +512,7 @@ if [ "$RESULTS" != - ]; then
 		echo
 		echo "$table"
 		echo
-		echo "Set-ups (the head of bench/apps/run.sh): wsgi: bench/apps/hello.py on 4 gunicorn sync workers, phased's event MPM with C children x S slots and a gunicorn of W workers per child (CxSxW[:worker_cpu_affinity], auto unless given: $WSGI_LAYOUTS; 2x8x2 lets as many requests at the apps as nginx does, see the script's head) vs one gunicorn of 4 workers behind nginx's proxy_pass (2 worker processes; \"nginx bound\": with worker_cpu_affinity auto), both on unix sockets. rack: examples/app-rack (GET /health) in 4 single-threaded processes, phased's event MPM with 4 children x 1 slot (puma -t 1:1 per child) vs Apache's event MPM + Passenger (pool of 4). php: bench/apps/hello.php in 8 php-cgi processes, phased's event MPM with 2 children x 4 slots (php-cgi -b, PHP_FCGI_CHILDREN=4, per child) vs Apache's event MPM + mod_fcgid (8 processes; its p99 near 1 s is mod_fcgid's own wait: a request that finds every PHP process busy sleeps a second in mod_fcgid's retry loop before it tries again)."
+		echo "Set-ups (the head of bench/apps/run.sh): wsgi: bench/apps/hello.py on 4 gunicorn sync workers, phased's event MPM with C children x S slots and a gunicorn of W workers per child (CxSxW[:worker_cpu_affinity], auto unless given: $WSGI_LAYOUTS; 2x8x2 lets as many requests at the apps as nginx does, see the script's head) vs one gunicorn of 4 workers behind nginx's proxy_pass (2 worker processes; \"nginx bound\": with worker_cpu_affinity auto), both on unix sockets. rack: examples/app-rack (GET /health) in 4 single-threaded processes, phased's event MPM with 4 children x 1 slot (puma -t 1:1 per child; worker_cpu_affinity $APP_AFFINITY) vs Apache's event MPM + Passenger (pool of 4). php: bench/apps/hello.php in 8 php-cgi processes, phased's event MPM with 2 children x 4 slots (worker_cpu_affinity $APP_AFFINITY; php-cgi -b, PHP_FCGI_CHILDREN=4, per child) vs Apache's event MPM + mod_fcgid (8 processes; its p99 near 1 s is mod_fcgid's own wait: a request that finds every PHP process busy sleeps a second in mod_fcgid's retry loop before it tries again)."
 	} | write_section "$RESULTS" bench
 	log "wrote $RESULTS"
 fi
