@@ -712,6 +712,9 @@ type fastClient struct {
 	port    uint16
 	remote  string // peer:port, for the access log ("" without one)
 	trusted bool
+	// tls is the connection's TLS state, read once after the handshake,
+	// for the json access log only (nil otherwise).
+	tls *tls.ConnectionState
 }
 
 // fastPeer reads c's peer once, for all its requests.
@@ -720,6 +723,10 @@ func (s *server) fastPeer(c net.Conn) fastClient {
 	cl := fastClient{peer: ap.Addr(), port: ap.Port(), trusted: s.realIP.Trusts(ap.Addr())}
 	if s.alog != nil {
 		cl.remote = c.RemoteAddr().String()
+	}
+	if t, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok && s.alogJSON {
+		cs := t.ConnectionState()
+		cl.tls = &cs
 	}
 	return cl
 }
@@ -856,9 +863,8 @@ type fastExchange struct {
 	header, body []byte
 	status       int
 	hasDate      bool
-	file         bool // the files in front of an app answered (Runtime.Files)
-	// tls is the connection's TLS state, for the json access log only.
-	tls *tls.ConnectionState
+	file         bool                 // the files in front of an app answered (Runtime.Files)
+	tls          *tls.ConnectionState // the connection's (fastClient.tls)
 }
 
 // fastStart takes the request's slot (event) and scoreboard record and asks
@@ -916,12 +922,7 @@ func (s *server) fastStart(c net.Conn, req *fastRequest, cl *fastClient, start t
 		}
 		return x, false
 	}
-	if s.alogJSON {
-		if t, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
-			cs := t.ConnectionState()
-			x.tls = &cs
-		}
-	}
+	x.tls = cl.tls
 	return x, true
 }
 

@@ -1,7 +1,6 @@
 package childrt
 
 import (
-	"crypto/tls"
 	"io"
 	"net/http"
 	"strings"
@@ -133,11 +132,8 @@ func TestHTTP2ClosedConnectionKeepsItsSlot(t *testing.T) {
 		}
 		io.WriteString(w, "done "+r.URL.Path)
 	}))
-	c, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h2test.Request(h2test.Start(c), 1, "GET", "/slow", true)
+	c, fr := h2test.Dial(t, addr, cfg, 10*time.Second)
+	h2test.Request(fr, 1, "GET", "/slow", true)
 	select {
 	case <-running:
 	case <-time.After(5 * time.Second):

@@ -41,19 +41,11 @@ func (s *server) serveInline(c net.Conn) (inp *[]byte, done bool) {
 		// accepting goroutine must not.
 		return nil, false
 	}
-	sock := c
-	if sc, ok := c.(*slotConn); ok {
-		sock = sc.Conn
-	}
-	tc, ok := sock.(syscall.Conn)
-	if !ok {
+	sock, rc := sockOf(c)
+	if rc == nil {
 		return nil, false
 	}
 	if _, tcp := sock.RemoteAddr().(*net.TCPAddr); !tcp {
-		return nil, false
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
 		return nil, false
 	}
 	sk := rawNow{rc}

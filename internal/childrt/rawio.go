@@ -36,19 +36,30 @@ type rawIO struct {
 // measure what rawIO buys.
 var rawIOEnabled = true
 
-// newRawIO returns a rawIO for c's socket, or nil when c has none. c may
-// be a slotConn, which adds nothing to Read and Write; not a replayConn,
-// whose Read returns bytes the socket no longer has.
-func newRawIO(c net.Conn) *rawIO {
+// sockOf returns the socket below c (c itself, or what a slotConn, which
+// adds nothing to Read and Write, wraps) and its raw connection, nil when
+// it has none.
+func sockOf(c net.Conn) (net.Conn, syscall.RawConn) {
 	if sc, ok := c.(*slotConn); ok {
 		c = sc.Conn
 	}
 	conn, ok := c.(syscall.Conn)
 	if !ok {
-		return nil
+		return c, nil
 	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
+		return c, nil
+	}
+	return c, rc
+}
+
+// newRawIO returns a rawIO for c's socket, or nil when c has none. c may
+// be a slotConn, which adds nothing to Read and Write; not a replayConn,
+// whose Read returns bytes the socket no longer has.
+func newRawIO(c net.Conn) *rawIO {
+	_, rc := sockOf(c)
+	if rc == nil {
 		return nil
 	}
 	r := &rawIO{rc: rc}

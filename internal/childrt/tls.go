@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/phasedhq/phased/internal/contract"
@@ -226,15 +225,8 @@ func unread(c net.Conn) int {
 	if pc, ok := c.(*proxyConn); ok {
 		c = pc.Conn
 	}
-	if sc, ok := c.(*slotConn); ok {
-		c = sc.Conn
-	}
-	conn, ok := c.(syscall.Conn)
-	if !ok {
-		return 0
-	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
+	_, rc := sockOf(c)
+	if rc == nil {
 		return 0
 	}
 	n := 0

@@ -167,13 +167,7 @@ func TestHTTP2WithoutFastPath(t *testing.T) {
 		t.Fatalf("h2: %s %q X-TLS %q", resp.Proto, b, resp.Header.Get("X-TLS"))
 	}
 
-	c, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fr := h2test.Start(c)
+	_, fr := h2test.Dial(t, addr, cfg, 5*time.Second)
 	h2test.Request(fr, 1, "GET", "/a", true, "te", "gzip")
 	for {
 		f, err := fr.ReadFrame()

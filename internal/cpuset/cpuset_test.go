@@ -2,9 +2,6 @@ package cpuset
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -97,56 +94,5 @@ func TestFor(t *testing.T) {
 	}
 	if _, ok := None.For(0, 2, set(0, 1)); ok {
 		t.Error("none binds")
-	}
-}
-
-// cpusAllowed reads the Cpus_allowed_list of every thread of pid.
-func cpusAllowed(t *testing.T, pid string) []string {
-	t.Helper()
-	tasks, _ := filepath.Glob("/proc/" + pid + "/task/*/status")
-	var lists []string
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-				lists = append(lists, strings.TrimSpace(v))
-			}
-		}
-	}
-	return lists
-}
-
-// TestStart starts a process bound to one CPU: it runs there from its
-// start (what it prints of itself), and no thread of this process stays
-// bound after.
-func TestStart(t *testing.T) {
-	allowed, err := Allowed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpus := CPUs(allowed)
-	one := set(cpus[len(cpus)-1])
-	cmd := exec.Command("sh", "-c", "grep Cpus_allowed_list /proc/self/status")
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := Start(cmd, one); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.TrimSpace(strings.TrimPrefix(out.String(), "Cpus_allowed_list:")); got != Format(one) {
-		t.Errorf("the process ran on %q, want %q", got, Format(one))
-	}
-	for _, l := range cpusAllowed(t, "self") {
-		if l != Format(allowed) {
-			t.Errorf("a thread of the test is left on %q, want %q", l, Format(allowed))
-		}
-	}
-	if err := Start(exec.Command("sh", "-c", "true"), Set{}); err == nil {
-		t.Error("Start on no CPUs: no error")
 	}
 }

@@ -26,8 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phasedhq/phased/internal/cpuset"
 	"github.com/phasedhq/phased/internal/procfs"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -408,38 +408,24 @@ func CPUsAllowed(pid int) map[string]int {
 }
 
 // AutoCPUs is the CPU list worker_cpu_affinity: auto gives child slot of
-// a generation that starts start children, worked out apart from phased's
-// code: the CPUs this process may run on, cut into min(start, CPUs)
-// groups of consecutive CPUs, slot taking group slot mod groups.
+// a generation that starts start children, its grouping worked out apart
+// from phased's (cpuset.Spec.For): the CPUs this process may run on, cut
+// into min(start, CPUs) groups of consecutive CPUs, slot taking group slot
+// mod groups.
 func AutoCPUs(t testing.TB, slot, start int) string {
 	t.Helper()
-	var mask unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+	allowed, err := cpuset.Allowed()
+	if err != nil {
 		t.Fatal(err)
 	}
-	var cpus []int
-	for c := range 1024 {
-		if mask.IsSet(c) {
-			cpus = append(cpus, c)
-		}
-	}
+	cpus := cpuset.CPUs(allowed)
 	groups := min(start, len(cpus))
 	g := slot % groups
-	part := cpus[g*len(cpus)/groups : (g+1)*len(cpus)/groups]
-	var runs []string // as the kernel writes a CPU list: 0-3,8
-	for i := 0; i < len(part); {
-		j := i
-		for j+1 < len(part) && part[j+1] == part[j]+1 {
-			j++
-		}
-		if j > i {
-			runs = append(runs, fmt.Sprintf("%d-%d", part[i], part[j]))
-		} else {
-			runs = append(runs, strconv.Itoa(part[i]))
-		}
-		i = j + 1
+	var set cpuset.Set
+	for _, c := range cpus[g*len(cpus)/groups : (g+1)*len(cpus)/groups] {
+		set.Set(c)
 	}
-	return strings.Join(runs, ",")
+	return cpuset.Format(set)
 }
 
 // OnlyOn fails t unless every thread of each of pids may run on want (a

@@ -388,16 +388,12 @@ func rawClient(t *testing.T, srv *Server, settings ...http2.Setting) (net.Conn, 
 			srv.ServeConn(c)
 		}
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, fr := h2test.Dial(t, ln.Addr().String(), nil, 10*time.Second, settings...)
 	t.Cleanup(func() {
 		c.Close()
 		<-done
 	})
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c, h2test.Start(c, settings...)
+	return c, fr
 }
 
 // awaitReset reads frames until RST_STREAM for id, and returns its code.

@@ -130,13 +130,7 @@ func TestRedirectAndH2C(t *testing.T) {
 	}
 	// h2c is phased's HTTP/2 server too: a request with "TE: gzip" gets
 	// RFC 9113's RST_STREAM PROTOCOL_ERROR (net/http's answered 400).
-	conn, err := net.Dial("tcp", h.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fr := h2test.Start(conn)
+	_, fr := h2test.Dial(t, h.Addr, nil, 5*time.Second)
 	h2test.Request(fr, 1, "GET", "/hello.txt", true, "te", "gzip")
 	for {
 		f, err := fr.ReadFrame()
@@ -445,13 +439,7 @@ func TestHTTP2SlowBodyIsCut(t *testing.T) {
 		func(dir string) {
 			script(t, dir, "count.sh", "n=$(wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$n\"\n")
 		})
-	c, err := tls.Dial("tcp", s.TLSAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	fr := h2test.Start(c)
+	_, fr := h2test.Dial(t, s.TLSAddr, &tls.Config{InsecureSkipVerify: true}, 15*time.Second)
 	start := time.Now()
 	h2test.Request(fr, 1, "POST", "/cgi-bin/count.sh", false)
 	fr.WriteData(1, false, []byte("ten bytes!"))
@@ -537,13 +525,7 @@ func TestH2CListenerBounds(t *testing.T) {
 	}
 
 	// h2c: a request that takes 5 s, past read_header, is answered.
-	conn, err := net.Dial("tcp", s.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(15 * time.Second))
-	fr := h2test.Start(conn)
+	_, fr := h2test.Dial(t, s.Addr, nil, 15*time.Second)
 	h2test.Request(fr, 1, "GET", "/cgi-bin/nap.sh", true)
 	for {
 		f, err := fr.ReadFrame()

@@ -5,8 +5,11 @@ package h2test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
+	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -19,6 +22,28 @@ func Start(c net.Conn, settings ...http2.Setting) *http2.Framer {
 	fr := http2.NewFramer(c, c)
 	fr.WriteSettings(settings...)
 	return fr
+}
+
+// Dial connects to addr (over TLS with cfg, offering h2 alone; plain TCP
+// for h2c when cfg is nil), bounds every read and write of the connection
+// by within, closes it when t ends, and starts HTTP/2 on it (Start).
+func Dial(t testing.TB, addr string, cfg *tls.Config, within time.Duration, settings ...http2.Setting) (net.Conn, *http2.Framer) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if cfg != nil {
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{"h2"}
+		c, err = tls.Dial("tcp", addr, cfg)
+	} else {
+		c, err = net.Dial("tcp", addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(within))
+	return c, Start(c, settings...)
 }
 
 // Request sends the HEADERS frame of a request on stream id: method and
